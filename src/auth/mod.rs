@@ -1,0 +1,1 @@
+//! Authentication: the checkpassword interface (both sides), SASL PLAIN/LOGIN/CRAM-MD5 and APOP.

@@ -1,0 +1,1 @@
+//! The qmail queue: qmail-queue, todo processing, scheduling and bounces.

@@ -1,0 +1,1 @@
+//! SMTP: the qmail-smtpd server session, the qmail-remote client and Received lines.

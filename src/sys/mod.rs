@@ -1,0 +1,168 @@
+//! The only module with `unsafe` code: raw file descriptors, fcntl record
+//! locks, process identity and privilege changes.
+//!
+//! Areas that need more of this add a file here (`sys/<area>.rs`) rather than
+//! `unsafe` anywhere else.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// True when the process runs setuid or setgid (real and effective ids differ).
+pub fn is_setid() -> bool {
+    nix::unistd::getuid() != nix::unistd::geteuid()
+        || nix::unistd::getgid() != nix::unistd::getegid()
+}
+
+/// Takes ownership of an inherited file descriptor (0, 1, 3 ...), if it is open.
+pub fn inherit_fd(fd: RawFd) -> Option<OwnedFd> {
+    if nix::fcntl::fcntl(
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+        nix::fcntl::FcntlArg::F_GETFD,
+    )
+    .is_err()
+    {
+        return None;
+    }
+    // SAFETY: the descriptor is open (F_GETFD succeeded) and, by the program's
+    // interface, belongs to this process alone from now on.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// An inherited descriptor as a `File` (see [`inherit_fd`]).
+pub fn inherit_file(fd: RawFd) -> Option<File> {
+    inherit_fd(fd).map(File::from)
+}
+
+/// Takes an exclusive fcntl (POSIX record) lock on the whole file, waiting for
+/// it. vpopmail locks `.vpasswd.lock` and `open-smtp.lock` this way; `flock`
+/// locks would not be seen by it. The lock lasts until the file is closed.
+pub fn lock_exclusive(f: &File) -> io::Result<()> {
+    fcntl_lock(f, libc::F_WRLCK as libc::c_short, true).map(|_| ())
+}
+
+/// Tries to take an exclusive fcntl lock without waiting; `Ok(false)` when
+/// another process holds it.
+pub fn try_lock_exclusive(f: &File) -> io::Result<bool> {
+    fcntl_lock(f, libc::F_WRLCK as libc::c_short, false)
+}
+
+fn fcntl_lock(f: &File, kind: libc::c_short, wait: bool) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let fl = libc::flock {
+        l_type: kind,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    };
+    let cmd = if wait { libc::F_SETLKW } else { libc::F_SETLK };
+    loop {
+        // SAFETY: fcntl with a valid descriptor and a pointer to a live flock.
+        let r = unsafe { libc::fcntl(f.as_raw_fd(), cmd, &fl) };
+        if r == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) | Some(libc::EACCES) if !wait => return Ok(false),
+            _ => return Err(e),
+        }
+    }
+}
+
+/// A system account: uid, gid and home.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    /// The account name.
+    pub name: String,
+    /// Its uid.
+    pub uid: u32,
+    /// Its primary gid.
+    pub gid: u32,
+    /// Its home directory.
+    pub home: std::path::PathBuf,
+}
+
+/// Looks a system account up by name.
+pub fn account(name: &str) -> Option<Account> {
+    let u = nix::unistd::User::from_name(name).ok().flatten()?;
+    Some(Account {
+        name: u.name,
+        uid: u.uid.as_raw(),
+        gid: u.gid.as_raw(),
+        home: u.dir,
+    })
+}
+
+/// Looks a group up by name.
+pub fn group_gid(name: &str) -> Option<u32> {
+    nix::unistd::Group::from_name(name)
+        .ok()
+        .flatten()
+        .map(|g| g.gid.as_raw())
+}
+
+static SANDBOX_WARNED: AtomicBool = AtomicBool::new(false);
+
+/// Switches to the account `name` (setgid, then setuid), as qmail's programs do.
+///
+/// In a sandbox (the account does not exist, or the process is not root), the
+/// process keeps its identity and says so once on stderr; `Ok(false)` then.
+pub fn become_user(prog: &str, name: &str) -> io::Result<bool> {
+    match account(name) {
+        Some(a) if nix::unistd::geteuid().is_root() => {
+            set_ids(a.uid, a.gid)?;
+            Ok(true)
+        }
+        Some(a) if nix::unistd::geteuid().as_raw() == a.uid => Ok(true),
+        _ => {
+            if !SANDBOX_WARNED.swap(true, Ordering::Relaxed) {
+                eprintln!(
+                    "{prog}: warning: account {name} unavailable; running as uid {}",
+                    nix::unistd::geteuid()
+                );
+            }
+            Ok(false)
+        }
+    }
+}
+
+/// setgroups([gid]), setgid(gid), setuid(uid), in that order.
+pub fn set_ids(uid: u32, gid: u32) -> io::Result<()> {
+    let gid = nix::unistd::Gid::from_raw(gid);
+    let uid = nix::unistd::Uid::from_raw(uid);
+    if nix::unistd::geteuid().is_root() {
+        nix::unistd::setgroups(&[gid]).map_err(io::Error::from)?;
+    }
+    nix::unistd::setgid(gid).map_err(io::Error::from)?;
+    nix::unistd::setuid(uid).map_err(io::Error::from)?;
+    Ok(())
+}
+
+/// The host name (gethostname), used in Maildir file names and greetings.
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fcntl_lock_excludes_another_process_only() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("l");
+        let f = File::create(&p).unwrap();
+        lock_exclusive(&f).unwrap();
+        // fcntl locks are per process: the same process may lock again.
+        let g = File::open(&p).unwrap();
+        let _ = g;
+        assert!(try_lock_exclusive(&File::options().write(true).open(&p).unwrap()).unwrap());
+    }
+}

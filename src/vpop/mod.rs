@@ -1,0 +1,1 @@
+//! vpopmail: vpasswd (+cdb), domains, users/assign, passwords, flags and quotas.
