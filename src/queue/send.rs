@@ -727,8 +727,6 @@ impl Send {
                 let mut rep = std::mem::take(&mut self.repbuf[c]);
                 rep.pop();
                 self.report(c, rep);
-            } else if b == 0 {
-                self.repbuf[c].clear();
             }
         }
     }
