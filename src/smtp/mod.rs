@@ -13,8 +13,8 @@
 
 pub mod addr;
 pub mod data;
-//pub mod policy;
+pub mod policy;
 pub mod received;
 pub mod reply;
-//pub mod server;
+pub mod server;
 pub mod session;
