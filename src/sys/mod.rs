@@ -5,6 +5,7 @@
 //! `unsafe` anywhere else.
 
 pub mod auth;
+pub mod pop3;
 
 use std::fs::File;
 use std::io;
