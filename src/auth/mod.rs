@@ -3,3 +3,4 @@
 
 pub mod checkpassword;
 pub mod sasl;
+pub mod vchkpw;
