@@ -4,6 +4,9 @@
 //! Areas that need more of this add a file here (`sys/<area>.rs`) rather than
 //! `unsafe` anywhere else.
 
+pub mod auth;
+pub mod pop3;
+
 use std::fs::File;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
