@@ -12,10 +12,10 @@
 //!   qmail-queue).
 
 pub mod addr;
+pub mod client;
 pub mod data;
 pub mod policy;
 pub mod received;
 pub mod reply;
 pub mod server;
 pub mod session;
-pub mod client;
