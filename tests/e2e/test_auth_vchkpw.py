@@ -8,54 +8,19 @@ import stat
 import subprocess
 import unittest
 
-from harness import RootTestCase, need_tool
+from auth_lib import NO_IMAP, NO_POP, NO_RELAY, NO_SMTP, NO_WEBMAIL, AuthCase
+from harness import need_tool
 
-NO_POP, NO_WEBMAIL, NO_IMAP, NO_RELAY, NO_SMTP = 0x02, 0x04, 0x08, 0x20, 0x800
 SHOW = 'printf "%s|%s|%s|%s|%s" "$USER" "$HOME" "$SHELL" "$VPOPUSER" "$(pwd)"'
 
 
-def crypt6(password):
-    r = subprocess.run(["openssl", "passwd", "-6", "-salt", "e2esalt", password],
-                       capture_output=True, text=True, check=True, timeout=30)
-    return r.stdout.strip()
-
-
-class Vchkpw(RootTestCase):
+class Vchkpw(AuthCase):
     def setUp(self):
         super().setUp()
-        need_tool("openssl")
         self.add_domain("example.com")
         self.add_domain("other.org")
         self.user("joe", "example.com", "secret1")
         self.user("ann", "other.org", "annpass", clear="annpass")
-
-    # -- a vpopmail installation, written the way vadddomain/vadduser leave it --
-    def add_domain(self, dom):
-        d = self.root.domain_dir(dom)
-        os.makedirs(d, mode=0o750)
-        assign = self.root.q("users", "assign")
-        with open(assign) as f:
-            lines = [l for l in f.read().splitlines() if l != "."]
-        lines.append(f"+{dom}-:{dom}:{os.getuid()}:{os.getgid()}:{d}:-::")
-        with open(assign, "w") as f:
-            f.write("\n".join(sorted(lines)) + "\n.\n")
-        newu = self.root.q("bin", "qmail-newu")
-        if os.path.exists(newu):
-            self.root.run("qmail-newu", check=True)
-
-    def user(self, name, dom, password, flags=0, clear=None, hashed=None, dir=None):
-        d = self.root.domain_dir(dom)
-        udir = dir if dir is not None else os.path.join(d, name)
-        h = crypt6(password) if hashed is None else hashed
-        line = f"{name}:{h}:1:{flags}:{name}:{udir}:NOQUOTA"
-        if clear is not None:
-            line += f":{clear}"
-        with open(os.path.join(d, "vpasswd"), "a") as f:
-            f.write(line + "\n")
-        cdb = os.path.join(d, "vpasswd.cdb")
-        if os.path.exists(cdb):
-            os.unlink(cdb)  # rebuilt from vpasswd on the next lookup
-        return udir
 
     def check(self, login, password, challenge=b"", prog=None, env=None, fd3=True):
         """Runs vchkpw with login\\0password\\0challenge\\0 on descriptor 3."""
@@ -139,6 +104,13 @@ class Vchkpw(RootTestCase):
         self.expect(r, 11)
         self.assertIn(b"vchkpw is only for talking with qmail-popup and qmail-pop3d", r.stderr)
         self.expect(self.check("joe@example.com", "x" * 600), 2)
+        self.user("nodir", "example.com", "pw1", dir="")
+        self.expect(self.check("nodir@example.com", "pw1"), 14,
+                    "vchkpw-pop3: dir auto create failed nodir@example.com:10.0.0.9")
+        self.user("baddir", "example.com", "pw1", dir="/dev/null/baddir")
+        self.expect(self.check("baddir@example.com", "pw1"), 6, "vchkpw-pop3: autocreate dir failed")
+        # SMTP AUTH does not enter the directory.
+        self.expect(self.check("baddir@example.com", "pw1", prog=["/bin/true"], env={"TCPLOCALPORT": "25"}), 0)
         self.user("nopass", "example.com", "", hashed="")
         self.expect(self.check("nopass@example.com", "x"), 15,
                     "vchkpw-pop3: user has no password nopass@example.com:10.0.0.9")
