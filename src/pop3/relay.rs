@@ -264,3 +264,77 @@ fn put_client(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::FdStream;
+    use std::fs::File;
+    use std::os::fd::OwnedFd;
+
+    fn duplex(s: UnixStream) -> Duplex {
+        let a = File::from(OwnedFd::from(s.try_clone().unwrap()));
+        let b = File::from(OwnedFd::from(s));
+        Duplex {
+            rd: FdStream::new(a, None),
+            wr: FdStream::new(b, None),
+        }
+    }
+
+    #[test]
+    fn plain_relay_both_ways_and_client_hangup_reaches_the_child() {
+        let (client, server) = UnixStream::pair().unwrap();
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        let child = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            theirs.write_all(b"+OK \r\n").unwrap();
+            theirs.read_to_end(&mut got).unwrap(); // ends when the client hangs up
+            theirs.write_all(b"bye\r\n").unwrap();
+            got
+        });
+        let mut c = client;
+        let reader = std::thread::spawn(move || {
+            let mut first = [0u8; 6];
+            c.read_exact(&mut first).unwrap();
+            c.write_all(b"STAT\r\n").unwrap();
+            c.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut rest = Vec::new();
+            c.read_to_end(&mut rest).unwrap();
+            (first.to_vec(), rest)
+        });
+        let mut silent = || b"never".to_vec();
+        let end = relay(
+            Conn::Plain(duplex(server)),
+            b"LIST\r\n".to_vec(),
+            ours,
+            Duration::from_secs(10),
+            &mut silent,
+        )
+        .unwrap();
+        assert!(end.child_spoke);
+        assert_eq!(child.join().unwrap(), b"LIST\r\nSTAT\r\n");
+        let (first, rest) = reader.join().unwrap();
+        assert_eq!(first, b"+OK \r\n");
+        assert_eq!(rest, b"bye\r\n");
+    }
+
+    #[test]
+    fn a_silent_child_gets_the_failure_reply_sent() {
+        let (mut client, server) = UnixStream::pair().unwrap();
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        drop(theirs); // checkpassword refused and exited without a word
+        let mut silent = || b"-ERR authorization failed\r\n".to_vec();
+        let end = relay(
+            Conn::Plain(duplex(server)),
+            Vec::new(),
+            ours,
+            Duration::from_secs(10),
+            &mut silent,
+        )
+        .unwrap();
+        assert!(!end.child_spoke);
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"-ERR authorization failed\r\n");
+    }
+}

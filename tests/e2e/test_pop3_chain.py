@@ -105,6 +105,29 @@ class Chain(RootTestCase):
             p.pass_("secret1")
         p.close()
 
+    def test_apop_with_a_clear_password(self):
+        # Store the clear password (the 8th vpasswd field) and let the cdb be rebuilt.
+        vp = os.path.join(self.root.domain_dir("example.test"), "vpasswd")
+        with open(vp) as f:
+            lines = f.read().splitlines()
+        out = []
+        for line in lines:
+            fields = line.split(":")
+            if fields[0] == "joe":
+                fields = (fields + [""] * 8)[:8]
+                fields[7] = "secret1"
+            out.append(":".join(fields))
+        with open(vp, "w") as f:
+            f.write("\n".join(out) + "\n")
+        cdb = vp + ".cdb"
+        if os.path.exists(cdb):
+            os.unlink(cdb)
+        self.put("1.a.h")
+        p = poplib.POP3("127.0.0.1", self.chain().port, timeout=10)
+        p.apop("joe@example.test", "secret1")
+        self.assertEqual(p.stat(), (1, len(M1)))
+        p.quit()
+
     def test_relay_opened_on_success(self):
         p = self.login(self.chain().port, "joe@example.test")
         p.quit()
