@@ -12,6 +12,7 @@
 //!   qmail-queue).
 
 pub mod addr;
+pub mod client;
 pub mod data;
 pub mod policy;
 pub mod received;
