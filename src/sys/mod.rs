@@ -4,7 +4,10 @@
 //! Areas that need more of this add a file here (`sys/<area>.rs`) rather than
 //! `unsafe` anywhere else.
 
+pub mod auth;
+pub mod pop3;
 pub mod queue;
+pub mod tty;
 
 use std::fs::File;
 use std::io;

@@ -1,0 +1,350 @@
+//! A domain's `vpasswd` file and its `vpasswd.cdb`, under vpopmail's lock.
+//!
+//! Reading goes through `vpasswd.cdb` (key = user name, data = the rest of the
+//! line after the first `:`), so a lookup costs the same in a domain of ten users
+//! or a hundred thousand. When the cdb is missing it is rebuilt from vpasswd (if
+//! this process may write the domain), otherwise, and when vpasswd is newer than
+//! the cdb (a hand edit, or a writer caught between its two renames), the text
+//! file is scanned.
+//!
+//! Every change takes an exclusive fcntl lock on `DOMAIN/.vpasswd.lock` (the kind
+//! vpopmail takes; flock would not be seen by it), reads vpasswd, writes the new
+//! text to a temporary file, fsyncs, renames it over vpasswd, then builds
+//! `vpasswd.cdb` the same way (through `vpasswd.cdb.tmp`). A crash at any moment
+//! leaves the old or the new vpasswd, never a torn one; a crash between the two
+//! renames leaves a cdb older than vpasswd, which readers notice (above) and the
+//! next writer replaces.
+//!
+//! New users are inserted before the first line whose name sorts after them, as
+//! vpopmail's `vauth_adduser` does, so a sorted file stays sorted and a hand-made
+//! order is left alone.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::cdb;
+use crate::vpop::entry::Entry;
+
+/// File names inside a domain directory.
+pub const VPASSWD: &str = "vpasswd";
+/// The compiled form.
+pub const VPASSWD_CDB: &str = "vpasswd.cdb";
+/// Temporary name of the compiled form while it is built.
+pub const VPASSWD_CDB_TMP: &str = "vpasswd.cdb.tmp";
+/// The lock file.
+pub const VPASSWD_LOCK: &str = ".vpasswd.lock";
+
+/// Looks a user up in the domain directory `dir`.
+pub fn lookup(dir: &Path, user: &str, owner: Option<(u32, u32)>) -> io::Result<Option<Entry>> {
+    let text = dir.join(VPASSWD);
+    let cdbp = dir.join(VPASSWD_CDB);
+    let text_m = std::fs::metadata(&text).and_then(|m| m.modified()).ok();
+    let cdb_m = std::fs::metadata(&cdbp).and_then(|m| m.modified()).ok();
+    match (cdb_m, text_m) {
+        (Some(c), Some(t)) if t > c => scan(&text, user),
+        (Some(_), _) => {
+            if let Some(r) = cdb::Reader::open_opt(&cdbp)? {
+                return Ok(r
+                    .get(user.as_bytes())?
+                    .and_then(|d| Entry::from_parts(user, &String::from_utf8_lossy(&d)).ok()));
+            }
+            scan(&text, user)
+        }
+        (None, None) => Ok(None),
+        (None, Some(_)) => {
+            if may_write(dir) {
+                // Rebuild as vpopmail does; if that fails, the text still answers.
+                if let Ok(lock) = Lock::take(dir, owner) {
+                    let _ = lock.rebuild_cdb();
+                    if let Some(r) = cdb::Reader::open_opt(&cdbp)? {
+                        return Ok(r.get(user.as_bytes())?.and_then(|d| {
+                            Entry::from_parts(user, &String::from_utf8_lossy(&d)).ok()
+                        }));
+                    }
+                }
+            }
+            scan(&text, user)
+        }
+    }
+}
+
+fn may_write(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let euid = nix::unistd::geteuid().as_raw();
+    euid == 0
+        || std::fs::metadata(dir)
+            .map(|m| m.uid() == euid)
+            .unwrap_or(false)
+}
+
+fn scan(text: &Path, user: &str) -> io::Result<Option<Entry>> {
+    let Some(b) = crate::control::read_file(text)? else {
+        return Ok(None);
+    };
+    let s = String::from_utf8_lossy(&b);
+    for line in s.lines() {
+        if line.split(':').next() == Some(user) {
+            return Ok(Entry::parse(line).ok());
+        }
+    }
+    Ok(None)
+}
+
+/// Every entry of the domain, in file order (unparsable lines are skipped).
+pub fn read_all(dir: &Path) -> io::Result<Vec<Entry>> {
+    Ok(read_lines(&dir.join(VPASSWD))?
+        .iter()
+        .filter_map(|l| Entry::parse(l).ok())
+        .collect())
+}
+
+fn read_lines(path: &Path) -> io::Result<Vec<String>> {
+    Ok(match crate::control::read_file(path)? {
+        Some(b) => String::from_utf8_lossy(&b)
+            .split('\n')
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect(),
+        None => Vec::new(),
+    })
+}
+
+/// Builds the vpasswd.cdb records from vpasswd lines, as vpopmail's
+/// `make_vpasswd_cdb` (key up to the first `:`, data after it; lines without
+/// `:` are skipped).
+pub fn cdb_from_lines<S: AsRef<str>>(lines: &[S]) -> cdb::Writer {
+    let mut w = cdb::Writer::new();
+    for l in lines {
+        if let Some((k, d)) = l.as_ref().split_once(':') {
+            w.add(k.as_bytes(), d.as_bytes());
+        }
+    }
+    w
+}
+
+/// Why a change was not made.
+#[derive(Debug)]
+pub enum ChangeError {
+    /// The user is already in vpasswd.
+    Exists,
+    /// The user is not in vpasswd.
+    Missing,
+    /// A system error.
+    Io(io::Error),
+}
+
+impl From<io::Error> for ChangeError {
+    fn from(e: io::Error) -> Self {
+        ChangeError::Io(e)
+    }
+}
+
+/// The exclusive lock on a domain's `.vpasswd.lock`; changes are made through it.
+pub struct Lock {
+    dir: PathBuf,
+    owner: Option<(u32, u32)>,
+    _file: File,
+}
+
+impl Lock {
+    /// Takes the lock (waiting for it). `owner` is the domain's uid/gid, given
+    /// to the files when running as root.
+    pub fn take(dir: &Path, owner: Option<(u32, u32)>) -> io::Result<Lock> {
+        Lock::take_named(dir, VPASSWD_LOCK, owner)
+    }
+
+    /// Takes an exclusive fcntl lock on `dir/name` (another lock file of the
+    /// same kind, such as `domains/.dir-control.lock`).
+    pub fn take_named(dir: &Path, name: &str, owner: Option<(u32, u32)>) -> io::Result<Lock> {
+        let path = dir.join(name);
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)?;
+        crate::sys::lock_exclusive(&f)?;
+        chown_to(&path, owner);
+        Ok(Lock {
+            dir: dir.to_path_buf(),
+            owner,
+            _file: f,
+        })
+    }
+
+    /// The current lines of vpasswd.
+    pub fn lines(&self) -> io::Result<Vec<String>> {
+        read_lines(&self.dir.join(VPASSWD))
+    }
+
+    /// Writes `lines` as the new vpasswd and rebuilds the cdb, atomically each.
+    pub fn write(&self, lines: &[String]) -> io::Result<()> {
+        let path = self.dir.join(VPASSWD);
+        let mut text = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+        for l in lines {
+            text.push_str(l);
+            text.push('\n');
+        }
+        crate::fsutil::atomic_write(&path, text.as_bytes(), 0o600)?;
+        chown_to(&path, self.owner);
+        self.write_cdb(lines)
+    }
+
+    fn write_cdb(&self, lines: &[String]) -> io::Result<()> {
+        let path = self.dir.join(VPASSWD_CDB);
+        cdb_from_lines(lines).write_via(&path, &self.dir.join(VPASSWD_CDB_TMP), 0o600)?;
+        chown_to(&path, self.owner);
+        Ok(())
+    }
+
+    /// Rebuilds vpasswd.cdb from vpasswd (vmkpasswd).
+    pub fn rebuild_cdb(&self) -> io::Result<()> {
+        let lines = self.lines()?;
+        self.write_cdb(&lines)
+    }
+
+    /// Adds an entry, in vpopmail's sorted position.
+    pub fn add(&self, e: &Entry) -> Result<(), ChangeError> {
+        let mut lines = self.lines()?;
+        if lines.iter().any(|l| name_of(l) == e.name) {
+            return Err(ChangeError::Exists);
+        }
+        let at = lines
+            .iter()
+            .position(|l| e.name.as_str() < name_of(l))
+            .unwrap_or(lines.len());
+        lines.insert(at, e.to_line());
+        self.write(&lines)?;
+        Ok(())
+    }
+
+    /// Replaces the entry with the same name.
+    pub fn modify(&self, e: &Entry) -> Result<(), ChangeError> {
+        let mut lines = self.lines()?;
+        let mut found = false;
+        for l in lines.iter_mut() {
+            if name_of(l) == e.name {
+                *l = e.to_line();
+                found = true;
+            }
+        }
+        if !found {
+            return Err(ChangeError::Missing);
+        }
+        self.write(&lines)?;
+        Ok(())
+    }
+
+    /// Removes the entry `name`; returns it.
+    pub fn delete(&self, name: &str) -> Result<Entry, ChangeError> {
+        let lines = self.lines()?;
+        let old = lines
+            .iter()
+            .find(|l| name_of(l) == name)
+            .and_then(|l| Entry::parse(l).ok())
+            .ok_or(ChangeError::Missing)?;
+        let kept: Vec<String> = lines.into_iter().filter(|l| name_of(l) != name).collect();
+        self.write(&kept)?;
+        Ok(old)
+    }
+
+    /// The entry `name` as it is now (read under the lock).
+    pub fn get(&self, name: &str) -> io::Result<Option<Entry>> {
+        Ok(self
+            .lines()?
+            .iter()
+            .find(|l| name_of(l) == name)
+            .and_then(|l| Entry::parse(l).ok()))
+    }
+}
+
+fn name_of(line: &str) -> &str {
+    line.split(':').next().unwrap_or("")
+}
+
+/// Gives `path` to `owner` when running as root (a no-op otherwise).
+pub fn chown_to(path: &Path, owner: Option<(u32, u32)>) {
+    if let Some((uid, gid)) = owner {
+        if nix::unistd::geteuid().is_root() {
+            let _ = nix::unistd::chown(
+                path,
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(name: &str) -> Entry {
+        Entry::new(name, "$6$x$y", "", &format!("/d/{name}"))
+    }
+
+    #[test]
+    fn add_sorted_modify_delete_and_cdb() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        let l = Lock::take(dir, None).unwrap();
+        for n in ["mike", "alice", "zed", "bob"] {
+            l.add(&e(n)).unwrap();
+        }
+        assert!(matches!(l.add(&e("bob")), Err(ChangeError::Exists)));
+        let text = std::fs::read_to_string(dir.join(VPASSWD)).unwrap();
+        let names: Vec<&str> = text.lines().map(name_of).collect();
+        assert_eq!(names, ["alice", "bob", "mike", "zed"]);
+        let mut b = l.get("bob").unwrap().unwrap();
+        b.quota = "1000S".into();
+        l.modify(&b).unwrap();
+        drop(l);
+        assert_eq!(lookup(dir, "bob", None).unwrap().unwrap().quota, "1000S");
+        assert_eq!(
+            cdb::lookup(&dir.join(VPASSWD_CDB), b"bob")
+                .unwrap()
+                .unwrap(),
+            b.rest().as_bytes()
+        );
+        let l = Lock::take(dir, None).unwrap();
+        l.delete("mike").unwrap();
+        assert!(matches!(l.delete("mike"), Err(ChangeError::Missing)));
+        drop(l);
+        assert!(lookup(dir, "mike", None).unwrap().is_none());
+        assert_eq!(read_all(dir).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn missing_cdb_is_rebuilt_and_stale_cdb_is_bypassed() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        std::fs::write(dir.join(VPASSWD), "joe:x:1:0:Joe:/d/joe:NOQUOTA:pw\n").unwrap();
+        let j = lookup(dir, "joe", None).unwrap().unwrap();
+        assert_eq!(j.clear.as_deref(), Some("pw"));
+        assert!(dir.join(VPASSWD_CDB).exists());
+        // A hand edit newer than the cdb is seen.
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::write(dir.join(VPASSWD), "ann:x:1:0:Ann:/d/ann:NOQUOTA\n").unwrap();
+        File::options()
+            .write(true)
+            .open(dir.join(VPASSWD))
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        assert!(lookup(dir, "ann", None).unwrap().is_some());
+        assert!(lookup(dir, "joe", None).unwrap().is_none());
+        assert!(lookup(dir, "nobody", None).unwrap().is_none());
+    }
+
+    #[test]
+    fn cdb_matches_vpopmails_make_vpasswd_cdb() {
+        let lines = ["a:x:1:0:a:/d/a:NOQUOTA", "b:y:1:0:b:/d/b:NOQUOTA:c"];
+        let w = cdb_from_lines(&lines);
+        let mut ref_w = cdb::Writer::new();
+        ref_w.add(b"a", b"x:1:0:a:/d/a:NOQUOTA");
+        ref_w.add(b"b", b"y:1:0:b:/d/b:NOQUOTA:c");
+        assert_eq!(w.to_bytes().unwrap(), ref_w.to_bytes().unwrap());
+    }
+}
