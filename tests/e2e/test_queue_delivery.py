@@ -195,6 +195,16 @@ class Delivery(RootTestCase):
         self.assertEqual(argv[1:], [self.root.q("alias"), "joe", "-", "joe", "localhost",
                                     "s@example.net", "./Maildir/"])
 
+    def test_vpopmail_domain_through_users_cdb(self):
+        self.root.add_domain("example.com")
+        self.assertEqual(queue(self.root, "x\n", "s@example.net", ["Joe.Doe@example.com"]), 0)
+        send_once(self.root, self.out)
+        with open(os.path.join(self.out, "argv")) as f:
+            argv = f.read().split()
+        # the wildcard assignment +example.com- of users/cdb, the rest of LOCAL as EXT
+        self.assertEqual(argv[:7], ["example.com", self.root.domain_dir("example.com"),
+                                    "example.com-Joe.Doe", "-", "Joe.Doe", "example.com", "s@example.net"])
+
     def test_virtualdomains_envnoathost_percenthack(self):
         self.root.write_control("virtualdomains", "example.com:example.com\n")
         self.root.write_control("percenthack", "localhost\n")
