@@ -1,1 +1,290 @@
-//! POP-before-SMTP: the open-smtp list and the tcp.smtp.cdb rebuild.
+//! POP-before-SMTP: the open-smtp list and the tcp.smtp.cdb rebuild, as
+//! vpopmail 5.4 keeps them (COMPAT section 13).
+//!
+//! Files in `~vpopmail/etc`:
+//! * `tcp.smtp`: the static tcpserver rules, written by the admin;
+//! * `open-smtp`: one line per IP that logged in by POP3 or IMAP,
+//!   `IP:allow,RELAYCLIENT="",RBLSMTPD=""<TAB>EPOCH`;
+//! * `open-smtp.lock`: the fcntl lock every writer holds (vpopmail's kind);
+//! * `tcp.smtp.cdb`: what `tcpserver -x` reads, compiled from `tcp.smtp`
+//!   followed by every open-smtp line cut at the TAB, exactly as `tcprules`
+//!   compiles the same text; a static line for the same IP wins, an open-smtp
+//!   entry beats prefix rules and the catch-all;
+//! * `relay-clear-minutes`: the window (60 in the hosting profile).
+//!
+//! Writers replace `open-smtp` through `open-smtp.tmp.PID` and `tcp.smtp.cdb`
+//! through `tcp.smtp.tmp.PID` (write, fsync, rename): a crash leaves the old
+//! or the new file and at worst a stale temporary file. Readers take no lock.
+//!
+//! IPv6 addresses (other than `::ffff:`-mapped IPv4, which is stripped) are
+//! recorded in open-smtp, so [`is_open`] sees them, but are left out of the cdb:
+//! tcprules' syntax has no room for their colons and tcpserver 0.88 serves IPv4.
+
+use std::fs::OpenOptions;
+use std::io;
+use std::net::IpAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+
+use crate::paths::Roots;
+use crate::{control, sys, tcprules, timefmt};
+
+/// The window when `relay-clear-minutes` is missing: the hosting profile's.
+pub const DEFAULT_CLEAR_MINUTES: u64 = 60;
+
+/// True when `ip` has an open-smtp entry younger than the window.
+pub fn is_open(roots: &Roots, ip: &str) -> bool {
+    let Some(ip) = normalize_ip(ip) else {
+        return false;
+    };
+    let Ok(Some(text)) = control::read_file(&roots.vpop_etc("open-smtp")) else {
+        return false;
+    };
+    let cutoff = cutoff(roots);
+    String::from_utf8_lossy(&text)
+        .lines()
+        .filter_map(Entry::parse)
+        .any(|e| e.ip == ip && e.time.is_some_and(|t| t > cutoff))
+}
+
+/// Records `ip` (a successful POP3/IMAP login from it), drops expired entries
+/// and, when the list changed in a way tcpserver can see, rebuilds tcp.smtp.cdb.
+pub fn open(roots: &Roots, ip: &str) -> io::Result<()> {
+    let ip = normalize_ip(ip).ok_or_else(|| bad_ip(ip))?;
+    let _lock = lock(roots)?;
+    let now = timefmt::now();
+    let cutoff = cutoff(roots);
+    let old = read_entries(roots)?;
+    let mut known = false;
+    let mut expired = false;
+    let mut keep = Vec::with_capacity(old.len() + 1);
+    for e in old {
+        if e.ip == ip {
+            known = true;
+        } else if e.time.is_none_or(|t| t <= cutoff) {
+            expired = true;
+        } else {
+            keep.push(e.line);
+        }
+    }
+    keep.push(format!("{ip}:allow,RELAYCLIENT=\"\",RBLSMTPD=\"\"\t{now}"));
+    write_open_smtp(roots, &keep)?;
+    if !known || expired || !roots.vpop_etc("tcp.smtp.cdb").exists() {
+        rebuild(roots)?;
+    }
+    Ok(())
+}
+
+/// clearopensmtp: keeps the entries younger than the window, rewrites
+/// open-smtp and always rebuilds tcp.smtp.cdb.
+pub fn clear(roots: &Roots) -> io::Result<()> {
+    let _lock = lock(roots)?;
+    let cutoff = cutoff(roots);
+    let keep: Vec<String> = read_entries(roots)?
+        .into_iter()
+        .filter(|e| e.time.is_some_and(|t| t > cutoff))
+        .map(|e| e.line)
+        .collect();
+    write_open_smtp(roots, &keep)?;
+    rebuild(roots)
+}
+
+/// The rules text tcp.smtp.cdb is compiled from: tcp.smtp, then each open-smtp
+/// line up to its TAB.
+pub fn rules_text(roots: &Roots) -> io::Result<Vec<u8>> {
+    let mut text = control::read_file(&roots.vpop_etc("tcp.smtp"))?.unwrap_or_default();
+    if !text.is_empty() && !text.ends_with(b"\n") {
+        text.push(b'\n');
+    }
+    if let Some(open) = control::read_file(&roots.vpop_etc("open-smtp"))? {
+        for line in open.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
+            let rule = line.split(|&c| c == b'\t').next().unwrap_or_default();
+            let ip = rule_ip(&String::from_utf8_lossy(rule)).to_string();
+            if normalize_ip(&ip).is_some_and(|ip| ip.contains(':')) {
+                continue;
+            }
+            text.extend_from_slice(rule);
+            text.push(b'\n');
+        }
+    }
+    Ok(text)
+}
+
+/// Compiles [`rules_text`] into tcp.smtp.cdb (through `tcp.smtp.tmp.PID`).
+/// A line tcprules refuses leaves the old cdb in place and is the error.
+pub fn rebuild(roots: &Roots) -> io::Result<()> {
+    let text = rules_text(roots)?;
+    let cdb = roots.vpop_etc("tcp.smtp.cdb");
+    let tmp = roots.vpop_etc(&format!("tcp.smtp.tmp.{}", std::process::id()));
+    tcprules::build(&text, &cdb, &tmp)?;
+    chown_vpopmail(&cdb);
+    Ok(())
+}
+
+/// An IP as it is recorded: `::ffff:` stripped, validated, canonical text.
+/// `None` for anything that is not an IP address.
+pub fn normalize_ip(ip: &str) -> Option<String> {
+    let ip = ip.trim();
+    let lower = ip.to_ascii_lowercase();
+    let ip = lower.strip_prefix("::ffff:").unwrap_or(&lower);
+    match ip.parse::<IpAddr>().ok()? {
+        IpAddr::V4(v4) => Some(v4.to_string()),
+        IpAddr::V6(v6) => Some(match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6.to_string(),
+        }),
+    }
+}
+
+/// The window in seconds, from `relay-clear-minutes`.
+pub fn window_secs(roots: &Roots) -> i64 {
+    let minutes = control::read_u64(
+        &roots.vpop_etc("relay-clear-minutes"),
+        DEFAULT_CLEAR_MINUTES,
+    )
+    .unwrap_or(DEFAULT_CLEAR_MINUTES);
+    i64::try_from(minutes.saturating_mul(60)).unwrap_or(i64::MAX)
+}
+
+/// One open-smtp line.
+struct Entry {
+    line: String,
+    ip: String,
+    time: Option<i64>,
+}
+
+impl Entry {
+    fn parse(line: &str) -> Option<Entry> {
+        if line.is_empty() {
+            return None;
+        }
+        let (rule, time) = match line.split_once('\t') {
+            Some((r, t)) => (r, t.trim().parse::<i64>().ok()),
+            None => (line, None),
+        };
+        let ip = rule_ip(rule);
+        Some(Entry {
+            line: line.to_string(),
+            ip: normalize_ip(ip).unwrap_or_else(|| ip.to_string()),
+            time,
+        })
+    }
+}
+
+/// The address of an open-smtp rule: the text before `:allow` (or `:deny`),
+/// else before the first `:` as vpopmail reads it.
+fn rule_ip(rule: &str) -> &str {
+    match rule.find(":allow").or_else(|| rule.find(":deny")) {
+        Some(i) => &rule[..i],
+        None => rule.split(':').next().unwrap_or(rule),
+    }
+}
+
+fn cutoff(roots: &Roots) -> i64 {
+    timefmt::now().saturating_sub(window_secs(roots))
+}
+
+fn bad_ip(ip: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("not an IP address: {ip:?}"),
+    )
+}
+
+fn lock(roots: &Roots) -> io::Result<std::fs::File> {
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(roots.vpop_etc("open-smtp.lock"))?;
+    sys::lock_exclusive(&f)?;
+    Ok(f)
+}
+
+fn read_entries(roots: &Roots) -> io::Result<Vec<Entry>> {
+    let text = control::read_file(&roots.vpop_etc("open-smtp"))?.unwrap_or_default();
+    Ok(String::from_utf8_lossy(&text)
+        .split('\n')
+        .filter_map(Entry::parse)
+        .collect())
+}
+
+fn write_open_smtp(roots: &Roots, lines: &[String]) -> io::Result<()> {
+    let mut text = String::new();
+    for l in lines {
+        text.push_str(l);
+        text.push('\n');
+    }
+    let path: PathBuf = roots.vpop_etc("open-smtp");
+    crate::fsutil::atomic_write(&path, text.as_bytes(), 0o644)?;
+    chown_vpopmail(&path);
+    Ok(())
+}
+
+/// As vpopmail: the files belong to vpopmail when root writes them.
+fn chown_vpopmail(path: &std::path::Path) {
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    if let Some(a) = sys::account("vpopmail") {
+        let _ = nix::unistd::chown(
+            path,
+            Some(nix::unistd::Uid::from_raw(a.uid)),
+            Some(nix::unistd::Gid::from_raw(a.gid)),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roots() -> (tempfile::TempDir, Roots) {
+        let d = tempfile::tempdir().unwrap();
+        let r = Roots::new(d.path().join("q"), d.path().join("v"));
+        std::fs::create_dir_all(r.vpopmail.join("etc")).unwrap();
+        std::fs::write(r.vpop_etc("tcp.smtp"), ":allow\n").unwrap();
+        (d, r)
+    }
+
+    #[test]
+    fn normalizes_addresses() {
+        assert_eq!(normalize_ip("::ffff:1.2.3.4").as_deref(), Some("1.2.3.4"));
+        assert_eq!(normalize_ip("::FFFF:1.2.3.4").as_deref(), Some("1.2.3.4"));
+        assert_eq!(normalize_ip("10.0.0.1").as_deref(), Some("10.0.0.1"));
+        assert_eq!(normalize_ip("2001:DB8::1").as_deref(), Some("2001:db8::1"));
+        for bad in ["", "1.2.3", "1.2.3.4:allow", "1.2.3.4\n:allow", "x"] {
+            assert_eq!(normalize_ip(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn entry_lines_parse() {
+        let e = Entry::parse("1.2.3.4:allow,RELAYCLIENT=\"\",RBLSMTPD=\"\"\t1700000000").unwrap();
+        assert_eq!((e.ip.as_str(), e.time), ("1.2.3.4", Some(1_700_000_000)));
+        let e = Entry::parse("1.2.3.4:ALLOW,RELAYCLIENT=\"\"").unwrap();
+        assert_eq!((e.ip.as_str(), e.time), ("1.2.3.4", None));
+        let e = Entry::parse("2001:db8::1:allow,RELAYCLIENT=\"\"\t5").unwrap();
+        assert_eq!((e.ip.as_str(), e.time), ("2001:db8::1", Some(5)));
+    }
+
+    #[test]
+    fn rules_text_is_tcp_smtp_then_open_smtp_cut_at_tab() {
+        let (_d, r) = roots();
+        std::fs::write(
+            r.vpop_etc("tcp.smtp"),
+            "127.:allow,RELAYCLIENT=\"\"\n:allow",
+        )
+        .unwrap();
+        std::fs::write(
+            r.vpop_etc("open-smtp"),
+            "1.2.3.4:allow,RELAYCLIENT=\"\",RBLSMTPD=\"\"\t100\n2001:db8::1:allow,RELAYCLIENT=\"\"\t100\n",
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(rules_text(&r).unwrap()).unwrap(),
+            "127.:allow,RELAYCLIENT=\"\"\n:allow\n1.2.3.4:allow,RELAYCLIENT=\"\",RBLSMTPD=\"\"\n"
+        );
+    }
+}

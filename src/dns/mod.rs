@@ -334,7 +334,7 @@ impl Resolver {
             };
             // Anything that is not the answer to this question is ignored.
             if let Ok(m) = wire::decode(&buf[..n]) {
-                if matches_question(&m, id, name, qtype) {
+                if matches_question(&m, id, name, qtype) || truncated_header_only(&m, id) {
                     return Ok(m);
                 }
             }
@@ -386,6 +386,13 @@ fn matches_question(m: &wire::Message, id: u16, name: &str, qtype: u16) -> bool 
         && m.questions.len() == 1
         && m.questions[0].0 == name
         && m.questions[0].1 == qtype
+}
+
+/// Tolerance: some servers (dnslib, some middleboxes) answer an oversized
+/// query with a bare header (TC set, no question). With the right id it can
+/// only send us to TCP, where the answer is checked in full.
+fn truncated_header_only(m: &wire::Message, id: u16) -> bool {
+    m.id == id && m.is_response() && m.truncated() && m.questions.is_empty()
 }
 
 fn random_id() -> u16 {

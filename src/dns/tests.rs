@@ -59,6 +59,7 @@ fn table(name: &str, qtype: u16) -> Reply {
         ("big.test", TYPE_A) => {
             Reply::Truncated((1..=40u8).map(|i| a("big.test", [10, 0, 0, i])).collect())
         }
+        ("bare.test", TYPE_A) => Reply::Truncated(vec![a("bare.test", [10, 0, 0, 9])]),
         ("servfail.test", _) => Reply::Rcode(2),
         ("silent.test", _) => Reply::Silent,
         ("mx.test", _) | ("a.mx.test", _) | ("alias.test", _) => Reply::Records(vec![]),
@@ -70,6 +71,12 @@ fn answer(query: &[u8], tcp: bool) -> Option<Vec<u8>> {
     let m = wire::decode(query).ok()?;
     let (name, qtype, _) = m.questions.first()?.clone();
     let reply = table(&name, qtype);
+    if name == "bare.test" && !tcp {
+        // A bare header with TC, as dnslib sends for oversized answers.
+        let mut h = query[..2].to_vec();
+        h.extend_from_slice(&[0x83, 0x80, 0, 0, 0, 0, 0, 0, 0, 0]);
+        return Some(h);
+    }
     let mut out = query[..2].to_vec();
     let (rcode, tc, records) = match reply {
         Reply::Silent => return None,
@@ -210,6 +217,7 @@ fn truncated_answer_is_asked_again_over_tcp() {
     let v = r.a("big.test").unwrap();
     assert_eq!(v.len(), 40);
     assert_eq!(v[39], Ipv4Addr::new(10, 0, 0, 40));
+    assert_eq!(r.a("bare.test").unwrap(), vec![Ipv4Addr::new(10, 0, 0, 9)]);
 }
 
 #[test]

@@ -212,6 +212,22 @@ impl<R: Read> LineReader<R> {
         Ok(n)
     }
 
+    /// The buffered bytes, reading more first when there are none (empty at
+    /// end of input). Use [`LineReader::consume`] to mark bytes as used; a
+    /// protocol that switches from lines to a byte decoder (SMTP DATA) reads
+    /// this way so bytes after the end of its part stay buffered.
+    pub fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.buffered().is_empty() {
+            self.fill()?;
+        }
+        Ok(self.buffered())
+    }
+
+    /// Marks `n` buffered bytes as used.
+    pub fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.buf.len());
+    }
+
     /// Reads one line of at most `limit` bytes (LF excluded).
     pub fn read_line(&mut self, limit: usize) -> io::Result<Line> {
         let mut too_long = false;

@@ -4,6 +4,10 @@
 //! Areas that need more of this add a file here (`sys/<area>.rs`) rather than
 //! `unsafe` anywhere else.
 
+pub mod auth;
+pub mod pop3;
+pub mod tty;
+
 use std::fs::File;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};

@@ -40,28 +40,28 @@ pub const SA_EXPERT: u32 = 0x20000;
 /// No maildrop filtering.
 pub const NO_MAILDROP: u32 = 0x40000;
 
-/// Every flag with the text vuserinfo prints for it (under `limits:`), in
+/// Every flag with the text vuserinfo prints for it under `limits:`, in
 /// vuserinfo's order.
-pub const DESCRIPTIONS: &[(u32, &str)] = &[
-    (NO_PASSWD_CHNG, "password can not be changed"),
+pub const VUSERINFO_ORDER: &[(u32, &str)] = &[
+    (NO_PASSWD_CHNG, "password can not be changed by user"),
     (NO_POP, "pop access closed"),
     (NO_WEBMAIL, "webmail access closed"),
     (NO_IMAP, "imap access closed"),
-    (BOUNCE_MAIL, "mail will be bounced back to sender"),
+    (NO_SMTP, "smtp access is closed"),
     (NO_RELAY, "user not allowed to relay mail"),
+    (NO_SPAMASSASSIN, "spamassassin processing disabled"),
+    (DELETE_SPAM, "delete spam"),
+    (NO_MAILDROP, "maildrop processing disabled"),
     (NO_DIALUP, "no dialup flag has been set"),
+    (BOUNCE_MAIL, "mail will be bounced back to sender"),
+    (QA_ADMIN, "has qmailadmin administrator access"),
+    (SA_ADMIN, "has system administrator access"),
+    (SA_EXPERT, "has expert access"),
     (V_USER0, "user flag 0 is set"),
     (V_USER1, "user flag 1 is set"),
     (V_USER2, "user flag 2 is set"),
     (V_USER3, "user flag 3 is set"),
-    (NO_SMTP, "smtp access is closed"),
-    (QA_ADMIN, "is a domain administrator"),
-    (V_OVERRIDE, "domain limits are overridden"),
-    (NO_SPAMASSASSIN, "spamassassin is disabled"),
-    (DELETE_SPAM, "spam will be deleted"),
-    (SA_ADMIN, "is a spamassassin administrator"),
-    (SA_EXPERT, "is a spamassassin expert"),
-    (NO_MAILDROP, "maildrop is disabled"),
+    (V_OVERRIDE, "user is not subject to domain limits"),
 ];
 
 /// The flag set by a vmoduser option letter (`-d`, `-p`, ...), if any.
@@ -98,7 +98,7 @@ mod tests {
     fn values_are_vpopmails() {
         assert_eq!(NO_SMTP, 2048);
         assert_eq!(NO_MAILDROP, 262144);
-        let all: u32 = DESCRIPTIONS.iter().map(|d| d.0).sum();
+        let all: u32 = VUSERINFO_ORDER.iter().map(|d| d.0).sum();
         assert_eq!(all, 0x7ffff);
         assert_eq!(from_vmoduser_option('p'), Some(NO_POP));
         assert_eq!(from_vmoduser_option('z'), None);

@@ -4,15 +4,23 @@
 //!
 //! Read side (used by vchkpw, vdelivermail, qmail-pop3d, qmail-smtpd):
 //! [`find_domain`], [`find_user`], [`password::verify`], [`flags`],
-//! [`set_lastauth`]. Write side (the admin programs): [`vpasswd::Lock`].
+//! [`set_lastauth`]. Write side (the admin programs): [`vpasswd::Lock`],
+//! [`admin`], [`ctlfiles`].
 //!
 //! Formats: vpasswd(5); users/assign and users/cdb as qmail-newu(8) builds them
-//! ([`assign`]).
+//! ([`assign`]); the big-directory hashing of `.dir-control` ([`bigdir`]).
 
+pub mod admin;
 pub mod assign;
+pub mod bigdir;
+pub mod cli;
+pub mod ctlfiles;
 pub mod entry;
+pub mod error;
 pub mod flags;
+pub mod names;
 pub mod password;
+pub mod quota;
 pub mod vpasswd;
 
 pub use entry::Entry;

@@ -152,7 +152,13 @@ impl Lock {
     /// Takes the lock (waiting for it). `owner` is the domain's uid/gid, given
     /// to the files when running as root.
     pub fn take(dir: &Path, owner: Option<(u32, u32)>) -> io::Result<Lock> {
-        let path = dir.join(VPASSWD_LOCK);
+        Lock::take_named(dir, VPASSWD_LOCK, owner)
+    }
+
+    /// Takes an exclusive fcntl lock on `dir/name` (another lock file of the
+    /// same kind, such as `domains/.dir-control.lock`).
+    pub fn take_named(dir: &Path, name: &str, owner: Option<(u32, u32)>) -> io::Result<Lock> {
+        let path = dir.join(name);
         let f = OpenOptions::new()
             .write(true)
             .create(true)

@@ -71,6 +71,10 @@ class Root:
                            env=env, capture_output=True, text=True, timeout=120)
         if r.returncode != 0:
             raise AssertionError(f"setup-root failed: {r.stdout}{r.stderr}")
+        # Tests never ask the system resolver: qmail-smtpd's sender domain check
+        # (control/mfcheck, on in the hosting profile) is off unless a test turns
+        # it on together with its own DNS server on 127.0.0.1.
+        self.write_control("mfcheck", "0\n")
 
     # -- paths ----------------------------------------------------------------
     def q(self, *p):

@@ -1,0 +1,704 @@
+//! vchkpw: vpopmail's checkpassword program (COMPAT section 12).
+//!
+//! `vchkpw PROG [ARGS...]` reads `login\0password\0challenge\0` from
+//! descriptor 3, finds the virtual user, checks the password (crypt, or
+//! CRAM-MD5 for SMTP and APOP for POP3 when a clear password is stored), the
+//! access flags, records `lastauth`, opens the POP-before-SMTP relay after a
+//! POP3 or IMAP login, changes to the domain's uid/gid and the user's
+//! directory (creating a missing Maildir), sets `USER`, `HOME`, `SHELL` and
+//! `VPOPUSER`, and execs PROG.
+//!
+//! The connection type comes from `TCPLOCALPORT` (25/465/587 SMTP, 110/995
+//! POP3, 143/993 IMAP; the loopback ports of `make run`, 2625/2587/2465,
+//! 2110/2995 and 2143/2993, the same), otherwise from PROG: "true" in it means
+//! SMTP AUTH, "imap" IMAP, anything else POP3. An IMAP login from a webmail
+//! address (`~vpopmail/etc/webmail-ips`, one per line; 127.0.0.1 when the file
+//! is missing) is a webmail login. vpopmail also counts POP3 from 127.0.0.1 as
+//! webmail; we do not, so NO_POP and APOP mean the same from every address.
+//!
+//! The decisions are pure functions ([`connection`], [`parse_login`],
+//! [`check`]); [`main`] does the I/O around them.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+
+use crate::auth::checkpassword::{self, ReadError, Request};
+use crate::auth::sasl;
+use crate::paths::Roots;
+use crate::vpop::{self, flags, Domain, Entry};
+use crate::{control, relay};
+
+/// The service a login is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    /// SMTP AUTH (qmail-smtpd).
+    Smtp,
+    /// POP3 (qmail-popup).
+    Pop,
+    /// IMAP.
+    Imap,
+    /// IMAP from a webmail address.
+    Webmail,
+}
+
+/// The connection: its service and the name used in log lines.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Connection {
+    /// The service.
+    pub service: Service,
+    /// `vchkpw-pop3`, `vchkpw-smtp`, `vchkpw-webmail`, `vchkpw-PORT` ...
+    pub name: String,
+}
+
+/// Classifies a connection from `TCPLOCALPORT`, the program to run and the
+/// client address.
+pub fn connection(
+    local_port: Option<&str>,
+    prog: Option<&str>,
+    remote_ip: &str,
+    webmail_ips: &[String],
+) -> Connection {
+    let port: u32 = local_port
+        .map(|p| {
+            p.trim()
+                .bytes()
+                .take_while(u8::is_ascii_digit)
+                .fold(0u32, |n, d| {
+                    n.saturating_mul(10).saturating_add(u32::from(d - b'0'))
+                })
+        })
+        .unwrap_or(0);
+    let (service, name) = match port {
+        25 | 2625 => (Service::Smtp, "smtp".to_string()),
+        465 | 2465 => (Service::Smtp, "smtps".to_string()),
+        587 | 2587 => (Service::Smtp, "submission".to_string()),
+        110 | 2110 => (Service::Pop, "pop3".to_string()),
+        995 | 2995 => (Service::Pop, "pop3s".to_string()),
+        143 | 2143 => (Service::Imap, "imap".to_string()),
+        993 | 2993 => (Service::Imap, "imaps".to_string()),
+        _ => {
+            let p = prog.unwrap_or("");
+            let s = if p.contains("true") {
+                Service::Smtp
+            } else if p.contains("imap") {
+                Service::Imap
+            } else {
+                Service::Pop
+            };
+            (s, port.to_string())
+        }
+    };
+    if service == Service::Imap && webmail_ips.iter().any(|w| w == remote_ip) {
+        return Connection {
+            service: Service::Webmail,
+            name: "vchkpw-webmail".to_string(),
+        };
+    }
+    Connection {
+        service,
+        name: format!("vchkpw-{name}"),
+    }
+}
+
+/// A login split into user and domain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Login {
+    /// The whole login, lowercased (`VPOPUSER`).
+    pub name: String,
+    /// The local part.
+    pub user: String,
+    /// The domain (the default domain when none was given).
+    pub domain: String,
+}
+
+/// Splits a login as vpopmail's `parse_email`: lowercased; the separator is
+/// the first `@`, else the first `%`, else the first `/`; no domain means the
+/// default domain. `None` when the user or domain holds characters vpopmail
+/// refuses (exit 20).
+pub fn parse_login(login: &[u8], default_domain: impl FnOnce() -> String) -> Option<Login> {
+    let name = std::str::from_utf8(login).ok()?.to_ascii_lowercase();
+    let split = ['@', '%', '/'].iter().find_map(|&c| name.find(c));
+    let (user, domain) = match split {
+        Some(i) => (name[..i].to_string(), name[i + 1..].to_string()),
+        None => (name.clone(), String::new()),
+    };
+    if !user.bytes().all(valid_user_char) || !domain.bytes().all(valid_domain_char) {
+        return None;
+    }
+    let domain = if domain.is_empty() {
+        default_domain().to_ascii_lowercase()
+    } else {
+        domain
+    };
+    Some(Login { name, user, domain })
+}
+
+fn valid_user_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"!#$&'*+-./=?^_`{|}~".contains(&c)
+}
+
+fn valid_domain_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'.' || c == b'-' || c == b'_'
+}
+
+/// How the password was proven.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// crypt(password) matched the stored hash.
+    Plain,
+    /// CRAM-MD5 against the clear password (SMTP).
+    CramMd5,
+    /// APOP against the clear password (POP3).
+    Apop,
+}
+
+impl Method {
+    /// The name vpopmail logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Plain => "PLAIN",
+            Method::CramMd5 => "CRAM-MD5",
+            Method::Apop => "APOP",
+        }
+    }
+}
+
+/// Why a login is refused: the exit code and the log line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// vchkpw's exit code.
+    pub code: u8,
+    /// The log line (never holds the password).
+    pub log: String,
+}
+
+/// Checks the password and the access flags of a found user.
+pub fn check(
+    conn: &Connection,
+    login: &Login,
+    entry: &Entry,
+    req: &Request,
+    ip: &str,
+) -> Result<Method, Refusal> {
+    let who = format!("{}@{}:{ip}", login.user, login.domain);
+    let refuse = |code: u8, what: &str| Refusal {
+        code,
+        log: format!("{}: {what} {who}", conn.name),
+    };
+    let mut method = None;
+    if let Some(clear) = entry.clear_password() {
+        match conn.service {
+            Service::Smtp if sasl::cram_verify(clear.as_bytes(), &req.challenge, &req.password) => {
+                method = Some(Method::CramMd5);
+            }
+            Service::Pop if sasl::apop_verify(&req.challenge, clear.as_bytes(), &req.password) => {
+                method = Some(Method::Apop);
+            }
+            _ => {}
+        }
+    }
+    if entry.passwd.is_empty() {
+        return Err(refuse(15, "user has no password"));
+    }
+    let method = match method {
+        Some(m) => m,
+        None => {
+            let given = String::from_utf8_lossy(&req.password);
+            if !vpop::password::verify(&given, &entry.passwd) {
+                return Err(refuse(3, "password fail"));
+            }
+            Method::Plain
+        }
+    };
+    let denied = match conn.service {
+        Service::Pop if entry.has(flags::NO_POP) => Some("pop access denied"),
+        Service::Smtp if entry.has(flags::NO_SMTP) => Some("smtp access denied"),
+        Service::Webmail if entry.has(flags::NO_WEBMAIL) => Some("webmail access denied"),
+        Service::Imap if entry.has(flags::NO_IMAP) => Some("imap access denied"),
+        _ => None,
+    };
+    match denied {
+        Some(what) => Err(refuse(1, what)),
+        None => Ok(method),
+    }
+}
+
+/// The client address: `TCPREMOTEIP`, else `REMOTE_HOST`, `::ffff:` stripped.
+pub fn remote_ip(tcpremoteip: Option<String>, remote_host: Option<String>) -> String {
+    let ip = tcpremoteip
+        .filter(|s| !s.is_empty())
+        .or(remote_host)
+        .unwrap_or_default();
+    let lower = ip.to_ascii_lowercase();
+    match lower.strip_prefix("::ffff:") {
+        Some(v4) => v4.to_string(),
+        None => ip,
+    }
+}
+
+/// The default domain: `$VPOPMAIL_DOMAIN`, else the domain `ip_alias_map`
+/// gives `TCPLOCALIP`, else the first line of `~vpopmail/etc/defaultdomain`.
+pub fn default_domain(roots: &Roots) -> String {
+    if let Some(d) = std::env::var("VPOPMAIL_DOMAIN")
+        .ok()
+        .filter(|d| !d.is_empty())
+    {
+        return d;
+    }
+    if let Ok(local) = std::env::var("TCPLOCALIP") {
+        if let Ok(Some(map)) = control::read_list(&roots.vpop_etc("ip_alias_map")) {
+            for l in map {
+                let mut f = l.split_whitespace();
+                if let (Some(ip), Some(dom)) = (f.next(), f.next()) {
+                    if ip == local {
+                        return dom.to_string();
+                    }
+                }
+            }
+        }
+    }
+    control::read_line(&roots.vpop_etc("defaultdomain"))
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// The addresses whose IMAP logins are webmail logins.
+pub fn webmail_ips(roots: &Roots) -> Vec<String> {
+    match control::read_list(&roots.vpop_etc("webmail-ips")) {
+        Ok(Some(l)) => l,
+        _ => vec!["127.0.0.1".to_string()],
+    }
+}
+
+/// The whole program: returns the exit code when it does not exec.
+/// `fd3` is descriptor 3 (`None` when it is not open).
+pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 {
+    let env = |k: &str| std::env::var(k).ok();
+    let ip = remote_ip(env("TCPREMOTEIP"), env("REMOTE_HOST"));
+    let prog = args.first().and_then(|p| p.to_str());
+    let conn = connection(
+        env("TCPLOCALPORT").as_deref(),
+        prog,
+        &ip,
+        &webmail_ips(roots),
+    );
+    let log = |line: &str| log_notice(line);
+
+    let req = match fd3.map(|mut f| checkpassword::read_request(&mut f)) {
+        Some(Ok(r)) => r,
+        Some(Err(ReadError::Malformed)) => {
+            log(&format!(
+                "{}: malformed request on descriptor 3 :{ip}",
+                conn.name
+            ));
+            return 2;
+        }
+        None | Some(Err(ReadError::Io(_))) => {
+            eprintln!(
+                "{}: vchkpw is only for talking with qmail-popup and qmail-pop3d. It is not for running on the command line.",
+                conn.name
+            );
+            return 11;
+        }
+    };
+    let shown = String::from_utf8_lossy(&req.login).into_owned();
+    if req.login.is_empty() {
+        log(&format!("{}: null user name given :{ip}", conn.name));
+        return 12;
+    }
+    if req.password.is_empty() {
+        log(&format!("{}: null password given {shown}:{ip}", conn.name));
+        return 13;
+    }
+    let Some(login) = parse_login(&req.login, || default_domain(roots)) else {
+        log(&format!(
+            "{}: invalid user/domain characters {shown}:{ip}",
+            conn.name
+        ));
+        return 20;
+    };
+    let (domain, entry) = match vpop::find_user(roots, &login.user, &login.domain) {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            log(&format!(
+                "{}: vpopmail user not found {}@{}:{ip}",
+                conn.name, login.user, login.domain
+            ));
+            return 3;
+        }
+        Err(e) => {
+            log(&format!(
+                "{}: unable to read the user database ({e}) {}@{}:{ip}",
+                conn.name, login.user, login.domain
+            ));
+            return 111;
+        }
+    };
+    if entry.dir.is_empty() {
+        log(&format!(
+            "{}: dir auto create failed {}@{}:{ip}",
+            conn.name, login.user, login.domain
+        ));
+        return 14;
+    }
+    if let Err(r) = check(&conn, &login, &entry, &req, &ip) {
+        log(&r.log);
+        return r.code;
+    }
+    let who = format!("{}@{}:{ip}", login.user, login.domain);
+    let dir = PathBuf::from(&entry.dir);
+    if conn.service != Service::Smtp && !entry.has(flags::NO_RELAY) && !ip.is_empty() {
+        if let Err(e) = relay::open(roots, &ip) {
+            log(&format!(
+                "{}: unable to open the relay ({e}) {who}",
+                conn.name
+            ));
+        }
+    }
+    if conn.service != Service::Smtp {
+        if let Err((code, what)) = become_domain(&domain) {
+            log(&format!("{}: {what} {who}", conn.name));
+            return code;
+        }
+        if let Err(e) = enter(&dir) {
+            log(&format!(
+                "{}: autocreate dir failed ({e}) {} {who}",
+                conn.name, entry.dir
+            ));
+            return 6;
+        }
+    }
+    // After the change of identity, so a new file belongs to the domain.
+    if dir.is_dir() {
+        if let Err(e) = vpop::set_lastauth(&dir, &ip) {
+            log(&format!(
+                "{}: unable to write lastauth ({e}) {who}",
+                conn.name
+            ));
+        }
+    }
+    let Some((prog, rest)) = args.split_first() else {
+        return 0;
+    };
+    let e = std::process::Command::new(prog)
+        .args(rest)
+        .env("USER", &login.user)
+        .env("HOME", &entry.dir)
+        .env("SHELL", "NOLOGIN")
+        .env("VPOPUSER", &login.name)
+        .exec();
+    log(&format!(
+        "{}: unable to run {} ({e}) {who}",
+        conn.name,
+        Path::new(prog).display()
+    ));
+    111
+}
+
+/// Logs a line as vpopmail does: syslog, ident `vpopmail`, facility mail,
+/// priority notice, `%` turned into `#`; on standard error when there is no
+/// syslog socket (a sandbox, a container).
+pub fn log_notice(line: &str) {
+    let clean: String = line
+        .chars()
+        .map(|c| match c {
+            '%' => '#',
+            c if c.is_control() => '?',
+            c => c,
+        })
+        .collect();
+    let msg = format!("<21>vpopmail[{}]: {clean}", std::process::id());
+    let sent = std::os::unix::net::UnixDatagram::unbound()
+        .and_then(|s| s.send_to(msg.as_bytes(), "/dev/log"))
+        .is_ok();
+    if !sent {
+        eprintln!("vpopmail: {clean}");
+    }
+}
+
+/// setgid/setuid to the domain's owner, when running as root (or setuid to
+/// that owner) and the owner is a real account; otherwise (a sandbox) the
+/// identity is kept.
+fn become_domain(d: &Domain) -> Result<(), (u8, String)> {
+    use nix::unistd::{geteuid, setgid, setuid, Gid, Uid, User};
+    let euid = geteuid();
+    let real = User::from_uid(Uid::from_raw(d.uid))
+        .ok()
+        .flatten()
+        .is_some();
+    if !real || (!euid.is_root() && euid.as_raw() != d.uid) || (euid.is_root() && d.uid == 0) {
+        return Ok(());
+    }
+    if euid.is_root() {
+        let _ = nix::unistd::setgroups(&[Gid::from_raw(d.gid)]);
+    }
+    setgid(Gid::from_raw(d.gid))
+        .map_err(|e| (4, format!("setgid {} failed errno {}", d.gid, e as i32)))?;
+    setuid(Uid::from_raw(d.uid))
+        .map_err(|e| (5, format!("setuid {} failed errno {}", d.uid, e as i32)))?;
+    Ok(())
+}
+
+/// chdir to the user directory, creating it and its Maildir when missing.
+fn enter(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !dir.is_dir() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let md = dir.join("Maildir");
+    if !md.is_dir() {
+        crate::maildir::create(&md, 0o700)?;
+    }
+    std::env::set_current_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(s: Service) -> Connection {
+        Connection {
+            service: s,
+            name: "vchkpw-x".into(),
+        }
+    }
+
+    fn entry(flags: u32, clear: Option<&str>) -> Entry {
+        let hash = vpop::password::hash_with_salt("secret", "abcdefgh");
+        let mut e = Entry::new("joe", &hash, "Joe", "/d/joe");
+        e.flags = flags;
+        e.clear = clear.map(str::to_string);
+        e
+    }
+
+    fn req(pass: &str, ch: &str) -> Request {
+        Request {
+            login: b"joe@example.com".to_vec(),
+            password: pass.as_bytes().to_vec(),
+            challenge: ch.as_bytes().to_vec(),
+        }
+    }
+
+    fn login() -> Login {
+        Login {
+            name: "joe@example.com".into(),
+            user: "joe".into(),
+            domain: "example.com".into(),
+        }
+    }
+
+    #[test]
+    fn connection_types() {
+        let w = vec!["127.0.0.1".to_string()];
+        let c = |port: Option<&str>, prog: Option<&str>, ip: &str| connection(port, prog, ip, &w);
+        assert_eq!(c(Some("110"), None, "10.0.0.1").service, Service::Pop);
+        assert_eq!(c(Some("995"), None, "10.0.0.1").name, "vchkpw-pop3s");
+        assert_eq!(c(Some("25"), None, "1.1.1.1").name, "vchkpw-smtp");
+        assert_eq!(c(Some("587"), None, "1.1.1.1").name, "vchkpw-submission");
+        assert_eq!(c(Some("465"), None, "1.1.1.1").service, Service::Smtp);
+        assert_eq!(c(Some("993"), None, "1.1.1.1").name, "vchkpw-imaps");
+        assert_eq!(c(Some("2110"), None, "1.1.1.1").name, "vchkpw-pop3");
+        assert_eq!(
+            c(Some("2625"), Some("/bin/sh"), "1.1.1.1").service,
+            Service::Smtp
+        );
+        assert_eq!(c(Some("2143"), None, "1.1.1.1").service, Service::Imap);
+        let x = c(Some("4000"), Some("/bin/true"), "1.1.1.1");
+        assert_eq!((x.service, x.name.as_str()), (Service::Smtp, "vchkpw-4000"));
+        assert_eq!(
+            c(Some("4000"), Some("/usr/sbin/imapd"), "1.1.1.1").service,
+            Service::Imap
+        );
+        assert_eq!(
+            c(Some("4000"), Some("qmail-pop3d"), "1.1.1.1").service,
+            Service::Pop
+        );
+        assert_eq!(c(None, None, "").name, "vchkpw-0");
+        // IMAP from a webmail address is webmail; POP3 and SMTP stay what they are.
+        assert_eq!(c(Some("143"), None, "127.0.0.1").name, "vchkpw-webmail");
+        assert_eq!(c(Some("110"), None, "127.0.0.1").service, Service::Pop);
+        assert_eq!(c(Some("25"), None, "127.0.0.1").service, Service::Smtp);
+    }
+
+    #[test]
+    fn login_forms() {
+        let p = |s: &str| parse_login(s.as_bytes(), || "Default.Example".to_string());
+        let l = p("Joe@Example.COM").unwrap();
+        assert_eq!(
+            (l.name.as_str(), l.user.as_str(), l.domain.as_str()),
+            ("joe@example.com", "joe", "example.com")
+        );
+        assert_eq!(p("joe%example.com").unwrap().domain, "example.com");
+        assert_eq!(p("joe/example.com").unwrap().user, "joe");
+        assert_eq!(p("joe").unwrap().domain, "default.example");
+        // '@' wins over '%' and '/' wherever it is.
+        let l = p("a/b@example.com").unwrap();
+        assert_eq!((l.user.as_str(), l.domain.as_str()), ("a/b", "example.com"));
+        // '%' splits before '/', and a '/' left in the domain is refused.
+        assert!(p("a%b/c").is_none());
+        for bad in [
+            "jo e@example.com",
+            "joe:x@example.com",
+            "joe@exa mple.com",
+            "jo\"e",
+            "joe@ex:am",
+        ] {
+            assert!(p(bad).is_none(), "{bad}");
+        }
+        assert!(parse_login(&[0xff, b'a'], String::new).is_none());
+    }
+
+    #[test]
+    fn passwords_and_methods() {
+        let e = entry(0, Some("secret"));
+        assert_eq!(
+            check(
+                &conn(Service::Pop),
+                &login(),
+                &e,
+                &req("secret", "<1@h>"),
+                "ip"
+            ),
+            Ok(Method::Plain)
+        );
+        let r = check(
+            &conn(Service::Pop),
+            &login(),
+            &e,
+            &req("wrong", ""),
+            "1.2.3.4",
+        )
+        .unwrap_err();
+        assert_eq!(
+            r,
+            Refusal {
+                code: 3,
+                log: "vchkpw-x: password fail joe@example.com:1.2.3.4".into()
+            }
+        );
+        // APOP for POP3, CRAM-MD5 for SMTP, each only there.
+        let apop = sasl::apop_digest(b"<1.2@h>", b"secret");
+        assert_eq!(
+            check(
+                &conn(Service::Pop),
+                &login(),
+                &e,
+                &req(&apop, "<1.2@h>"),
+                "ip"
+            ),
+            Ok(Method::Apop)
+        );
+        assert_eq!(
+            check(
+                &conn(Service::Smtp),
+                &login(),
+                &e,
+                &req(&apop, "<1.2@h>"),
+                "ip"
+            )
+            .unwrap_err()
+            .code,
+            3
+        );
+        let cram = sasl::cram_digest(b"secret", b"<9.9@h>");
+        assert_eq!(
+            check(
+                &conn(Service::Smtp),
+                &login(),
+                &e,
+                &req(&cram, "<9.9@h>"),
+                "ip"
+            ),
+            Ok(Method::CramMd5)
+        );
+        assert_eq!(
+            check(
+                &conn(Service::Pop),
+                &login(),
+                &e,
+                &req(&cram, "<9.9@h>"),
+                "ip"
+            )
+            .unwrap_err()
+            .code,
+            3
+        );
+        // Without a clear password neither digest works.
+        let e2 = entry(0, None);
+        assert_eq!(
+            check(
+                &conn(Service::Pop),
+                &login(),
+                &e2,
+                &req(&apop, "<1.2@h>"),
+                "ip"
+            )
+            .unwrap_err()
+            .code,
+            3
+        );
+        assert_eq!(
+            check(
+                &conn(Service::Smtp),
+                &login(),
+                &e2,
+                &req(&cram, "<9.9@h>"),
+                "ip"
+            )
+            .unwrap_err()
+            .code,
+            3
+        );
+        // No stored hash at all.
+        let mut e3 = entry(0, Some("secret"));
+        e3.passwd.clear();
+        assert_eq!(
+            check(&conn(Service::Pop), &login(), &e3, &req("secret", ""), "ip")
+                .unwrap_err()
+                .code,
+            15
+        );
+    }
+
+    #[test]
+    fn flags_deny_their_service_only() {
+        let cases = [
+            (flags::NO_POP, Service::Pop, "pop access denied"),
+            (flags::NO_SMTP, Service::Smtp, "smtp access denied"),
+            (flags::NO_IMAP, Service::Imap, "imap access denied"),
+            (flags::NO_WEBMAIL, Service::Webmail, "webmail access denied"),
+        ];
+        for (flag, svc, text) in cases {
+            let e = entry(flag, None);
+            let r = check(&conn(svc), &login(), &e, &req("secret", ""), "5.6.7.8").unwrap_err();
+            assert_eq!(r.code, 1);
+            assert_eq!(r.log, format!("vchkpw-x: {text} joe@example.com:5.6.7.8"));
+            for other in [Service::Pop, Service::Smtp, Service::Imap, Service::Webmail] {
+                if other != svc {
+                    assert!(check(&conn(other), &login(), &e, &req("secret", ""), "ip").is_ok());
+                }
+            }
+        }
+        // A wrong password is reported as such even when the flag would deny.
+        let e = entry(flags::NO_POP, None);
+        assert_eq!(
+            check(&conn(Service::Pop), &login(), &e, &req("nope", ""), "ip")
+                .unwrap_err()
+                .code,
+            3
+        );
+    }
+
+    #[test]
+    fn remote_ip_sources() {
+        assert_eq!(remote_ip(Some("::ffff:1.2.3.4".into()), None), "1.2.3.4");
+        assert_eq!(remote_ip(None, Some("5.6.7.8".into())), "5.6.7.8");
+        assert_eq!(remote_ip(Some(String::new()), None), "");
+    }
+}

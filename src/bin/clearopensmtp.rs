@@ -1,0 +1,17 @@
+//! clearopensmtp: drops open-smtp entries older than the POP-before-SMTP window
+//! and rebuilds tcp.smtp.cdb (run from cron; the same as `relay-open -c`).
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    if std::env::args_os().len() > 1 {
+        eprintln!("clearopensmtp: usage: clearopensmtp");
+        return ExitCode::from(100);
+    }
+    match vqmail::relay::clear(&vqmail::paths::Roots::from_env()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("clearopensmtp: fatal: unable to clear open-smtp: {e}");
+            ExitCode::from(111)
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! qmail-smtpd: receive mail via SMTP (under tcpserver: fd 0/1 = the client).
+//!
+//! `qmail-smtpd [HOSTNAME [CHECKPROGRAM SUBPROGRAM...]]`, e.g.
+//! `qmail-smtpd mail.example.com /home/vpopmail/bin/vchkpw /bin/true`.
+//! See qmail-smtpd(8).
+
+fn main() {
+    let roots = vqmail::paths::Roots::from_env();
+    let args = vqmail::smtp::server::Args::parse(std::env::args_os().skip(1).collect());
+    std::process::exit(vqmail::smtp::server::run(&roots, args));
+}

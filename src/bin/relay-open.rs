@@ -1,0 +1,58 @@
+//! relay-open: POP-before-SMTP (vpopmail's open_smtp_relay as a program).
+//!
+//! `relay-open IP` records IP; `relay-open PROGRAM [ARGS...]` records
+//! `$TCPREMOTEIP` and execs PROGRAM (a link in a checkpassword chain);
+//! `relay-open -c` expires old entries and rebuilds tcp.smtp.cdb (clearopensmtp).
+use std::os::unix::process::CommandExt;
+use std::process::ExitCode;
+
+use vqmail::{paths::Roots, relay};
+
+fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let roots = Roots::from_env();
+    let Some(first) = args.first().and_then(|a| a.to_str().map(str::to_string)) else {
+        eprintln!(
+            "relay-open: usage: relay-open IP | relay-open -c | relay-open PROGRAM [ARGS...]"
+        );
+        return ExitCode::from(100);
+    };
+    if first == "-c" && args.len() == 1 {
+        return done(relay::clear(&roots), "unable to clear open-smtp");
+    }
+    if relay::normalize_ip(&first).is_some() && args.len() == 1 {
+        return done(relay::open(&roots, &first), "unable to record the IP");
+    }
+    if first.starts_with('-') {
+        eprintln!(
+            "relay-open: usage: relay-open IP | relay-open -c | relay-open PROGRAM [ARGS...]"
+        );
+        return ExitCode::from(100);
+    }
+    // Chain form: a failure to record must not stop the login.
+    match std::env::var("TCPREMOTEIP") {
+        Ok(ip) if !ip.is_empty() => {
+            if let Err(e) = relay::open(&roots, &ip) {
+                eprintln!("relay-open: warning: unable to record {ip}: {e}");
+            }
+        }
+        _ => eprintln!("relay-open: warning: TCPREMOTEIP is not set; nothing recorded"),
+    }
+    let e = std::process::Command::new(&args[0]).args(&args[1..]).exec();
+    eprintln!("relay-open: fatal: unable to run {first}: {e}");
+    ExitCode::from(111)
+}
+
+fn done(r: std::io::Result<()>, what: &str) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            eprintln!("relay-open: fatal: {e}");
+            ExitCode::from(100)
+        }
+        Err(e) => {
+            eprintln!("relay-open: fatal: {what}: {e}");
+            ExitCode::from(111)
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The poll limit: one POP3 login per account every `control/pop3interval`
+//! seconds (0 = off; the hosting profile sets 60).
+//!
+//! qmail-pop3d enforces it, because it is the program that runs once the
+//! password has been accepted, as the account, in its home directory. The
+//! time of the last admitted login is kept in `$HOME/lastpop3` (decimal Unix
+//! seconds and a newline, next to vpopmail's `lastauth`, which vchkpw updates
+//! on every successful authentication of any kind). The check and the update
+//! happen under an fcntl lock on that file, so two logins at the same moment
+//! cannot both pass; the new stamp is written atomically (tmp, fsync, rename)
+//! and only when the session is admitted, so a refused login does not push
+//! the next allowed time further out. The clock is [`crate::timefmt::now`]
+//! (`VQMAIL_NOW` in tests). A stamp in the future (the clock went back) does
+//! not lock the account out: the login is admitted and the stamp rewritten.
+
+use std::fs::OpenOptions;
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+/// The stamp file's name in the account's home directory.
+pub const STAMP: &str = "lastpop3";
+
+/// The decision.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Go ahead (the stamp now holds `now`).
+    Admitted,
+    /// Too soon: try again in `wait` seconds.
+    TooSoon {
+        /// Seconds until a login is allowed again.
+        wait: u64,
+    },
+}
+
+/// Decides whether a login at `now` may proceed, and records it if so.
+pub fn admit(home: &Path, interval: u64, now: i64) -> io::Result<Admission> {
+    if interval == 0 {
+        return Ok(Admission::Admitted);
+    }
+    let path = home.join(STAMP);
+    for _ in 0..10 {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)?;
+        crate::sys::lock_exclusive(&f)?;
+        // Another login may have replaced the file while we waited for the lock.
+        if std::fs::metadata(&path).map(|m| m.ino()).ok() != Some(f.metadata()?.ino()) {
+            continue;
+        }
+        let mut text = String::new();
+        let _ = f.take(64).read_to_string(&mut text);
+        if let Ok(last) = text.trim().parse::<i64>() {
+            let since = now - last;
+            if (0..).contains(&since) && (since as u64) < interval {
+                return Ok(Admission::TooSoon {
+                    wait: interval - since as u64,
+                });
+            }
+        }
+        crate::fsutil::atomic_write(&path, format!("{now}\n").as_bytes(), 0o600)?;
+        return Ok(Admission::Admitted);
+    }
+    Err(io::Error::other("lastpop3 keeps changing"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interval_counts_from_the_last_admitted_login() {
+        let d = tempfile::tempdir().unwrap();
+        let h = d.path();
+        assert_eq!(admit(h, 60, 1000).unwrap(), Admission::Admitted);
+        assert_eq!(std::fs::read_to_string(h.join(STAMP)).unwrap(), "1000\n");
+        assert_eq!(admit(h, 60, 1000).unwrap(), Admission::TooSoon { wait: 60 });
+        assert_eq!(admit(h, 60, 1059).unwrap(), Admission::TooSoon { wait: 1 });
+        // Refused logins do not move the stamp.
+        assert_eq!(std::fs::read_to_string(h.join(STAMP)).unwrap(), "1000\n");
+        assert_eq!(admit(h, 60, 1060).unwrap(), Admission::Admitted);
+        // A stamp in the future (clock set back) does not lock the account out.
+        assert_eq!(admit(h, 60, 500).unwrap(), Admission::Admitted);
+        // Off: no stamp is written.
+        assert_eq!(admit(h, 0, 501).unwrap(), Admission::Admitted);
+        assert_eq!(std::fs::read_to_string(h.join(STAMP)).unwrap(), "500\n");
+    }
+}

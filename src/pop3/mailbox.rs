@@ -1,0 +1,290 @@
+//! The Maildir side of qmail-pop3d: the listing, message files, and QUIT's
+//! commit.
+//!
+//! Like qmail-pop3d, a session takes no lock on the mailbox: it lists `new/`
+//! and `cur/` once at login (sorted by mtime; files with an mtime of now or
+//! later are left for the next session, qmail's guard against moving a message
+//! that is still arriving), reads files on demand, and changes the Maildir only
+//! at QUIT: marked messages are unlinked, the other `new/X` are renamed to
+//! `cur/X:2,`. A dropped connection changes nothing.
+//!
+//! Two sessions on one mailbox (possible when the poll limit is off): each
+//! works on the listing it took. A message that the other session moved from
+//! `new/` to `cur/` is found again there (for RETR and for deletion); a
+//! message that the other session already deleted is simply gone, which is
+//! not an error at QUIT and is not counted twice in `maildirsize`. A delivery
+//! during a session lands in `new/` under a name the session does not know,
+//! so it is neither listed nor touched until the next login.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use super::pop3d::{Msg, Store};
+
+/// Files in `tmp/` untouched for this long are removed at login (qmail: 36 h).
+pub const TMP_MAX_AGE: i64 = 36 * 3600;
+
+/// A Maildir, by path (relative paths are relative to the current directory).
+pub struct Maildir {
+    dir: PathBuf,
+}
+
+/// What QUIT did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Commit {
+    /// Every marked message is gone (unlinked now or before by another session).
+    pub all_unlinked: bool,
+    /// Messages this session unlinked, and their bytes (for `maildirsize`).
+    pub removed: u64,
+    /// Bytes removed.
+    pub removed_bytes: u64,
+    /// `new/` messages moved to `cur/`.
+    pub moved: u64,
+}
+
+impl Maildir {
+    /// A Maildir at `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Maildir {
+        Maildir { dir: dir.into() }
+    }
+
+    /// The Maildir's path.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Removes `tmp/` files not accessed for 36 hours (qmail's maildir_clean).
+    pub fn clean_tmp(&self, now: i64) {
+        let Ok(rd) = fs::read_dir(self.dir.join("tmp")) else {
+            return;
+        };
+        for e in rd.flatten() {
+            if let Ok(md) = e.metadata() {
+                if md.is_file() && now > md.atime() + TMP_MAX_AGE {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+
+    /// Lists `new/` and `cur/`: messages with an mtime before `now`, oldest
+    /// first (ties by name), numbered from 1 in that order.
+    pub fn scan(&self, now: i64) -> io::Result<Vec<Msg>> {
+        let mut v: Vec<(i64, Msg)> = Vec::new();
+        for sub in ["new", "cur"] {
+            for e in fs::read_dir(self.dir.join(sub))? {
+                let e = e?;
+                let name = e.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if name.starts_with('.') {
+                    continue;
+                }
+                let Ok(md) = fs::metadata(e.path()) else {
+                    continue;
+                };
+                if !md.is_file() || md.mtime() >= now {
+                    continue;
+                }
+                v.push((
+                    md.mtime(),
+                    Msg {
+                        name: format!("{sub}/{name}"),
+                        size: md.len(),
+                        deleted: false,
+                    },
+                ));
+            }
+        }
+        v.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
+        Ok(v.into_iter().map(|(_, m)| m).collect())
+    }
+
+    /// Where message `m` is now: its listed place, or `cur/` when another
+    /// session moved it there (with any flags).
+    fn locate(&self, m: &Msg) -> Option<PathBuf> {
+        let p = self.dir.join(&m.name);
+        if p.exists() {
+            return Some(p);
+        }
+        let uid = m.uid();
+        let prefix = format!("{uid}:");
+        let exact = self.dir.join("cur").join(format!("{uid}:2,"));
+        if exact.exists() {
+            return Some(exact);
+        }
+        fs::read_dir(self.dir.join("cur"))
+            .ok()?
+            .flatten()
+            .find_map(|e| {
+                let n = e.file_name();
+                let n = n.to_str()?;
+                (n.starts_with(&prefix) || n == uid).then(|| e.path())
+            })
+    }
+
+    /// QUIT: unlinks the marked messages, moves the other `new/` ones to
+    /// `cur/NAME:2,`, and records the removed bytes in `maildirsize`.
+    pub fn commit(&self, msgs: &[Msg]) -> Commit {
+        let mut c = Commit {
+            all_unlinked: true,
+            ..Commit::default()
+        };
+        for m in msgs {
+            if m.deleted {
+                let Some(p) = self.locate(m) else {
+                    continue; // already deleted by another session
+                };
+                match fs::remove_file(&p) {
+                    Ok(()) => {
+                        c.removed += 1;
+                        c.removed_bytes += quota_size(m);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(_) => c.all_unlinked = false,
+                }
+            } else if let Some(base) = m.name.strip_prefix("new/") {
+                let to = self.dir.join("cur").join(format!("{base}:2,"));
+                // If it fails (moved by another session), the message stays where it is.
+                if fs::rename(self.dir.join(&m.name), to).is_ok() {
+                    c.moved += 1;
+                }
+            }
+        }
+        if c.removed > 0 {
+            let bytes = i64::try_from(c.removed_bytes).unwrap_or(i64::MAX);
+            let count = i64::try_from(c.removed).unwrap_or(i64::MAX);
+            if let Err(e) = maildirsize_append(&self.dir, -bytes, -count) {
+                eprintln!("qmail-pop3d: unable to update maildirsize: {e}");
+            }
+        }
+        c
+    }
+}
+
+impl Store for Maildir {
+    fn open(&mut self, m: &Msg) -> io::Result<Box<dyn Read + '_>> {
+        match File::open(self.dir.join(&m.name)) {
+            Ok(f) => Ok(Box::new(f)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let p = self.locate(m).ok_or(e)?;
+                Ok(Box::new(File::open(p)?))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The size Maildir++ counts for a message: `,S=NNN` in its name, else its
+/// size on disk.
+pub fn quota_size(m: &Msg) -> u64 {
+    let uid = m.uid();
+    uid.rsplit_once(",S=")
+        .and_then(|(_, s)| s.split(',').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(m.size)
+}
+
+/// Appends `bytes count` to `maildirsize` when the Maildir has one (Maildir++:
+/// a mailbox without a quota file keeps none). One `write` in append mode, so
+/// concurrent writers do not interleave.
+pub fn maildirsize_append(maildir: &Path, bytes: i64, count: i64) -> io::Result<()> {
+    let p = maildir.join("maildirsize");
+    let mut f = match OpenOptions::new().append(true).open(&p) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    f.write_all(format!("{bytes} {count}\n").as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    fn put(dir: &Path, name: &str, body: &[u8], mtime: i64) {
+        let p = dir.join(name);
+        fs::write(&p, body).unwrap();
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(mtime as u64);
+        File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+
+    fn md() -> (tempfile::TempDir, Maildir) {
+        let d = tempfile::tempdir().unwrap();
+        crate::maildir::create(d.path(), 0o700).unwrap();
+        let m = Maildir::new(d.path());
+        (d, m)
+    }
+
+    #[test]
+    fn scan_sorts_by_mtime_and_skips_the_present() {
+        let (d, m) = md();
+        put(d.path(), "cur/2.b.h:2,S", b"bb", 200);
+        put(d.path(), "new/1.a.h", b"a", 100);
+        put(d.path(), "new/3.c.h", b"ccc", 300);
+        put(d.path(), "new/.hidden", b"x", 100);
+        let l = m.scan(300).unwrap();
+        let names: Vec<_> = l.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["new/1.a.h", "cur/2.b.h:2,S"]);
+        assert_eq!(l[1].uid(), "2.b.h");
+        assert_eq!(m.scan(301).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn commit_deletes_moves_and_counts_once() {
+        let (d, mut m) = md();
+        fs::write(d.path().join("maildirsize"), "1000S,10C\n30 3\n").unwrap();
+        put(d.path(), "new/1.a.h,S=10", b"0123456789", 100);
+        put(d.path(), "new/2.b.h", b"22", 101);
+        put(d.path(), "cur/3.c.h:2,", b"333", 102);
+        let mut a = m.scan(1000).unwrap();
+        let mut b = m.scan(1000).unwrap();
+        // Session A deletes 1 and 3 and moves 2; session B then deletes 1 and 2.
+        a[0].deleted = true;
+        a[2].deleted = true;
+        let ca = m.commit(&a);
+        assert_eq!(
+            (ca.all_unlinked, ca.removed, ca.removed_bytes, ca.moved),
+            (true, 2, 13, 1)
+        );
+        assert!(d.path().join("cur/2.b.h:2,").exists());
+        // B still reads message 2 from its new place.
+        let mut s = String::new();
+        m.open(&b[1]).unwrap().read_to_string(&mut s).unwrap();
+        assert_eq!(s, "22");
+        assert!(m.open(&b[0]).is_err());
+        b[0].deleted = true;
+        b[1].deleted = true;
+        let cb = m.commit(&b);
+        assert_eq!(
+            (cb.all_unlinked, cb.removed, cb.removed_bytes),
+            (true, 1, 2)
+        );
+        assert!(crate::pop3::mailbox::tests::empty(d.path()));
+        let ms = fs::read_to_string(d.path().join("maildirsize")).unwrap();
+        assert_eq!(ms, "1000S,10C\n30 3\n-13 -2\n-2 -1\n");
+    }
+
+    pub(super) fn empty(d: &Path) -> bool {
+        ["new", "cur"]
+            .iter()
+            .all(|s| fs::read_dir(d.join(s)).unwrap().next().is_none())
+    }
+
+    #[test]
+    fn tmp_cleaning_and_no_maildirsize() {
+        let (d, m) = md();
+        put(d.path(), "tmp/old", b"x", 100);
+        m.clean_tmp(100 + TMP_MAX_AGE + 10_000_000_000);
+        assert!(!d.path().join("tmp/old").exists());
+        maildirsize_append(d.path(), -1, -1).unwrap();
+        assert!(!d.path().join("maildirsize").exists());
+    }
+}

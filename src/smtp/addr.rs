@@ -1,0 +1,204 @@
+//! Envelope addresses as qmail-smtpd reads them (COMPAT section 7), the
+//! rcpthosts keys, badmailfrom matching and the routing tricks refused to
+//! clients without relay rights.
+
+/// Longest address accepted (qmail's `addr.len > 900` check, NUL included).
+pub const MAX_ADDR: usize = 900;
+
+/// qmail's `addrparse()`: the address in a `MAIL FROM:`/`RCPT TO:` argument.
+///
+/// Takes what follows the first `<` up to the matching `>` (quotes and
+/// backslash escapes removed, a leading `@route:` source route stripped); with
+/// no `<`, what follows the first `:` (spaces skipped) up to a space (a
+/// tolerance for clients that omit the brackets, as qmail has always had).
+/// `None` when the address is too long.
+pub fn parse(arg: &[u8]) -> Option<Vec<u8>> {
+    let (mut rest, terminator) = match arg.iter().position(|&b| b == b'<') {
+        Some(i) => (&arg[i + 1..], b'>'),
+        None => {
+            let mut r = match arg.iter().position(|&b| b == b':') {
+                Some(i) => &arg[i + 1..],
+                None => &arg[arg.len()..],
+            };
+            while let [b' ', tail @ ..] = r {
+                r = tail;
+            }
+            (r, b' ')
+        }
+    };
+    if rest.first() == Some(&b'@') {
+        rest = match rest.iter().position(|&b| b == b':') {
+            Some(i) => &rest[i + 1..],
+            None => &rest[rest.len()..],
+        };
+    }
+    let mut addr = Vec::with_capacity(rest.len().min(MAX_ADDR + 1));
+    let mut esc = false;
+    let mut quoted = false;
+    for &ch in rest {
+        if esc {
+            addr.push(ch);
+            esc = false;
+            continue;
+        }
+        if !quoted && ch == terminator {
+            break;
+        }
+        match ch {
+            b'\\' => esc = true,
+            b'"' => quoted = !quoted,
+            _ => addr.push(ch),
+        }
+        if addr.len() > MAX_ADDR {
+            return None;
+        }
+    }
+    // qmail counts the terminating NUL.
+    if addr.len() + 1 > MAX_ADDR {
+        return None;
+    }
+    Some(addr)
+}
+
+/// The ESMTP parameters after the closing `>` (`SIZE=n`, `BODY=8BITMIME`,
+/// `AUTH=<>`): the value of `SIZE`, if given and numeric.
+pub fn size_param(arg: &[u8]) -> Option<u64> {
+    let close = arg.iter().position(|&b| b == b'>')?;
+    let params = std::str::from_utf8(&arg[close + 1..]).ok()?;
+    params.split_ascii_whitespace().find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        if k.eq_ignore_ascii_case("SIZE") {
+            v.parse::<u64>().ok()
+        } else {
+            None
+        }
+    })
+}
+
+/// The domain of an address (after the last `@`), if any.
+pub fn domain(addr: &[u8]) -> Option<&[u8]> {
+    addr.iter()
+        .rposition(|&b| b == b'@')
+        .map(|i| &addr[i + 1..])
+}
+
+/// The local part (before the last `@`).
+pub fn local(addr: &[u8]) -> &[u8] {
+    match addr.iter().rposition(|&b| b == b'@') {
+        Some(i) => &addr[..i],
+        None => addr,
+    }
+}
+
+/// The keys qmail's rcpthosts tries for a domain (lowercased): the domain
+/// itself, then every `.suffix` (`a.b.c` → `a.b.c`, `.b.c`, `.c`).
+pub fn rcpthosts_keys(domain: &[u8]) -> Vec<Vec<u8>> {
+    let d = domain.to_ascii_lowercase();
+    let mut keys = vec![d.clone()];
+    for (i, &b) in d.iter().enumerate() {
+        if i > 0 && b == b'.' {
+            keys.push(d[i..].to_vec());
+        }
+    }
+    keys
+}
+
+/// qmail's badmailfrom rule: the whole address, or `@domain`, case-insensitive.
+pub fn badmailfrom(list: &[String], addr: &[u8]) -> bool {
+    if list.is_empty() {
+        return false;
+    }
+    let a = addr.to_ascii_lowercase();
+    let at = domain(&a).map(|d| {
+        let mut k = b"@".to_vec();
+        k.extend_from_slice(d);
+        k
+    });
+    list.iter().any(|l| {
+        let l = l.as_bytes().to_ascii_lowercase();
+        l == a || at.as_deref() == Some(&l[..])
+    })
+}
+
+/// True when a recipient asks a local domain to route it further: a `%` or
+/// `!` in it, or more than one `@` (`u%evil@here`, `evil!u@here`,
+/// `"u@evil"@here`). qmail takes these for a local domain and bounces them
+/// later (or relays them with `percenthack`); vqmail refuses them at RCPT to
+/// clients without relay rights, so the host can never be tricked into
+/// forwarding.
+pub fn is_routed(addr: &[u8]) -> bool {
+    addr.iter().any(|&b| b == b'%' || b == b'!') || addr.iter().filter(|&&b| b == b'@').count() > 1
+}
+
+/// `[d.d.d.d]` as an IPv4 address (qmail's ip_scanbracket), for the
+/// `user@[our IP]` → `user@localiphost` rewrite.
+pub fn bracket_ip(domain: &[u8]) -> Option<std::net::IpAddr> {
+    let inner = domain.strip_prefix(b"[")?.strip_suffix(b"]")?;
+    let s = std::str::from_utf8(inner).ok()?;
+    if let Some(v6) = s.strip_prefix("IPv6:").or_else(|| s.strip_prefix("ipv6:")) {
+        return v6.parse::<std::net::Ipv6Addr>().ok().map(Into::into);
+    }
+    s.parse::<std::net::Ipv4Addr>().ok().map(Into::into)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Option<String> {
+        parse(s.as_bytes()).map(|a| String::from_utf8(a).unwrap())
+    }
+
+    #[test]
+    fn addrparse_like_qmail() {
+        assert_eq!(p("FROM:<a@b.c>").as_deref(), Some("a@b.c"));
+        assert_eq!(p("FROM:<>").as_deref(), Some(""));
+        assert_eq!(p("FROM: <a@b.c> SIZE=10").as_deref(), Some("a@b.c"));
+        assert_eq!(p("TO:a@b.c").as_deref(), Some("a@b.c"));
+        assert_eq!(p("TO:  a@b.c SIZE=1").as_deref(), Some("a@b.c"));
+        assert_eq!(p("TO:<@r1,@r2:a@b.c>").as_deref(), Some("a@b.c"));
+        assert_eq!(p("TO:<\"a b\"@c>").as_deref(), Some("a b@c"));
+        assert_eq!(p("TO:<\"a>b\"@c>").as_deref(), Some("a>b@c"));
+        assert_eq!(p("TO:<a\\@x@c>").as_deref(), Some("a@x@c"));
+        assert_eq!(p("TO:<a@b").as_deref(), Some("a@b"));
+        let long = format!("TO:<{}@x>", "a".repeat(900));
+        assert_eq!(p(&long), None);
+        let ok = format!("TO:<{}>", "a".repeat(899));
+        assert!(p(&ok).is_some());
+    }
+
+    #[test]
+    fn params() {
+        assert_eq!(size_param(b"FROM:<a@b> SIZE=1000"), Some(1000));
+        assert_eq!(size_param(b"FROM:<a@b> BODY=8BITMIME size=7"), Some(7));
+        assert_eq!(size_param(b"FROM:<a@b>"), None);
+        assert_eq!(size_param(b"FROM:<a@b> SIZE=x"), None);
+    }
+
+    #[test]
+    fn keys_and_lists() {
+        assert_eq!(
+            rcpthosts_keys(b"A.Example.COM"),
+            vec![
+                b"a.example.com".to_vec(),
+                b".example.com".to_vec(),
+                b".com".to_vec()
+            ]
+        );
+        let l = vec!["spam@x.com".to_string(), "@Bad.Example".to_string()];
+        assert!(badmailfrom(&l, b"SPAM@x.com"));
+        assert!(badmailfrom(&l, b"anyone@bad.example"));
+        assert!(!badmailfrom(&l, b"anyone@sub.bad.example"));
+        assert!(!badmailfrom(&l, b"ok@x.com"));
+        assert!(is_routed(b"u%evil@here"));
+        assert!(is_routed(b"evil!u@here"));
+        assert!(is_routed(b"u@evil@here"));
+        assert!(!is_routed(b"u.v+w@here"));
+        assert_eq!(
+            bracket_ip(b"[127.0.0.1]"),
+            Some("127.0.0.1".parse().unwrap())
+        );
+        assert_eq!(bracket_ip(b"[IPv6:::1]"), Some("::1".parse().unwrap()));
+        assert_eq!(bracket_ip(b"127.0.0.1"), None);
+    }
+}

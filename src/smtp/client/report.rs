@@ -1,0 +1,151 @@
+//! qmail-remote's report on fd 1 (qmail-remote(8), COMPAT section 6) and the
+//! one table of its texts.
+//!
+//! The report is zero or more recipient reports (`r` accepted, `h`
+//! permanently rejected, `s` temporarily rejected) and then one message
+//! report (`K` success, `Z` temporary failure, `D` permanent failure), each
+//! a letter, a human-readable text and a NUL byte.
+
+/// What happened to one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rcpt {
+    /// Accepted (`r`).
+    Accepted,
+    /// Permanently rejected (`h`), with the text.
+    Perm(String),
+    /// Temporarily rejected (`s`), with the text.
+    Temp(String),
+}
+
+/// The message report's letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Letter {
+    /// `K`: delivered.
+    Success,
+    /// `Z`: try again later.
+    Temporary,
+    /// `D`: give up.
+    Permanent,
+}
+
+impl Letter {
+    /// The byte written.
+    pub fn byte(self) -> u8 {
+        match self {
+            Letter::Success => b'K',
+            Letter::Temporary => b'Z',
+            Letter::Permanent => b'D',
+        }
+    }
+    /// `D` for a 5xx code, `Z` otherwise (qmail's rule for replies).
+    pub fn for_code(code: u16) -> Letter {
+        if code >= 500 {
+            Letter::Permanent
+        } else {
+            Letter::Temporary
+        }
+    }
+}
+
+/// A complete report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Recipient reports, in argv order (possibly fewer than recipients, or none).
+    pub recips: Vec<Rcpt>,
+    /// The message report's letter.
+    pub letter: Letter,
+    /// The message report's text (lines ending in `\n`).
+    pub text: String,
+}
+
+impl Report {
+    /// A message report alone.
+    pub fn msg(letter: Letter, text: impl Into<String>) -> Report {
+        Report {
+            recips: Vec::new(),
+            letter,
+            text: text.into(),
+        }
+    }
+    /// `Z` + text.
+    pub fn temp(text: impl Into<String>) -> Report {
+        Report::msg(Letter::Temporary, text)
+    }
+    /// `D` + text.
+    pub fn perm(text: impl Into<String>) -> Report {
+        Report::msg(Letter::Permanent, text)
+    }
+
+    /// The bytes qmail-rspawn reads: each report ends in `\0`; NUL bytes
+    /// inside texts become `?` as in qmail.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut put = |letter: u8, text: &str| {
+            out.push(letter);
+            out.extend(text.bytes().map(|b| if b == 0 { b'?' } else { b }));
+            out.push(0);
+        };
+        for r in &self.recips {
+            match r {
+                Rcpt::Accepted => put(b'r', ""),
+                Rcpt::Perm(t) => put(b'h', t),
+                Rcpt::Temp(t) => put(b's', t),
+            }
+        }
+        put(self.letter.byte(), &self.text);
+        out
+    }
+}
+
+/// qmail's texts (and the few vqmail adds, COMPAT section A). Each is
+/// complete with its final newline.
+pub mod text {
+    /// Every address failed.
+    pub const NO_CONNECTION: &str =
+        "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n";
+    /// Temporary DNS failure.
+    pub const DNS_TEMP: &str = "Sorry, I couldn't find any host by that name. (#4.1.2)\n";
+    /// No mail exchanger and no address.
+    pub const NO_MX: &str = "Sorry, I couldn't find a mail exchanger or IP address. (#5.4.4)\n";
+    /// CNAME lookup failed temporarily.
+    pub const CNAME_TEMP: &str = "CNAME lookup failed temporarily. (#4.4.3)\n";
+    /// The message does not end with a newline.
+    pub const PARTIAL_LINE: &str =
+        "SMTP cannot transfer messages with partial final lines. (#5.6.2)\n";
+    /// Bad argv.
+    pub const USAGE: &str = "I (qmail-remote) was invoked improperly. (#5.3.5)\n";
+    /// Message unreadable.
+    pub const READ_MESSAGE: &str = "Unable to read message. (#4.3.0)\n";
+    /// Control files unreadable.
+    pub const READ_CONTROLS: &str = "Unable to read control files. (#4.3.0)\n";
+    /// We are the best MX.
+    pub const IPME: &str = "Sorry. Although I'm listed as a best-preference MX or A for that host,\nit isn't in my control/locals file, so I don't treat it as local. (#5.4.6)\n";
+
+    /// NXDOMAIN for the destination.
+    pub fn no_host(host: &str) -> String {
+        format!("Sorry, I couldn't find any host named {host}. (#5.1.2)\n")
+    }
+    /// The line placed before [`NO_MX`] (COMPAT section A).
+    pub fn name_service_nodata(host: &str) -> String {
+        format!("Name service error for {host}: Host found but no data record of requested type\n")
+    }
+    /// The same for a mail exchanger that does not exist at all.
+    pub fn name_service_nxdomain(host: &str) -> String {
+        format!("Name service error for {host}: Host not found\n")
+    }
+    /// RFC 7505 null MX.
+    pub fn null_mx(host: &str) -> String {
+        format!("Sorry, {host} does not accept mail (it publishes a null MX). (#5.1.10)\n")
+    }
+    /// The connection broke; `critical` after the final dot was sent.
+    pub fn died(ip: &str, critical: bool, detail: &str) -> String {
+        format!(
+            "Connected to {ip} but connection died. {}{detail}(#4.4.2)\n",
+            if critical { "Possible duplicate! " } else { "" }
+        )
+    }
+    /// TLS was required and could not be had (COMPAT section A).
+    pub fn tls_not_available(reason: &str, ip: &str) -> String {
+        format!("TLS not available: connect failed: {reason}; connected to {ip}.\n")
+    }
+}

@@ -1,0 +1,328 @@
+//! Where a message for a domain goes: `control/smtproutes`, address
+//! literals, MX records sorted by preference (ties shuffled), the addresses
+//! of each exchanger, and qmail's rule against delivering to ourselves.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use super::report::{text, Report};
+use crate::dns::{Error, Mx, Resolver};
+
+/// One address to try.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The exchanger's (or relay's) name; SNI and TLS policy use it.
+    pub name: String,
+    /// Its address.
+    pub ip: IpAddr,
+    /// MX preference (0 for A records, relays and literals).
+    pub pref: u32,
+}
+
+/// One `control/smtproutes` line: `domain:relay[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteEntry {
+    /// The domain (lower case), `.suffix`, or "" for everything.
+    pub key: String,
+    /// The relay host; empty = MX lookup as usual.
+    pub relay: String,
+    /// The port, when given.
+    pub port: Option<u16>,
+}
+
+/// Parses smtproutes lines (a relay may be a `[literal]`, IPv6 included).
+pub fn parse_routes(lines: &[String]) -> Vec<RouteEntry> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let (key, rest) = l.split_once(':')?;
+            let (relay, port) = if rest.starts_with('[') {
+                let end = rest.find(']')?;
+                let (r, p) = rest.split_at(end + 1);
+                (r, p.strip_prefix(':'))
+            } else {
+                match rest.split_once(':') {
+                    Some((r, p)) => (r, Some(p)),
+                    None => (rest, None),
+                }
+            };
+            let port = match port {
+                Some(p) if !p.trim().is_empty() => Some(p.trim().parse::<u16>().ok()?),
+                _ => None,
+            };
+            Some(RouteEntry {
+                key: key.trim().to_ascii_lowercase(),
+                relay: relay.trim().to_string(),
+                port,
+            })
+        })
+        .collect()
+}
+
+/// qmail's lookup: the host itself, then each `.suffix`, then "".
+pub fn find_route<'a>(routes: &'a [RouteEntry], host: &str) -> Option<&'a RouteEntry> {
+    let host = host.to_ascii_lowercase();
+    let get = |k: &str| routes.iter().find(|r| r.key == k);
+    if let Some(r) = get(&host) {
+        return Some(r);
+    }
+    for (i, c) in host.char_indices() {
+        if c == '.' {
+            if let Some(r) = get(&host[i..]) {
+                return Some(r);
+            }
+        }
+    }
+    get("")
+}
+
+/// An address literal: `[192.0.2.1]`, `[IPv6:2001:db8::1]`, or a bare IP.
+pub fn literal(host: &str) -> Option<IpAddr> {
+    let inner = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if let Some(v6) = inner
+        .strip_prefix("IPv6:")
+        .or_else(|| inner.strip_prefix("ipv6:"))
+    {
+        return v6.parse::<Ipv6Addr>().ok().map(IpAddr::V6);
+    }
+    inner.parse::<IpAddr>().ok()
+}
+
+/// A small random source for shuffling ties.
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded from the system.
+    pub fn new() -> Rng {
+        let mut b = [0u8; 8];
+        if getrandom::fill(&mut b).is_err() {
+            b = (u64::from(std::process::id()) ^ 0x9e37_79b9_7f4a_7c15).to_le_bytes();
+        }
+        Rng(u64::from_le_bytes(b) | 1)
+    }
+    /// A value below `n` (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+impl Default for Rng {
+    fn default() -> Self {
+        Rng::new()
+    }
+}
+
+/// Shuffles exchangers of equal preference (the list is sorted).
+pub fn shuffle_ties(mxs: &mut [Mx], rng: &mut Rng) {
+    let mut i = 0;
+    while i < mxs.len() {
+        let mut j = i;
+        while j < mxs.len() && mxs[j].pref == mxs[i].pref {
+            j += 1;
+        }
+        for k in (i + 1..j).rev() {
+            let r = i + rng.below(k - i + 1);
+            mxs.swap(k, r);
+        }
+        i = j;
+    }
+}
+
+/// The addresses for a relay from smtproutes (A/AAAA only, no MX).
+pub fn resolve_relay(res: &Resolver, relay: &str) -> Result<Vec<Target>, Report> {
+    if let Some(ip) = literal(relay) {
+        return Ok(vec![Target {
+            name: relay.to_string(),
+            ip,
+            pref: 0,
+        }]);
+    }
+    match res.ips(relay) {
+        Ok(ips) => Ok(ips
+            .into_iter()
+            .map(|ip| Target {
+                name: relay.to_ascii_lowercase(),
+                ip,
+                pref: 0,
+            })
+            .collect()),
+        Err(Error::Temporary(_)) => Err(Report::temp(text::DNS_TEMP)),
+        Err(_) => Err(Report::perm(text::no_host(relay))),
+    }
+}
+
+/// The addresses for a domain: MX records by preference (ties shuffled),
+/// every address of each; without MX records the domain's own addresses.
+pub fn resolve_mx(res: &Resolver, host: &str, rng: &mut Rng) -> Result<Vec<Target>, Report> {
+    if let Some(ip) = literal(host) {
+        return Ok(vec![Target {
+            name: host.to_string(),
+            ip,
+            pref: 0,
+        }]);
+    }
+    let host = host.to_ascii_lowercase();
+    let mut mxs = match res.mx(&host) {
+        Ok(m) => m,
+        Err(Error::NxDomain) => return Err(Report::perm(text::no_host(&host))),
+        Err(Error::Temporary(_)) => return Err(Report::temp(text::DNS_TEMP)),
+        Err(Error::NoData) => {
+            return match res.ips(&host) {
+                Ok(ips) => Ok(ips
+                    .into_iter()
+                    .map(|ip| Target {
+                        name: host.clone(),
+                        ip,
+                        pref: 0,
+                    })
+                    .collect()),
+                Err(Error::Temporary(_)) => Err(Report::temp(text::DNS_TEMP)),
+                Err(Error::NxDomain) => Err(Report::perm(text::no_host(&host))),
+                Err(Error::NoData) => Err(Report::perm(format!(
+                    "{}{}",
+                    text::name_service_nodata(&host),
+                    text::NO_MX
+                ))),
+            };
+        }
+    };
+    if mxs.iter().all(|m| m.host.is_empty()) {
+        return Err(Report::perm(text::null_mx(&host)));
+    }
+    shuffle_ties(&mut mxs, rng);
+    let mut out = Vec::new();
+    let mut soft = false;
+    let mut why = String::new();
+    for m in mxs.iter().filter(|m| !m.host.is_empty()) {
+        let found = match literal(&m.host) {
+            Some(ip) => Ok(vec![ip]),
+            None => res.ips(&m.host),
+        };
+        match found {
+            Ok(ips) => out.extend(ips.into_iter().map(|ip| Target {
+                name: m.host.clone(),
+                ip,
+                pref: u32::from(m.pref),
+            })),
+            Err(Error::Temporary(_)) => soft = true,
+            Err(Error::NoData) => why.push_str(&text::name_service_nodata(&m.host)),
+            Err(Error::NxDomain) => why.push_str(&text::name_service_nxdomain(&m.host)),
+        }
+    }
+    if out.is_empty() {
+        if soft {
+            return Err(Report::temp(text::DNS_TEMP));
+        }
+        return Err(Report::perm(format!("{why}{}", text::NO_MX)));
+    }
+    Ok(out)
+}
+
+/// qmail's ipme rule: when one of the targets is this host, only exchangers
+/// with a strictly lower preference may be used.
+pub fn apply_ipme(mut targets: Vec<Target>, ipme: &[IpAddr]) -> Result<Vec<Target>, Report> {
+    let prefme = targets
+        .iter()
+        .filter(|t| ipme.contains(&t.ip))
+        .map(|t| t.pref)
+        .min();
+    if let Some(p) = prefme {
+        targets.retain(|t| t.pref < p);
+        if targets.is_empty() {
+            return Err(Report::perm(text::IPME));
+        }
+    }
+    Ok(targets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smtproutes_lookup() {
+        let lines: Vec<String> = [
+            "example.com:relay.example.net",
+            ".example.org:[192.0.2.9]:2525",
+            "v6.test:[IPv6:2001:db8::1]:26",
+            "mx.test::2526",
+            ":smarthost.example:587",
+            "bad line",
+            "bad.port:x:99999",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let r = parse_routes(&lines);
+        assert_eq!(r.len(), 5);
+        let f = |h: &str| find_route(&r, h).map(|e| (e.relay.clone(), e.port));
+        assert_eq!(f("Example.COM"), Some(("relay.example.net".into(), None)));
+        assert_eq!(f("a.example.org"), Some(("[192.0.2.9]".into(), Some(2525))));
+        assert_eq!(
+            f("example.org"),
+            Some(("smarthost.example".into(), Some(587)))
+        );
+        assert_eq!(f("v6.test"), Some(("[IPv6:2001:db8::1]".into(), Some(26))));
+        assert_eq!(f("mx.test"), Some(("".into(), Some(2526))));
+        assert_eq!(find_route(&r[..3], "other.test"), None);
+    }
+
+    #[test]
+    fn literals() {
+        assert_eq!(literal("[192.0.2.1]"), Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(literal("192.0.2.1"), Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(
+            literal("[IPv6:2001:db8::1]"),
+            Some("2001:db8::1".parse().unwrap())
+        );
+        assert_eq!(literal("example.com"), None);
+        assert_eq!(literal("[example.com]"), None);
+    }
+
+    #[test]
+    fn ties_are_shuffled_only_among_themselves() {
+        let mk = |p: u16, h: &str| Mx {
+            pref: p,
+            host: h.into(),
+        };
+        let mut seen_first = std::collections::HashSet::new();
+        let mut rng = Rng::new();
+        for _ in 0..200 {
+            let mut v = vec![
+                mk(5, "a"),
+                mk(10, "b"),
+                mk(10, "c"),
+                mk(10, "d"),
+                mk(20, "e"),
+            ];
+            shuffle_ties(&mut v, &mut rng);
+            assert_eq!(v[0].host, "a");
+            assert_eq!(v[4].host, "e");
+            seen_first.insert(v[1].host.clone());
+        }
+        assert_eq!(seen_first.len(), 3);
+    }
+
+    #[test]
+    fn ipme_keeps_only_better_exchangers() {
+        let t = |n: &str, ip: &str, pref| Target {
+            name: n.into(),
+            ip: ip.parse().unwrap(),
+            pref,
+        };
+        let me: Vec<IpAddr> = vec!["192.0.2.2".parse().unwrap()];
+        let v = vec![
+            t("a", "192.0.2.1", 10),
+            t("me", "192.0.2.2", 20),
+            t("c", "192.0.2.3", 30),
+        ];
+        assert_eq!(apply_ipme(v, &me).unwrap(), vec![t("a", "192.0.2.1", 10)]);
+        let v = vec![t("me", "192.0.2.2", 10), t("c", "192.0.2.3", 30)];
+        assert_eq!(apply_ipme(v, &me).unwrap_err().text, text::IPME);
+    }
+}

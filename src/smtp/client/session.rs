@@ -1,0 +1,596 @@
+//! One SMTP client session over any byte stream (RFC 5321, RFC 1869 EHLO,
+//! RFC 2920 PIPELINING, RFC 1870 SIZE, RFC 6152 8BITMIME), with qmail-remote's
+//! outcomes and texts.
+//!
+//! The caller connects, upgrades to TLS and picks the stream; this module only
+//! speaks: greeting, EHLO (HELO when EHLO is refused), then one transaction
+//! (MAIL, RCPT for each recipient, DATA, the message, QUIT without waiting).
+//! Every reply's complete text is kept for the report, and failures carry a
+//! transcript: `while talking to HOST[IP]:`, `>>> command`, `<<< reply`.
+
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+
+use super::message::{read_retry, DataEncoder, Message};
+use super::report::{text, Letter, Rcpt, Report};
+use crate::io::{Line, LineReader};
+
+/// Longest reply line accepted.
+const LINE_MAX: usize = 4096;
+/// How much reply text is kept (qmail keeps 5000 bytes... we keep the same).
+const TEXT_MAX: usize = 5000;
+
+/// One reply: its code and its lines (CR removed, NUL as `?`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The code of the first line; 421 when the peer sent no code.
+    pub code: u16,
+    /// The lines as received.
+    pub lines: Vec<String>,
+}
+
+impl Reply {
+    /// True for a 2xx reply.
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.code)
+    }
+    /// `Remote host said: ...` with every line, as qmail prints it.
+    pub fn said(&self) -> String {
+        let mut s = String::from("Remote host said: ");
+        for l in &self.lines {
+            s.push_str(l);
+            s.push('\n');
+        }
+        s
+    }
+}
+
+/// What the server offered in its EHLO reply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extensions {
+    /// EHLO was accepted (else HELO was used).
+    pub esmtp: bool,
+    /// STARTTLS offered.
+    pub starttls: bool,
+    /// PIPELINING offered.
+    pub pipelining: bool,
+    /// 8BITMIME offered.
+    pub eightbitmime: bool,
+    /// SIZE offered, with its limit (0 = none given).
+    pub size: Option<u64>,
+}
+
+impl Extensions {
+    fn parse(r: &Reply) -> Extensions {
+        let mut e = Extensions {
+            esmtp: true,
+            ..Default::default()
+        };
+        for l in r.lines.iter().skip(1) {
+            let kw = l.get(4..).unwrap_or("").trim();
+            let mut w = kw.split_whitespace();
+            match w.next().map(str::to_ascii_uppercase).as_deref() {
+                Some("STARTTLS") => e.starttls = true,
+                Some("PIPELINING") => e.pipelining = true,
+                Some("8BITMIME") => e.eightbitmime = true,
+                Some("SIZE") => e.size = Some(w.next().and_then(|n| n.parse().ok()).unwrap_or(0)),
+                _ => {}
+            }
+        }
+        e
+    }
+}
+
+/// The connection broke (EOF, timeout, I/O or TLS error, garbage).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Died {
+    /// A detail for the report (the TLS error, say), or empty.
+    pub detail: String,
+}
+
+impl From<io::Error> for Died {
+    fn from(e: io::Error) -> Died {
+        // rustls reports its alerts and protocol errors as InvalidData; those
+        // are worth printing (as the TLS patch appends the SSL error).
+        let detail = if e.kind() == io::ErrorKind::InvalidData {
+            format!("{e}; ")
+        } else {
+            String::new()
+        };
+        Died { detail }
+    }
+}
+
+/// A session on a connected stream.
+pub struct Session<S> {
+    rd: LineReader<S>,
+    /// `host[ip]` for transcripts.
+    peer: String,
+    /// The IP as qmail prints it in its texts.
+    ip: String,
+}
+
+impl<S: Read + Write> Session<S> {
+    /// A session with the peer `name` at `ip`.
+    pub fn new(stream: S, name: &str, ip: &str) -> Session<S> {
+        Session {
+            rd: LineReader::new(stream),
+            peer: format!("{name}[{ip}]"),
+            ip: ip.to_string(),
+        }
+    }
+
+    /// Bytes received but not yet read (must be none after the 220 to STARTTLS).
+    pub fn buffered(&self) -> usize {
+        self.rd.buffered().len()
+    }
+
+    /// The stream, for a TLS upgrade.
+    pub fn into_inner(self) -> S {
+        self.rd.into_inner()
+    }
+
+    /// The stream, by reference.
+    pub fn get_ref(&self) -> &S {
+        self.rd.get_ref()
+    }
+
+    /// Writes one command line (CRLF added).
+    pub fn send(&mut self, cmd: &str) -> Result<(), Died> {
+        let mut b = Vec::with_capacity(cmd.len() + 2);
+        b.extend_from_slice(cmd.as_bytes());
+        b.extend_from_slice(b"\r\n");
+        self.send_raw(&b)
+    }
+
+    fn send_raw(&mut self, b: &[u8]) -> Result<(), Died> {
+        let w = self.rd.get_mut();
+        w.write_all(b)?;
+        w.flush()?;
+        Ok(())
+    }
+
+    /// Reads one complete (possibly multi-line) reply.
+    pub fn reply(&mut self) -> Result<Reply, Died> {
+        let mut lines = Vec::new();
+        let mut kept = 0;
+        let mut code = None;
+        loop {
+            let l = match self.rd.read_line(LINE_MAX)? {
+                Line::Line(l) => l,
+                Line::Eof => return Err(Died::default()),
+                Line::TooLong => {
+                    return Err(Died {
+                        detail: "reply line too long; ".into(),
+                    })
+                }
+            };
+            let l = l.strip_suffix(b"\r").unwrap_or(&l);
+            let s: String = String::from_utf8_lossy(l).replace('\0', "?");
+            if code.is_none() {
+                code = Some(match l.get(..3) {
+                    Some(d) if d.iter().all(u8::is_ascii_digit) => {
+                        u16::from(d[0] - b'0') * 100
+                            + u16::from(d[1] - b'0') * 10
+                            + u16::from(d[2] - b'0')
+                    }
+                    _ => 421,
+                });
+            }
+            let more = l.get(3) == Some(&b'-');
+            if kept < TEXT_MAX {
+                kept += s.len() + 1;
+                lines.push(s);
+            }
+            if !more {
+                return Ok(Reply {
+                    code: code.unwrap_or(421),
+                    lines,
+                });
+            }
+        }
+    }
+
+    /// `while talking to HOST[IP]:` + the command + the reply.
+    pub fn transcript(&self, cmds: &[&str], reply: &Reply) -> String {
+        let mut t = format!("while talking to {}:\n", self.peer);
+        for c in cmds {
+            let _ = writeln!(t, ">>> {c}");
+        }
+        for l in &reply.lines {
+            let _ = writeln!(t, "<<< {l}");
+        }
+        t
+    }
+
+    /// Reads the greeting; `Err(report)` unless it is 220.
+    pub fn greeting(&mut self) -> Result<Result<(), Report>, Died> {
+        let r = self.reply()?;
+        if r.code == 220 {
+            return Ok(Ok(()));
+        }
+        let _ = self.send("QUIT");
+        let letter = Letter::for_code(r.code);
+        Ok(Err(Report::msg(
+            letter,
+            format!(
+                "Connected to {} but greeting failed.\n{}{}",
+                self.ip,
+                r.said(),
+                self.transcript(&[], &r)
+            ),
+        )))
+    }
+
+    /// EHLO, then HELO if EHLO is refused; `Err(report)` when both are.
+    pub fn hello(&mut self, helohost: &str) -> Result<Result<Extensions, Report>, Died> {
+        let ehlo = format!("EHLO {helohost}");
+        self.send(&ehlo)?;
+        let r = self.reply()?;
+        if r.code == 250 {
+            return Ok(Ok(Extensions::parse(&r)));
+        }
+        let helo = format!("HELO {helohost}");
+        self.send(&helo)?;
+        let r = self.reply()?;
+        if r.code == 250 {
+            return Ok(Ok(Extensions::default()));
+        }
+        let _ = self.send("QUIT");
+        Ok(Err(Report::msg(
+            Letter::for_code(r.code),
+            format!(
+                "Connected to {} but my name was rejected.\n{}{}",
+                self.ip,
+                r.said(),
+                self.transcript(&[&helo], &r)
+            ),
+        )))
+    }
+
+    /// STARTTLS: `Ok(true)` for 220 (the caller checks [`Session::buffered`]
+    /// and upgrades), `Ok(false)` with the reply when refused.
+    pub fn starttls(&mut self) -> Result<Result<(), Reply>, Died> {
+        self.send("STARTTLS")?;
+        let r = self.reply()?;
+        Ok(if r.code == 220 { Ok(()) } else { Err(r) })
+    }
+
+    /// One mail transaction and QUIT. `note` (how the session was secured) is
+    /// appended to the message report.
+    pub fn transaction(
+        &mut self,
+        ext: &Extensions,
+        sender: &str,
+        recips: &[String],
+        msg: &mut Message,
+        note: &str,
+    ) -> Report {
+        let mut rep = match self.transaction_inner(ext, sender, recips, msg) {
+            Ok(r) => r,
+            Err((recips, critical, d)) => Report {
+                recips,
+                letter: Letter::Temporary,
+                text: text::died(&self.ip, critical, &d.detail),
+            },
+        };
+        rep.text.push_str(note);
+        rep
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn transaction_inner(
+        &mut self,
+        ext: &Extensions,
+        sender: &str,
+        recips: &[String],
+        msg: &mut Message,
+    ) -> Result<Report, (Vec<Rcpt>, bool, Died)> {
+        let mut mail = format!("MAIL FROM:<{sender}>");
+        if ext.size.is_some() {
+            let _ = write!(mail, " SIZE={}", msg.wire_len);
+        }
+        if ext.eightbitmime && msg.eightbit {
+            mail.push_str(" BODY=8BITMIME");
+        }
+        let rcpts: Vec<String> = recips.iter().map(|r| format!("RCPT TO:<{r}>")).collect();
+        let mut out = Vec::new();
+        let dead = |d: Died| (Vec::new(), false, d);
+
+        // With PIPELINING, MAIL, every RCPT and DATA go in one write.
+        if ext.pipelining {
+            let mut batch = String::new();
+            for c in std::iter::once(&mail).chain(rcpts.iter()) {
+                batch.push_str(c);
+                batch.push_str("\r\n");
+            }
+            batch.push_str("DATA\r\n");
+            self.send_raw(batch.as_bytes()).map_err(dead)?;
+        } else {
+            self.send(&mail).map_err(dead)?;
+        }
+        let r = self.reply().map_err(dead)?;
+        if !r.ok() {
+            return Ok(self.quit(
+                Letter::for_code(r.code),
+                format!("Connected to {} but sender was rejected.\n", self.ip),
+                &[&mail],
+                &r,
+            ));
+        }
+        let mut any = false;
+        for cmd in &rcpts {
+            if !ext.pipelining {
+                if let Err(d) = self.send(cmd) {
+                    return Err((out, false, d));
+                }
+            }
+            let r = match self.reply() {
+                Ok(r) => r,
+                Err(d) => return Err((out, false, d)),
+            };
+            if r.ok() {
+                any = true;
+                out.push(Rcpt::Accepted);
+            } else {
+                let t = format!(
+                    "{} does not like recipient.\n{}{}",
+                    self.ip,
+                    r.said(),
+                    self.transcript(&[cmd], &r)
+                );
+                out.push(if r.code >= 500 {
+                    Rcpt::Perm(t)
+                } else {
+                    Rcpt::Temp(t)
+                });
+            }
+        }
+        if !any {
+            let _ = self.send("QUIT");
+            return Ok(Report {
+                recips: out,
+                letter: Letter::Permanent,
+                text: format!("Giving up on {}.\n", self.ip),
+            });
+        }
+        if !ext.pipelining {
+            if let Err(d) = self.send("DATA") {
+                return Err((out, false, d));
+            }
+        }
+        let r = match self.reply() {
+            Ok(r) => r,
+            Err(d) => return Err((out, false, d)),
+        };
+        if r.code != 354 {
+            let mut rep = self.quit(
+                if r.code >= 500 {
+                    Letter::Permanent
+                } else {
+                    Letter::Temporary
+                },
+                format!("{} failed on DATA command.\n", self.ip),
+                &["DATA"],
+                &r,
+            );
+            rep.recips = out;
+            return Ok(rep);
+        }
+        if let Err(d) = self.blast(msg) {
+            return Err((out, false, d));
+        }
+        let r = match self.reply() {
+            Ok(r) => r,
+            Err(d) => return Err((out, true, d)),
+        };
+        let body = format!("[message, {} bytes]", msg.wire_len);
+        let mut rep = if r.ok() {
+            let _ = self.send("QUIT");
+            Report::msg(
+                Letter::Success,
+                format!("{} accepted message.\n{}", self.ip, r.said()),
+            )
+        } else {
+            self.quit(
+                Letter::for_code(r.code),
+                format!("{} failed after I sent the message.\n", self.ip),
+                &[&body, "."],
+                &r,
+            )
+        };
+        rep.recips = out;
+        Ok(rep)
+    }
+
+    /// Sends the message (dot-stuffed, CRLF, final dot).
+    fn blast(&mut self, msg: &mut Message) -> Result<(), Died> {
+        let mut enc = DataEncoder::new();
+        let mut buf = vec![0u8; 65536];
+        let mut out = Vec::with_capacity(70000);
+        let mut r = msg.reader().map_err(|e| Died {
+            detail: format!("unable to read message: {e}; "),
+        })?;
+        loop {
+            let n = read_retry(&mut r, &mut buf).map_err(|e| Died {
+                detail: format!("unable to read message: {e}; "),
+            })?;
+            if n == 0 {
+                break;
+            }
+            out.clear();
+            enc.encode(&buf[..n], &mut out);
+            let w = self.rd.get_mut();
+            w.write_all(&out)?;
+        }
+        drop(r);
+        out.clear();
+        enc.finish(&mut out);
+        self.send_raw(&out)
+    }
+
+    /// QUIT without waiting, and a report: `head` + `Remote host said:` +
+    /// the transcript.
+    fn quit(&mut self, letter: Letter, head: String, cmds: &[&str], r: &Reply) -> Report {
+        let _ = self.send("QUIT");
+        Report::msg(
+            letter,
+            format!("{head}{}{}", r.said(), self.transcript(cmds, r)),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer that answers from a script, whatever is written, and records
+    /// what the client wrote.
+    struct Peer {
+        input: Vec<u8>,
+        pos: usize,
+        chunk: usize,
+        written: Vec<u8>,
+    }
+
+    impl Read for Peer {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = (self.input.len() - self.pos).min(self.chunk).min(buf.len());
+            buf[..n].copy_from_slice(&self.input[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+    impl Write for Peer {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.written.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn run(script: &str, recips: &[&str], chunk: usize) -> (Report, String) {
+        let peer = Peer {
+            input: script.as_bytes().to_vec(),
+            pos: 0,
+            chunk,
+            written: Vec::new(),
+        };
+        let mut s = Session::new(peer, "mx.example.net", "192.0.2.7");
+        let mut msg = Message::from_bytes(b"Subject: t\n\n.hi\n".to_vec());
+        let recips: Vec<String> = recips.iter().map(|s| s.to_string()).collect();
+        let rep = (|| -> Result<Report, Died> {
+            if let Err(r) = s.greeting()? {
+                return Ok(r);
+            }
+            let ext = match s.hello("me.example")? {
+                Ok(e) => e,
+                Err(r) => return Ok(r),
+            };
+            Ok(s.transaction(&ext, "a@b", &recips, &mut msg, ""))
+        })()
+        .unwrap_or_else(|d| Report::temp(text::died("192.0.2.7", false, &d.detail)));
+        let w = String::from_utf8(s.into_inner().written).unwrap();
+        (rep, w)
+    }
+
+    #[test]
+    fn plain_delivery_with_helo_fallback() {
+        for chunk in [1, 2, 3, 5, 16, 512] {
+            let (rep, w) = run(
+                "220 hi\r\n500 what\r\n250 hi\r\n250 ok\r\n250 ok\r\n354 go\r\n250 ok 123 qp 4\r\n",
+                &["u@example.net"],
+                chunk,
+            );
+            assert_eq!(
+                w,
+                "EHLO me.example\r\nHELO me.example\r\nMAIL FROM:<a@b>\r\nRCPT TO:<u@example.net>\r\nDATA\r\nSubject: t\r\n\r\n..hi\r\n.\r\nQUIT\r\n"
+            );
+            assert_eq!(
+                rep.to_bytes(),
+                b"r\0K192.0.2.7 accepted message.\nRemote host said: 250 ok 123 qp 4\n\0"
+            );
+        }
+    }
+
+    #[test]
+    fn pipelined_with_size_and_a_rejected_recipient() {
+        let (rep, w) = run(
+            "220 hi\r\n250-mx\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250 8BITMIME\r\n250 ok\r\n550-5.1.1 User unknown\r\n550 5.1.1 see you\r\n250 ok\r\n354 go\r\n250 ok\r\n",
+            &["x@example.net", "u@example.net"],
+            512,
+        );
+        assert_eq!(
+            w,
+            "EHLO me.example\r\nMAIL FROM:<a@b> SIZE=23\r\nRCPT TO:<x@example.net>\r\nRCPT TO:<u@example.net>\r\nDATA\r\nSubject: t\r\n\r\n..hi\r\n.\r\nQUIT\r\n"
+        );
+        assert_eq!(
+            rep.recips[0],
+            Rcpt::Perm(
+                "192.0.2.7 does not like recipient.\nRemote host said: 550-5.1.1 User unknown\n550 5.1.1 see you\nwhile talking to mx.example.net[192.0.2.7]:\n>>> RCPT TO:<x@example.net>\n<<< 550-5.1.1 User unknown\n<<< 550 5.1.1 see you\n".into()
+            )
+        );
+        assert_eq!(rep.recips[1], Rcpt::Accepted);
+        assert_eq!(rep.letter, Letter::Success);
+    }
+
+    #[test]
+    fn failures_and_their_letters() {
+        let (rep, _) = run("554 go away\r\n", &["u@x"], 512);
+        assert_eq!(rep.letter, Letter::Permanent);
+        assert!(rep.text.starts_with(
+            "Connected to 192.0.2.7 but greeting failed.\nRemote host said: 554 go away\n"
+        ));
+        let (rep, _) = run("220 hi\r\n250 hi\r\n451 later\r\n", &["u@x"], 512);
+        assert_eq!(rep.letter, Letter::Temporary);
+        assert!(rep
+            .text
+            .starts_with("Connected to 192.0.2.7 but sender was rejected.\n"));
+        let (rep, _) = run("220 hi\r\n250 hi\r\n250 ok\r\n450 full\r\n", &["u@x"], 512);
+        assert_eq!(rep.recips.len(), 1);
+        assert!(
+            matches!(&rep.recips[0], Rcpt::Temp(t) if t.starts_with("192.0.2.7 does not like recipient.\nRemote host said: 450 full\n"))
+        );
+        assert_eq!(rep.text, "Giving up on 192.0.2.7.\n");
+        let (rep, _) = run(
+            "220 hi\r\n250 hi\r\n250 ok\r\n250 ok\r\n554 no\r\n",
+            &["u@x"],
+            512,
+        );
+        assert_eq!(rep.letter, Letter::Permanent);
+        assert!(rep.text.starts_with("192.0.2.7 failed on DATA command.\n"));
+        let (rep, _) = run(
+            "220 hi\r\n250 hi\r\n250 ok\r\n250 ok\r\n354 go\r\n552 too big\r\n",
+            &["u@x"],
+            512,
+        );
+        assert_eq!(rep.letter, Letter::Permanent);
+        assert!(rep.text.starts_with("192.0.2.7 failed after I sent the message.\nRemote host said: 552 too big\nwhile talking to mx.example.net[192.0.2.7]:\n>>> [message, 23 bytes]\n>>> .\n<<< 552 too big\n"));
+        let (rep, _) = run(
+            "220 hi\r\n250 hi\r\n250 ok\r\n250 ok\r\n354 go\r\n",
+            &["u@x"],
+            512,
+        );
+        assert_eq!(rep.letter, Letter::Temporary);
+        assert_eq!(rep.recips, vec![Rcpt::Accepted]);
+        assert_eq!(
+            rep.text,
+            "Connected to 192.0.2.7 but connection died. Possible duplicate! (#4.4.2)\n"
+        );
+        let (rep, _) = run("220 hi\r\n250 hi\r\n250 o", &["u@x"], 512);
+        assert_eq!(
+            rep.text,
+            "Connected to 192.0.2.7 but connection died. (#4.4.2)\n"
+        );
+        let (rep, _) = run("220 hi\r\n550 no\r\n550 no\r\n", &["u@x"], 512);
+        assert_eq!(rep.letter, Letter::Permanent);
+        assert!(rep.text.contains("but my name was rejected.\n"));
+        assert!(rep.text.contains(">>> HELO me.example\n"));
+        // NUL bytes and a missing code.
+        let (rep, _) = run("2\0 x\r\n", &["u@x"], 512);
+        assert_eq!(rep.letter, Letter::Temporary);
+        assert!(rep.text.contains("Remote host said: 2? x\n"));
+    }
+}

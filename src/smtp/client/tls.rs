@@ -1,0 +1,343 @@
+//! TLS for qmail-remote: STARTTLS whenever the peer offers it, and TLS with
+//! a verified certificate where the destination requires it.
+//!
+//! Policy per mail exchanger (the TLS patch's files, plus one of ours):
+//! * `control/notlshosts/HOST` exists: never TLS;
+//! * `control/tlshosts/HOST.pem` exists: TLS required, the certificate must
+//!   chain to a CA in that file and match HOST;
+//! * HOST or the recipient domain is listed in `control/tlsrequired`
+//!   (`name` or `.suffix` lines): TLS required, verified against the
+//!   system's roots;
+//! * `control/tlshosts/exhaustivelist` exists: no TLS for other hosts;
+//! * otherwise opportunistic: any certificate is accepted (encryption
+//!   against passive eavesdropping, as the TLS patch does), and a failed
+//!   handshake is retried in plaintext on a new connection.
+//!
+//! SNI is the mail exchanger's name.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, StreamOwned};
+
+use crate::paths::Roots;
+
+/// What a destination gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Policy {
+    /// No TLS at all.
+    Never,
+    /// STARTTLS when offered, any certificate.
+    Opportunistic,
+    /// Required, verified against this CA file (`control/tlshosts/HOST.pem`).
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// How texts name it: `control/tlshosts/HOST.pem`.
+        shown: String,
+    },
+    /// Required, verified against the system roots.
+    System,
+}
+
+impl Policy {
+    /// True when the mail must not go out without verified TLS.
+    pub fn required(&self) -> bool {
+        matches!(self, Policy::Pem { .. } | Policy::System)
+    }
+}
+
+fn safe_file_name(host: &str) -> bool {
+    !host.is_empty()
+        && !host.starts_with('.')
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_' || b == b':')
+}
+
+/// Matches `name` against `control/tlsrequired`-style entries.
+pub fn listed(entries: &[String], name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    entries.iter().any(|e| {
+        let e = e.trim().to_ascii_lowercase();
+        if let Some(suffix) = e.strip_prefix('.') {
+            name.ends_with(&format!(".{suffix}"))
+        } else {
+            !e.is_empty() && e == name
+        }
+    })
+}
+
+/// The policy for mail exchanger `host` serving recipient domain `domain`.
+pub fn policy(roots: &Roots, required: &[String], host: &str, domain: &str) -> Policy {
+    let host = host.to_ascii_lowercase();
+    if safe_file_name(&host) {
+        if roots.control("notlshosts").join(&host).exists() {
+            return Policy::Never;
+        }
+        let pem = roots.control("tlshosts").join(format!("{host}.pem"));
+        if pem.exists() {
+            return Policy::Pem {
+                path: pem,
+                shown: format!("control/tlshosts/{host}.pem"),
+            };
+        }
+    }
+    if listed(required, &host) || listed(required, domain) {
+        return Policy::System;
+    }
+    if roots.control("tlshosts").join("exhaustivelist").exists() {
+        return Policy::Never;
+    }
+    Policy::Opportunistic
+}
+
+/// The client configuration for a policy.
+pub fn client_config(policy: &Policy) -> Result<Arc<ClientConfig>, String> {
+    let provider = crate::io::tls::provider();
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS error initializing ctx: {e}"))?;
+    let cfg = match policy {
+        Policy::Never | Policy::Opportunistic => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+            .with_no_client_auth(),
+        Policy::Pem { path, shown } => {
+            let mut roots = RootCertStore::empty();
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("TLS unable to load {shown}: {e}"))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("TLS unable to load {shown}: {e}"))?;
+            for c in certs {
+                roots
+                    .add(c)
+                    .map_err(|e| format!("TLS unable to load {shown}: {e}"))?;
+            }
+            if roots.is_empty() {
+                return Err(format!("TLS unable to load {shown}: no certificate"));
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        Policy::System => {
+            let mut roots = RootCertStore::empty();
+            let found = rustls_native_certs::load_native_certs();
+            for c in found.certs {
+                let _ = roots.add(c);
+            }
+            if roots.is_empty() {
+                return Err("TLS error initializing ctx: no system root certificates".into());
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+    };
+    Ok(Arc::new(cfg))
+}
+
+/// A TLS client connection over TCP.
+pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;
+
+/// Runs the handshake; the error is the reason, as text, and the rustls
+/// error when there is one (to tell verification failures apart).
+pub fn handshake(
+    mut tcp: TcpStream,
+    cfg: Arc<ClientConfig>,
+    sni: &str,
+) -> Result<TlsStream, (String, Option<rustls::Error>)> {
+    let name = ServerName::try_from(sni.to_string())
+        .map_err(|e| (format!("bad server name {sni}: {e}"), None))?;
+    let mut conn = ClientConnection::new(cfg, name).map_err(|e| (e.to_string(), Some(e)))?;
+    while conn.is_handshaking() {
+        if let Err(e) = conn.complete_io(&mut tcp) {
+            let inner = e
+                .get_ref()
+                .and_then(|i| i.downcast_ref::<rustls::Error>())
+                .cloned();
+            let text = match e.kind() {
+                io::ErrorKind::UnexpectedEof => "connection closed during handshake".to_string(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "timed out".to_string(),
+                _ => e.to_string(),
+            };
+            return Err((text, inner));
+        }
+    }
+    Ok(StreamOwned::new(conn, tcp))
+}
+
+/// `TLSv1_3:TLS13_AES_256_GCM_SHA384`.
+pub fn describe(s: &TlsStream) -> String {
+    let v = s
+        .conn
+        .protocol_version()
+        .map(|v| format!("{v:?}"))
+        .unwrap_or_default();
+    let c = s
+        .conn
+        .negotiated_cipher_suite()
+        .map(|c| format!("{:?}", c.suite()))
+        .unwrap_or_default();
+    format!("{v}:{c}")
+}
+
+/// The temporary-failure text when TLS was required and failed.
+pub fn failure_text(
+    policy: &Policy,
+    host: &str,
+    ip: &str,
+    reason: &str,
+    err: Option<&rustls::Error>,
+) -> String {
+    use rustls::CertificateError as C;
+    let cert = match err {
+        Some(rustls::Error::InvalidCertificate(c)) => Some(c),
+        _ => None,
+    };
+    match (policy, cert) {
+        (_, Some(C::NotValidForNameContext { presented, .. })) => format!(
+            "TLS unable to verify server {host}: received certificate for {}; connected to {ip}.\n",
+            if presented.is_empty() {
+                "no name".to_string()
+            } else {
+                presented
+                    .iter()
+                    .map(|p| presented_name(p))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ),
+        (Policy::Pem { shown, .. }, Some(_)) => {
+            format!("TLS unable to verify server with {shown}: {reason}; connected to {ip}.\n")
+        }
+        _ => super::report::text::tls_not_available(reason, ip),
+    }
+}
+
+/// rustls describes a presented name as `DnsName("mx.example.net")`; the
+/// name alone is what a reader wants.
+fn presented_name(p: &str) -> &str {
+    match (p.find('"'), p.rfind('"')) {
+        (Some(a), Some(b)) if b > a => &p[a + 1..b],
+        _ => p,
+    }
+}
+
+/// Accepts any certificate (opportunistic TLS), but still checks that the
+/// peer holds its key (the handshake signature).
+#[derive(Debug)]
+struct AcceptAny(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A client connection: plaintext or TLS.
+pub enum Stream {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS over TCP.
+    Tls(Box<TlsStream>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => match s.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                r => r,
+            },
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tlsrequired_entries() {
+        let l = vec!["mx.example.net".to_string(), ".secure.test".to_string()];
+        assert!(listed(&l, "MX.example.net"));
+        assert!(listed(&l, "a.secure.test"));
+        assert!(!listed(&l, "secure.test"));
+        assert!(!listed(&l, "xmx.example.net"));
+    }
+
+    #[test]
+    fn policy_files() {
+        let d = tempfile::tempdir().unwrap();
+        let roots = Roots::new(d.path(), d.path());
+        std::fs::create_dir_all(roots.control("tlshosts")).unwrap();
+        std::fs::create_dir_all(roots.control("notlshosts")).unwrap();
+        std::fs::write(roots.control("tlshosts").join("a.test.pem"), "x").unwrap();
+        std::fs::write(roots.control("notlshosts").join("b.test"), "").unwrap();
+        let req = vec![".dom.test".to_string()];
+        assert!(
+            matches!(policy(&roots, &req, "A.test", "x"), Policy::Pem { shown, .. } if shown == "control/tlshosts/a.test.pem")
+        );
+        assert_eq!(policy(&roots, &req, "b.test", "x"), Policy::Never);
+        assert_eq!(policy(&roots, &req, "c.test", "x.dom.test"), Policy::System);
+        assert_eq!(policy(&roots, &req, "../c", "x"), Policy::Opportunistic);
+        std::fs::write(roots.control("tlshosts").join("exhaustivelist"), "").unwrap();
+        assert_eq!(policy(&roots, &req, "c.test", "x"), Policy::Never);
+    }
+}

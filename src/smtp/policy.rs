@@ -1,0 +1,244 @@
+//! The answers to the session's questions ([`Policy`]) on a real host: qmail's
+//! control files, vpopmail's users and `.qmail` files, the open-smtp list, DNS
+//! and the checkpassword program.
+//!
+//! Control files read once at start (qmail-smtpd(8) lists them):
+//! `badmailfrom`, `rcpthosts`, `morercpthosts.cdb`, and `smtpauthdelay`
+//! (seconds a failed AUTH is answered late; default 5).
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::addr;
+use super::session::{Policy, Verdict};
+use crate::cdb;
+use crate::control::Control;
+use crate::paths::Roots;
+
+/// Seconds a failed AUTH waits when `control/smtpauthdelay` is missing (the
+/// SMTP AUTH patch's fixed 5 s).
+pub const DEFAULT_AUTH_DELAY: u64 = 5;
+
+/// The policy of one connection.
+pub struct HostPolicy {
+    roots: Roots,
+    remote_ip: String,
+    local_ip: Option<IpAddr>,
+    badmailfrom: Vec<String>,
+    rcpthosts: Option<HashSet<String>>,
+    morercpthosts: Option<cdb::Reader>,
+    checkpassword: Vec<OsString>,
+    auth_delay: Duration,
+    warned: bool,
+}
+
+impl HostPolicy {
+    /// Reads the control files. `Err` when one exists but cannot be read
+    /// (qmail's `421 unable to read controls`).
+    pub fn load(
+        roots: &Roots,
+        remote_ip: &str,
+        local_ip: Option<IpAddr>,
+        checkpassword: Vec<OsString>,
+    ) -> std::io::Result<HostPolicy> {
+        let c = Control::new(roots);
+        let rcpthosts = c
+            .list_opt("rcpthosts")?
+            .map(|l| l.into_iter().map(|s| s.to_ascii_lowercase()).collect());
+        Ok(HostPolicy {
+            roots: roots.clone(),
+            remote_ip: remote_ip.to_string(),
+            local_ip,
+            badmailfrom: c.list("badmailfrom")?,
+            rcpthosts,
+            morercpthosts: cdb::Reader::open_opt(&roots.control("morercpthosts.cdb"))?,
+            checkpassword,
+            auth_delay: Duration::from_secs(c.u64("smtpauthdelay", DEFAULT_AUTH_DELAY)?),
+            warned: false,
+        })
+    }
+
+    /// Whether `local` (lowercase) has a `.qmail` file in the domain
+    /// directory, the way qmail-local looks: `.qmail-EXT`, then
+    /// `.qmail-PREFIX-default` for every `-` from the right (dots in the
+    /// address become colons). The plain `.qmail-default` is handled apart.
+    fn has_dot_qmail(dir: &std::path::Path, local: &str) -> bool {
+        let ext = local.replace('.', ":");
+        if ext.contains('/') || ext.is_empty() {
+            return false;
+        }
+        if dir.join(format!(".qmail-{ext}")).exists() {
+            return true;
+        }
+        let mut cut = ext.as_str();
+        while let Some(i) = cut.rfind('-') {
+            cut = &cut[..i];
+            if dir.join(format!(".qmail-{cut}-default")).exists() {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn vpop_recipient(&mut self, local: &str, domain: &str) -> std::io::Result<Verdict> {
+        let Some(d) = crate::vpop::find_domain(&self.roots, domain)? else {
+            // Not a vpopmail domain: qmail-send decides later.
+            return Ok(Verdict::Yes);
+        };
+        if crate::vpop::find_user(&self.roots, local, domain)?.is_some() {
+            return Ok(Verdict::Yes);
+        }
+        if Self::has_dot_qmail(&d.dir, local) {
+            return Ok(Verdict::Yes);
+        }
+        // The domain's catch-all: vdelivermail with bounce-no-mailbox refuses
+        // unknown users; anything else (delete, an address, a Maildir)
+        // accepts them.
+        match crate::control::read_file(&d.dir.join(".qmail-default"))? {
+            None => Ok(Verdict::No),
+            Some(b) => {
+                let text = String::from_utf8_lossy(&b);
+                if text.contains("bounce-no-mailbox") {
+                    Ok(Verdict::No)
+                } else {
+                    Ok(Verdict::Yes)
+                }
+            }
+        }
+    }
+}
+
+impl Policy for HostPolicy {
+    fn badmailfrom(&mut self, a: &[u8]) -> bool {
+        addr::badmailfrom(&self.badmailfrom, a)
+    }
+
+    fn rcpthosts(&mut self, a: &[u8]) -> bool {
+        let Some(rh) = &self.rcpthosts else {
+            return true;
+        };
+        let Some(d) = addr::domain(a) else {
+            return true;
+        };
+        let keys = addr::rcpthosts_keys(d);
+        if keys
+            .iter()
+            .any(|k| std::str::from_utf8(k).is_ok_and(|k| rh.contains(k)))
+        {
+            return true;
+        }
+        if let Some(m) = &self.morercpthosts {
+            return keys.iter().any(|k| matches!(m.get(k), Ok(Some(_))));
+        }
+        false
+    }
+
+    fn is_my_ip(&mut self, ip: IpAddr) -> bool {
+        ip.is_loopback() || Some(ip) == self.local_ip
+    }
+
+    fn relay_open(&mut self) -> bool {
+        crate::relay::is_open(&self.roots, &self.remote_ip)
+    }
+
+    fn sender_domain(&mut self, domain: &[u8]) -> Verdict {
+        let Ok(d) = std::str::from_utf8(domain) else {
+            return Verdict::No;
+        };
+        let d = d.trim_end_matches('.');
+        if d.is_empty() || !d.contains('.') {
+            return Verdict::No;
+        }
+        match crate::dns::Resolver::from_roots(&self.roots).has_mail_route(d) {
+            Ok(true) => Verdict::Yes,
+            Ok(false) => Verdict::No,
+            Err(e) => {
+                eprintln!("qmail-smtpd: sender domain {d}: {e}");
+                Verdict::Temporary
+            }
+        }
+    }
+
+    fn recipient(&mut self, a: &[u8]) -> Verdict {
+        let Some(domain) = addr::domain(a) else {
+            return Verdict::Yes;
+        };
+        let (Ok(domain), Ok(local)) = (
+            std::str::from_utf8(domain),
+            std::str::from_utf8(addr::local(a)),
+        ) else {
+            return Verdict::No;
+        };
+        let local = local.to_ascii_lowercase();
+        match self.vpop_recipient(&local, domain) {
+            Ok(v) => v,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                // qmail-smtpd cannot read vpopmail's files (it runs as qmaild
+                // rather than vpopmail): accept, vdelivermail decides later.
+                if !self.warned {
+                    eprintln!("qmail-smtpd: warning: rcptcheck: {e}; recipients not checked");
+                    self.warned = true;
+                }
+                Verdict::Yes
+            }
+            Err(e) => {
+                eprintln!("qmail-smtpd: rcptcheck {local}@{domain}: {e}");
+                Verdict::Temporary
+            }
+        }
+    }
+
+    fn check_password(&mut self, user: &[u8], pass: &[u8], ch: &[u8]) -> Result<bool, String> {
+        crate::auth::checkpassword::run(&self.checkpassword, user, pass, ch).map_err(|e| {
+            eprintln!("qmail-smtpd: checkpassword: {e}");
+            e.to_string()
+        })
+    }
+
+    fn auth_failed(&mut self) {
+        std::thread::sleep(self.auth_delay);
+    }
+
+    fn now(&mut self) -> i64 {
+        crate::timefmt::now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rcpthosts_and_dot_qmail() {
+        let t = tempfile::tempdir().unwrap();
+        let q = t.path().join("q");
+        std::fs::create_dir_all(q.join("control")).unwrap();
+        std::fs::write(q.join("control/rcpthosts"), "example.com\n.sub.example\n").unwrap();
+        let mut w = cdb::Writer::new();
+        w.add(b"more.example", b"");
+        w.write_atomic(&q.join("control/morercpthosts.cdb"), 0o644)
+            .unwrap();
+        let roots = Roots::new(&q, t.path().join("v"));
+        let mut p = HostPolicy::load(&roots, "192.0.2.1", None, vec![]).unwrap();
+        assert!(p.rcpthosts(b"a@Example.COM"));
+        assert!(p.rcpthosts(b"a@x.sub.example"));
+        assert!(!p.rcpthosts(b"a@sub.example"));
+        assert!(p.rcpthosts(b"a@more.example"));
+        assert!(!p.rcpthosts(b"a@evil.example"));
+        assert!(p.rcpthosts(b"postmaster"));
+
+        let d = t.path().join("dom");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(".qmail-sales"), "&x@y\n").unwrap();
+        std::fs::write(d.join(".qmail-list-default"), "|ezmlm\n").unwrap();
+        std::fs::write(d.join(".qmail-first:last"), "&x@y\n").unwrap();
+        assert!(HostPolicy::has_dot_qmail(&d, "sales"));
+        assert!(HostPolicy::has_dot_qmail(&d, "list-subscribe"));
+        assert!(HostPolicy::has_dot_qmail(&d, "first.last"));
+        assert!(!HostPolicy::has_dot_qmail(&d, "list"));
+        assert!(!HostPolicy::has_dot_qmail(&d, "nobody"));
+        assert!(!HostPolicy::has_dot_qmail(&d, "../x"));
+    }
+}

@@ -1,0 +1,441 @@
+//! The qmail-smtpd driver: the only part of the server that touches
+//! descriptors. It reads command lines from fd 0 (or TLS on top of fd 0/1),
+//! hands them to the [`Session`], writes the replies to fd 1, runs the TLS
+//! handshake, and pipes each message through qmail-queue (message on its fd 0,
+//! envelope on its fd 1; `$QMAILQUEUE` instead of `bin/qmail-queue` when set).
+//!
+//! Output is flushed whenever the next command is not already buffered
+//! (PIPELINING, RFC 2920). Every read and write has the `timeoutsmtpd` limit.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
+
+use super::data::{self, Decoder, Progress};
+use super::policy::HostPolicy;
+use super::reply;
+use super::session::{Config, DataEnd, Input, Outcome, Session, MAX_HOPS, MAX_LINE};
+use crate::control::Control;
+use crate::io::tls::{self, Conn};
+use crate::io::{Duplex, Line, LineReader};
+use crate::paths::Roots;
+
+/// Default of `control/timeoutsmtpd` (seconds).
+pub const DEFAULT_TIMEOUT: u64 = 1200;
+
+/// The command line: `qmail-smtpd [HOSTNAME [CHECKPROGRAM SUBPROGRAM...]]`
+/// (the SMTP AUTH patch's form). A first argument holding a `/` is taken for
+/// the check program (the form without HOSTNAME).
+pub struct Args {
+    /// The host name for the CRAM-MD5 challenge.
+    pub hostname: Option<String>,
+    /// The checkpassword program and its arguments (empty: no AUTH).
+    pub checkpassword: Vec<OsString>,
+}
+
+impl Args {
+    /// Splits argv (without argv[0]).
+    pub fn parse(mut argv: Vec<OsString>) -> Args {
+        let first_is_prog = argv
+            .first()
+            .is_some_and(|a| a.to_string_lossy().contains('/'));
+        let hostname = if argv.is_empty() || first_is_prog {
+            None
+        } else {
+            Some(argv.remove(0).to_string_lossy().into_owned())
+        };
+        Args {
+            hostname,
+            checkpassword: argv,
+        }
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
+}
+
+fn flag(c: &Control, name: &str) -> io::Result<bool> {
+    Ok(c.u64(name, 0)? != 0)
+}
+
+/// The remote IP: `TCPREMOTEIP`, else the peer of fd 0 (inetd, systemd).
+fn remote_ip() -> String {
+    if let Some(ip) = env("TCPREMOTEIP") {
+        return ip;
+    }
+    use std::os::fd::IntoRawFd;
+    // A duplicate of fd 0, so that fd 0 itself stays open.
+    let dup = crate::sys::inherit_fd(0).and_then(|fd| {
+        let d = fd.try_clone().ok();
+        let _ = fd.into_raw_fd();
+        d
+    });
+    dup.and_then(|d| std::net::TcpStream::from(d).peer_addr().ok())
+        .map(|a| a.ip().to_canonical().to_string())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// Builds the session configuration from control files, the environment and
+/// the command line.
+fn configure(roots: &Roots, args: &Args) -> io::Result<(Config, u64)> {
+    let c = Control::new(roots);
+    let Some(greeting) = c.line_or_me("smtpgreeting", None)? else {
+        return Err(io::Error::new(io::ErrorKind::NotFound, "no control/me"));
+    };
+    let localiphost = c
+        .line_or_me("localiphost", None)?
+        .unwrap_or_else(|| greeting.clone());
+    let databytes = match env("DATABYTES") {
+        Some(v) => v.trim().parse().unwrap_or(0),
+        None => c.u64("databytes", 0)?,
+    };
+    let timeout = c.u64("timeoutsmtpd", DEFAULT_TIMEOUT)?;
+    let hostname = args.hostname.clone().unwrap_or_else(|| {
+        greeting
+            .split_whitespace()
+            .next()
+            .unwrap_or("localhost")
+            .to_string()
+    });
+    let cfg = Config {
+        greeting,
+        hostname,
+        localiphost,
+        local_host: env("TCPLOCALHOST")
+            .or_else(|| env("TCPLOCALIP"))
+            .unwrap_or_else(|| "unknown".into()),
+        remote_ip: remote_ip(),
+        remote_host: env("TCPREMOTEHOST").unwrap_or_else(|| "unknown".into()),
+        remote_info: env("TCPREMOTEINFO"),
+        relayclient: env("RELAYCLIENT"),
+        databytes,
+        auth: !args.checkpassword.is_empty(),
+        auth_needs_tls: flag(&c, "smtpauthtls")?,
+        tls_offered: roots.control("servercert.pem").exists(),
+        mfcheck: flag(&c, "mfcheck")?,
+        rcptcheck: flag(&c, "rcptcheck")?,
+        pid: std::process::id(),
+    };
+    Ok((cfg, timeout))
+}
+
+/// The connection with its pending output.
+struct Io {
+    rd: LineReader<Conn>,
+    out: Vec<u8>,
+}
+
+impl Io {
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.out.is_empty() {
+            let conn = self.rd.get_mut();
+            conn.write_all(&self.out)?;
+            conn.flush()?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    )
+}
+
+/// Runs one SMTP connection on fd 0/1; returns the exit code.
+pub fn run(roots: &Roots, args: Args) -> i32 {
+    let _ = std::env::set_current_dir(roots.qmail_home());
+    let duplex = match Duplex::stdio(None) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("qmail-smtpd: fatal: {e}");
+            return 111;
+        }
+    };
+    let mut conn = Conn::Plain(duplex);
+    let loaded = configure(roots, &args).and_then(|(cfg, t)| {
+        let local_ip = env("TCPLOCALIP").and_then(|s| s.parse::<IpAddr>().ok());
+        let p = HostPolicy::load(roots, &cfg.remote_ip, local_ip, args.checkpassword.clone())?;
+        Ok((cfg, t, p))
+    });
+    let (cfg, timeout, mut policy) = match loaded {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("qmail-smtpd: unable to read controls: {e}");
+            let _ = conn.write_all(reply::NO_CONTROLS);
+            return 1;
+        }
+    };
+    let timeout = Some(Duration::from_secs(timeout.max(1)));
+    conn.duplex_mut().set_timeout(timeout);
+    let pem = roots.control("servercert.pem");
+    if std::env::var_os("SMTPS").is_some() {
+        conn = match starttls(conn, &pem) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("qmail-smtpd: TLS failed for {}: {e}", cfg.remote_ip);
+                return 1;
+            }
+        };
+    }
+    let cipher = conn.cipher_description();
+    let mut s = Session::new(cfg, cipher);
+    let mut io = Io {
+        rd: LineReader::new(conn),
+        out: s.greeting(),
+    };
+    loop {
+        if io.rd.buffered().is_empty() && io.flush().is_err() {
+            return 1;
+        }
+        let line = match io.rd.read_line(MAX_LINE + 1) {
+            Ok(Line::Line(l)) => Some(l),
+            Ok(Line::TooLong) => None,
+            Ok(Line::Eof) => return 0,
+            Err(e) if is_timeout(&e) => {
+                io.out.extend_from_slice(reply::TIMEOUT);
+                let _ = io.flush();
+                return 1;
+            }
+            Err(_) => return 1,
+        };
+        let step = match &line {
+            Some(l) => s.input(&mut policy, Input::Line(l)),
+            None => s.input(&mut policy, Input::TooLong),
+        };
+        match step.outcome {
+            Outcome::Continue => io.out.extend_from_slice(&step.reply),
+            Outcome::Close => {
+                io.out.extend_from_slice(&step.reply);
+                let _ = io.flush();
+                return 0;
+            }
+            Outcome::StartTls => {
+                if !io.rd.buffered().is_empty() {
+                    // Plaintext sent after STARTTLS would be taken for TLS-
+                    // protected commands (CVE-2011-0411): refuse and close.
+                    io.out.extend_from_slice(reply::PIPELINED_STARTTLS);
+                    let _ = io.flush();
+                    return 1;
+                }
+                let cfg = match tls::server_config(&pem) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("qmail-smtpd: {e}");
+                        io.out.extend_from_slice(reply::TLS_NO_CERT);
+                        continue;
+                    }
+                };
+                io.out.extend_from_slice(&step.reply);
+                if io.flush().is_err() {
+                    return 1;
+                }
+                let Conn::Plain(d) = io.rd.into_inner() else {
+                    return 1;
+                };
+                match Conn::accept(d, cfg) {
+                    Ok(c) => {
+                        s.tls_started(c.cipher_description().unwrap_or_default());
+                        io = Io {
+                            rd: LineReader::new(c),
+                            out: Vec::new(),
+                        };
+                    }
+                    Err(e) => {
+                        eprintln!("qmail-smtpd: TLS handshake failed: {e}");
+                        return 1;
+                    }
+                }
+            }
+            Outcome::Data => match data(roots, &mut s, &mut io) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let _ = io.flush();
+                    return 1;
+                }
+                Err(e) => {
+                    if is_timeout(&e) {
+                        io.out.extend_from_slice(reply::TIMEOUT);
+                        let _ = io.flush();
+                    }
+                    return 1;
+                }
+            },
+        }
+    }
+}
+
+/// Implicit TLS (SMTPS) before the greeting.
+fn starttls(conn: Conn, pem: &std::path::Path) -> io::Result<Conn> {
+    let cfg = tls::server_config(pem).map_err(io::Error::other)?;
+    match conn {
+        Conn::Plain(d) => Conn::accept(d, cfg),
+        c => Ok(c),
+    }
+}
+
+/// qmail-queue, running.
+struct Queue {
+    child: Child,
+    msg: Option<BufWriter<ChildStdin>>,
+    envelope: Option<File>,
+    broken: bool,
+}
+
+impl Queue {
+    fn start(roots: &Roots) -> io::Result<Queue> {
+        let prog = match std::env::var_os("QMAILQUEUE") {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => roots.qmail_bin("qmail-queue"),
+        };
+        let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+        let mut child = Command::new(prog)
+            .current_dir(roots.qmail_home())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::from(rd))
+            .spawn()?;
+        let stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| io::Error::other("no pipe to qmail-queue"))?;
+        Ok(Queue {
+            child,
+            msg: Some(BufWriter::with_capacity(64 * 1024, stdin)),
+            envelope: Some(File::from(wr)),
+            broken: false,
+        })
+    }
+
+    fn put(&mut self, b: &[u8]) {
+        if self.broken {
+            return;
+        }
+        if let Some(m) = self.msg.as_mut() {
+            if m.write_all(b).is_err() {
+                self.broken = true;
+            }
+        }
+    }
+
+    /// Closes both pipes without an envelope: qmail-queue queues nothing.
+    fn abort(mut self) {
+        self.msg = None;
+        self.envelope = None;
+        let _ = self.child.wait();
+    }
+
+    /// Ends the message, sends the envelope and waits: the exit code
+    /// (`None` when qmail-queue crashed).
+    fn finish(mut self, from: &[u8], rcpts: &[Vec<u8>]) -> Option<i32> {
+        if let Some(mut m) = self.msg.take() {
+            if m.flush().is_err() {
+                self.broken = true;
+            }
+        }
+        if !self.broken {
+            let mut env = Vec::with_capacity(64);
+            env.push(b'F');
+            env.extend_from_slice(from);
+            env.push(0);
+            for r in rcpts {
+                env.push(b'T');
+                env.extend_from_slice(r);
+                env.push(0);
+            }
+            env.push(0);
+            if let Some(mut e) = self.envelope.take() {
+                let _ = e.write_all(&env);
+            }
+        }
+        self.envelope = None;
+        match self.child.wait() {
+            Ok(st) => st.code(),
+            Err(_) => None,
+        }
+    }
+}
+
+/// The DATA phase: qmail-queue, `354`, the message to the final dot, the
+/// reply. `Ok(false)` when the connection must be closed (bare LF).
+fn data(roots: &Roots, s: &mut Session, io: &mut Io) -> io::Result<bool> {
+    let queue = match Queue::start(roots) {
+        Ok(q) => Some(q),
+        Err(e) => {
+            eprintln!("qmail-smtpd: unable to start qmail-queue: {e}");
+            None
+        }
+    };
+    let step = s.data_started(queue.is_some());
+    io.out.extend_from_slice(&step.reply);
+    let Some(mut queue) = queue else {
+        return Ok(true);
+    };
+    io.flush()?;
+    let received = s.received(crate::timefmt::now());
+    queue.put(received.as_bytes());
+    let mut dec = Decoder::new(s.config().databytes);
+    let mut out = Vec::with_capacity(64 * 1024);
+    let end = loop {
+        let buf = io.rd.fill_buf()?;
+        if buf.is_empty() {
+            // The client hung up inside the message.
+            queue.abort();
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "eof in DATA"));
+        }
+        out.clear();
+        let r = dec.feed(buf, &mut out);
+        let used = match r {
+            Ok(Progress::More) => buf.len(),
+            Ok(Progress::End(k)) => k,
+            Err(data::Error::BareLf) => {
+                queue.abort();
+                let st = s.data_end(DataEnd::BareLf);
+                io.out.extend_from_slice(&st.reply);
+                return Ok(false);
+            }
+        };
+        io.rd.consume(used);
+        if !dec.overflowed() {
+            queue.put(&out);
+        }
+        if let Ok(Progress::End(_)) = r {
+            break if dec.hops() >= MAX_HOPS {
+                DataEnd::Looping
+            } else if dec.overflowed() {
+                DataEnd::TooBig
+            } else if dec.saw_nul() {
+                DataEnd::Nul
+            } else {
+                DataEnd::Queued { time: 0, qp: 0 }
+            };
+        }
+    };
+    let end = match end {
+        DataEnd::Queued { .. } => {
+            let qp = queue.child.id();
+            let (from, rcpts) = s.envelope().unwrap_or((b"", &[]));
+            let (from, rcpts) = (from.to_vec(), rcpts.to_vec());
+            match queue.finish(&from, &rcpts) {
+                Some(0) => DataEnd::Queued {
+                    time: crate::timefmt::now(),
+                    qp,
+                },
+                code => DataEnd::QueueFailed(code),
+            }
+        }
+        other => {
+            queue.abort();
+            other
+        }
+    };
+    let st = s.data_end(end);
+    io.out.extend_from_slice(&st.reply);
+    Ok(true)
+}

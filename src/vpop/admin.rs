@@ -1,0 +1,1136 @@
+//! The operations behind vpopmail's admin programs (vadddomain, vdeldomain,
+//! vadduser, vdeluser, vpasswd, vmoduser, vsetuserquota, vuserinfo, valias).
+//!
+//! Each operation checks everything it can before it changes anything, so bad
+//! input changes no file. Changes to a domain's users happen under the
+//! domain's `.vpasswd.lock` (see [`crate::vpop::vpasswd`]), which also
+//! serialises the `.dir-control` counter and the creation of user directories.
+
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use crate::maildir::quota as mdquota;
+use crate::paths::Roots;
+use crate::vpop::bigdir::DirControl;
+use crate::vpop::ctlfiles;
+use crate::vpop::entry::{Entry, MAX_CLEAR, MAX_DIR, MAX_GECOS, MAX_PASSWD};
+use crate::vpop::error::*;
+use crate::vpop::names;
+use crate::vpop::vpasswd::{self, ChangeError, Lock};
+use crate::vpop::{find_domain, password, Domain};
+
+/// Directory mode of everything vpopmail creates (umask 077).
+pub const DIR_MODE: u32 = 0o750;
+/// The IP `lastauth` holds for an account that never logged in.
+pub const NULL_REMOTE_IP: &str = "0.0.0.0";
+
+/// The owner of new domains: the `vpopmail` account when it exists, else the
+/// invoking user (a sandbox).
+pub fn default_owner() -> (u32, u32) {
+    match crate::sys::account("vpopmail") {
+        Some(a) => (a.uid, a.gid),
+        None => (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        ),
+    }
+}
+
+/// The domain used when an address has none: `$VPOPMAIL_DOMAIN`, else the
+/// first line of `~vpopmail/etc/defaultdomain` (vpopmail's `vset_default_domain`).
+pub fn default_domain(roots: &Roots) -> String {
+    if let Ok(d) = std::env::var("VPOPMAIL_DOMAIN") {
+        if !d.is_empty() {
+            return d.to_ascii_lowercase();
+        }
+    }
+    crate::control::read_line(&roots.vpop_etc("defaultdomain"))
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
+/// Splits an address given on the command line into a user and a domain (the
+/// default domain when it has none; empty when there is none either).
+pub fn parse_address(roots: &Roots, email: &str) -> (String, String) {
+    let (u, d) = names::split_email(email);
+    if d.is_empty() {
+        (u, default_domain(roots))
+    } else {
+        (u, d)
+    }
+}
+
+/// Looks a domain up for an operation on it; `Domain does not exist` if absent.
+pub fn domain(roots: &Roots, name: &str) -> Result<Domain, VError> {
+    names::check_domain_chars(name)?;
+    match find_domain(roots, name) {
+        Ok(Some(d)) => Ok(d),
+        Ok(None) => Err(VError::code(VA_DOMAIN_DOES_NOT_EXIST)),
+        Err(e) => Err(VError::io("can't read users/assign", &e)),
+    }
+}
+
+fn io_err(what: &str) -> impl Fn(io::Error) -> VError + '_ {
+    move |e| VError::io(what, &e)
+}
+
+fn change_err(e: ChangeError) -> VError {
+    match e {
+        ChangeError::Exists => VError::msg("User already exists"),
+        ChangeError::Missing => VError::code(VA_USER_DOES_NOT_EXIST),
+        ChangeError::Io(e) => VError::io("could not update vpasswd", &e),
+    }
+}
+
+/// Creates `dir` and missing parents with mode 0750, owned by `owner` (root).
+fn mkdirs(dir: &Path, owner: Option<(u32, u32)>) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(p) = dir.parent() {
+        mkdirs(p, owner)?;
+    }
+    match std::fs::DirBuilder::new().mode(DIR_MODE).create(dir) {
+        Ok(()) => {
+            vpasswd::chown_to(dir, owner);
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn chown_tree(path: &Path, owner: Option<(u32, u32)>) {
+    vpasswd::chown_to(path, owner);
+    if let Ok(rd) = std::fs::read_dir(path) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                chown_tree(&p, owner);
+            } else {
+                vpasswd::chown_to(&p, owner);
+            }
+        }
+    }
+}
+
+/// Creates a user directory with its Maildir (`new`, `cur`, `tmp`), 0750.
+fn make_user_dir(dir: &Path, owner: Option<(u32, u32)>) -> Result<(), VError> {
+    let b = {
+        let mut b = std::fs::DirBuilder::new();
+        b.mode(DIR_MODE);
+        b
+    };
+    match b.create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            return Err(VError::code(VA_EXIST_U_DIR))
+        }
+        Err(e) => return Err(VError::io("could not make user dir", &e)),
+    }
+    let md = dir.join("Maildir");
+    let r = b
+        .create(&md)
+        .and_then(|_| b.create(md.join("new")))
+        .and_then(|_| b.create(md.join("cur")))
+        .and_then(|_| b.create(md.join("tmp")));
+    if let Err(e) = r {
+        let _ = std::fs::remove_dir_all(dir);
+        return Err(VError::io(verror(VA_SUBDIR_CREATION), &e));
+    }
+    chown_tree(dir, owner);
+    Ok(())
+}
+
+/// Removes `maildirsize` and, for a real quota, writes a fresh one (vpopmail's
+/// `update_maildirsize`, as vsetuserquota and vmoduser -q do).
+pub fn update_maildirsize(user_dir: &Path, quota: &str, owner: Option<(u32, u32)>) {
+    let md = user_dir.join("Maildir");
+    let _ = std::fs::remove_file(md.join(mdquota::FILE));
+    if quota == "NOQUOTA" || !md.join("tmp").is_dir() {
+        return;
+    }
+    if let Some(q) = mdquota::Quota::parse(quota) {
+        if !q.is_unlimited() && mdquota::rebuild(&md, &q).is_ok() {
+            vpasswd::chown_to(&md.join(mdquota::FILE), owner);
+        }
+    }
+}
+
+fn check_password_fields(clear: Option<&str>, crypted: Option<&str>) -> Result<(), VError> {
+    if let Some(c) = clear {
+        if c.len() > MAX_CLEAR {
+            return Err(VError::code(VA_PASSWD_TOO_LONG));
+        }
+        names::check_text(c, true)?;
+    }
+    if let Some(c) = crypted {
+        if c.len() > MAX_PASSWD {
+            return Err(VError::code(VA_PASSWD_TOO_LONG));
+        }
+        names::check_text(c, false)?;
+    }
+    Ok(())
+}
+
+fn check_gecos(g: &str) -> Result<(), VError> {
+    if g.len() > MAX_GECOS {
+        return Err(VError::code(VA_GECOS_TOO_LONG));
+    }
+    names::check_text(g, false)
+}
+
+/// What vadduser (and vadddomain for postmaster) asks for.
+#[derive(Clone, Debug, Default)]
+pub struct NewUser {
+    /// The user name.
+    pub user: String,
+    /// The domain.
+    pub domain: String,
+    /// The clear password (hashed with SHA-512-crypt), or `None` for no password.
+    pub clear: Option<String>,
+    /// A crypted password to store as is (`-e`); wins over `clear`.
+    pub crypted: Option<String>,
+    /// The gecos (defaults to the user name).
+    pub gecos: String,
+    /// The quota field, already checked by [`crate::vpop::quota::parse`].
+    pub quota: Option<String>,
+    /// Also store the clear password in the eighth field.
+    pub store_clear: bool,
+}
+
+/// Checks a new user's fields (nothing is changed).
+pub fn check_new_user(roots: &Roots, n: &NewUser) -> Result<Domain, VError> {
+    names::check_user(&n.user)?;
+    let d = domain(roots, &n.domain)?;
+    check_gecos(&n.gecos)?;
+    check_password_fields(n.clear.as_deref(), n.crypted.as_deref())?;
+    match vpasswd::lookup(&d.dir, &n.user, d.owner()) {
+        Ok(Some(_)) => return Err(VError::msg("User already exists")),
+        Ok(None) => {}
+        Err(e) => return Err(VError::io("can't read vpasswd", &e)),
+    }
+    Ok(d)
+}
+
+/// Adds a user: directory (hashed when the domain is large) with a Maildir,
+/// the vpasswd line (+ cdb), `lastauth` = `0.0.0.0`, and `maildirsize` for a
+/// quota. Returns the new entry.
+pub fn add_user(roots: &Roots, n: &NewUser) -> Result<Entry, VError> {
+    let d = check_new_user(roots, n)?;
+    let owner = d.owner();
+    let lock = Lock::take(&d.dir, owner).map_err(io_err("can't lock vpasswd"))?;
+    // Checked again under the lock: another vadduser may have won the race.
+    if lock
+        .get(&n.user)
+        .map_err(io_err("can't read vpasswd"))?
+        .is_some()
+    {
+        return Err(VError::msg("User already exists"));
+    }
+    let mut dc = DirControl::read(&d.dir).map_err(io_err("can't read .dir-control"))?;
+    let bucket = dc.next_dir();
+    let parent = if bucket.is_empty() {
+        d.dir.clone()
+    } else {
+        d.dir.join(&bucket)
+    };
+    let user_dir = parent.join(&n.user);
+    let dir_s = user_dir.to_string_lossy().into_owned();
+    if dir_s.len() > MAX_DIR {
+        return Err(VError::code(VA_DIR_TOO_LONG));
+    }
+    mkdirs(&parent, owner).map_err(io_err("could not make hashed dir"))?;
+    make_user_dir(&user_dir, owner)?;
+    let crypted = match (&n.crypted, &n.clear) {
+        (Some(c), _) => c.clone(),
+        (None, Some(c)) if !c.is_empty() => password::hash(c),
+        _ => String::new(),
+    };
+    let gecos = if n.gecos.is_empty() {
+        n.user.clone()
+    } else {
+        n.gecos.clone()
+    };
+    let mut e = Entry::new(&n.user, &crypted, &gecos, &dir_s);
+    if let Some(q) = &n.quota {
+        e.quota = q.clone();
+    }
+    if n.store_clear && n.crypted.is_none() {
+        e.clear = Some(n.clear.clone().unwrap_or_default());
+    }
+    if let Err(err) = lock.add(&e) {
+        let _ = std::fs::remove_dir_all(&user_dir);
+        return Err(change_err(err));
+    }
+    // The counter is written once the user exists; a crash before this only
+    // means the next user lands in the same bucket.
+    let _ = dc.write(&d.dir, owner);
+    drop(lock);
+    let _ = crate::vpop::set_lastauth(&user_dir, NULL_REMOTE_IP);
+    vpasswd::chown_to(&user_dir.join("lastauth"), owner);
+    update_maildirsize(&user_dir, &e.quota, owner);
+    Ok(e)
+}
+
+/// The user the domain's `.qmail-default` delivers unknown addresses to, if
+/// it names one of its users (vpopmail's `isCatchall`).
+pub fn catchall_user(d: &Domain) -> Option<String> {
+    let text = std::fs::read_to_string(d.dir.join(".qmail-default")).ok()?;
+    let line = text.lines().next()?;
+    if !line.contains("vdelivermail") {
+        return None;
+    }
+    let after = line.split_once("''")?.1.trim();
+    if after.starts_with('/') {
+        let dom = d.dir.to_string_lossy();
+        if after.starts_with(dom.as_ref()) {
+            return after
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .map(str::to_string);
+        }
+        None
+    } else if let Some((u, dom)) = after.split_once('@') {
+        (dom.eq_ignore_ascii_case(&d.name)).then(|| u.to_ascii_lowercase())
+    } else {
+        None
+    }
+}
+
+fn inside(dir: &Path, parent: &Path) -> bool {
+    dir.starts_with(parent)
+        && dir != parent
+        && !dir
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+}
+
+/// Deletes a user: its vpasswd line, then its directory. `postmaster` is
+/// refused (every domain keeps one; vdeldomain removes it with the domain),
+/// and so is the catch-all account.
+pub fn del_user(roots: &Roots, user: &str, domain_name: &str) -> Result<Entry, VError> {
+    names::check_user_lookup(user)?;
+    let d = domain(roots, domain_name)?;
+    let owner = d.owner();
+    if vpasswd::lookup(&d.dir, user, owner)
+        .map_err(io_err("can't read vpasswd"))?
+        .is_none()
+    {
+        return Err(VError::code(VA_USER_DOES_NOT_EXIST));
+    }
+    if user == "postmaster" {
+        return Err(VError::msg(format!(
+            "can't delete postmaster@{}: every domain keeps its postmaster (vdeldomain removes the whole domain)",
+            d.name
+        )));
+    }
+    if catchall_user(&d).as_deref() == Some(user) {
+        return Err(VError::code(VA_CANNOT_DELETE_CATCHALL));
+    }
+    let lock = Lock::take(&d.dir, owner).map_err(io_err("can't lock vpasswd"))?;
+    let old = lock.delete(user).map_err(change_err)?;
+    if let Ok(mut dc) = DirControl::read(&d.dir) {
+        dc.dec();
+        let _ = dc.write(&d.dir, owner);
+    }
+    drop(lock);
+    let ud = PathBuf::from(&old.dir);
+    // Only ever remove a directory inside the domain's own directory.
+    if inside(&ud, &d.dir) {
+        if let Err(e) = std::fs::remove_dir_all(&ud) {
+            if e.kind() != io::ErrorKind::NotFound {
+                return Err(VError::io(
+                    &format!("could not remove {}", ud.display()),
+                    &e,
+                ));
+            }
+        }
+    }
+    Ok(old)
+}
+
+/// Changes a user's password (vpasswd). A missing user and a user with
+/// NO_PASSWD_CHNG both give vpopmail's `Illegal username`. Without
+/// `store_clear` a clear-text field that was there is emptied (it would no
+/// longer match).
+pub fn set_password(
+    roots: &Roots,
+    user: &str,
+    domain_name: &str,
+    clear: &str,
+    store_clear: bool,
+) -> Result<(), VError> {
+    names::check_user_lookup(user)?;
+    check_password_fields(Some(clear), None)?;
+    let d = domain(roots, domain_name)?;
+    let lock = Lock::take(&d.dir, d.owner()).map_err(io_err("can't lock vpasswd"))?;
+    let mut e = match lock.get(user).map_err(io_err("can't read vpasswd"))? {
+        Some(e) if !e.has(crate::vpop::flags::NO_PASSWD_CHNG) => e,
+        _ => return Err(VError::code(VA_ILLEGAL_USERNAME)),
+    };
+    e.passwd = password::hash(clear);
+    e.clear = if store_clear {
+        Some(clear.to_string())
+    } else {
+        e.clear.map(|_| String::new())
+    };
+    lock.modify(&e).map_err(change_err)
+}
+
+/// What vmoduser changes.
+#[derive(Clone, Debug, Default)]
+pub struct Modify {
+    /// `-c`: the gecos.
+    pub gecos: Option<String>,
+    /// `-D`: the directory.
+    pub dir: Option<String>,
+    /// `-C`: a clear password (hashed, and stored in the clear field).
+    pub clear: Option<String>,
+    /// `-e`: a crypted password (the clear field is emptied).
+    pub crypted: Option<String>,
+    /// `-x`: clear all flags first.
+    pub clear_flags: bool,
+    /// Flags to set.
+    pub set_flags: u32,
+    /// `-q`: the quota field (already checked).
+    pub quota: Option<String>,
+}
+
+impl Modify {
+    fn check(&self) -> Result<(), VError> {
+        if let Some(g) = &self.gecos {
+            check_gecos(g)?;
+        }
+        if let Some(d) = &self.dir {
+            if d.len() > MAX_DIR {
+                return Err(VError::code(VA_DIR_TOO_LONG));
+            }
+            names::check_text(d, false)?;
+            if !d.starts_with('/') {
+                return Err(VError::msg(format!("dir must be an absolute path: {d}")));
+            }
+        }
+        check_password_fields(self.clear.as_deref(), self.crypted.as_deref())
+    }
+
+    fn apply(&self, e: &mut Entry) {
+        if let Some(g) = &self.gecos {
+            e.gecos = g.clone();
+        }
+        if let Some(d) = &self.dir {
+            e.dir = d.clone();
+        }
+        if let Some(c) = &self.clear {
+            e.passwd = password::hash(c);
+            e.clear = Some(c.clone());
+        } else if let Some(c) = &self.crypted {
+            e.passwd = c.clone();
+            e.clear = e.clear.take().map(|_| String::new());
+        }
+        if self.clear_flags {
+            e.flags = 0;
+        }
+        e.flags |= self.set_flags;
+        if let Some(q) = &self.quota {
+            e.quota = q.clone();
+        }
+    }
+}
+
+/// vmoduser on one user (`no such user user@domain` when missing).
+pub fn modify_user(roots: &Roots, user: &str, domain_name: &str, m: &Modify) -> Result<(), VError> {
+    m.check()?;
+    names::check_user_lookup(user)?;
+    let d = domain(roots, domain_name)?;
+    let lock = Lock::take(&d.dir, d.owner()).map_err(io_err("can't lock vpasswd"))?;
+    let Some(mut e) = lock.get(user).map_err(io_err("can't read vpasswd"))? else {
+        return Err(VError::msg(format!("no such user {user}@{}", d.name)));
+    };
+    m.apply(&mut e);
+    lock.modify(&e).map_err(change_err)?;
+    drop(lock);
+    if let Some(q) = &m.quota {
+        update_maildirsize(Path::new(&e.dir), q, d.owner());
+    }
+    Ok(())
+}
+
+/// vmoduser on every user of a domain (one rewrite of vpasswd).
+pub fn modify_domain(roots: &Roots, domain_name: &str, m: &Modify) -> Result<(), VError> {
+    m.check()?;
+    let d = domain(roots, domain_name)?;
+    let lock = Lock::take(&d.dir, d.owner()).map_err(io_err("can't lock vpasswd"))?;
+    let lines = lock.lines().map_err(io_err("can't read vpasswd"))?;
+    let mut out = Vec::with_capacity(lines.len());
+    let mut dirs = Vec::new();
+    for l in lines {
+        match Entry::parse(&l) {
+            Ok(mut e) => {
+                m.apply(&mut e);
+                dirs.push(e.dir.clone());
+                out.push(e.to_line());
+            }
+            Err(_) => out.push(l),
+        }
+    }
+    lock.write(&out)
+        .map_err(io_err("could not update vpasswd"))?;
+    drop(lock);
+    if let Some(q) = &m.quota {
+        for dir in dirs {
+            update_maildirsize(Path::new(&dir), q, d.owner());
+        }
+    }
+    Ok(())
+}
+
+/// vsetuserquota for one user (quota already checked).
+pub fn set_quota(roots: &Roots, user: &str, domain_name: &str, quota: &str) -> Result<(), VError> {
+    names::check_user_lookup(user)?;
+    let d = domain(roots, domain_name)?;
+    let lock = Lock::take(&d.dir, d.owner()).map_err(io_err("can't lock vpasswd"))?;
+    let Some(mut e) = lock.get(user).map_err(io_err("can't read vpasswd"))? else {
+        return Err(VError::code(VA_USER_DOES_NOT_EXIST));
+    };
+    e.quota = quota.to_string();
+    lock.modify(&e).map_err(change_err)?;
+    drop(lock);
+    update_maildirsize(Path::new(&e.dir), quota, d.owner());
+    Ok(())
+}
+
+/// vsetuserquota for every user of a domain.
+pub fn set_domain_quota(roots: &Roots, domain_name: &str, quota: &str) -> Result<(), VError> {
+    modify_domain(
+        roots,
+        domain_name,
+        &Modify {
+            quota: Some(quota.to_string()),
+            ..Modify::default()
+        },
+    )
+}
+
+/// What vadddomain asks for.
+#[derive(Clone, Debug, Default)]
+pub struct NewDomain {
+    /// The domain (lowercased by the caller or here).
+    pub name: String,
+    /// The base directory (`-d`; default VPOPMAIL_HOME): the domain goes into
+    /// `BASE/domains/[hash/]NAME`.
+    pub base: Option<PathBuf>,
+    /// Owner uid/gid (`-i`, `-g`, `-u`; default [`default_owner`]).
+    pub owner: Option<(u32, u32)>,
+    /// The postmaster's clear password.
+    pub password: String,
+    /// Store the postmaster's clear password too.
+    pub store_clear: bool,
+    /// The postmaster's quota (already checked).
+    pub quota: Option<String>,
+    /// `-e`: catch-all address (with `@`) or mailbox name.
+    pub catchall: Option<String>,
+}
+
+/// Checks that a new domain can be added (nothing is changed).
+pub fn check_new_domain(roots: &Roots, name: &str) -> Result<(), VError> {
+    names::check_new_domain(name)?;
+    match find_domain(roots, name) {
+        Ok(Some(_)) => Err(VError::code(VA_DOMAIN_ALREADY_EXISTS)),
+        Ok(None) => Ok(()),
+        Err(e) => Err(VError::io("can't read users/assign", &e)),
+    }
+}
+
+/// The `.qmail-default` line of a domain.
+pub fn qmail_default_line(roots: &Roots, dom_dir: &Path, catchall: Option<&str>) -> String {
+    let bin = roots.vpop_bin("vdelivermail");
+    match catchall {
+        Some(c) if c.contains('@') => format!("| {} '' {c}\n", bin.display()),
+        Some(c) => format!("| {} '' {}/{c}\n", bin.display(), dom_dir.display()),
+        None => format!("| {} '' bounce-no-mailbox\n", bin.display()),
+    }
+}
+
+/// Adds a domain as vadddomain does: its directory (hashed once there are
+/// many domains) with `.qmail-default`, the users/assign line (+ users/cdb),
+/// rcpthosts or morercpthosts (+ cdb), virtualdomains, removal from locals, a
+/// HUP to qmail-send, and `postmaster@DOMAIN`. If postmaster cannot be
+/// created the domain is removed again.
+pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
+    let name = nd.name.to_ascii_lowercase();
+    check_new_domain(roots, &name)?;
+    if nd.password.is_empty() {
+        return Err(VError::msg("No password entered"));
+    }
+    check_password_fields(Some(&nd.password), None)?;
+    if let Some(c) = &nd.catchall {
+        names::check_text(c, false)?;
+        if c.is_empty() || (!c.contains('@') && names::check_user_lookup(c).is_err()) {
+            return Err(VError::msg(format!("invalid catch-all: {c}")));
+        }
+    }
+    let (uid, gid) = nd.owner.unwrap_or_else(default_owner);
+    let owner = Some((uid, gid));
+    let base = nd.base.clone().unwrap_or_else(|| roots.vpopmail.clone());
+    let domains = base.join("domains");
+    mkdirs(&domains, owner).map_err(|_| VError::msg("Can not make domains directory"))?;
+    // The domain counter is shared by concurrent vadddomain runs.
+    let dc_lock = Lock::take_named(&domains, ".dir-control.lock", owner)
+        .map_err(io_err("can't lock .dir-control"))?;
+    let mut dc = DirControl::read(&domains).map_err(io_err("can't read .dir-control"))?;
+    let bucket = dc.next_dir();
+    let parent = if bucket.is_empty() {
+        domains.clone()
+    } else {
+        domains.join(&bucket)
+    };
+    let dom_dir = parent.join(&name);
+    if dom_dir.to_string_lossy().len() > MAX_DIR {
+        return Err(VError::code(VA_DIR_TOO_LONG));
+    }
+    if dom_dir.exists() {
+        return Err(VError::msg(format!(
+            "Could not make domain dir: {} already exists",
+            dom_dir.display()
+        )));
+    }
+    mkdirs(&parent, owner).map_err(|_| VError::code(VA_COULD_NOT_MAKE_DOMAIN_DIR))?;
+    std::fs::DirBuilder::new()
+        .mode(DIR_MODE)
+        .create(&dom_dir)
+        .map_err(|_| VError::code(VA_COULD_NOT_MAKE_DOMAIN_DIR))?;
+    vpasswd::chown_to(&dom_dir, owner);
+    let qd = dom_dir.join(".qmail-default");
+    if crate::fsutil::atomic_write(
+        &qd,
+        qmail_default_line(roots, &dom_dir, None).as_bytes(),
+        0o600,
+    )
+    .is_err()
+    {
+        let _ = std::fs::remove_dir_all(&dom_dir);
+        return Err(VError::code(VA_COULD_NOT_OPEN_QMAIL_DEFAULT));
+    }
+    vpasswd::chown_to(&qd, owner);
+    let _ = dc.write(&domains, owner);
+    drop(dc_lock);
+    let line = crate::vpop::assign::domain_line(&name, &name, uid, gid, &dom_dir);
+    if let Err(e) = ctlfiles::add_domain(roots, &name, &line) {
+        let _ = ctlfiles::del_domains(
+            roots,
+            std::slice::from_ref(&name),
+            std::slice::from_ref(&line),
+        );
+        let _ = std::fs::remove_dir_all(&dom_dir);
+        return Err(VError::io(verror(VA_COULD_NOT_UPDATE_FILE), &e));
+    }
+    ctlfiles::hup_qmail_send(roots);
+    let pm = NewUser {
+        user: "postmaster".into(),
+        domain: name.clone(),
+        clear: Some(nd.password.clone()),
+        gecos: "Postmaster".into(),
+        quota: nd.quota.clone(),
+        store_clear: nd.store_clear,
+        ..NewUser::default()
+    };
+    if let Err(e) = add_user(roots, &pm) {
+        let _ = del_domain(roots, &name, true);
+        return Err(VError {
+            code: e.code,
+            text: format!("(vadduser) {}", e.text),
+        });
+    }
+    if let Some(c) = &nd.catchall {
+        let _ = crate::fsutil::atomic_write(
+            &qd,
+            qmail_default_line(roots, &dom_dir, Some(c)).as_bytes(),
+            0o600,
+        );
+        vpasswd::chown_to(&qd, owner);
+    }
+    Ok(Domain {
+        name,
+        dir: dom_dir,
+        uid,
+        gid,
+    })
+}
+
+/// What vdeldomain did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deleted {
+    /// The domain (and these alias domains) are gone.
+    Done(Vec<String>),
+    /// Not deleted: these alias domains point to it and `force` was not given.
+    HasAliases(Vec<String>),
+}
+
+/// Deletes a domain (vdeldomain). An alias domain loses only its control
+/// entries; a real domain loses its directory tree and all its alias domains
+/// (which needs `force` when there are any).
+pub fn del_domain(roots: &Roots, name: &str, force: bool) -> Result<Deleted, VError> {
+    let name = name.to_ascii_lowercase();
+    let d = domain(roots, &name)?;
+    let entries =
+        ctlfiles::domain_entries(roots).map_err(|_| VError::code(VA_CANNOT_READ_ASSIGN))?;
+    let aliases: Vec<String> = entries
+        .iter()
+        .filter(|(dom, w)| w.user == d.name && *dom != d.name)
+        .map(|(dom, _)| dom.clone())
+        .collect();
+    let all_lines =
+        ctlfiles::assign_lines(roots).map_err(|_| VError::code(VA_CANNOT_READ_ASSIGN))?;
+    let lines_for = |doms: &[String]| -> Vec<String> {
+        all_lines
+            .iter()
+            .filter(|l| {
+                crate::vpop::assign::parse_wild(l)
+                    .and_then(|w| w.prefix.strip_suffix('-').map(str::to_string))
+                    .is_some_and(|p| doms.contains(&p))
+            })
+            .cloned()
+            .collect()
+    };
+    if name != d.name {
+        // An alias domain: only its own entries go.
+        let doms = vec![name.clone()];
+        ctlfiles::del_domains(roots, &doms, &lines_for(&doms))
+            .map_err(io_err("could not update control files"))?;
+        ctlfiles::hup_qmail_send(roots);
+        return Ok(Deleted::Done(Vec::new()));
+    }
+    if !aliases.is_empty() && !force {
+        return Ok(Deleted::HasAliases(aliases));
+    }
+    let mut doms = vec![name.clone()];
+    doms.extend(aliases.iter().cloned());
+    ctlfiles::del_domains(roots, &doms, &lines_for(&doms))
+        .map_err(io_err("could not update control files"))?;
+    // The tree goes only when it is a directory of its own below a domains dir.
+    let dir = &d.dir;
+    let is_link = std::fs::symlink_metadata(dir)
+        .map(|m| m.file_type().is_symlink())
+        .unwrap_or(false);
+    if is_link {
+        let _ = std::fs::remove_file(dir);
+    } else if dir.components().count() > 2 && dir.file_name().is_some_and(|f| f == name.as_str()) {
+        if let Err(e) = std::fs::remove_dir_all(dir) {
+            if e.kind() != io::ErrorKind::NotFound {
+                eprintln!("Warning: Failed to delete directory tree: {name}");
+            }
+        }
+    } else {
+        eprintln!(
+            "Warning: not removing {}: not a domain directory",
+            dir.display()
+        );
+    }
+    let domains = domains_dir_of(dir);
+    if let Some(dd) = domains {
+        if let Ok(lock) = Lock::take_named(&dd, ".dir-control.lock", d.owner()) {
+            if let Ok(mut dc) = DirControl::read(&dd) {
+                dc.dec();
+                let _ = dc.write(&dd, d.owner());
+            }
+            drop(lock);
+        }
+    }
+    ctlfiles::hup_qmail_send(roots);
+    Ok(Deleted::Done(aliases))
+}
+
+/// The `domains` directory holding a domain directory (skipping a hash bucket).
+fn domains_dir_of(dom_dir: &Path) -> Option<PathBuf> {
+    dom_dir
+        .ancestors()
+        .skip(1)
+        .find(|a| a.file_name().is_some_and(|f| f == "domains"))
+        .map(Path::to_path_buf)
+}
+
+/// What vuserinfo shows.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InfoFields {
+    /// No selection: everything, in vuserinfo's default format.
+    pub all: bool,
+    /// `-n`
+    pub name: bool,
+    /// `-p`
+    pub passwd: bool,
+    /// `-C`
+    pub clear: bool,
+    /// `-u`
+    pub uid: bool,
+    /// `-g`
+    pub gid: bool,
+    /// `-c`
+    pub comment: bool,
+    /// `-d`
+    pub dir: bool,
+    /// `-q`
+    pub quota: bool,
+    /// `-Q`
+    pub usage: bool,
+    /// `-l`
+    pub lastauth: bool,
+}
+
+/// The quota usage in percent (vuserinfo's `usage:`), from maildirsize when
+/// it is current, else from a scan of the Maildir; nothing is written.
+pub fn usage_percent(e: &Entry) -> u64 {
+    let Some(q) = mdquota::Quota::parse(&e.quota) else {
+        return 0;
+    };
+    let md = e.maildir();
+    let usage = match mdquota::read(&md) {
+        Ok(Some(f)) if !f.needs_rebuild(crate::timefmt::now(), &q) => f.usage,
+        _ => mdquota::scan(&md).unwrap_or_default(),
+    };
+    q.percent(&usage)
+}
+
+fn lastauth_lines(e: &Entry, out: &mut String) {
+    match crate::vpop::last_auth(Path::new(&e.dir)) {
+        Some((t, ip)) if ip != NULL_REMOTE_IP && !ip.is_empty() => {
+            out.push_str(&format!("last auth: {}\n", crate::timefmt::ctime(t)));
+            out.push_str(&format!("last auth ip: {ip}\n"));
+        }
+        Some((t, _)) => {
+            out.push_str(&format!("account created: {}\n", crate::timefmt::ctime(t)));
+            out.push_str("last auth: Never logged in\n");
+        }
+        None => out.push_str("last auth: Never logged in\n"),
+    }
+}
+
+/// vuserinfo's text for one entry.
+pub fn user_info(e: &Entry, f: &InfoFields) -> String {
+    let mut o = String::new();
+    let usage = |o: &mut String, prefix: &str| {
+        if e.quota != "NOQUOTA" {
+            o.push_str(&format!("{prefix}{}%\n", usage_percent(e)));
+        } else {
+            o.push_str(&format!("{prefix}{}\n", e.quota));
+        }
+    };
+    let clear = e.clear.as_deref().unwrap_or("");
+    if f.all {
+        o.push_str(&format!("name:   {}\n", e.name));
+        o.push_str(&format!("passwd: {}\n", e.passwd));
+        o.push_str(&format!("clear passwd: {clear}\n"));
+        o.push_str(&format!("comment/gecos: {}\n", e.gecos));
+        o.push_str(&format!(
+            "uid:    {}\n",
+            crate::vpop::entry::atoi_u32(&e.uid)
+        ));
+        o.push_str(&format!("gid:    {}\n", e.flags));
+        o.push_str(&format!("flags:  {}\n", e.flags));
+        o.push_str(&format!("gecos: {}\n", e.gecos));
+        if e.flags == 0 {
+            o.push_str("limits: No user limits set.\n");
+        } else {
+            o.push_str("limits:\n");
+            for (flag, text) in crate::vpop::flags::VUSERINFO_ORDER {
+                if e.flags & flag != 0 {
+                    o.push_str(&format!("        {text}\n"));
+                }
+            }
+        }
+        o.push_str(&format!("dir:       {}\n", e.dir));
+        o.push_str(&format!("quota:     {}\n", e.quota));
+        usage(&mut o, "usage:     ");
+        lastauth_lines(e, &mut o);
+        return o;
+    }
+    if f.name {
+        o.push_str(&format!("{}\n", e.name));
+    }
+    if f.passwd {
+        o.push_str(&format!("{}\n", e.passwd));
+    }
+    if f.clear {
+        o.push_str(&format!("{clear}\n"));
+    }
+    if f.uid {
+        o.push_str(&format!("{}\n", crate::vpop::entry::atoi_u32(&e.uid)));
+    }
+    if f.gid {
+        o.push_str(&format!("{}\n", e.flags));
+    }
+    if f.comment {
+        o.push_str(&format!("{}\n", e.gecos));
+    }
+    if f.dir {
+        o.push_str(&format!("{}\n", e.dir));
+    }
+    if f.quota {
+        o.push_str(&format!("{}\n", e.quota));
+    }
+    if f.usage {
+        usage(&mut o, "");
+    }
+    if f.lastauth {
+        lastauth_lines(e, &mut o);
+    }
+    o
+}
+
+/// The file of an alias: `DOMDIR/.qmail-ALIAS`, dots written as `:`.
+pub fn alias_file(d: &Domain, alias: &str) -> PathBuf {
+    d.dir.join(format!(".qmail-{}", alias.replace('.', ":")))
+}
+
+fn alias_lines(path: &Path) -> io::Result<Option<Vec<String>>> {
+    Ok(crate::control::read_file(path)?.map(|b| {
+        String::from_utf8_lossy(&b)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    }))
+}
+
+/// The lines of one alias (`None` when it does not exist).
+pub fn alias_show(
+    roots: &Roots,
+    alias: &str,
+    domain_name: &str,
+) -> Result<Option<Vec<String>>, VError> {
+    names::check_user_lookup(alias)?;
+    let d = domain(roots, domain_name)?;
+    alias_lines(&alias_file(&d, alias)).map_err(io_err("can't read alias"))
+}
+
+/// Every alias of a domain with its lines, sorted by name (`.qmail-default`
+/// is the catch-all, not an alias).
+pub fn alias_all(roots: &Roots, domain_name: &str) -> Result<Vec<(String, Vec<String>)>, VError> {
+    let d = domain(roots, domain_name)?;
+    let mut out = Vec::new();
+    let rd = std::fs::read_dir(&d.dir).map_err(io_err("can't read domain dir"))?;
+    for e in rd.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        let Some(a) = n.strip_prefix(".qmail-") else {
+            continue;
+        };
+        if a == "default" || a.is_empty() || !e.file_type().map(|t| t.is_file()).unwrap_or(false) {
+            continue;
+        }
+        let lines = alias_lines(&e.path())
+            .map_err(io_err("can't read alias"))?
+            .unwrap_or_default();
+        out.push((a.replace(':', "."), lines));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Adds a line to an alias (creating it). The same line twice is an error.
+pub fn alias_insert(
+    roots: &Roots,
+    alias: &str,
+    domain_name: &str,
+    line: &str,
+) -> Result<(), VError> {
+    names::check_user(alias)?;
+    if alias == "default" {
+        return Err(VError::code(VA_ILLEGAL_USERNAME));
+    }
+    if line.len() > 160 {
+        return Err(VError::code(VA_ALIAS_LINE_TOO_LONG));
+    }
+    if line.trim().is_empty() {
+        return Err(VError::msg("empty alias line"));
+    }
+    names::check_text(line, true)?;
+    let d = domain(roots, domain_name)?;
+    let path = alias_file(&d, alias);
+    let lock = Lock::take(&d.dir, d.owner()).map_err(io_err("can't lock domain"))?;
+    let mut lines = alias_lines(&path)
+        .map_err(io_err("can't read alias"))?
+        .unwrap_or_default();
+    if lines.iter().any(|l| l == line) {
+        return Err(VError::msg(format!(
+            "alias {alias}@{} -> {line} already exists.",
+            d.name
+        )));
+    }
+    lines.push(line.to_string());
+    let mut text = lines.join("\n");
+    text.push('\n');
+    crate::fsutil::atomic_write(&path, text.as_bytes(), 0o600)
+        .map_err(io_err("could not write alias"))?;
+    vpasswd::chown_to(&path, d.owner());
+    drop(lock);
+    Ok(())
+}
+
+/// Deletes an alias.
+pub fn alias_delete(roots: &Roots, alias: &str, domain_name: &str) -> Result<(), VError> {
+    names::check_user_lookup(alias)?;
+    if alias == "default" {
+        return Err(VError::code(VA_ILLEGAL_USERNAME));
+    }
+    let d = domain(roots, domain_name)?;
+    match std::fs::remove_file(alias_file(&d, alias)) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(VError::msg(format!(
+            "alias {alias}@{} does not exist",
+            d.name
+        ))),
+        Err(e) => Err(VError::io("could not delete alias", &e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root() -> (tempfile::TempDir, Roots) {
+        let t = tempfile::tempdir().unwrap();
+        let roots = Roots::new(t.path().join("q"), t.path().join("v"));
+        for d in [
+            roots.users(),
+            roots.qmail.join("control"),
+            roots.domains(),
+            roots.vpopmail.join("bin"),
+            roots.queue(),
+        ] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(roots.users().join("assign"), ".\n").unwrap();
+        std::fs::write(roots.control("rcpthosts"), "localhost\n").unwrap();
+        std::fs::write(roots.control("locals"), "localhost\nexample.com\n").unwrap();
+        (t, roots)
+    }
+
+    fn nd(name: &str) -> NewDomain {
+        NewDomain {
+            name: name.into(),
+            password: "pm-pass".into(),
+            ..NewDomain::default()
+        }
+    }
+
+    #[test]
+    fn domain_and_user_life_cycle() {
+        let (_t, roots) = root();
+        let d = add_domain(&roots, &nd("Example.com")).unwrap();
+        assert_eq!(d.dir, roots.domains().join("example.com"));
+        let qd = std::fs::read_to_string(d.dir.join(".qmail-default")).unwrap();
+        assert_eq!(
+            qd,
+            format!(
+                "| {}/bin/vdelivermail '' bounce-no-mailbox\n",
+                roots.vpopmail.display()
+            )
+        );
+        let rcpt = std::fs::read_to_string(roots.control("rcpthosts")).unwrap();
+        assert_eq!(rcpt, "example.com\nlocalhost\n");
+        assert_eq!(
+            std::fs::read_to_string(roots.control("virtualdomains")).unwrap(),
+            "example.com:example.com\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(roots.control("locals")).unwrap(),
+            "localhost\n"
+        );
+        let (_, pm) = crate::vpop::find_user(&roots, "postmaster", "example.com")
+            .unwrap()
+            .unwrap();
+        assert_eq!(pm.gecos, "Postmaster");
+        assert!(password::verify("pm-pass", &pm.passwd));
+        assert_eq!(pm.clear, None);
+        assert!(
+            matches!(add_domain(&roots, &nd("example.com")), Err(e) if e.code == VA_DOMAIN_ALREADY_EXISTS)
+        );
+
+        let n = NewUser {
+            user: "joe".into(),
+            domain: "example.com".into(),
+            clear: Some("pw1".into()),
+            store_clear: true,
+            ..NewUser::default()
+        };
+        let e = add_user(&roots, &n).unwrap();
+        assert_eq!(e.clear.as_deref(), Some("pw1"));
+        assert!(d.dir.join("joe/Maildir/new").is_dir());
+        assert_eq!(
+            std::fs::read(d.dir.join("joe/lastauth")).unwrap(),
+            b"0.0.0.0"
+        );
+        assert!(add_user(&roots, &n).is_err());
+        set_password(&roots, "joe", "example.com", "pw2", false).unwrap();
+        let (_, j) = crate::vpop::find_user(&roots, "joe", "example.com")
+            .unwrap()
+            .unwrap();
+        assert!(password::verify("pw2", &j.passwd));
+        assert_eq!(j.clear.as_deref(), Some(""));
+        assert!(del_user(&roots, "postmaster", "example.com").is_err());
+        del_user(&roots, "joe", "example.com").unwrap();
+        assert!(!d.dir.join("joe").exists());
+        assert!(
+            matches!(del_user(&roots, "joe", "example.com"), Err(e) if e.code == VA_USER_DOES_NOT_EXIST)
+        );
+
+        assert_eq!(
+            del_domain(&roots, "example.com", false).unwrap(),
+            Deleted::Done(vec![])
+        );
+        assert!(!d.dir.exists());
+        assert_eq!(
+            std::fs::read_to_string(roots.control("rcpthosts")).unwrap(),
+            "localhost\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(roots.users().join("assign")).unwrap(),
+            ".\n"
+        );
+        assert!(crate::vpop::find_domain(&roots, "example.com")
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn catchall_detection() {
+        let (_t, roots) = root();
+        let mut n = nd("c.org");
+        n.catchall = Some("postmaster".into());
+        let d = add_domain(&roots, &n).unwrap();
+        assert_eq!(catchall_user(&d).as_deref(), Some("postmaster"));
+        let mut n = nd("e.org");
+        n.catchall = Some("Boss@E.org".into());
+        let d = add_domain(&roots, &n).unwrap();
+        assert_eq!(catchall_user(&d).as_deref(), Some("boss"));
+    }
+
+    #[test]
+    fn info_format() {
+        let e = Entry::parse("joe:$6$x$y:1:2050:Joe:/nonexistent/joe:NOQUOTA:pw").unwrap();
+        let t = user_info(
+            &e,
+            &InfoFields {
+                all: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            t,
+            "name:   joe\npasswd: $6$x$y\nclear passwd: pw\ncomment/gecos: Joe\nuid:    1\ngid:    2050\nflags:  2050\ngecos: Joe\nlimits:\n        pop access closed\n        smtp access is closed\ndir:       /nonexistent/joe\nquota:     NOQUOTA\nusage:     NOQUOTA\nlast auth: Never logged in\n"
+        );
+        let t = user_info(
+            &e,
+            &InfoFields {
+                dir: true,
+                quota: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(t, "/nonexistent/joe\nNOQUOTA\n");
+    }
+}

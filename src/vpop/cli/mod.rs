@@ -1,0 +1,210 @@
+//! Command lines of vpopmail's admin programs: getopt as glibc does it (options
+//! and operands may be mixed; `--` ends the options), password prompts, and
+//! output. Each program is one function here, `fn(args) -> exit code`, so the
+//! binaries in `src/bin` stay one line long.
+//!
+//! As vpopmail's programs do, results and `Error: ...` lines go to stdout
+//! (valias writes its errors to stderr, as vpopmail's valias does), and an
+//! error exits with vpopmail's code modulo 256 (255 for most).
+
+mod domains;
+mod users;
+
+pub use domains::{qmail_newmrh, qmail_newu, vadddomain, vdeldomain};
+pub use users::{vadduser, valias, vdeluser, vmoduser, vpasswd, vsetuserquota, vuserinfo};
+
+use std::io::{BufRead, Write};
+
+use crate::vpop::error::VError;
+
+/// The version string `-v` prints.
+pub const VERSION: &str = concat!("vqmail ", env!("CARGO_PKG_VERSION"));
+
+/// One parsed option.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opt {
+    /// The option letter.
+    pub c: char,
+    /// Its argument, if it takes one.
+    pub arg: Option<String>,
+}
+
+/// Parses `args` (without argv[0]) by a getopt spec such as `"vc:r::"`
+/// (`:` = required argument, `::` = optional argument attached to the
+/// option). Returns the options and the operands, or the offending letter.
+pub fn getopt(args: &[String], spec: &str) -> Result<(Vec<Opt>, Vec<String>), String> {
+    let kind = |c: char| -> Option<u8> {
+        let s: Vec<char> = spec.chars().collect();
+        let i = s.iter().position(|&x| x == c && x != ':')?;
+        Some(match (s.get(i + 1), s.get(i + 2)) {
+            (Some(':'), Some(':')) => 2,
+            (Some(':'), _) => 1,
+            _ => 0,
+        })
+    };
+    let mut opts = Vec::new();
+    let mut operands = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        i += 1;
+        if a == "--" {
+            operands.extend(args[i..].iter().cloned());
+            break;
+        }
+        if a.len() < 2 || !a.starts_with('-') {
+            operands.push(a.clone());
+            continue;
+        }
+        let chars: Vec<char> = a[1..].chars().collect();
+        let mut j = 0;
+        while j < chars.len() {
+            let c = chars[j];
+            j += 1;
+            match kind(c) {
+                None => return Err(format!("invalid option -- '{c}'")),
+                Some(0) => opts.push(Opt { c, arg: None }),
+                Some(k) => {
+                    let rest: String = chars[j..].iter().collect();
+                    let arg = if !rest.is_empty() {
+                        Some(rest)
+                    } else if k == 1 {
+                        match args.get(i) {
+                            Some(v) => {
+                                i += 1;
+                                Some(v.clone())
+                            }
+                            None => return Err(format!("option requires an argument -- '{c}'")),
+                        }
+                    } else {
+                        None
+                    };
+                    opts.push(Opt { c, arg });
+                    break;
+                }
+            }
+        }
+    }
+    Ok((opts, operands))
+}
+
+/// Writes to stdout, ignoring a closed pipe.
+pub fn out(text: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(text.as_bytes());
+    let _ = o.flush();
+}
+
+/// Prints `Error: TEXT` on stdout and returns the exit code.
+pub fn fail(e: &VError) -> i32 {
+    out(&format!("Error: {}\n", e.text));
+    e.exit_code()
+}
+
+/// An `Error:` line for a command line that cannot be used, with the usage.
+pub fn usage_error(problem: &str, usage: &str) -> i32 {
+    out(&format!("Error: {problem}; usage: {usage}\n"));
+    255
+}
+
+/// Reads one line without echo (when stdin is a terminal), after `prompt`
+/// on stderr. `None` at end of input.
+fn read_secret(prompt: &str) -> Option<String> {
+    let tty = crate::sys::tty::is_tty(0);
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    let echo = if tty {
+        crate::sys::tty::set_echo(0, false).ok()
+    } else {
+        None
+    };
+    let mut line = String::new();
+    let n = std::io::stdin().lock().read_line(&mut line);
+    if let Some(was) = echo {
+        let _ = crate::sys::tty::set_echo(0, was);
+        eprintln!();
+    }
+    match n {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(line.trim_end_matches(['\n', '\r']).to_string()),
+    }
+}
+
+/// vpopmail's `vgetpasswd`: asks twice until both agree (`Passwords do not
+/// match, try again` otherwise). End of input gives an empty password.
+pub fn prompt_password(label: &str) -> String {
+    loop {
+        let Some(a) = read_secret(&format!("Please enter password for {label}: ")) else {
+            return String::new();
+        };
+        let Some(b) = read_secret("enter password again: ") else {
+            return String::new();
+        };
+        if a == b {
+            return a;
+        }
+        out("Passwords do not match, try again\n");
+    }
+}
+
+/// The length of `-r[len]` (default 12; over 128 is an error).
+pub fn random_len(arg: Option<&str>) -> Result<usize, VError> {
+    let n = arg
+        .map(|a| crate::vpop::entry::atoi_u32(a) as usize)
+        .unwrap_or(12);
+    if n > 128 {
+        return Err(VError::code(crate::vpop::error::VA_PASSWD_TOO_LONG));
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn getopt_like_glibc() {
+        let (o, r) = getopt(
+            &v(&["-q", "50M", "joe@x.com", "-cJoe", "pw", "-r8", "-n"]),
+            "svc:nq:e:r::C",
+        )
+        .unwrap();
+        assert_eq!(r, v(&["joe@x.com", "pw"]));
+        assert_eq!(
+            o[0],
+            Opt {
+                c: 'q',
+                arg: Some("50M".into())
+            }
+        );
+        assert_eq!(
+            o[1],
+            Opt {
+                c: 'c',
+                arg: Some("Joe".into())
+            }
+        );
+        assert_eq!(
+            o[2],
+            Opt {
+                c: 'r',
+                arg: Some("8".into())
+            }
+        );
+        assert_eq!(o[3], Opt { c: 'n', arg: None });
+        let (o, r) = getopt(&v(&["-r", "joe@x.com"]), "r::").unwrap();
+        assert_eq!(o[0].arg, None);
+        assert_eq!(r, v(&["joe@x.com"]));
+        let (o, r) = getopt(&v(&["-pd", "--", "-x"]), "pd").unwrap();
+        assert_eq!(o.len(), 2);
+        assert_eq!(r, v(&["-x"]));
+        assert!(getopt(&v(&["-z"]), "pd").is_err());
+        assert!(getopt(&v(&["-q"]), "q:").is_err());
+        let (_, r) = getopt(&v(&["-"]), "q:").unwrap();
+        assert_eq!(r, v(&["-"]));
+    }
+}

@@ -1,0 +1,318 @@
+//! The qmail control files a virtual domain lives in: `users/assign`,
+//! `control/rcpthosts`, `control/morercpthosts` (+ `morercpthosts.cdb`),
+//! `control/virtualdomains` and `control/locals`, changed the way vpopmail
+//! changes them, and the HUP that makes qmail-send reread them.
+//!
+//! Every change takes vpopmail's fcntl lock on `FILE.lock`, reads the file,
+//! and writes the new version atomically (temporary file, fsync, rename),
+//! mode 0644. New lines go in sorted position, the sort key being the domain
+//! with its last two labels moved to the front (`mail.example.com` sorts as
+//! `example.com.mail`), as vpopmail's `update_file`; a file found out of order
+//! is sorted as a whole, with vpopmail's notice on stderr.
+
+use std::fs::OpenOptions;
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use crate::cdb;
+use crate::paths::Roots;
+
+/// Which file a line belongs to (how its domain is extracted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// users/assign: `+DOMAIN-:...`, ends with a `.` line.
+    Assign,
+    /// rcpthosts, morercpthosts, locals: the whole line.
+    Hosts,
+    /// virtualdomains: `DOMAIN:prefix`.
+    Virtual,
+}
+
+/// vpopmail's `extract_domain`: the sort key of a line.
+pub fn sort_key(line: &str, kind: Kind) -> String {
+    let start = usize::from(kind == Kind::Assign && !line.is_empty());
+    let body = &line[start.min(line.len())..];
+    let mut dom = body.split(':').next().unwrap_or("").to_string();
+    if kind == Kind::Assign {
+        dom.pop();
+    }
+    let parts: Vec<&str> = dom.split('.').filter(|p| !p.is_empty()).collect();
+    if parts.len() > 1 {
+        let n = parts.len();
+        let mut v = vec![parts[n - 2], parts[n - 1]];
+        v.extend_from_slice(&parts[..n - 2]);
+        v.join(".")
+    } else {
+        dom
+    }
+}
+
+fn lock(path: &Path) -> io::Result<std::fs::File> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&name)?;
+    crate::sys::lock_exclusive(&f)?;
+    Ok(f)
+}
+
+fn read_lines(path: &Path) -> io::Result<Vec<String>> {
+    let Some(b) = crate::control::read_file(path)? else {
+        return Ok(Vec::new());
+    };
+    let mut v: Vec<String> = String::from_utf8_lossy(&b)
+        .split('\n')
+        .map(str::to_string)
+        .collect();
+    // A final newline leaves one empty string behind.
+    if v.last().is_some_and(|l| l.is_empty()) {
+        v.pop();
+    }
+    Ok(v)
+}
+
+fn write_lines(path: &Path, lines: &[String]) -> io::Result<()> {
+    let mut text = String::new();
+    for l in lines {
+        text.push_str(l);
+        text.push('\n');
+    }
+    crate::fsutil::atomic_write(path, text.as_bytes(), 0o644)
+}
+
+/// Inserts `line` into `path` in sorted position (vpopmail's `update_file`),
+/// unless the file already holds exactly that line.
+pub fn insert_sorted(path: &Path, line: &str, kind: Kind) -> io::Result<()> {
+    let _l = lock(path)?;
+    let mut lines = read_lines(path)?;
+    if kind == Kind::Assign {
+        lines.retain(|l| l != ".");
+    }
+    if !lines.iter().any(|l| l == line) {
+        let key = sort_key(line, kind);
+        let keys: Vec<String> = lines.iter().map(|l| sort_key(l, kind)).collect();
+        let at = keys.iter().position(|k| *k > key).unwrap_or(lines.len());
+        let unsorted = keys.windows(2).any(|w| w[0] > w[1]);
+        lines.insert(at, line.to_string());
+        if unsorted {
+            eprintln!(
+                "NOTICE: Out of order entries found in {}\n   Sorting...\n",
+                path.display()
+            );
+            lines.sort_by_cached_key(|l| sort_key(l, kind));
+        }
+    }
+    if kind == Kind::Assign {
+        lines.push(".".to_string());
+    }
+    write_lines(path, &lines)
+}
+
+/// Removes every line equal to one of `remove`; returns how many went. A
+/// missing file removes nothing (and is not created).
+pub fn remove_lines(path: &Path, remove: &[String]) -> io::Result<usize> {
+    if !path.exists() {
+        return Ok(0);
+    }
+    let _l = lock(path)?;
+    let lines = read_lines(path)?;
+    let before = lines.len();
+    let kept: Vec<String> = lines.into_iter().filter(|l| !remove.contains(l)).collect();
+    let n = before - kept.len();
+    if n > 0 {
+        write_lines(path, &kept)?;
+    }
+    Ok(n)
+}
+
+/// Number of lines in control/rcpthosts (vpopmail's `count_rcpthosts`).
+pub fn count_rcpthosts(roots: &Roots) -> usize {
+    read_lines(&roots.control("rcpthosts"))
+        .map(|l| l.len())
+        .unwrap_or(0)
+}
+
+/// qmail-newmrh: compiles control/morercpthosts into morercpthosts.cdb
+/// (lowercased, trailing blanks stripped, blank and `#` lines skipped; key =
+/// host, empty data), through `morercpthosts.tmp`. A missing morercpthosts
+/// gives an empty cdb.
+pub fn newmrh(roots: &Roots) -> io::Result<()> {
+    let text = crate::control::read_file(&roots.control("morercpthosts"))?.unwrap_or_default();
+    let mut w = cdb::Writer::new();
+    for line in text.split(|&b| b == b'\n') {
+        let mut l = line.to_ascii_lowercase();
+        while l
+            .last()
+            .is_some_and(|&c| c == b' ' || c == b'\t' || c == b'\r')
+        {
+            l.pop();
+        }
+        if l.is_empty() || l[0] == b'#' {
+            continue;
+        }
+        w.add(&l, b"");
+    }
+    w.write_via(
+        &roots.control("morercpthosts.cdb"),
+        &roots.control("morercpthosts.tmp"),
+        0o644,
+    )
+}
+
+/// Adds a (real or alias) domain to the control files, as vpopmail's
+/// `add_domain_assign`: assign line + qmail-newu, rcpthosts (or morercpthosts
+/// once rcpthosts has 50 lines, + qmail-newmrh), virtualdomains, and removal
+/// from locals.
+pub fn add_domain(roots: &Roots, alias: &str, assign_line: &str) -> io::Result<()> {
+    let assign = crate::vpop::assign::assign_path(roots);
+    insert_sorted(&assign, assign_line, Kind::Assign)?;
+    crate::vpop::assign::newu(roots).map_err(|e| io::Error::other(e.to_string()))?;
+    if count_rcpthosts(roots) >= 50 {
+        insert_sorted(&roots.control("morercpthosts"), alias, Kind::Hosts)?;
+        newmrh(roots)?;
+    } else {
+        insert_sorted(&roots.control("rcpthosts"), alias, Kind::Hosts)?;
+    }
+    insert_sorted(
+        &roots.control("virtualdomains"),
+        &format!("{alias}:{alias}"),
+        Kind::Virtual,
+    )?;
+    remove_lines(&roots.control("locals"), &[alias.to_string()])?;
+    Ok(())
+}
+
+/// Removes domains from rcpthosts/morercpthosts and virtualdomains (vpopmail's
+/// `del_control`) and their lines from users/assign (+ qmail-newu).
+pub fn del_domains(roots: &Roots, domains: &[String], assign_lines: &[String]) -> io::Result<()> {
+    if remove_lines(&roots.control("rcpthosts"), domains)? < domains.len() {
+        let mrh = roots.control("morercpthosts");
+        if remove_lines(&mrh, domains)? > 0 {
+            if std::fs::metadata(&mrh)
+                .map(|m| m.len() == 0)
+                .unwrap_or(false)
+            {
+                let _ = std::fs::remove_file(&mrh);
+                let _ = std::fs::remove_file(roots.control("morercpthosts.cdb"));
+            } else {
+                newmrh(roots)?;
+            }
+        }
+    }
+    let virt: Vec<String> = domains.iter().map(|d| format!("{d}:{d}")).collect();
+    remove_lines(&roots.control("virtualdomains"), &virt)?;
+    let assign = crate::vpop::assign::assign_path(roots);
+    remove_lines(&assign, assign_lines)?;
+    crate::vpop::assign::newu(roots).map_err(|e| io::Error::other(e.to_string()))?;
+    Ok(())
+}
+
+/// Sends SIGHUP to the qmail-send of this installation, if one runs: a
+/// process named `qmail-send` whose working directory is this root's queue
+/// (qmail-send runs in `QMAIL_HOME/queue`). Nothing running: nothing to do.
+pub fn hup_qmail_send(roots: &Roots) {
+    let Ok(queue) = std::fs::canonicalize(roots.queue()) else {
+        return;
+    };
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for p in procs.flatten() {
+        let name = p.file_name();
+        let Some(pid) = name.to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() != "qmail-send" {
+            continue;
+        }
+        if std::fs::read_link(p.path().join("cwd")).ok().as_deref() == Some(queue.as_path()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGHUP,
+            );
+        }
+    }
+}
+
+/// All `+` entries of users/assign: `(domain, real domain, uid, gid, dir)`,
+/// as vpopmail's `get_domain_entries` (entries without a `.` are skipped).
+pub fn domain_entries(roots: &Roots) -> io::Result<Vec<(String, crate::vpop::assign::Wild)>> {
+    let lines = read_lines(&crate::vpop::assign::assign_path(roots))?;
+    let mut out = Vec::new();
+    for l in lines {
+        if !l.starts_with('+') {
+            continue;
+        }
+        if let Some(w) = crate::vpop::assign::parse_wild(&l) {
+            if let Some(dom) = w.prefix.strip_suffix('-') {
+                if dom.contains('.') {
+                    out.push((dom.to_string(), w));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The raw lines of users/assign (for removal by exact text).
+pub fn assign_lines(roots: &Roots) -> io::Result<Vec<String>> {
+    read_lines(&crate::vpop::assign::assign_path(roots))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        assert_eq!(
+            sort_key("mail.example.com", Kind::Hosts),
+            "example.com.mail"
+        );
+        assert_eq!(sort_key("example.com", Kind::Hosts), "example.com");
+        assert_eq!(sort_key("localhost", Kind::Hosts), "localhost");
+        assert_eq!(
+            sort_key("+a.b.org-:a.b.org:1:1:/d:-::", Kind::Assign),
+            "b.org.a"
+        );
+        assert_eq!(sort_key("x.net:x.net", Kind::Virtual), "x.net");
+        assert_eq!(sort_key(".", Kind::Assign), "");
+    }
+
+    #[test]
+    fn sorted_insert_and_removal() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("rcpthosts");
+        std::fs::write(&p, "a.com\nc.com\n").unwrap();
+        insert_sorted(&p, "b.com", Kind::Hosts).unwrap();
+        insert_sorted(&p, "b.com", Kind::Hosts).unwrap();
+        insert_sorted(&p, "www.a.com", Kind::Hosts).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "a.com\nwww.a.com\nb.com\nc.com\n"
+        );
+        assert_eq!(remove_lines(&p, &["b.com".into(), "zz".into()]).unwrap(), 1);
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "a.com\nwww.a.com\nc.com\n"
+        );
+        let a = d.path().join("assign");
+        insert_sorted(&a, "+b.com-:b.com:1:1:/b:-::", Kind::Assign).unwrap();
+        insert_sorted(&a, "+a.com-:a.com:1:1:/a:-::", Kind::Assign).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&a).unwrap(),
+            "+a.com-:a.com:1:1:/a:-::\n+b.com-:b.com:1:1:/b:-::\n.\n"
+        );
+        assert_eq!(
+            remove_lines(&d.path().join("missing"), &["x".into()]).unwrap(),
+            0
+        );
+        assert!(!d.path().join("missing").exists());
+    }
+}

@@ -1,0 +1,229 @@
+"""vchkpw: the checkpassword interface on descriptor 3, login forms, flags,
+CRAM-MD5 and APOP, exit codes, environment, lastauth and the relay it opens."""
+import hashlib
+import hmac
+import os
+import socket
+import stat
+import subprocess
+import unittest
+
+from auth_lib import NO_IMAP, NO_POP, NO_RELAY, NO_SMTP, NO_WEBMAIL, AuthCase
+from harness import need_tool
+
+SHOW = 'printf "%s|%s|%s|%s|%s" "$USER" "$HOME" "$SHELL" "$VPOPUSER" "$(pwd)"'
+
+
+class Vchkpw(AuthCase):
+    def setUp(self):
+        super().setUp()
+        self.add_domain("example.com")
+        self.add_domain("other.org")
+        self.user("joe", "example.com", "secret1")
+        self.user("ann", "other.org", "annpass", clear="annpass")
+
+    def check(self, login, password, challenge=b"", prog=None, env=None, fd3=True):
+        """Runs vchkpw with login\\0password\\0challenge\\0 on descriptor 3."""
+        if isinstance(login, str):
+            login = login.encode()
+        if isinstance(password, str):
+            password = password.encode()
+        if isinstance(challenge, str):
+            challenge = challenge.encode()
+        prog = prog if prog is not None else ["sh", "-c", SHOW]
+        e = {"TCPREMOTEIP": "10.0.0.9", "TCPLOCALPORT": "110", "VQMAIL_NOW": "1800000000"}
+        e.update(env or {})
+        full = self.root.env(**e)
+        for k, v in list(full.items()):
+            if v is None:
+                del full[k]
+        vchkpw = self.root.bin("vchkpw")
+        if fd3:
+            data = login + b"\0" + password + b"\0" + challenge + b"\0"
+            argv = ["sh", "-c", 'exec 3<&0 </dev/null; exec "$@"', "sh", vchkpw, *prog]
+            return subprocess.run(argv, input=data, capture_output=True, env=full, timeout=30)
+        return subprocess.run([vchkpw, *prog], capture_output=True, env=full, timeout=30)
+
+    def expect(self, r, code, log=None):
+        self.assertEqual(r.returncode, code, (r.stdout, r.stderr))
+        if log is not None:
+            self.assertIn(("vpopmail: " + log).encode(), r.stderr)
+
+    # -- logins ------------------------------------------------------------
+    def test_login_forms_and_environment(self):
+        home = self.root.domain_dir("example.com") + "/joe"
+        for login in ["joe@example.com", "joe%example.com", "joe/example.com", "JOE@Example.Com"]:
+            r = self.check(login, "secret1")
+            self.expect(r, 0)
+            self.assertEqual(r.stdout.decode(), f"joe|{home}|NOLOGIN|{login.lower()}|{home}")
+
+    def test_default_domain_file_and_variable(self):
+        with open(self.root.v("etc", "defaultdomain"), "w") as f:
+            f.write("example.com\n")
+        self.expect(self.check("joe", "secret1"), 0)
+        self.expect(self.check("ann", "annpass"), 3, "vchkpw-pop3: vpopmail user not found ann@example.com:10.0.0.9")
+        r = self.check("ann", "annpass", env={"VPOPMAIL_DOMAIN": "other.org"})
+        self.expect(r, 0)
+        self.assertTrue(r.stdout.startswith(b"ann|"))
+
+    def test_maildir_is_created_and_lastauth_written(self):
+        home = os.path.join(self.root.domain_dir("example.com"), "joe")
+        self.assertFalse(os.path.exists(home))
+        self.expect(self.check("joe@example.com", "secret1", env={"TCPREMOTEIP": "::ffff:10.1.1.1"}), 0)
+        for sub in ("new", "cur", "tmp"):
+            p = os.path.join(home, "Maildir", sub)
+            self.assertTrue(os.path.isdir(p), p)
+            self.assertEqual(stat.S_IMODE(os.stat(p).st_mode), 0o700)
+        with open(os.path.join(home, "lastauth")) as f:
+            self.assertEqual(f.read(), "10.1.1.1")
+
+    def test_program_gets_its_arguments_and_no_program_means_exit_0(self):
+        r = self.check("joe@example.com", "secret1", prog=["sh", "-c", 'echo "$1/$2"', "x", "a b", "c"])
+        self.expect(r, 0)
+        self.assertEqual(r.stdout, b"a b/c\n")
+        self.expect(self.check("joe@example.com", "secret1", prog=[]), 0)
+        r = self.check("joe@example.com", "secret1", prog=["/nonexistent/prog"])
+        self.expect(r, 111, "vchkpw-pop3: unable to run /nonexistent/prog")
+
+    # -- exit codes ----------------------------------------------------------
+    def test_exit_codes_and_log_lines(self):
+        self.expect(self.check("joe@example.com", "wrong"), 3,
+                    "vchkpw-pop3: password fail joe@example.com:10.0.0.9")
+        self.assertNotIn(b"wrong", self.check("joe@example.com", "wrong").stderr)
+        self.expect(self.check("nobody@example.com", "x"), 3,
+                    "vchkpw-pop3: vpopmail user not found nobody@example.com:10.0.0.9")
+        self.expect(self.check("joe@nowhere.test", "x"), 3,
+                    "vchkpw-pop3: vpopmail user not found joe@nowhere.test:10.0.0.9")
+        self.expect(self.check("", "x"), 12, "vchkpw-pop3: null user name given :10.0.0.9")
+        self.expect(self.check("joe@example.com", ""), 13,
+                    "vchkpw-pop3: null password given joe@example.com:10.0.0.9")
+        self.expect(self.check("jo e@example.com", "x"), 20,
+                    "vchkpw-pop3: invalid user/domain characters jo e@example.com:10.0.0.9")
+        self.expect(self.check("joe@exa;mple.com", "x"), 20)
+        r = self.check("joe@example.com", "x", fd3=False)
+        self.expect(r, 11)
+        self.assertIn(b"vchkpw is only for talking with qmail-popup and qmail-pop3d", r.stderr)
+        self.expect(self.check("joe@example.com", "x" * 600), 2)
+        self.user("nodir", "example.com", "pw1", dir="")
+        self.expect(self.check("nodir@example.com", "pw1"), 14,
+                    "vchkpw-pop3: dir auto create failed nodir@example.com:10.0.0.9")
+        self.user("baddir", "example.com", "pw1", dir="/dev/null/baddir")
+        self.expect(self.check("baddir@example.com", "pw1"), 6, "vchkpw-pop3: autocreate dir failed")
+        # SMTP AUTH does not enter the directory.
+        self.expect(self.check("baddir@example.com", "pw1", prog=["/bin/true"], env={"TCPLOCALPORT": "25"}), 0)
+        self.user("nopass", "example.com", "", hashed="")
+        self.expect(self.check("nopass@example.com", "x"), 15,
+                    "vchkpw-pop3: user has no password nopass@example.com:10.0.0.9")
+
+    # -- flags and connection types ------------------------------------------
+    def test_flags_deny_their_service(self):
+        self.user("np", "example.com", "pw1", flags=NO_POP)
+        self.user("ni", "example.com", "pw1", flags=NO_IMAP)
+        self.user("ns", "example.com", "pw1", flags=NO_SMTP)
+        self.user("nw", "example.com", "pw1", flags=NO_WEBMAIL)
+        pop = {"TCPLOCALPORT": "110"}
+        pops = {"TCPLOCALPORT": "995"}
+        imap = {"TCPLOCALPORT": "143"}
+        smtp = {"TCPLOCALPORT": "587"}
+        webmail = {"TCPLOCALPORT": "143", "TCPREMOTEIP": "127.0.0.1"}
+        cases = [
+            ("np", pop, 1, "vchkpw-pop3: pop access denied np@example.com:10.0.0.9"),
+            ("np", pops, 1, "vchkpw-pop3s: pop access denied"),
+            ("np", imap, 0, None), ("np", smtp, 0, None),
+            ("ni", imap, 1, "vchkpw-imap: imap access denied ni@example.com:10.0.0.9"),
+            ("ni", pop, 0, None), ("ni", webmail, 0, None),
+            ("ns", smtp, 1, "vchkpw-submission: smtp access denied ns@example.com:10.0.0.9"),
+            ("ns", pop, 0, None),
+            ("nw", webmail, 1, "vchkpw-webmail: webmail access denied nw@example.com:127.0.0.1"),
+            ("nw", imap, 0, None), ("nw", pop, 0, None),
+        ]
+        for user, env, code, log in cases:
+            with self.subTest(user=user, env=env):
+                self.expect(self.check(f"{user}@example.com", "pw1", env=env), code, log)
+
+    def test_unknown_port_uses_the_program_name(self):
+        self.user("ns", "example.com", "pw1", flags=NO_SMTP)
+        self.user("ni", "example.com", "pw1", flags=NO_IMAP)
+        self.user("np", "example.com", "pw1", flags=NO_POP)
+        port = {"TCPLOCALPORT": "4321"}
+        self.expect(self.check("ns@example.com", "pw1", prog=["/bin/true"], env=port), 1,
+                    "vchkpw-4321: smtp access denied")
+        self.expect(self.check("ni@example.com", "pw1", prog=["sh", "-c", "exit 0", "imapd"], env=port), 0)
+        self.expect(self.check("ni@example.com", "pw1", prog=["/usr/sbin/imapd-nothere"], env=port), 1,
+                    "vchkpw-4321: imap access denied")
+        self.expect(self.check("np@example.com", "pw1", prog=["qmail-pop3d-nothere"], env=port), 1,
+                    "vchkpw-4321: pop access denied")
+        # The loopback ports of make run map to their standard services.
+        self.expect(self.check("np@example.com", "pw1", env={"TCPLOCALPORT": "2110"}), 1,
+                    "vchkpw-pop3: pop access denied")
+        self.expect(self.check("ns@example.com", "pw1", env={"TCPLOCALPORT": "2465"}), 1,
+                    "vchkpw-smtps: smtp access denied")
+
+    # -- challenge/response ----------------------------------------------------
+    def test_apop_and_cram_md5_need_a_clear_password(self):
+        ts = "<1234.1800000000@mail.example.com>"
+        apop = hashlib.md5((ts + "annpass").encode()).hexdigest()
+        self.expect(self.check("ann@other.org", apop, ts), 0)
+        cram = hmac.new(b"annpass", ts.encode(), hashlib.md5).hexdigest()
+        self.expect(self.check("ann@other.org", cram, ts, prog=["/bin/true"], env={"TCPLOCALPORT": "25"}), 0)
+        # Each digest only for its own protocol.
+        self.expect(self.check("ann@other.org", cram, ts), 3)
+        self.expect(self.check("ann@other.org", apop, ts, prog=["/bin/true"], env={"TCPLOCALPORT": "25"}), 3)
+        # joe has no clear password: digests never match.
+        apop = hashlib.md5((ts + "secret1").encode()).hexdigest()
+        self.expect(self.check("joe@example.com", apop, ts), 3)
+        cram = hmac.new(b"secret1", ts.encode(), hashlib.md5).hexdigest()
+        self.expect(self.check("joe@example.com", cram, ts, prog=["/bin/true"], env={"TCPLOCALPORT": "25"}), 3)
+        # The plain password works everywhere, whatever the challenge says.
+        self.expect(self.check("ann@other.org", "annpass", ts, prog=["/bin/true"], env={"TCPLOCALPORT": "25"}), 0)
+
+    def test_older_hash_schemes_verify(self):
+        md5 = subprocess.run(["openssl", "passwd", "-1", "-salt", "abcdefgh", "old-pw"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        self.user("old", "example.com", "", hashed=md5)
+        self.expect(self.check("old@example.com", "old-pw"), 0)
+        self.expect(self.check("old@example.com", "old-px"), 3)
+
+    # -- the relay -------------------------------------------------------------
+    def open_smtp(self):
+        with open(self.root.v("etc", "open-smtp")) as f:
+            return f.read()
+
+    def test_pop_and_imap_logins_open_the_relay_smtp_does_not(self):
+        self.user("nr", "example.com", "pw1", flags=NO_RELAY)
+        self.expect(self.check("joe@example.com", "secret1", env={"TCPREMOTEIP": "10.5.5.5"}), 0)
+        self.expect(self.check("joe@example.com", "secret1",
+                               env={"TCPREMOTEIP": "10.5.5.6", "TCPLOCALPORT": "993"}), 0)
+        self.expect(self.check("joe@example.com", "secret1", prog=["/bin/true"],
+                               env={"TCPREMOTEIP": "10.5.5.7", "TCPLOCALPORT": "25"}), 0)
+        self.expect(self.check("nr@example.com", "pw1", env={"TCPREMOTEIP": "10.5.5.8"}), 0)
+        self.expect(self.check("joe@example.com", "wrong", env={"TCPREMOTEIP": "10.5.5.9"}), 3)
+        self.assertEqual(self.open_smtp(),
+                         '10.5.5.5:allow,RELAYCLIENT="",RBLSMTPD=""\t1800000000\n'
+                         '10.5.5.6:allow,RELAYCLIENT="",RBLSMTPD=""\t1800000000\n')
+
+    def test_pop_login_under_tcpserver_gives_relayclient_to_smtp(self):
+        need_tool("tcpserver")
+        vchkpw = self.root.bin("vchkpw")
+        login = self.serve(["sh", "-c", f'printf "joe@example.com\\000secret1\\000<1@x>\\000" '
+                                        f'| {vchkpw} sh -c "echo ok" 3<&0'])
+        smtp = self.serve(["sh", "-c", 'echo "R=${RELAYCLIENT-unset}"'],
+                          rules=self.root.v("etc", "tcp.smtp.cdb"))
+
+        def talk(port):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                data = b""
+                while True:
+                    c = s.recv(100)
+                    if not c:
+                        return data.decode().strip()
+                    data += c
+
+        self.assertEqual(talk(smtp.port), "R=unset")
+        self.assertEqual(talk(login.port), "ok")
+        self.assertIn("127.0.0.1:allow,", self.open_smtp())
+        self.assertEqual(talk(smtp.port), "R=")
+
+
+if __name__ == "__main__":
+    unittest.main()

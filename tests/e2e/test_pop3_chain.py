@@ -1,0 +1,164 @@
+"""The real chain under tcpserver: qmail-popup HOST vchkpw qmail-pop3d Maildir,
+with accounts made by vadddomain/vadduser: login forms, wrong passwords,
+NO_POP, the relay opened on success, the poll limit, plaintext/STLS/POP3S."""
+import os
+import poplib
+import subprocess
+import time
+import unittest
+
+from harness import RootTestCase, IN_CI, need_tool
+import test_pop3_protocol as p3
+
+M1 = p3.M1
+
+
+class Chain(RootTestCase):
+    def setUp(self):
+        super().setUp()
+        for prog in ("vchkpw", "vadddomain", "vadduser"):
+            if not os.path.exists(self.root.bin(prog)):
+                if IN_CI:
+                    raise AssertionError(f"{prog} is not built")
+                raise unittest.SkipTest(f"{prog} not built yet")
+        self.root.write_control("pop3interval", "0\n")
+        self.root.add_domain("example.test")
+        self.root.add_user("joe@example.test", "secret1")
+        self.md = self.root.maildir("joe", "example.test")
+
+    def put(self, name, body=M1, t=p3.PAST):
+        p = os.path.join(self.md, "new", name)
+        with open(p, "wb") as f:
+            f.write(body)
+        os.utime(p, (t, t))
+
+    def files(self):
+        return sorted(os.listdir(os.path.join(self.md, "new")) + os.listdir(os.path.join(self.md, "cur")))
+
+    def chain(self, pop3s=False, **env):
+        if pop3s:
+            env["POP3S"] = "1"
+        return self.serve([self.root.bin("qmail-popup"), "mail.test", self.root.bin("vchkpw"),
+                           self.root.bin("qmail-pop3d"), "Maildir"], env=env)
+
+    def login(self, port, user, password="secret1", tls=None):
+        if tls == "pop3s":
+            p = poplib.POP3_SSL("127.0.0.1", port, timeout=10, context=p3.Pop3Case.tls_context())
+        else:
+            p = poplib.POP3("127.0.0.1", port, timeout=10)
+            if tls == "stls":
+                p.stls(p3.Pop3Case.tls_context())
+        p.user(user)
+        p.pass_(password)
+        return p
+
+    def test_login_forms_and_default_domain(self):
+        with open(self.root.v("etc", "defaultdomain"), "w") as f:
+            f.write("example.test\n")
+        self.put("1.a.h")
+        port = self.chain().port
+        for user in ("joe@example.test", "joe%example.test", "JOE@Example.Test", "joe"):
+            p = self.login(port, user)
+            self.assertEqual(p.stat(), (1, len(M1)), user)
+            self.assertEqual(p.uidl()[1], [b"1 1.a.h"])
+            p.quit()
+
+    def test_stls_and_pop3s_through_vchkpw(self):
+        self.put("1.a.h")
+        self.put("2.b.h")
+        p = self.login(self.chain().port, "joe@example.test", tls="stls")
+        p.dele(1)
+        p.quit()
+        p = self.login(self.chain(pop3s=True).port, "joe@example.test", tls="pop3s")
+        self.assertEqual(p.retr(1)[1][0], b"Subject: one")
+        p.dele(1)
+        p.quit()
+        self.assertEqual(self.files(), [])
+
+    def test_curl_and_fetchmail_through_vchkpw(self):
+        curl = need_tool("curl")
+        self.put("1.a.h")
+        port = self.chain(pop3s=True).port
+        r = subprocess.run([curl, "-s", "-S", "-k", "--max-time", "20", "-u", "joe@example.test:secret1",
+                            f"pop3s://127.0.0.1:{port}/1"], capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(b"line 1\r\n", r.stdout)
+
+    def test_wrong_password_unknown_user_and_no_pop(self):
+        port = self.chain().port
+        for user, pw in (("joe@example.test", "wrong"), ("nobody@example.test", "secret1"),
+                         ("joe@nodomain.test", "secret1")):
+            p = poplib.POP3("127.0.0.1", port, timeout=10)
+            p.user(user)
+            t0 = time.monotonic()
+            with self.assertRaises(poplib.error_proto) as e:
+                p.pass_(pw)
+            self.assertEqual(e.exception.args[0], b"-ERR authorization failed")
+            self.assertGreaterEqual(time.monotonic() - t0, 1.9)
+            p.close()
+        if not os.path.exists(self.root.bin("vmoduser")):
+            self.skipTest("vmoduser not built yet")
+        self.root.run("vmoduser", "-p", "joe@example.test", check=True)
+        p = poplib.POP3("127.0.0.1", port, timeout=10)
+        p.user("joe@example.test")
+        with self.assertRaises(poplib.error_proto):
+            p.pass_("secret1")
+        p.close()
+
+    def test_apop_with_a_clear_password(self):
+        # Store the clear password (the 8th vpasswd field) and let the cdb be rebuilt.
+        vp = os.path.join(self.root.domain_dir("example.test"), "vpasswd")
+        with open(vp) as f:
+            lines = f.read().splitlines()
+        out = []
+        for line in lines:
+            fields = line.split(":")
+            if fields[0] == "joe":
+                fields = (fields + [""] * 8)[:8]
+                fields[7] = "secret1"
+            out.append(":".join(fields))
+        with open(vp, "w") as f:
+            f.write("\n".join(out) + "\n")
+        cdb = vp + ".cdb"
+        if os.path.exists(cdb):
+            os.unlink(cdb)
+        self.put("1.a.h")
+        p = poplib.POP3("127.0.0.1", self.chain().port, timeout=10)
+        p.apop("joe@example.test", "secret1")
+        self.assertEqual(p.stat(), (1, len(M1)))
+        p.quit()
+
+    def test_relay_opened_on_success(self):
+        p = self.login(self.chain().port, "joe@example.test")
+        p.quit()
+        with open(self.root.v("etc", "open-smtp")) as f:
+            self.assertRegex(f.read(), r"^127\.0\.0\.1:allow,RELAYCLIENT=\"\",RBLSMTPD=\"\"\t\d+\n")
+
+    def test_poll_limit_through_the_chain(self):
+        self.root.write_control("pop3interval", "60\n")
+        self.put("1.a.h")
+
+        def attempt(now):
+            srv = self.chain(VQMAIL_NOW=str(now))
+            p = poplib.POP3("127.0.0.1", srv.port, timeout=10)
+            p.user("joe@example.test")
+            try:
+                p.pass_("secret1")
+            except poplib.error_proto as e:
+                return e.args[0]
+            finally:
+                pass
+            n = p.stat()[0]
+            p.quit()
+            return n
+
+        self.assertEqual(attempt(p3.PAST + 100), 1)
+        self.assertEqual(attempt(p3.PAST + 110),
+                         b"-ERR [LOGIN-DELAY] logged in too soon: this account may log in once "
+                         b"every 60 seconds; try again in 50 seconds")
+        self.assertEqual(self.files(), ["1.a.h:2,"])
+        self.assertEqual(attempt(p3.PAST + 160), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,120 @@
+"""qmail-pop3d and the Maildir: new -> cur at QUIT, deletions only at QUIT,
+stable UIDLs, maildirsize, deliveries during a session, two sessions on one
+mailbox, tmp/ cleaning."""
+import os
+import poplib
+import time
+import unittest
+
+import test_pop3_protocol as p3
+
+M1 = p3.M1
+
+
+class Maildir(p3.Pop3Case):
+    def login(self, port):
+        p = poplib.POP3("127.0.0.1", port, timeout=10)
+        p.user("joe")
+        p.pass_("secret")
+        return p
+
+    def test_uidl_stable_across_new_to_cur_and_flags(self):
+        self.put("1.a.h,S=33", M1)
+        self.put("2.b.h", M1)
+        port = self.pop3().port
+        p = self.login(port)
+        first = p.uidl()[1]
+        p.quit()
+        self.assertEqual(self.files("cur"), ["1.a.h,S=33:2,", "2.b.h:2,"])
+        # A mail reader sets flags on one of them.
+        os.rename(os.path.join(self.md, "cur", "2.b.h:2,"), os.path.join(self.md, "cur", "2.b.h:2,FS"))
+        p = self.login(port)
+        self.assertEqual(p.uidl()[1], first)
+        self.assertEqual(first, [b"1 1.a.h,S=33", b"2 2.b.h"])
+        p.quit()
+
+    def test_deletions_only_at_quit_and_maildirsize(self):
+        with open(os.path.join(self.md, "maildirsize"), "w") as f:
+            f.write("1000000S,100C\n66 2\n")
+        self.put("1.a.h,S=33", M1)
+        self.put("2.b.h", M1)
+        port = self.pop3().port
+        p = self.login(port)
+        p.dele(1)
+        p.dele(2)
+        p.close()  # dropped without QUIT
+        p = self.login(port)  # the new session waits for nothing: the old one changed nothing
+        self.assertEqual(p.stat(), (2, 66))
+        p.dele(1)
+        p.quit()
+        self.assertEqual(self.files("new"), [])
+        self.assertEqual(self.files("cur"), ["2.b.h:2,"])
+        with open(os.path.join(self.md, "maildirsize")) as f:
+            self.assertEqual(f.read(), "1000000S,100C\n66 2\n-33 -1\n")
+
+    def test_delivery_during_a_session_is_safe(self):
+        self.put("1.a.h", M1)
+        p = self.login(self.pop3().port)
+        self.assertEqual(p.stat()[0], 1)
+        # A delivery the Maildir way: tmp, then link into new/.
+        tmp = os.path.join(self.md, "tmp", "9.new.h")
+        with open(tmp, "wb") as f:
+            f.write(M1)
+        os.link(tmp, os.path.join(self.md, "new", "9.new.h"))
+        os.unlink(tmp)
+        self.assertEqual(p.stat()[0], 1)
+        p.dele(1)
+        p.quit()
+        # The new message was neither listed, moved nor deleted.
+        self.assertEqual(self.files("new"), ["9.new.h"])
+        self.assertEqual(self.files("cur"), [])
+
+    def test_two_sessions_neither_lose_nor_double_delete(self):
+        with open(os.path.join(self.md, "maildirsize"), "w") as f:
+            f.write("1000000S,100C\n99 3\n")
+        for i in (1, 2, 3):
+            self.put(f"{i}.m.h", M1)
+        port = self.pop3().port
+        a = self.login(port)
+        b = self.login(port)
+        self.assertEqual(a.stat(), b.stat())
+        a.dele(1)
+        a.dele(2)
+        a.quit()
+        # b still reads message 3, which a moved to cur/, and deletes 1 and 3.
+        self.assertEqual(b.retr(3)[1][0], b"Subject: one")
+        b.dele(1)
+        b.dele(3)
+        self.assertEqual(b.quit(), b"+OK ")
+        self.assertEqual(self.files("new") + self.files("cur"), [])
+        with open(os.path.join(self.md, "maildirsize")) as f:
+            self.assertEqual(f.read(), "1000000S,100C\n99 3\n-66 -2\n-33 -1\n")
+
+    def test_messages_of_the_current_second_wait_and_old_tmp_files_go(self):
+        now = int(time.time())
+        self.put("1.old.h", M1, mtime=now - 100)
+        self.put("2.now.h", M1, mtime=now + 5)
+        old = os.path.join(self.md, "tmp", "stale")
+        fresh = os.path.join(self.md, "tmp", "fresh")
+        for f, t in ((old, now - 37 * 3600), (fresh, now - 3600)):
+            with open(f, "w") as fh:
+                fh.write("x")
+            os.utime(f, (t, t))
+        p = self.login(self.pop3(VQMAIL_NOW=str(now)).port)
+        self.assertEqual(p.stat(), (1, 33))
+        p.quit()
+        self.assertEqual(self.files("new"), ["2.now.h"])
+        self.assertEqual(self.files("tmp"), ["fresh"])
+
+    def test_no_maildir(self):
+        os.rename(self.md, self.md + ".gone")
+        c = p3.Raw(self.pop3().port)
+        c.line()
+        c.cmd("USER joe")
+        self.assertEqual(c.cmd("PASS secret"), b"-ERR this user has no $HOME/Maildir\r\n")
+        self.assertTrue(c.closed())
+        self.assertEqual(c.buf, b"")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,303 @@
+"""qmail-remote on its own: argv + message on fd 0, the r/h/s K/Z/D report on fd 1,
+against Python's aiosmtpd on 127.0.0.1 and the test DNS server (dnsserver.py).
+
+The exchangers of the test zones all live on 127.0.0.1, so the tests put
+127.0.0.1 in control/notipme and route every domain to the peer's port with
+control/smtproutes "::PORT" (MX lookup as usual, another port).
+"""
+import os
+import subprocess
+import tempfile
+import unittest
+
+from harness import RootTestCase, need_module, need_tool
+from dnsserver import DnsServer
+from smtppeer import Peer, make_certs
+
+MSG = b"Subject: hello\n\nfirst line\n.leading dot\n..two dots\nlast line\n"
+
+
+def parse_report(out):
+    """[(letter, text)...] for each NUL-terminated report."""
+    parts = out.split(b"\0")
+    assert parts[-1] == b"", "report does not end in NUL: %r" % out
+    return [(p[:1].decode(), p[1:].decode()) for p in parts[:-1]]
+
+
+class RemoteCase(RootTestCase):
+    def setUp(self):
+        need_module("dnslib")
+        need_module("aiosmtpd")
+        super().setUp()
+        self.dns = DnsServer().start()
+        self.addCleanup(self.dns.stop)
+        self.root.write_control("notipme", "127.0.0.1\n")
+        self.root.write_control("helohost", "out.vqmail.test\n")
+        self.npeers = 0
+
+    def peer(self, *opts, route=True):
+        self.npeers += 1
+        p = Peer(os.path.join(self.root.dir, "peer%d" % self.npeers), *opts).start()
+        self.addCleanup(p.stop)
+        if route:
+            self.root.write_control("smtproutes", "::%d\n" % p.port)
+        return p
+
+    def dead_port(self):
+        import socket
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        return port
+
+    def remote(self, host, sender, *recips, msg=MSG, env=None):
+        e = {"DNSCACHEIP": self.dns.addr}
+        e.update(env or {})
+        r = self.root.run("qmail-remote", host, sender, *recips, input=msg, env=e, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return parse_report(r.stdout)
+
+    def certs(self, *names):
+        d = tempfile.mkdtemp(dir=self.root.dir)
+        return make_certs(d, list(names))
+
+
+class TestDelivery(RemoteCase):
+    def test_starttls_used_when_offered_and_message_encoded(self):
+        need_tool("openssl")
+        ca, cert, key = self.certs("mx1.mx.test", "mx2.mx.test")
+        p = self.peer("--starttls", cert, key)
+        rep = self.remote("mx.test", "me@vqmail.test", "u@mx.test")
+        self.assertEqual(rep[0], ("r", ""))
+        letter, text = rep[1]
+        self.assertEqual(letter, "K", text)
+        self.assertTrue(text.startswith("127.0.0.1 accepted message.\nRemote host said: 250 2.0.0 Ok: queued as 1\n"), text)
+        self.assertIn("Session with mx1.mx.test[127.0.0.1]:%d: TLS TLSv1_3:" % p.port, text)
+        [m] = p.messages()
+        self.assertTrue(m["tls"])
+        self.assertEqual(m["helo"], "out.vqmail.test")
+        self.assertEqual(m["from"], "me@vqmail.test")
+        self.assertEqual(m["rcpt"], ["u@mx.test"])
+        self.assertEqual(m["data"], MSG.decode().replace("\n", "\r\n"))
+
+    def test_plaintext_when_starttls_not_offered(self):
+        p = self.peer()
+        rep = self.remote("mx.test", "me@vqmail.test", "u@mx.test")
+        self.assertEqual(rep[-1][0], "K", rep)
+        self.assertIn("no TLS (not offered)", rep[-1][1])
+        self.assertFalse(p.messages()[0]["tls"])
+
+    def test_seekable_message_file_and_8bit_and_size(self):
+        p = self.peer()
+        path = os.path.join(self.root.dir, "msg")
+        body = "Subject: caf\u00e9\n\n\u00e9t\u00e9\n.\n".encode("latin-1")
+        with open(path, "wb") as f:
+            f.write(body)
+        with open(path, "rb") as f:
+            r = subprocess.run([self.root.bin("qmail-remote"), "mx.test", "a@b.test", "u@mx.test"],
+                               stdin=f, capture_output=True, timeout=60,
+                               env=self.root.env(DNSCACHEIP=self.dns.addr))
+        rep = parse_report(r.stdout)
+        self.assertEqual(rep[-1][0], "K", rep)
+        [m] = p.messages()
+        self.assertEqual(m["data"].encode("latin-1"), body.replace(b"\n", b"\r\n"))
+        self.assertIn("BODY=8BITMIME", m["mail_options"])
+        self.assertTrue(any(o.startswith("SIZE=") for o in m["mail_options"]), m["mail_options"])
+
+    def test_broken_tls_handshake_is_retried_in_plaintext(self):
+        p = self.peer("--broken-tls")
+        rep = self.remote("mx.test", "me@vqmail.test", "u@mx.test")
+        letter, text = rep[-1]
+        self.assertEqual(letter, "K", text)
+        self.assertIn("no TLS (TLS handshake failed: ", text)
+        self.assertIn("retried in plaintext", text)
+        [m] = p.messages()
+        self.assertFalse(m["tls"])
+
+    def test_broken_tls_handshake_when_tls_required_is_a_deferral(self):
+        p = self.peer("--broken-tls")
+        self.root.write_control("tlsrequired", "mx.test\n")
+        rep = self.remote("mx.test", "me@vqmail.test", "u@mx.test")
+        letter, text = rep[-1]
+        self.assertEqual(letter, "Z", text)
+        self.assertTrue(text.startswith("TLS not available: connect failed: "), text)
+        self.assertTrue(text.endswith("; connected to 127.0.0.1.\n"), text)
+        self.assertEqual(p.messages(), [])
+
+    def test_plaintext_after_starttls_reply_is_refused(self):
+        p = self.peer("--inject")
+        self.root.write_control("tlsrequired", ".mx.test\n")
+        rep = self.remote("mx.test", "me@vqmail.test", "u@mx.test")
+        self.assertEqual(rep[-1][0], "Z")
+        self.assertIn("TLS not available: connect failed: plaintext received after the STARTTLS reply", rep[-1][1])
+        # Opportunistic: the injected reply is never read; plaintext on a new connection.
+        os.unlink(self.root.control("tlsrequired"))
+        rep = self.remote("mx.test", "me@vqmail.test", "u@mx.test")
+        self.assertEqual(rep[-1][0], "K", rep)
+        self.assertIn("response injection", rep[-1][1])
+        self.assertFalse(p.messages()[0]["tls"])
+
+    def test_tlshosts_pem_verifies_the_certificate(self):
+        need_tool("openssl")
+        ca, cert, key = self.certs("mx1.mx.test")
+        p = self.peer("--starttls", cert, key)
+        os.makedirs(self.root.control("tlshosts"), exist_ok=True)
+        pem = self.root.control("tlshosts/mx1.mx.test.pem")
+        with open(ca) as src, open(pem, "w") as dst:
+            dst.write(src.read())
+        rep = self.remote("mx.test", "me@vqmail.test", "u@mx.test")
+        self.assertEqual(rep[-1][0], "K", rep)
+        self.assertTrue(p.messages()[0]["tls"])
+        # Another CA: the TLS patch's text, a deferral, nothing sent.
+        other_ca, _, _ = self.certs("elsewhere.test")
+        with open(other_ca) as src, open(pem, "w") as dst:
+            dst.write(src.read())
+        rep = self.remote("mx.test", "me@vqmail.test", "u@mx.test")
+        self.assertEqual(rep[-1][0], "Z")
+        self.assertTrue(rep[-1][1].startswith(
+            "TLS unable to verify server with control/tlshosts/mx1.mx.test.pem: "), rep)
+        self.assertEqual(len(p.messages()), 1)
+
+    def test_tlshosts_pem_name_mismatch(self):
+        need_tool("openssl")
+        ca, cert, key = self.certs("other.test")
+        self.peer("--starttls", cert, key)
+        os.makedirs(self.root.control("tlshosts"), exist_ok=True)
+        with open(ca) as src, open(self.root.control("tlshosts/mx1.mx.test.pem"), "w") as dst:
+            dst.write(src.read())
+        rep = self.remote("mx.test", "me@vqmail.test", "u@mx.test")
+        self.assertEqual(rep[-1], ("Z", "TLS unable to verify server mx1.mx.test: received certificate for other.test; connected to 127.0.0.1.\n"))
+
+    def test_tlshosts_pem_without_starttls(self):
+        self.peer()
+        os.makedirs(self.root.control("tlshosts"), exist_ok=True)
+        with open(self.root.control("tlshosts/mx1.mx.test.pem"), "w") as f:
+            f.write("")
+        rep = self.remote("mx.test", "me@vqmail.test", "u@mx.test")
+        self.assertEqual(rep[-1][0], "Z")
+        # An empty CA file cannot verify anything: refused before talking.
+        self.assertIn("control/tlshosts/mx1.mx.test.pem", rep[-1][1])
+
+
+class TestReplies(RemoteCase):
+    def test_550_to_rcpt_gives_transcript(self):
+        self.peer("--reject", "nobody@mx.test")
+        rep = self.remote("mx.test", "me@vqmail.test", "nobody@mx.test")
+        self.assertEqual(rep[0], ("h",
+            "127.0.0.1 does not like recipient.\n"
+            "Remote host said: 550 5.1.1 <nobody@mx.test>: Recipient address rejected: User unknown\n"
+            "while talking to mx1.mx.test[127.0.0.1]:\n"
+            ">>> RCPT TO:<nobody@mx.test>\n"
+            "<<< 550 5.1.1 <nobody@mx.test>: Recipient address rejected: User unknown\n"))
+        self.assertEqual(rep[1][0], "D")
+        self.assertTrue(rep[1][1].startswith("Giving up on 127.0.0.1.\n"), rep)
+
+    def test_mixed_recipients(self):
+        p = self.peer("--reject", "bad@mx.test", "--defer", "later@mx.test")
+        rep = self.remote("mx.test", "me@vqmail.test", "bad@mx.test", "ok@mx.test", "later@mx.test")
+        self.assertEqual([l for l, _ in rep], ["h", "r", "s", "K"])
+        self.assertIn("450 4.2.1", rep[2][1])
+        self.assertEqual(p.messages()[0]["rcpt"], ["ok@mx.test"])
+
+    def test_bad_invocation_and_partial_line(self):
+        r = self.root.run("qmail-remote", "mx.test", input=b"")
+        self.assertEqual(parse_report(r.stdout), [("D", "I (qmail-remote) was invoked improperly. (#5.3.5)\n")])
+        rep = self.remote("mx.test", "a@b", "u@mx.test", msg=b"Subject: x\n\nno newline")
+        self.assertEqual(rep, [("D", "SMTP cannot transfer messages with partial final lines. (#5.6.2)\n")])
+
+
+class TestRouting(RemoteCase):
+    def test_dns_outcomes(self):
+        self.peer()
+        cases = {
+            "nope.test": ("D", "Sorry, I couldn't find any host named nope.test. (#5.1.2)\n"),
+            "servfail.test": ("Z", "Sorry, I couldn't find any host by that name. (#4.1.2)\n"),
+            "servfail-host.test": ("Z", "Sorry, I couldn't find any host by that name. (#4.1.2)\n"),
+            "noaddr.test": ("D", "Name service error for mx.noaddr.test: Host found but no data record of requested type\n"
+                                 "Sorry, I couldn't find a mail exchanger or IP address. (#5.4.4)\n"),
+            "empty.test": ("D", "Name service error for empty.test: Host found but no data record of requested type\n"
+                                "Sorry, I couldn't find a mail exchanger or IP address. (#5.4.4)\n"),
+            "nullmx.test": ("D", "Sorry, nullmx.test does not accept mail (it publishes a null MX). (#5.1.10)\n"),
+        }
+        for host, want in cases.items():
+            with self.subTest(host=host):
+                self.assertEqual(self.remote(host, "a@b", "u@" + host), [want])
+
+    def test_truncated_answers_are_asked_again_over_tcp(self):
+        p = self.peer()
+        for host in ("tc.test", "big.test"):
+            with self.subTest(host=host):
+                rep = self.remote(host, "a@b", "u@" + host)
+                self.assertEqual(rep[-1][0], "K", rep)
+        self.assertEqual(len(p.messages()), 2)
+
+    def test_a_record_fallback_literal_and_cname(self):
+        p = self.peer()
+        self.assertEqual(self.remote("aonly.test", "a@b", "u@aonly.test")[-1][0], "K")
+        self.assertEqual(self.remote("[127.0.0.1]", "a@b", "u@[127.0.0.1]")[-1][0], "K")
+        rep = self.remote("cname.test", "a@b", "u@cname.test")
+        self.assertEqual(rep[-1][0], "K", rep)
+        self.assertEqual([m["rcpt"] for m in p.messages()],
+                         [["u@aonly.test"], ["u@[127.0.0.1]"], ["u@mx.test"]])
+
+    def test_smtproutes_relay_skips_mx_lookup(self):
+        p = self.peer(route=False)
+        self.root.write_control("smtproutes",
+                                "nope.test:aonly.test:%d\n.sub.test:[127.0.0.1]:%d\n" % (p.port, p.port))
+        self.assertEqual(self.remote("nope.test", "a@b", "u@nope.test")[-1][0], "K")
+        self.assertEqual(self.remote("a.sub.test", "a@b", "u@a.sub.test")[-1][0], "K")
+        self.assertEqual(len(p.messages()), 2)
+
+    def test_we_are_the_best_mx(self):
+        self.peer()
+        os.unlink(self.root.control("notipme"))
+        rep = self.remote("mx.test", "a@b", "u@mx.test")
+        self.assertEqual(rep, [("D", "Sorry. Although I'm listed as a best-preference MX or A for that host,\n"
+                                     "it isn't in my control/locals file, so I don't treat it as local. (#5.4.6)\n")])
+
+    def test_dead_peer_tries_exchangers_by_preference(self):
+        port = self.dead_port()
+        self.root.write_control("smtproutes", "::%d\n" % port)
+        rep = self.remote("mx.test", "a@b", "u@mx.test")
+        self.assertEqual(len(rep), 1)
+        letter, text = rep[0]
+        self.assertEqual(letter, "Z")
+        lines = text.splitlines()
+        self.assertEqual(lines[0], "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1)")
+        self.assertTrue(lines[1].startswith("mx1.mx.test[127.0.0.1]:%d: " % port), text)
+        self.assertTrue(lines[2].startswith("mx2.mx.test[127.0.0.1]:%d: " % port), text)
+        # Equal preferences are shuffled.
+        firsts = set()
+        for _ in range(16):
+            firsts.add(self.remote("tie.test", "a@b", "u@tie.test")[0][1].splitlines()[1].split("[")[0])
+            if len(firsts) == 2:
+                break
+        self.assertEqual(firsts, {"x.tie.test", "y.tie.test"})
+
+    def test_ipv6_exchanger(self):
+        port = self.dead_port()
+        self.root.write_control("smtproutes", "::%d\n" % port)
+        self.root.write_control("notipme", "127.0.0.1\n::1\n")
+        rep = self.remote("v6.test", "a@b", "u@v6.test")
+        self.assertEqual(rep[0][0], "Z")
+        self.assertIn("\nmx.v6.test[::1]:%d: " % port, rep[0][1])
+
+
+class TestImplicitTls(RemoteCase):
+    def test_port_465_is_tls_from_the_start(self):
+        need_tool("openssl")
+        ca, cert, key = self.certs("mx1.mx.test")
+        try:
+            p = self.peer("--implicit", cert, key, "--port", "465", route=False)
+        except AssertionError:
+            raise unittest.SkipTest("port 465 on 127.0.0.1 is not available")
+        self.root.write_control("smtproutes", "mx.test::465\n")
+        rep = self.remote("mx.test", "a@b", "u@mx.test")
+        self.assertEqual(rep[-1][0], "K", rep)
+        self.assertIn(":465: TLS TLSv1_3", rep[-1][1])
+        self.assertEqual(len(p.messages()), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,165 @@
+"""qmail-smtpd AUTH (PLAIN, LOGIN, CRAM-MD5) in plaintext, after STARTTLS and
+on SMTPS, through a checkpassword program on fd 3; TLS rules."""
+import base64
+import hashlib
+import hmac
+import os
+import smtplib
+import ssl
+import subprocess
+import time
+
+from harness import need_tool
+from smtpd_lib import SmtpdCase, Raw
+
+OK = "250 ok\r\n"
+
+
+class Auth(SmtpdCase):
+    def setUp(self):
+        super().setUp()
+        self.root.write_control("smtpauthdelay", "0\n")
+        self.pem = self.root.control("servercert.pem")
+
+    def ctx(self):
+        c = ssl.create_default_context(cafile=self.pem)
+        return c
+
+    def client(self, mode, port):
+        if mode == "smtps":
+            c = smtplib.SMTP_SSL("127.0.0.1", port, timeout=10, context=self.ctx())
+            c.ehlo("client")
+        else:
+            c = smtplib.SMTP("127.0.0.1", port, timeout=10)
+            c.ehlo("client")
+            if mode == "starttls":
+                self.assertTrue(c.has_extn("starttls"))
+                c.starttls(context=self.ctx())
+                c.ehlo("client")
+                self.assertFalse(c.has_extn("starttls"))
+        return c
+
+    def log(self):
+        with open(self.checkpw_log, "rb") as f:
+            return [l.split(b"|") for l in f.read().splitlines()]
+
+    def test_each_mechanism_on_each_transport(self):
+        plain = self.smtpd()
+        smtps = self.smtpd(env={"SMTPS": "1"})
+        n = 0
+        for mode, port in [("plain", plain.port), ("starttls", plain.port), ("smtps", smtps.port)]:
+            for mech in ["PLAIN", "LOGIN", "CRAM-MD5"]:
+                with self.subTest(mode=mode, mech=mech):
+                    c = self.client(mode, port)
+                    self.assertIn(mech, c.esmtp_features["auth"].split())
+                    c.user, c.password = "joe@example.test", "secret1"
+                    fn = {"PLAIN": c.auth_plain, "LOGIN": c.auth_login, "CRAM-MD5": c.auth_cram_md5}[mech]
+                    code, _ = c.auth(mech, fn, initial_response_ok=(mech != "LOGIN"))
+                    self.assertEqual(code, 235)
+                    # Relay rights: a foreign recipient is taken.
+                    c.sendmail("joe@example.test", ["friend@elsewhere.example"],
+                               f"Subject: {mode} {mech}\r\n\r\nhi\r\n")
+                    c.quit()
+                    n += 1
+                    [(env, msg)] = [m for m in self.queued(n)
+                                    if f"Subject: {mode} {mech}".encode() in m[1]]
+                    self.assertEqual(env, b"Fjoe@example.test\0Tfriend@elsewhere.example\0\0")
+                    head = msg.split(b"\n")[:2]
+                    self.assertEqual(head[0], b"Received: from unknown (HELO client) (joe@example.test@127.0.0.1)")
+                    proto = {"plain": b"with ESMTPA;", "starttls": b"with ESMTPSA (TLSv1_3:TLS13_",
+                             "smtps": b"with ESMTPSA (TLSv1_3:TLS13_"}[mode]
+                    self.assertIn(b"  by localhost " + proto, head[1])
+                    login, pw, ch = self.log()[-1]
+                    self.assertEqual(login, b"joe@example.test")
+                    if mech == "CRAM-MD5":
+                        self.assertRegex(ch.decode(), r"^<\d+\.\d+@localhost>$")
+                        self.assertEqual(pw, hmac.new(b"secret1", ch, hashlib.md5).hexdigest().encode())
+                    else:
+                        self.assertEqual((pw, ch), (b"secret1", b""))
+
+    def test_failed_auth_is_slow_and_refused(self):
+        self.root.write_control("smtpauthdelay", "1\n")
+        srv = self.smtpd()
+        c = Raw(srv.port)
+        c.reply()
+        t = time.monotonic()
+        r = c.cmd("AUTH PLAIN " + base64.b64encode(b"\0joe@example.test\0wrong").decode())
+        self.assertEqual(r, "535 authorization failed (#5.7.0)\r\n")
+        self.assertGreaterEqual(time.monotonic() - t, 1.0)
+        self.assertEqual(c.cmd("MAIL FROM:<joe@example.test>"), OK)
+        self.assertEqual(c.cmd("RCPT TO:<x@elsewhere.example>"),
+                         "553 sorry, that domain isn't allowed to be relayed thru this MTA (#5.7.1)\r\n")
+
+    def test_malformed_and_canceled_exchanges(self):
+        srv = self.smtpd()
+        c = Raw(srv.port)
+        c.reply()
+        self.assertEqual(c.cmd("AUTH PLAIN ***notbase64***"), "501 malformed auth input (#5.5.4)\r\n")
+        self.assertEqual(c.cmd("AUTH LOGIN"), "334 VXNlcm5hbWU6\r\n")
+        self.assertEqual(c.cmd("%%%"), "501 malformed auth input (#5.5.4)\r\n")
+        self.assertEqual(c.cmd("AUTH LOGIN"), "334 VXNlcm5hbWU6\r\n")
+        self.assertEqual(c.cmd("*"), "501 auth exchange canceled (#5.0.0)\r\n")
+        self.assertEqual(c.cmd("AUTH DIGEST-MD5"), "504 auth type unimplemented (#5.5.1)\r\n")
+        self.assertEqual(c.cmd("MAIL FROM:<>"), OK)
+        self.assertEqual(c.cmd("AUTH LOGIN"), "503 no auth during mail transaction (#5.5.0)\r\n")
+        self.assertEqual(c.cmd("RSET"), "250 flushed\r\n")
+        self.assertEqual(c.cmd("AUTH PLAIN " + base64.b64encode(b"\0joe@example.test\0secret1").decode()),
+                         "235 ok, go ahead (#2.0.0)\r\n")
+        self.assertEqual(c.cmd("AUTH LOGIN"), "503 you're already authenticated (#5.5.0)\r\n")
+
+    def test_no_checkprogram_no_auth(self):
+        srv = self.smtpd(args=["localhost"])
+        c = Raw(srv.port)
+        c.reply()
+        self.assertNotIn("AUTH", c.cmd("EHLO x"))
+        self.assertEqual(c.cmd("AUTH LOGIN"), "503 auth not available (#5.3.3)\r\n")
+
+    def test_broken_checkprogram(self):
+        srv = self.smtpd(args=["localhost", "/nonexistent/vchkpw", "/bin/true"])
+        c = Raw(srv.port)
+        c.reply()
+        self.assertEqual(c.cmd("AUTH PLAIN " + base64.b64encode(b"\0a\0b").decode()),
+                         "454 oops, problem with child and I can't auth (#4.3.0)\r\n")
+
+    def test_smtpauthtls_requires_tls_first(self):
+        self.root.write_control("smtpauthtls", "1\n")
+        srv = self.smtpd()
+        c = smtplib.SMTP("127.0.0.1", srv.port, timeout=10)
+        c.ehlo("x")
+        self.assertFalse(c.has_extn("auth"))
+        code, msg = c.docmd("AUTH", "LOGIN")
+        self.assertEqual((code, msg), (538, b"encryption required for requested authentication mechanism (#5.7.11)"))
+        c.starttls(context=self.ctx())
+        c.ehlo("x")
+        self.assertTrue(c.has_extn("auth"))
+        c.login("joe@example.test", "secret1")
+        c.quit()
+
+    def test_pipelined_starttls_is_refused(self):
+        srv = self.smtpd()
+        c = Raw(srv.port)
+        c.reply()
+        c.send("STARTTLS\r\nMAIL FROM:<a@b.example>\r\n")
+        self.assertEqual(c.reply(), "554 sorry, commands pipelined after STARTTLS are refused (#5.5.1)\r\n")
+        self.assertTrue(c.closed())
+
+    def test_starttls_twice_and_state_reset(self):
+        srv = self.smtpd()
+        c = self.client("starttls", srv.port)
+        self.assertEqual(c.docmd("STARTTLS"), (502, b"unimplemented (#5.5.1)"))
+        c.quit()
+
+    def test_swaks_starttls_and_smtps(self):
+        swaks = need_tool("swaks")
+        plain = self.smtpd()
+        smtps = self.smtpd(env={"SMTPS": "1"})
+        for opts, mech in [(["--port", str(plain.port), "-tls"], "LOGIN"),
+                           (["--port", str(plain.port), "-tls"], "PLAIN"),
+                           (["--port", str(smtps.port), "--tls-on-connect"], "PLAIN")]:
+            r = subprocess.run([swaks, "--server", "127.0.0.1", *opts, "--auth", mech,
+                                "--auth-user", "joe@example.test", "--auth-password", "secret1",
+                                "--from", "joe@example.test", "--to", "far@elsewhere.example"],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("235 ok, go ahead", r.stdout)
+        self.assertEqual(len(self.queued(3)), 3)

@@ -1,0 +1,295 @@
+"""vadddomain, vdeldomain, qmail-newu, qmail-newmrh: the files they write are
+the ones vpopmail and qmail write (golden texts and byte-identical cdbs)."""
+import os
+import signal
+import shutil
+import stat
+import struct
+import subprocess
+import unittest
+import warnings
+
+from harness import RootTestCase, wait_until
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import crypt
+
+
+def verify(password, hashed):
+    return crypt.crypt(password, hashed) == hashed
+
+
+def cdb_hash(key):
+    h = 5381
+    for c in key:
+        h = (((h << 5) + h) & 0xFFFFFFFF) ^ c
+    return h
+
+
+def cdbmake(records):
+    """cdbmake's output for these (key, data) records, in order."""
+    out = bytearray(2048)
+    tables = [[] for _ in range(256)]
+    for k, d in records:
+        h = cdb_hash(k)
+        tables[h & 255].append((h, len(out)))
+        out += struct.pack("<II", len(k), len(d)) + k + d
+    for i, t in enumerate(tables):
+        slots = len(t) * 2
+        struct.pack_into("<II", out, i * 8, len(out), slots)
+        table = [(0, 0)] * slots
+        for h, p in t:
+            w = (h >> 8) % slots
+            while table[w][1] != 0:
+                w = (w + 1) % slots
+            table[w] = (h, p)
+        for h, p in table:
+            out += struct.pack("<II", h, p)
+    return bytes(out)
+
+
+def cdb_records(data):
+    end = min(struct.unpack_from("<I", data, i * 8)[0] for i in range(256))
+    pos, recs = 2048, []
+    while pos < end:
+        kl, dl = struct.unpack_from("<II", data, pos)
+        recs.append((data[pos + 8:pos + 8 + kl], data[pos + 8 + kl:pos + 8 + kl + dl]))
+        pos += 8 + kl + dl
+    return recs
+
+
+def snapshot(top):
+    """Every file and directory under top with its mode and content."""
+    snap = {}
+    for d, dirs, files in os.walk(top):
+        for n in dirs + files:
+            p = os.path.join(d, n)
+            st = os.lstat(p)
+            body = None
+            if stat.S_ISREG(st.st_mode):
+                with open(p, "rb") as f:
+                    body = f.read()
+            snap[os.path.relpath(p, top)] = (stat.S_IMODE(st.st_mode), body)
+    return snap
+
+
+class Domains(RootTestCase):
+    def vadd(self, *args, **kw):
+        return self.root.run("vadddomain", *args, **kw)
+
+    def test_vadddomain_writes_vpopmails_files(self):
+        r = self.root
+        p = self.vadd("Example.COM", "pmpass1")
+        self.assertEqual((p.returncode, p.stdout), (0, b""), p.stderr)
+        dom = r.v("domains", "example.com")
+        uid, gid = os.geteuid(), os.getegid()
+        self.assertEqual(stat.S_IMODE(os.stat(dom).st_mode), 0o750)
+        self.assertEqual(r.read("var/qmail/users/assign"),
+                         f"+example.com-:example.com:{uid}:{gid}:{dom}:-::\n.\n".encode())
+        cdb = r.read("var/qmail/users/cdb")
+        self.assertEqual(cdb_records(cdb), [
+            (b"!example.com-", f"example.com\0{uid}\0{gid}\0{dom}\0-\0".encode()),
+            (b"", b"-"),
+        ])
+        self.assertEqual(cdb, cdbmake(cdb_records(cdb)))
+        with open(os.path.join(dom, ".qmail-default"), "rb") as f:
+            self.assertEqual(f.read(), f"| {r.vpop}/bin/vdelivermail '' bounce-no-mailbox\n".encode())
+        self.assertEqual(stat.S_IMODE(os.stat(os.path.join(dom, ".qmail-default")).st_mode), 0o600)
+        self.assertEqual(r.read("var/qmail/control/rcpthosts"), b"example.com\nlocalhost\nlocalhost\n")
+        self.assertEqual(r.read("var/qmail/control/virtualdomains"), b"example.com:example.com\n")
+        for f in ("rcpthosts", "virtualdomains", "locals"):
+            self.assertEqual(stat.S_IMODE(os.stat(r.control(f)).st_mode), 0o644, f)
+        with open(os.path.join(dom, "vpasswd")) as f:
+            lines = f.read().splitlines()
+        self.assertEqual(len(lines), 1)
+        self.assertRegex(lines[0], r"^postmaster:\$6\$[./0-9A-Za-z]{16}\$[./0-9A-Za-z]{86}:1:0:Postmaster:"
+                         + dom + r"/postmaster:NOQUOTA$")
+        self.assertTrue(verify("pmpass1", lines[0].split(":")[1]))
+        for sub in ("new", "cur", "tmp"):
+            self.assertTrue(os.path.isdir(os.path.join(dom, "postmaster", "Maildir", sub)))
+        # vpasswd.cdb: key = name, data = the rest of the line.
+        recs = cdb_records(r.read("home/vpopmail/domains/example.com/vpasswd.cdb"))
+        self.assertEqual(recs, [(b"postmaster", lines[0].split(":", 1)[1].encode())])
+
+    def test_localhost_domain_leaves_locals(self):
+        r = self.root
+        r.write_control("locals", "localhost\nmail.test\n")
+        self.assertEqual(self.vadd("mail.test", "pw12345").returncode, 0)
+        self.assertEqual(r.read("var/qmail/control/locals"), b"localhost\n")
+
+    def test_bad_domains_change_nothing(self):
+        r = self.root
+        self.assertEqual(self.vadd("example.com", "pw").returncode, 0)
+        before = snapshot(r.dir)
+        for bad, msg in [("example.com", b"Error: Domain already exists\n"),
+                         ("EXAMPLE.com", b"Error: Domain already exists\n"),
+                         ("../x.com", b"Error: Invalid domain name\n"),
+                         ("a/b.com", b"Error: Invalid domain name\n"),
+                         ("a:b.com", b"Error: Invalid domain name\n"),
+                         ("nodot", b"Error: Invalid domain name\n"),
+                         ("-a.com", b"Error: Invalid domain name\n"),
+                         ("a..com", b"Error: Invalid domain name\n"),
+                         ("a\nb.com", b"Error: Invalid domain name\n"),
+                         ("x" * 97 + ".com", b"Error: domain name too long (max=96)\n")]:
+            p = self.vadd("--", bad, "pw")
+            self.assertNotEqual(p.returncode, 0, bad)
+            self.assertEqual(p.stdout, msg, bad)
+        p = self.vadd()
+        self.assertNotEqual(p.returncode, 0)
+        self.assertTrue(p.stdout.startswith(b"Error: "), p.stdout)
+        self.assertEqual(p.stdout.count(b"\n"), 1)
+        p = self.vadd("-q", "1M", "new.com", "pw")
+        self.assertEqual(p.stdout, b"Error: quota 1M is outside the range of 25M to 2G\n")
+        self.assertEqual(self.vadd("new.com", input="").stdout.splitlines()[-1], b"Error: No password entered")
+        self.assertEqual(snapshot(r.dir), before)
+
+    def test_catchall_options(self):
+        r = self.root
+        self.assertEqual(self.vadd("-e", "boss@else.where", "a.com", "pw").returncode, 0)
+        self.assertEqual(r.read("home/vpopmail/domains/a.com/.qmail-default"),
+                         f"| {r.vpop}/bin/vdelivermail '' boss@else.where\n".encode())
+        self.assertEqual(self.vadd("-e", "postmaster", "b.com", "pw").returncode, 0)
+        self.assertEqual(r.read("home/vpopmail/domains/b.com/.qmail-default"),
+                         f"| {r.vpop}/bin/vdelivermail '' {r.vpop}/domains/b.com/postmaster\n".encode())
+        p = self.vadd("-r", "c.com")
+        self.assertEqual(p.returncode, 0)
+        self.assertRegex(p.stdout, rb"^Random password: [0-9A-Za-z]{12}\n$")
+        self.assertEqual(self.vadd("-q", "50M", "-C", "d.com", "pw").returncode, 0)
+        with open(r.v("domains", "d.com", "vpasswd")) as f:
+            line = f.read()
+        self.assertTrue(line.endswith(":52428800S:pw\n"), line)
+        with open(r.v("domains", "d.com", "postmaster", "Maildir", "maildirsize")) as f:
+            self.assertEqual(f.read().splitlines()[0], "52428800S")
+
+    def test_prompted_postmaster_password(self):
+        p = self.vadd("p.com", input="one1\ntwo2\nsame1\nsame1\n")
+        self.assertEqual(p.returncode, 0, p.stdout)
+        self.assertEqual(p.stdout, b"Passwords do not match, try again\n")
+        self.assertIn(b"Please enter password for postmaster: ", p.stderr)
+        self.assertIn(b"enter password again: ", p.stderr)
+        with open(self.root.v("domains", "p.com", "vpasswd")) as f:
+            self.assertTrue(verify("same1", f.read().split(":")[1]))
+
+    def test_morercpthosts_after_50(self):
+        r = self.root
+        r.write_control("rcpthosts", "".join(f"h{i}.test\n" for i in range(50)))
+        self.assertEqual(self.vadd("many.test", "pw").returncode, 0)
+        self.assertEqual(r.read("var/qmail/control/morercpthosts"), b"many.test\n")
+        cdb = r.read("var/qmail/control/morercpthosts.cdb")
+        self.assertEqual(cdb, cdbmake([(b"many.test", b"")]))
+        self.assertNotIn(b"many.test", r.read("var/qmail/control/rcpthosts"))
+        self.assertEqual(r.run("vdeldomain", "many.test").returncode, 0)
+        self.assertFalse(os.path.exists(r.control("morercpthosts")))
+        self.assertFalse(os.path.exists(r.control("morercpthosts.cdb")))
+
+    def test_sorted_like_vpopmail(self):
+        r = self.root
+        for d in ("zeta.org", "alpha.org", "www.alpha.org", "beta.net"):
+            self.assertEqual(self.vadd(d, "pw").returncode, 0)
+        self.assertEqual(r.read("var/qmail/control/rcpthosts"),
+                         b"alpha.org\nwww.alpha.org\nbeta.net\nlocalhost\nlocalhost\nzeta.org\n")
+        names = [l.split(b":")[0] for l in r.read("var/qmail/users/assign").splitlines()]
+        self.assertEqual(names, [b"+alpha.org-", b"+www.alpha.org-", b"+beta.net-", b"+zeta.org-", b"."])
+
+    def test_vdeldomain_and_alias_domains(self):
+        r = self.root
+        before = snapshot(r.q())
+        self.assertEqual(self.vadd("real.com", "pw").returncode, 0)
+        dom = r.v("domains", "real.com")
+        # An alias domain, as vaddaliasdomain writes it.
+        uid, gid = os.geteuid(), os.getegid()
+        with open(r.q("users", "assign")) as f:
+            text = f.read()
+        text = text.replace(".\n", f"+alias.com-:real.com:{uid}:{gid}:{dom}:-::\n.\n")
+        with open(r.q("users", "assign"), "w") as f:
+            f.write(text)
+        self.assertEqual(r.run("qmail-newu").returncode, 0)
+        p = r.run("vuserinfo", "-n", "postmaster@alias.com")
+        self.assertEqual(p.stdout, b"postmaster\n")
+        p = r.run("vdeldomain", "real.com")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertEqual(p.stdout, b"Warning: Alias domains exist:\n   alias.com\n"
+                                   b"   use -f to force delete of domain and all aliases\n")
+        self.assertTrue(os.path.isdir(dom))
+        p = r.run("vdeldomain", "-f", "real.com")
+        self.assertEqual(p.returncode, 0, p.stdout)
+        self.assertEqual(p.stdout, b"Warning: Alias domains deleted:\n   alias.com\n")
+        self.assertFalse(os.path.exists(dom))
+        self.assertEqual(r.read("var/qmail/users/assign"), b".\n")
+        after = snapshot(r.q())
+        for f in ("control/rcpthosts", "control/virtualdomains", "control/locals", "users/assign"):
+            self.assertEqual(after[f], before[f], f)
+        p = r.run("vdeldomain", "real.com")
+        self.assertEqual((p.returncode, p.stdout), (245, b"Error: Domain does not exist\n"))
+
+    def test_qmail_newu_golden(self):
+        r = self.root
+        assign = (b"+example.com-:example.com:89:89:/home/vpopmail/domains/example.com:-::\n"
+                  b"+Other.ORG-:other.org:89:89:/home/vpopmail/domains/other.org:-::\n"
+                  b"=joe:joe:1001:100:/home/joe:::\n"
+                  b"+joe-:joe:1001:100:/home/joe:-::\n"
+                  b".\n")
+        with open(r.q("users", "assign"), "wb") as f:
+            f.write(assign)
+        p = r.run("qmail-newu")
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (0, b"", b""))
+        want = cdbmake([
+            (b"!example.com-", b"example.com\x0089\x0089\x00/home/vpopmail/domains/example.com\x00-\x00"),
+            (b"!other.org-", b"other.org\x0089\x0089\x00/home/vpopmail/domains/other.org\x00-\x00"),
+            (b"!joe\x00", b"joe\x001001\x00100\x00/home/joe\x00\x00"),
+            (b"!joe-", b"joe\x001001\x00100\x00/home/joe\x00-\x00"),
+            (b"", b"-"),
+        ])
+        self.assertEqual(r.read("var/qmail/users/cdb"), want)
+        self.assertEqual(stat.S_IMODE(os.stat(r.q("users", "cdb")).st_mode), 0o644)
+        # A bad assign leaves the old cdb alone.
+        with open(r.q("users", "assign"), "wb") as f:
+            f.write(b"+broken-:x:1:1\n.\n")
+        p = r.run("qmail-newu")
+        self.assertEqual(p.returncode, 111)
+        self.assertIn(b"qmail-newu: fatal:", p.stderr)
+        self.assertEqual(r.read("var/qmail/users/cdb"), want)
+
+    def test_qmail_newmrh_golden(self):
+        r = self.root
+        r.write_control("morercpthosts", "One.example\n# comment\n\ntwo.example  \t\n")
+        p = r.run("qmail-newmrh")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(r.read("var/qmail/control/morercpthosts.cdb"),
+                         cdbmake([(b"one.example", b""), (b"two.example", b"")]))
+
+    def test_hup_reaches_this_roots_qmail_send_only(self):
+        r = self.root
+        fake = os.path.join(r.dir, "qmail-send")
+        shutil.copy(shutil.which("sleep"), fake)
+        mine = subprocess.Popen([fake, "60"], cwd=r.q("queue"))
+        other = subprocess.Popen([fake, "60"], cwd=r.dir)
+        try:
+            self.assertEqual(self.vadd("hup.test", "pw").returncode, 0)
+            wait_until(lambda: mine.poll() is not None, 10, what="HUP to qmail-send")
+            self.assertEqual(mine.returncode, -signal.SIGHUP)
+            self.assertIsNone(other.poll())
+        finally:
+            for p in (mine, other):
+                if p.poll() is None:
+                    p.kill()
+                p.wait(timeout=10)
+
+    def test_many_domains_are_hashed(self):
+        r = self.root
+        # Start the domain counter where vpopmail leaves it after 99 domains.
+        with open(r.v("domains", ".dir-control"), "w") as f:
+            f.write("99\n0\n3\n0 0 0\n61 61 61\n0 2 4\n0 0 0\n\n")
+        self.assertEqual(self.vadd("hashed.test", "pw").returncode, 0)
+        self.assertTrue(os.path.isdir(r.v("domains", "0", "hashed.test")))
+        self.assertIn(f":{r.vpop}/domains/0/hashed.test:-::".encode(), r.read("var/qmail/users/assign"))
+        with open(r.v("domains", ".dir-control")) as f:
+            self.assertEqual(f.read(), "100\n0\n3\n0 0 0\n61 61 61\n0 2 4\n0 0 0\n0\n")
+        self.assertEqual(r.run("vadduser", "joe@hashed.test", "pw").returncode, 0)
+        self.assertEqual(r.run("vdeldomain", "hashed.test").returncode, 0)
+        self.assertFalse(os.path.exists(r.v("domains", "0", "hashed.test")))
+
+
+if __name__ == "__main__":
+    unittest.main()
