@@ -10,8 +10,8 @@ fn main() -> ExitCode {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let roots = vqmail::paths::Roots::from_env();
     let result = local::Args::parse(&argv).and_then(|args| {
-        let mut msg = Message::from_stdin()
-            .map_err(|_| Fail::temp("Unable to rewind message. (#4.3.0)"))?;
+        let mut msg =
+            Message::from_stdin().map_err(|_| Fail::temp("Unable to rewind message. (#4.3.0)"))?;
         let mut out = std::io::stdout().lock();
         local::run(&roots, &args, &mut msg, &mut out)
     });

@@ -260,7 +260,10 @@ mod tests {
             ]
         );
         let e = parse(b"\n./Maildir/\n").unwrap_err();
-        assert_eq!(e.text, "Uh-oh: first line of .qmail file is blank. (#4.2.1)");
+        assert_eq!(
+            e.text,
+            "Uh-oh: first line of .qmail file is blank. (#4.2.1)"
+        );
         assert_eq!(parse(b"  \n").unwrap_err().code, 111);
         assert_eq!(parse(b"x").unwrap(), vec![Line::Forward(b"x".to_vec())]);
     }

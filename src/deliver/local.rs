@@ -219,7 +219,12 @@ pub struct Counts {
 
 /// Delivers `msg` by the rules in `args`. Writes the report lines (`did`,
 /// `qp`, and with `-n` the would-be deliveries) to `out`.
-pub fn run(roots: &Roots, args: &Args, msg: &mut Message, out: &mut dyn Write) -> Result<Counts, Fail> {
+pub fn run(
+    roots: &Roots,
+    args: &Args,
+    msg: &mut Message,
+    out: &mut dyn Write,
+) -> Result<Counts, Fail> {
     let home = Path::new(OsStr::from_bytes(&args.home));
     std::env::set_current_dir(home).map_err(|e| {
         Fail::temp(format!(
@@ -244,7 +249,10 @@ pub fn run(roots: &Roots, args: &Args, msg: &mut Message, out: &mut dyn Write) -
         env.push((OsString::from("DEFAULT"), OsString::from_vec(d.clone())));
     }
     let newsender = new_sender(args)?;
-    env.push((OsString::from("NEWSENDER"), OsString::from_vec(newsender.clone())));
+    env.push((
+        OsString::from("NEWSENDER"),
+        OsString::from_vec(newsender.clone()),
+    ));
 
     let (contents, mut forward_only) = match found {
         Some(f) if !f.contents.is_empty() => (f.contents, f.forward_only),
@@ -317,11 +325,21 @@ pub fn run(roots: &Roots, args: &Args, msg: &mut Message, out: &mut dyn Write) -
     }
     if !forwards.is_empty() {
         let r = msg.rewind().map_err(|_| rewind_fail())?;
-        let qp = qq::submit(&qq::program(roots), &[], &lines.dtline, r, &newsender, &forwards)
-            .map_err(|e| e.to_fail("Unable to forward message: ", "."))?;
+        let qp = qq::submit(
+            &qq::program(roots),
+            &[],
+            &lines.dtline,
+            r,
+            &newsender,
+            &forwards,
+        )
+        .map_err(|e| e.to_fail("Unable to forward message: ", "."))?;
         counts.qp = Some(qp);
     }
-    let mut report = format!("did {}+{}+{}\n", counts.files, counts.forwards, counts.programs);
+    let mut report = format!(
+        "did {}+{}+{}\n",
+        counts.files, counts.forwards, counts.programs
+    );
     if let Some(qp) = counts.qp {
         report.push_str(&format!("qp {qp}\n"));
     }
@@ -365,9 +383,9 @@ fn check_home(doit: bool, out: &mut dyn Write) -> Result<(), Fail> {
 
 /// Refuses a message whose header already holds `dtline`, byte for byte.
 pub fn loop_check(msg: &mut Message, dtline: &[u8]) -> Result<(), Fail> {
-    let looping = msg.any_header_line(|l| l == dtline).map_err(|e| {
-        Fail::temp(format!("Unable to read message: {}. (#4.3.0)", errstr(&e)))
-    })?;
+    let looping = msg
+        .any_header_line(|l| l == dtline)
+        .map_err(|e| Fail::temp(format!("Unable to read message: {}. (#4.3.0)", errstr(&e))))?;
     if looping {
         return Err(Fail::perm(
             "This message is looping: it already has my Delivered-To line. (#5.4.6)",
@@ -411,7 +429,11 @@ impl Read for Tracked<'_> {
 }
 
 /// Delivers into a Maildir with qmail-local's texts.
-pub fn deliver_maildir(dir: &Path, prefix: &[u8], msg: &mut Message) -> Result<maildir::Delivered, Fail> {
+pub fn deliver_maildir(
+    dir: &Path,
+    prefix: &[u8],
+    msg: &mut Message,
+) -> Result<maildir::Delivered, Fail> {
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => return Err(Fail::temp("Unable to chdir to maildir. (#4.2.1)")),
@@ -444,12 +466,28 @@ mod tests {
 
     #[test]
     fn args() {
-        let a = Args::parse(&os(&["--", "u", "/h", "l", "-", "e", "d", "s", "./Maildir/"])).unwrap();
+        let a = Args::parse(&os(&[
+            "--",
+            "u",
+            "/h",
+            "l",
+            "-",
+            "e",
+            "d",
+            "s",
+            "./Maildir/",
+        ]))
+        .unwrap();
         assert!(a.doit);
         assert_eq!(a.aliasempty, b"./Maildir/");
         let a = Args::parse(&os(&["-n", "u", "/h", "l", "", "", "d", "", "x"])).unwrap();
         assert!(!a.doit);
-        assert_eq!(Args::parse(&os(&["u", "h", "l", "", "", "d", "", "x"])).unwrap_err().code, 100);
+        assert_eq!(
+            Args::parse(&os(&["u", "h", "l", "", "", "d", "", "x"]))
+                .unwrap_err()
+                .code,
+            100
+        );
         assert_eq!(Args::parse(&os(&["u"])).unwrap_err().text, USAGE);
         assert!(Args::parse(&os(&["-x", "u", "/h", "l", "", "", "d", "", "x"])).is_err());
     }
@@ -471,7 +509,17 @@ mod tests {
 
     #[test]
     fn env_parts() {
-        let a = Args::parse(&os(&["u", "/h", "l-a-b-c", "-", "a-b-c", "mx.example.com", "s", "x"])).unwrap();
+        let a = Args::parse(&os(&[
+            "u",
+            "/h",
+            "l-a-b-c",
+            "-",
+            "a-b-c",
+            "mx.example.com",
+            "s",
+            "x",
+        ]))
+        .unwrap();
         let env = environment(&a, &Lines::new(&a.local, &a.host, &a.sender, 0));
         let get = |k: &str| {
             env.iter()

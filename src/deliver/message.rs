@@ -13,8 +13,8 @@ pub struct Message {
 impl Message {
     /// The message on fd 0. Errors are qmail's "Unable to read message".
     pub fn from_stdin() -> io::Result<Message> {
-        let file = crate::sys::inherit_file(0)
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
+        let file =
+            crate::sys::inherit_file(0).ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
         Message::from_file(file)
     }
 
@@ -87,11 +87,9 @@ impl Message {
 
 /// An anonymous file in memory (memfd), closed on exec.
 fn memfile() -> io::Result<File> {
-    let fd = nix::sys::memfd::memfd_create(
-        c"vqmail-message",
-        nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
-    )
-    .map_err(io::Error::from)?;
+    let fd =
+        nix::sys::memfd::memfd_create(c"vqmail-message", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+            .map_err(io::Error::from)?;
     Ok(File::from(fd))
 }
 

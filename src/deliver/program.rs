@@ -35,12 +35,7 @@ pub fn run(
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::from(stdin))
         .status()
-        .map_err(|e| {
-            Fail::temp(format!(
-                "Unable to run /bin/sh: {}. (#4.3.0)",
-                errstr(&e)
-            ))
-        })?;
+        .map_err(|e| Fail::temp(format!("Unable to run /bin/sh: {}. (#4.3.0)", errstr(&e))))?;
     if status.signal().is_some() {
         return Err(Fail::temp("Aack, child crashed. (#4.3.0)"));
     }
@@ -66,10 +61,20 @@ mod tests {
         assert_eq!(run(b"exit 0", d, &[], stdin()).unwrap(), Outcome::Continue);
         assert_eq!(run(b"exit 99", d, &[], stdin()).unwrap(), Outcome::Stop);
         for c in [100, 64, 65, 70, 76, 77, 78, 112] {
-            assert_eq!(run(format!("exit {c}").as_bytes(), d, &[], stdin()).unwrap_err().code, 100);
+            assert_eq!(
+                run(format!("exit {c}").as_bytes(), d, &[], stdin())
+                    .unwrap_err()
+                    .code,
+                100
+            );
         }
         for c in [1, 111, 75, 101] {
-            assert_eq!(run(format!("exit {c}").as_bytes(), d, &[], stdin()).unwrap_err().code, 111);
+            assert_eq!(
+                run(format!("exit {c}").as_bytes(), d, &[], stdin())
+                    .unwrap_err()
+                    .code,
+                111
+            );
         }
         let e = run(b"kill -9 $$", d, &[], stdin()).unwrap_err();
         assert_eq!(e.text, "Aack, child crashed. (#4.3.0)");
@@ -79,7 +84,13 @@ mod tests {
     fn environment_and_dir() {
         let t = tempfile::tempdir().unwrap();
         let env = vec![(OsString::from("RECIPIENT"), OsString::from("a@b"))];
-        run(b"echo \"$RECIPIENT\" > out; pwd >> out", t.path(), &env, stdin()).unwrap();
+        run(
+            b"echo \"$RECIPIENT\" > out; pwd >> out",
+            t.path(),
+            &env,
+            stdin(),
+        )
+        .unwrap();
         let out = std::fs::read_to_string(t.path().join("out")).unwrap();
         assert!(out.starts_with("a@b\n"));
     }

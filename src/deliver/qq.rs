@@ -81,7 +81,8 @@ pub fn submit(
     sender: &[u8],
     recips: &[Vec<u8>],
 ) -> Result<u32, QqError> {
-    let (env_r, env_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|_| QqError::from_letter(exit_text(51, false)))?;
+    let (env_r, env_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|_| QqError::from_letter(exit_text(51, false)))?;
     let mut child = match Command::new(prog)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
@@ -137,8 +138,14 @@ mod tests {
     fn exit_texts() {
         assert_eq!(exit_text(0, false), "");
         assert_eq!(exit_text(0, true), "Zqq read error (#4.3.0)");
-        assert_eq!(exit_text(53, false), "Zqq write error or disk full (#4.3.0)");
-        assert_eq!(exit_text(31, false), "Dmail server permanently rejected message (#5.3.0)");
+        assert_eq!(
+            exit_text(53, false),
+            "Zqq write error or disk full (#4.3.0)"
+        );
+        assert_eq!(
+            exit_text(31, false),
+            "Dmail server permanently rejected message (#5.3.0)"
+        );
         assert_eq!(exit_text(20, false), "Dqq permanent problem (#5.3.0)");
         assert_eq!(exit_text(100, false), "Zqq temporary problem (#4.3.0)");
     }
@@ -159,10 +166,24 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
         let mut body: &[u8] = b"body\n";
-        let qp = submit(&script, &[], b"H: 1\n", &mut body, b"s@x", &[b"r@y".to_vec()]).unwrap();
+        let qp = submit(
+            &script,
+            &[],
+            b"H: 1\n",
+            &mut body,
+            b"s@x",
+            &[b"r@y".to_vec()],
+        )
+        .unwrap();
         assert!(qp > 0);
-        assert_eq!(std::fs::read(out.with_extension("msg")).unwrap(), b"H: 1\nbody\n");
-        assert_eq!(std::fs::read(out.with_extension("env")).unwrap(), b"Fs@x\0Tr@y\0\0");
+        assert_eq!(
+            std::fs::read(out.with_extension("msg")).unwrap(),
+            b"H: 1\nbody\n"
+        );
+        assert_eq!(
+            std::fs::read(out.with_extension("env")).unwrap(),
+            b"Fs@x\0Tr@y\0\0"
+        );
         std::fs::write(&script, "#!/bin/sh\ncat >/dev/null\nexit 53\n").unwrap();
         let mut body: &[u8] = b"x\n";
         let e = submit(&script, &[], b"", &mut body, b"", &[b"r@y".to_vec()]).unwrap_err();

@@ -262,7 +262,10 @@ impl<'a> Delivery<'a> {
         // Delivered: a failure to count it now only delays the count until
         // the next rebuild.
         if let Err(e) = quota::append(md, done.size as i64, 1) {
-            eprintln!("vdelivermail: warning: unable to update maildirsize: {}", errstr(&e));
+            eprintln!(
+                "vdelivermail: warning: unable to update maildirsize: {}",
+                errstr(&e)
+            );
         }
         let after = quota::Usage {
             bytes: check.usage.bytes + done.size as i64,
@@ -281,7 +284,14 @@ impl<'a> Delivery<'a> {
 
     /// `.quotawarn.msg` (domain, then global) delivered into the Maildir at
     /// most once a day when the mailbox is 90% full or more.
-    fn quota_warning(&self, md: &Path, dom: &vpop::Domain, q: &Quota, u: &quota::Usage, force: bool) {
+    fn quota_warning(
+        &self,
+        md: &Path,
+        dom: &vpop::Domain,
+        q: &Quota,
+        u: &quota::Usage,
+        force: bool,
+    ) {
         if q.is_unlimited() || (!force && q.percent(u) < QUOTA_WARN_PERCENT) {
             return;
         }
@@ -340,7 +350,9 @@ impl<'a> Delivery<'a> {
                 if dir.join("new").is_dir() && dir.join("tmp").is_dir() {
                     return self.to_maildir(&dir, None, &dom, msg);
                 }
-                if let Some(f) = dotqmail::search(&dir, b"", b"")?.filter(|f| !f.contents.is_empty()) {
+                if let Some(f) =
+                    dotqmail::search(&dir, b"", b"")?.filter(|f| !f.contents.is_empty())
+                {
                     return self.dot_qmail(&dir, &f.contents, &dom, msg);
                 }
                 dir.push("Maildir");
@@ -367,7 +379,9 @@ impl<'a> Delivery<'a> {
             .and_then(|d| d.strip_prefix(b"Delivered-To: "))
             .map(|d| {
                 let pre = format!("{}-", self.domain);
-                let d = if d.len() >= pre.len() && d[..pre.len()].eq_ignore_ascii_case(pre.as_bytes()) {
+                let d = if d.len() >= pre.len()
+                    && d[..pre.len()].eq_ignore_ascii_case(pre.as_bytes())
+                {
                     &d[pre.len()..]
                 } else {
                     d
@@ -398,7 +412,7 @@ impl<'a> Delivery<'a> {
             use std::io::Write;
             ok &= w.write_all(&head).is_ok();
             match msg.rewind() {
-                Ok(r) => ok &= std::io::copy(&mut r.take(u64::MAX), &mut w).is_ok(),
+                Ok(r) => ok &= std::io::copy(r, &mut w).is_ok(),
                 Err(_) => ok = false,
             }
         }
