@@ -28,7 +28,7 @@ class VpopmailChain(RootTestCase):
         with open(got[0], "rb") as f:
             m = f.read()
         self.assertTrue(m.startswith(b"Return-Path: <sender@example.com>\n"
-                                     b"Delivered-To: example.com-joe@example.com\n"), m[:200])
+                                     b"Delivered-To: joe@example.com\n"), m[:200])
         self.assertTrue(m.endswith(b"\n\nhello joe\n"))
         bounces = maildir_messages(self.root.maildir("sender", "example.com"))
         self.assertEqual(len(bounces), 1, log)
