@@ -16,8 +16,8 @@
 //! during a session lands in `new/` under a name the session does not know,
 //! so it is neither listed nor touched until the next login.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, File};
+use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -155,7 +155,7 @@ impl Maildir {
         if c.removed > 0 {
             let bytes = i64::try_from(c.removed_bytes).unwrap_or(i64::MAX);
             let count = i64::try_from(c.removed).unwrap_or(i64::MAX);
-            if let Err(e) = maildirsize_append(&self.dir, -bytes, -count) {
+            if let Err(e) = crate::maildir::quota::append(&self.dir, -bytes, -count) {
                 eprintln!("qmail-pop3d: unable to update maildirsize: {e}");
             }
         }
@@ -179,24 +179,7 @@ impl Store for Maildir {
 /// The size Maildir++ counts for a message: `,S=NNN` in its name, else its
 /// size on disk.
 pub fn quota_size(m: &Msg) -> u64 {
-    let uid = m.uid();
-    uid.rsplit_once(",S=")
-        .and_then(|(_, s)| s.split(',').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(m.size)
-}
-
-/// Appends `bytes count` to `maildirsize` when the Maildir has one (Maildir++:
-/// a mailbox without a quota file keeps none). One `write` in append mode, so
-/// concurrent writers do not interleave.
-pub fn maildirsize_append(maildir: &Path, bytes: i64, count: i64) -> io::Result<()> {
-    let p = maildir.join("maildirsize");
-    let mut f = match OpenOptions::new().append(true).open(&p) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    f.write_all(format!("{bytes} {count}\n").as_bytes())
+    crate::maildir::quota::size_from_name(m.uid()).unwrap_or(m.size)
 }
 
 #[cfg(test)]
@@ -284,7 +267,7 @@ mod tests {
         put(d.path(), "tmp/old", b"x", 100);
         m.clean_tmp(100 + TMP_MAX_AGE + 10_000_000_000);
         assert!(!d.path().join("tmp/old").exists());
-        maildirsize_append(d.path(), -1, -1).unwrap();
+        crate::maildir::quota::append(d.path(), -1, -1).unwrap();
         assert!(!d.path().join("maildirsize").exists());
     }
 }

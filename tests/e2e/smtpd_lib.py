@@ -116,6 +116,9 @@ class Raw:
         self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.buf = b""
 
+    def __del__(self):
+        self.s.close()
+
     def send(self, data):
         if isinstance(data, str):
             data = data.encode()
