@@ -160,7 +160,9 @@ class TestFullPath(FullPath):
         [m] = p.messages()
         self.assertTrue(m["tls"])
         self.assertEqual((m["from"], m["rcpt"]), ("sender@aonly.test", ["u@mx.test"]))
-        self.assertTrue(m["data"].replace("\r\n", "\n").endswith(MSG.decode()), m["data"])
+        data = m["data"].replace("\r\n", "\n")
+        self.assertIn("\nSubject: full path\n", data)
+        self.assertTrue(data.endswith("\n\nhello\n.dot\n"), data)  # dot-stuffed and back
         self.assertTrue(self.queue_empty())
 
     def test_broken_tls_handshake_falls_back_to_plaintext_unless_required(self):
