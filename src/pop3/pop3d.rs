@@ -517,7 +517,7 @@ mod tests {
         for _ in 0..20_000 {
             let mut line = verbs[(next() % 11) as usize].as_bytes().to_vec();
             for _ in 0..next() % 4 {
-                line.push(b' ');
+                line.extend_from_slice(b" ");
                 match next() % 3 {
                     0 => line.extend_from_slice((next() % 5).to_string().as_bytes()),
                     1 => line.extend_from_slice(next().to_string().as_bytes()),
