@@ -20,6 +20,7 @@ SIZE=${SMTP_BENCH_SIZE:-5000}
 PORT=${SMTP_BENCH_PORT:-12625}
 CONCS=${SMTP_BENCH_CONC:-1 20}
 
+[ -x "$SB/smtp_accept.sh" ] || { echo "smtp bench: no $SB/smtp_accept.sh (set SHARED_BENCH)" >&2; exit 1; }
 command -v tcpserver >/dev/null || { echo "smtp bench: tcpserver missing" >&2; exit 1; }
 [ -x "$BIN/qmail-smtpd" ] || { echo "smtp bench: build first (make release)" >&2; exit 1; }
 

@@ -39,6 +39,13 @@ impl fmt::Display for ParseError {
     }
 }
 
+impl ParseError {
+    /// The whole message tcprules prints before exiting 100.
+    pub fn fatal_message(&self) -> String {
+        format!("tcprules: fatal: {self}")
+    }
+}
+
 impl std::error::Error for ParseError {}
 
 impl From<ParseError> for io::Error {
@@ -306,6 +313,34 @@ mod tests {
         // Trailing white space is gone from the quoted line.
         let e = parse_line(b"x:nope \t").unwrap_err();
         assert_eq!(e.line, b"x:nope");
+    }
+
+    #[test]
+    fn fatal_message_is_tcprules_own() {
+        let e = parse_line(b"1.2.3.4:permit").unwrap_err();
+        assert_eq!(
+            e.fatal_message(),
+            "tcprules: fatal: unable to parse this line: 1.2.3.4:permit"
+        );
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        // A small deterministic generator over an alphabet rich in syntax.
+        let alphabet = b"0123456789.-=@:,'\" \tallowdenyXY#\0\xff";
+        let mut x: u32 = 12345;
+        for _ in 0..20000 {
+            let mut line = Vec::new();
+            for _ in 0..(x % 24) {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                line.push(alphabet[(x >> 16) as usize % alphabet.len()]);
+            }
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            if let Ok(Some(r)) = parse_line(&line) {
+                assert!(expand(&r.address).len() <= 256);
+                let _ = decode(&r.data);
+            }
+        }
     }
 
     #[test]

@@ -224,6 +224,36 @@ mod tests {
         ));
     }
 
+    /// A reader that hands out its data in chunks of a fixed size.
+    struct Chunked<'a>(&'a [u8], usize);
+
+    impl Read for Chunked<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = self.1.min(self.0.len()).min(out.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn read_request_in_any_chunking() {
+        let data = b"joe@example.com\0secret\0<1.2@host>\0";
+        for size in 1..=512 {
+            let r = read_request(&mut Chunked(data, size)).unwrap();
+            assert_eq!(r.login, b"joe@example.com");
+            assert_eq!(r.password, b"secret");
+            assert_eq!(r.challenge, b"<1.2@host>");
+        }
+        let big = vec![b'a'; MAX_REQUEST + 1];
+        for size in [1, 7, 512] {
+            assert!(matches!(
+                read_request(&mut Chunked(&big, size)),
+                Err(ReadError::Malformed)
+            ));
+        }
+    }
+
     #[test]
     fn run_passes_fd3_and_reports_exit_codes() {
         // The child copies fd 3 to a file, then exits with a code chosen by the

@@ -358,11 +358,25 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
             ));
         }
     }
-    if conn.service != Service::Smtp {
-        if let Err((code, what)) = become_domain(&domain) {
-            log(&format!("{}: {what} {who}", conn.name));
-            return code;
+    // lastauth is written with the rights vchkpw started with; a user
+    // directory that is missing is created below, after the change of identity.
+    let write_lastauth = || {
+        if let Err(e) = vpop::set_lastauth(&dir, &ip) {
+            log(&format!(
+                "{}: unable to write lastauth ({e}) {who}",
+                conn.name
+            ));
         }
+    };
+    let lastauth_done = dir.is_dir();
+    if lastauth_done {
+        write_lastauth();
+    }
+    if let Err((code, what)) = switch_identity(conn.service, &domain) {
+        log(&format!("{}: {what} {who}", conn.name));
+        return code;
+    }
+    if conn.service != Service::Smtp {
         if let Err(e) = enter(&dir) {
             log(&format!(
                 "{}: autocreate dir failed ({e}) {} {who}",
@@ -371,14 +385,8 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
             return 6;
         }
     }
-    // After the change of identity, so a new file belongs to the domain.
-    if dir.is_dir() {
-        if let Err(e) = vpop::set_lastauth(&dir, &ip) {
-            log(&format!(
-                "{}: unable to write lastauth ({e}) {who}",
-                conn.name
-            ));
-        }
+    if !lastauth_done && dir.is_dir() {
+        write_lastauth();
     }
     let Some((prog, rest)) = args.split_first() else {
         return 0;
@@ -419,26 +427,44 @@ pub fn log_notice(line: &str) {
     }
 }
 
-/// setgid/setuid to the domain's owner, when running as root (or setuid to
-/// that owner) and the owner is a real account; otherwise (a sandbox) the
-/// identity is kept.
-fn become_domain(d: &Domain) -> Result<(), (u8, String)> {
-    use nix::unistd::{geteuid, setgid, setuid, Gid, Uid, User};
-    let euid = geteuid();
-    let real = User::from_uid(Uid::from_raw(d.uid))
-        .ok()
-        .flatten()
-        .is_some();
-    if !real || (!euid.is_root() && euid.as_raw() != d.uid) || (euid.is_root() && d.uid == 0) {
+/// Changes identity before the program runs.
+///
+/// POP3/IMAP started by root (tcpserver, possibly through a setuid-vpopmail
+/// vchkpw): become the domain's owner completely (groups, real, effective and
+/// saved ids), provided it is a real account other than root; in a sandbox the
+/// identity is kept. Any service started through the setuid bit by another
+/// user (qmail-smtpd as qmaild, or a local user): drop back to that user, so
+/// the program never runs with vpopmail's rights it was not started with.
+fn switch_identity(service: Service, d: &Domain) -> Result<(), (u8, String)> {
+    use nix::unistd::{getgid, getuid, setgroups, setresgid, setresuid, Gid, Uid, User};
+    let ruid = getuid();
+    if service != Service::Smtp && (ruid.is_root() || nix::unistd::geteuid().is_root()) {
+        let real = User::from_uid(Uid::from_raw(d.uid))
+            .ok()
+            .flatten()
+            .is_some();
+        if !real || d.uid == 0 {
+            return Ok(());
+        }
+        // Started by root through a setuid binary: regain root to drop its groups.
+        let _ = nix::unistd::seteuid(Uid::from_raw(0));
+        let (u, g) = (Uid::from_raw(d.uid), Gid::from_raw(d.gid));
+        if nix::unistd::geteuid().is_root() {
+            setgroups(&[g])
+                .map_err(|e| (4, format!("setgroups {} failed errno {}", d.gid, e as i32)))?;
+        }
+        setresgid(g, g, g)
+            .map_err(|e| (4, format!("setgid {} failed errno {}", d.gid, e as i32)))?;
+        setresuid(u, u, u)
+            .map_err(|e| (5, format!("setuid {} failed errno {}", d.uid, e as i32)))?;
         return Ok(());
     }
-    if euid.is_root() {
-        let _ = nix::unistd::setgroups(&[Gid::from_raw(d.gid)]);
+    if crate::sys::is_setid() && !ruid.is_root() {
+        let g = getgid();
+        setresgid(g, g, g).map_err(|e| (4, format!("setgid {g} failed errno {}", e as i32)))?;
+        setresuid(ruid, ruid, ruid)
+            .map_err(|e| (5, format!("setuid {ruid} failed errno {}", e as i32)))?;
     }
-    setgid(Gid::from_raw(d.gid))
-        .map_err(|e| (4, format!("setgid {} failed errno {}", d.gid, e as i32)))?;
-    setuid(Uid::from_raw(d.uid))
-        .map_err(|e| (5, format!("setuid {} failed errno {}", d.uid, e as i32)))?;
     Ok(())
 }
 

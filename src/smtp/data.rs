@@ -315,4 +315,36 @@ mod tests {
         let (_, _, d) = run(b"a\x00\r\n.\r\n", 0, 1);
         assert!(d.saw_nul());
     }
+
+    /// Random inputs over the bytes that matter: every chunking decodes like
+    /// the whole input, and the end is only ever right after CR LF . CR LF.
+    #[test]
+    fn random_inputs_agree_in_every_chunking() {
+        let alphabet = b"\r\n.a\0";
+        let mut seed: u64 = 0x9e3779b97f4a7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..3000 {
+            let len = (next() % 40) as usize;
+            let input: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            let whole = run(&input, 8, input.len().max(1));
+            if let (Ok(Some(end)), _, _) = &whole {
+                let mut framed = b"\r\n".to_vec();
+                framed.extend_from_slice(&input[..*end]);
+                assert!(framed.ends_with(b"\r\n.\r\n"), "{input:?}");
+            }
+            for n in [1, 2, 3, 5] {
+                let part = run(&input, 8, n);
+                assert_eq!(part.0, whole.0, "{input:?} chunk {n}");
+                assert_eq!(part.1, whole.1, "{input:?} chunk {n}");
+                assert_eq!(part.2.overflowed(), whole.2.overflowed());
+            }
+        }
+    }
 }

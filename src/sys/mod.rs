@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod pop3;
+pub mod queue;
 pub mod tty;
 
 use std::fs::File;

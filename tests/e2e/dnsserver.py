@@ -189,6 +189,22 @@ class DnsServer:
             pass
 
 
+_shared = []
+
+
+def shared_dns():
+    """One server with the standard zones for a whole test module (it keeps no
+    state); stop it with stop_shared_dns() in tearDownModule."""
+    if not _shared:
+        _shared.append(DnsServer().start())
+    return _shared[0]
+
+
+def stop_shared_dns():
+    while _shared:
+        _shared.pop().stop()
+
+
 if __name__ == "__main__":
     zones = dict(ZONES)
     if len(sys.argv) > 1:

@@ -85,6 +85,39 @@ class Vchkpw(AuthCase):
         r = self.check("joe@example.com", "secret1", prog=["/nonexistent/prog"])
         self.expect(r, 111, "vchkpw-pop3: unable to run /nonexistent/prog")
 
+    def test_root_becomes_the_domain_owner_for_pop_not_for_smtp(self):
+        import pwd
+        if os.getuid() != 0:
+            self.skipTest("needs root")
+        try:
+            nobody = pwd.getpwnam("nobody")
+        except KeyError:
+            self.skipTest("no nobody account")
+        # A domain owned by a real account other than root.
+        d = self.root.domain_dir("owned.test")
+        os.makedirs(d)
+        os.chown(d, nobody.pw_uid, nobody.pw_gid)
+        for p in (self.root.dir, self.root.v("domains")):
+            os.chmod(p, 0o755)
+        assign = self.root.q("users", "assign")
+        with open(assign) as f:
+            lines = [l for l in f.read().splitlines() if l != "."]
+        lines.append(f"+owned.test-:owned.test:{nobody.pw_uid}:{nobody.pw_gid}:{d}:-::")
+        with open(assign, "w") as f:
+            f.write("\n".join(sorted(lines)) + "\n.\n")
+        if os.path.exists(self.root.q("users", "cdb")):
+            os.unlink(self.root.q("users", "cdb"))
+        self.user("kim", "owned.test", "kimpass")
+        ids = ["sh", "-c", 'echo "$(id -u) $(id -g) $(id -G)"']
+        r = self.check("kim@owned.test", "kimpass", prog=ids)
+        self.expect(r, 0)
+        self.assertEqual(r.stdout.decode().split(), [str(nobody.pw_uid), str(nobody.pw_gid), str(nobody.pw_gid)])
+        md = os.path.join(d, "kim", "Maildir", "new")
+        self.assertEqual(os.stat(md).st_uid, nobody.pw_uid)
+        r = self.check("kim@owned.test", "kimpass", prog=ids, env={"TCPLOCALPORT": "25"})
+        self.expect(r, 0)
+        self.assertEqual(r.stdout.decode().split()[0], "0")
+
     # -- exit codes ----------------------------------------------------------
     def test_exit_codes_and_log_lines(self):
         self.expect(self.check("joe@example.com", "wrong"), 3,

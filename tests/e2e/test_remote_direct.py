@@ -11,7 +11,7 @@ import tempfile
 import unittest
 
 from harness import RootTestCase, need_module, need_tool
-from dnsserver import DnsServer
+from dnsserver import shared_dns, stop_shared_dns
 from smtppeer import Peer, make_certs
 
 MSG = b"Subject: hello\n\nfirst line\n.leading dot\n..two dots\nlast line\n"
@@ -29,8 +29,7 @@ class RemoteCase(RootTestCase):
         need_module("dnslib")
         need_module("aiosmtpd")
         super().setUp()
-        self.dns = DnsServer().start()
-        self.addCleanup(self.dns.stop)
+        self.dns = shared_dns()
         self.root.write_control("notipme", "127.0.0.1\n")
         self.root.write_control("helohost", "out.vqmail.test\n")
         self.npeers = 0
@@ -297,6 +296,10 @@ class TestImplicitTls(RemoteCase):
         self.assertEqual(rep[-1][0], "K", rep)
         self.assertIn(":465: TLS TLSv1_3", rep[-1][1])
         self.assertEqual(len(p.messages()), 1)
+
+
+def tearDownModule():
+    stop_shared_dns()
 
 
 if __name__ == "__main__":

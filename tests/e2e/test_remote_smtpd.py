@@ -8,7 +8,7 @@ import unittest
 
 from harness import need_module
 from smtpd_lib import SmtpdCase
-from dnsserver import DnsServer
+from dnsserver import shared_dns, stop_shared_dns
 from test_remote_direct import MSG, parse_report
 
 
@@ -16,8 +16,7 @@ class TestRemoteToSmtpd(SmtpdCase):
     def setUp(self):
         need_module("dnslib")
         super().setUp()
-        self.dns = DnsServer().start()
-        self.addCleanup(self.dns.stop)
+        self.dns = shared_dns()
         r = self.root
         r.write_control("rcpthosts", "localhost\nmx.test\n")
         r.write_control("notipme", "127.0.0.1\n")
@@ -67,6 +66,10 @@ class TestRemoteToSmtpd(SmtpdCase):
         self.assertEqual(letter, "D", text)
         self.assertTrue(text.startswith("Connected to 127.0.0.1 but sender was rejected.\nRemote host said: 552 "), text)
         self.assertIn(">>> MAIL FROM:<me@aonly.test> SIZE=", text)
+
+
+def tearDownModule():
+    stop_shared_dns()
 
 
 if __name__ == "__main__":

@@ -17,8 +17,10 @@ use crate::io::{Line, LineReader};
 
 /// Longest reply line accepted.
 const LINE_MAX: usize = 4096;
-/// How much reply text is kept (qmail keeps 5000 bytes... we keep the same).
+/// How much reply text is kept for `Remote host said:`.
 const TEXT_MAX: usize = 5000;
+/// How much of the reply the transcript repeats.
+const TRANSCRIPT_MAX: usize = 1000;
 
 /// One reply: its code and its lines (CR removed, NUL as `?`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,7 +199,16 @@ impl<S: Read + Write> Session<S> {
         for c in cmds {
             let _ = writeln!(t, ">>> {c}");
         }
+        // The reply is already complete in `Remote host said:`; the
+        // transcript repeats its start, so that a report stays well within
+        // what qmail-rspawn reads (10000 bytes).
+        let mut n = 0;
         for l in &reply.lines {
+            if n >= TRANSCRIPT_MAX {
+                t.push_str("<<< ...\n");
+                break;
+            }
+            n += l.len();
             let _ = writeln!(t, "<<< {l}");
         }
         t
@@ -534,6 +545,22 @@ mod tests {
         );
         assert_eq!(rep.recips[1], Rcpt::Accepted);
         assert_eq!(rep.letter, Letter::Success);
+    }
+
+    #[test]
+    fn long_replies_are_bounded() {
+        let mut script = String::from("220 hi\r\n250 hi\r\n250 ok\r\n");
+        for _ in 0..200 {
+            script.push_str(&format!("550-{}\r\n", "x".repeat(100)));
+        }
+        script.push_str("550 end\r\n");
+        let (rep, _) = run(&script, &["u@x"], 512);
+        let Rcpt::Perm(t) = &rep.recips[0] else {
+            panic!("{rep:?}")
+        };
+        assert!(t.len() < 7000, "{}", t.len());
+        assert!(t.ends_with("<<< ...\n"));
+        assert!(rep.to_bytes().len() < 10000);
     }
 
     #[test]

@@ -523,3 +523,104 @@ fn three_bad_commands_then_421() {
         "501 sorry, NUL byte in command (#5.5.2)\r\n"
     );
 }
+
+/// A reader handing out its input in chunks of a fixed size.
+struct Chunked<'a>(&'a [u8], usize);
+impl std::io::Read for Chunked<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.len().min(self.1).min(buf.len());
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
+/// Runs a whole pipelined client script through the line reader, the
+/// session and the DATA decoder the way the driver does; returns the
+/// transcript of replies and the stored messages.
+fn run_script(script: &[u8], chunk: usize) -> (String, Vec<Vec<u8>>) {
+    use crate::io::{Line, LineReader};
+    use crate::smtp::data::{Decoder, Progress};
+    let mut s = Session::new(cfg(), None);
+    let mut p = fake();
+    let mut rd = LineReader::new(Chunked(script, chunk));
+    let mut out = s.greeting();
+    let mut msgs = Vec::new();
+    loop {
+        let line = match rd.read_line(MAX_LINE + 1).unwrap() {
+            Line::Eof => break,
+            Line::TooLong => None,
+            Line::Line(l) => Some(l),
+        };
+        let st = match &line {
+            Some(l) => s.input(&mut p, Input::Line(l)),
+            None => s.input(&mut p, Input::TooLong),
+        };
+        out.extend_from_slice(&st.reply);
+        match st.outcome {
+            Outcome::Continue => {}
+            Outcome::Close | Outcome::StartTls => break,
+            Outcome::Data => {
+                out.extend_from_slice(&s.data_started(true).reply);
+                let mut d = Decoder::new(s.config().databytes);
+                let mut msg = Vec::new();
+                let end = loop {
+                    let buf = rd.fill_buf().unwrap();
+                    assert!(!buf.is_empty(), "eof in data");
+                    match d.feed(buf, &mut msg) {
+                        Ok(Progress::More) => {
+                            let n = buf.len();
+                            rd.consume(n)
+                        }
+                        Ok(Progress::End(k)) => {
+                            rd.consume(k);
+                            break if d.overflowed() {
+                                DataEnd::TooBig
+                            } else {
+                                DataEnd::Queued { time: 1, qp: 2 }
+                            };
+                        }
+                        Err(_) => break DataEnd::BareLf,
+                    }
+                };
+                if end == (DataEnd::Queued { time: 1, qp: 2 }) {
+                    msgs.push(msg);
+                }
+                let st = s.data_end(end);
+                out.extend_from_slice(&st.reply);
+                if st.outcome == Outcome::Close {
+                    break;
+                }
+            }
+        }
+    }
+    (String::from_utf8(out).unwrap(), msgs)
+}
+
+#[test]
+fn pipelined_dialog_in_every_chunking() {
+    let long = format!("NOOP {}\r\n", "x".repeat(1200));
+    let big = "y".repeat(1100);
+    let script = format!(
+        "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<joe@example.test>\r\nDATA\r\n\
+         Subject: 1\r\n\r\n..dot\r\nbare\rcr\r\n.\r\n\
+         MAIL FROM:<a@b.example>\r\nRCPT TO:<joe@example.test>\r\nDATA\r\n{big}\r\n.\r\n\
+         {long}RSET\r\nMAIL FROM:<>\r\nRCPT TO:<joe@example.test>\r\nDATA\r\nx\n.\r\nNOOP\r\n"
+    );
+    let want = "220 mx.example.test ESMTP\r\n250-mx.example.test\r\n250-STARTTLS\r\n250-PIPELINING\r\n\
+                250-8BITMIME\r\n250-SIZE 1000\r\n250-AUTH LOGIN PLAIN CRAM-MD5\r\n\
+                250 AUTH=LOGIN PLAIN CRAM-MD5\r\n250 ok\r\n250 ok\r\n354 go ahead\r\n250 ok 1 qp 2\r\n\
+                250 ok\r\n250 ok\r\n354 go ahead\r\n\
+                552 sorry, that message size exceeds my databytes limit (#5.3.4)\r\n\
+                500 sorry, command line too long (#5.5.2)\r\n250 flushed\r\n250 ok\r\n250 ok\r\n\
+                354 go ahead\r\n451 See http://pobox.com/~djb/docs/smtplf.html.\r\n";
+    for n in [1, 2, 3, 4, 5, 7, 8, 13, 16, 64, 100, 256, 512] {
+        let (t, msgs) = run_script(script.as_bytes(), n);
+        assert_eq!(t, want, "chunk {n}");
+        assert_eq!(
+            msgs,
+            vec![b"Subject: 1\n\n.dot\nbare\rcr\n".to_vec()],
+            "chunk {n}"
+        );
+    }
+}

@@ -1,0 +1,22 @@
+//! qmail-lspawn: run local deliveries for qmail-send (`qmail-lspawn aliasempty`).
+use std::sync::Arc;
+use vqmail::queue::spawn;
+
+fn main() {
+    let roots = vqmail::paths::Roots::from_env();
+    let aliasempty = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "./Mailbox".into());
+    let (Some(cmds), Some(reports)) = (vqmail::sys::inherit_file(0), vqmail::sys::inherit_file(1))
+    else {
+        std::process::exit(111);
+    };
+    let mess = roots.queue().join("mess");
+    let r2 = roots.clone();
+    let deliver: Arc<spawn::Deliver> =
+        Arc::new(move |req| spawn::deliver_local(&r2, &aliasempty, req));
+    std::process::exit(match spawn::serve(&mess, deliver, cmds, reports) {
+        Ok(()) => 0,
+        Err(_) => 111,
+    });
+}

@@ -1,0 +1,12 @@
+//! qmail-qstat: summarize the status of the queue.
+use std::io::Write;
+
+fn main() {
+    let roots = vqmail::paths::Roots::from_env();
+    let q = vqmail::queue::Queue::new(roots.queue());
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = vqmail::queue::qread::qstat(&q, &mut out) {
+        let _ = writeln!(out, "qmail-qstat: fatal: unable to read the queue: {e}");
+        std::process::exit(111);
+    }
+}

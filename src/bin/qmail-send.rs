@@ -1,0 +1,29 @@
+//! qmail-send: deliver queued messages (started by qmail-start with fds 0 to 6).
+//! `VQMAIL_SEND_ONCE=1`: exit as soon as nothing is due now.
+use vqmail::queue::send::{Fds, Send, Signals};
+use vqmail::sys::inherit_file as fd;
+
+fn main() {
+    let roots = vqmail::paths::Roots::from_env();
+    let once = std::env::var("VQMAIL_SEND_ONCE").is_ok_and(|v| !v.is_empty() && v != "0");
+    let (Some(log), Some(l1), Some(l2), Some(r3), Some(r4), Some(c5), Some(c6)) =
+        (fd(0), fd(1), fd(2), fd(3), fd(4), fd(5), fd(6))
+    else {
+        std::process::exit(111);
+    };
+    let fds = Fds {
+        log,
+        cmd: [l1, r3],
+        rep: [l2, r4],
+        clean_cmd: c5,
+        clean_rep: c6,
+    };
+    let Ok(sig) = Signals::install() else {
+        std::process::exit(111);
+    };
+    let code = match Send::new(roots, fds, sig, once) {
+        Ok(s) => s.run(),
+        Err(code) => code,
+    };
+    std::process::exit(code);
+}

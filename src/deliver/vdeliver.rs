@@ -1,0 +1,428 @@
+//! vdelivermail: vpopmail's delivery agent, run from a domain's
+//! `.qmail-default` as `| vdelivermail '' ARG` (vdelivermail(8)).
+//!
+//! The user comes from `$EXT`, the domain from `$HOST` (both lowercased).
+//! Flow: loop check; user lookup (retried with the part before the first `-`);
+//! a found user gets their own `.qmail` (if any) or their `Maildir/` under the
+//! Maildir++ quota of their vpasswd entry; an unknown user gets ARG:
+//! `bounce-no-mailbox`, `delete`, a catch-all directory, or a catch-all
+//! address. Exit 0 delivered or discarded, 99 delivered-stop, 100 bounce,
+//! 111 try again later; the printed text ends up in the report.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use super::dotqmail::{self, Line};
+use super::message::Message;
+use super::{errstr, program, Fail};
+use crate::maildir::{self, quota, NameStyle, Quota};
+use crate::paths::Roots;
+use crate::vpop;
+
+/// The text for an unknown user (COMPAT section A: the vpopmail 5.2-5.4 text).
+pub const NO_MAILBOX: &str = "Sorry, no mailbox here by that name. vpopmail (#5.1.1)";
+/// The default over-quota text.
+pub const OVER_QUOTA: &str = "user is over quota (#5.2.2)";
+/// The quota warning threshold in percent.
+pub const QUOTA_WARN_PERCENT: u64 = 90;
+
+/// What vdelivermail reads from its environment (set by qmail-local).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Env {
+    /// `$EXT`: the user part.
+    pub ext: Option<Vec<u8>>,
+    /// `$HOST`: the domain.
+    pub host: Option<Vec<u8>>,
+    /// `$DTLINE`.
+    pub dtline: Option<Vec<u8>>,
+    /// `$RPLINE`.
+    pub rpline: Option<Vec<u8>>,
+    /// `$SENDER`.
+    pub sender: Option<Vec<u8>>,
+}
+
+impl Env {
+    /// From the process environment.
+    pub fn from_process() -> Env {
+        let get = |k: &str| std::env::var_os(k).map(|v| v.as_bytes().to_vec());
+        Env {
+            ext: get("EXT"),
+            host: get("HOST"),
+            dtline: get("DTLINE"),
+            rpline: get("RPLINE"),
+            sender: get("SENDER"),
+        }
+    }
+}
+
+/// Runs vdelivermail with `args` (without the program name).
+pub fn run(roots: &Roots, args: &[OsString], env: &Env, msg: &mut Message) -> Result<(), Fail> {
+    if args.len() != 2 {
+        return Err(Fail::temp(
+            "vdelivermail: invalid syntax in .qmail-default file",
+        ));
+    }
+    let arg = args[1].as_bytes();
+    let (Some(ext), Some(host)) = (&env.ext, &env.host) else {
+        return Err(Fail::perm(
+            "vdelivermail: EXT and HOST are not set; run me from a .qmail file",
+        ));
+    };
+    let user = String::from_utf8_lossy(ext).to_ascii_lowercase();
+    let domain = String::from_utf8_lossy(host).to_ascii_lowercase();
+    let d = Delivery::new(roots, env, &user, &domain);
+    d.loop_check(msg)?;
+
+    let lookup = |u: &str| {
+        vpop::find_user(roots, u, &domain).map_err(|e| {
+            Fail::temp(format!(
+                "vdelivermail: unable to read the user database: {}. (#4.3.0)",
+                errstr(&e)
+            ))
+        })
+    };
+    let mut found = lookup(&user)?.map(|f| (f, Vec::new()));
+    if found.is_none() {
+        // qmail-ext: joe-lists@ is joe with extension "lists".
+        if let Some((base, rest)) = user.split_once('-') {
+            found = lookup(base)?.map(|f| (f, rest.as_bytes().to_vec()));
+        }
+    }
+    match found {
+        Some(((dom, entry), ext)) => d.to_user(&dom, &entry, &ext, msg),
+        None => d.unknown(arg, msg),
+    }
+}
+
+struct Delivery<'a> {
+    roots: &'a Roots,
+    user: String,
+    domain: String,
+    rpline: Vec<u8>,
+    dtline: Option<Vec<u8>>,
+}
+
+impl<'a> Delivery<'a> {
+    fn new(roots: &'a Roots, env: &Env, user: &str, domain: &str) -> Delivery<'a> {
+        let rpline = match &env.rpline {
+            Some(r) => r.clone(),
+            None => {
+                let mut r = b"Return-Path: <".to_vec();
+                r.extend_from_slice(env.sender.as_deref().unwrap_or(b""));
+                r.extend_from_slice(b">\n");
+                r
+            }
+        };
+        Delivery {
+            roots,
+            user: user.to_string(),
+            domain: domain.to_string(),
+            rpline,
+            dtline: env.dtline.clone(),
+        }
+    }
+
+    fn addr(&self) -> String {
+        format!("{}@{}", self.user, self.domain)
+    }
+
+    /// `Delivered-To: user@domain` in DTLINE or in the header: a loop.
+    fn loop_check(&self, msg: &mut Message) -> Result<(), Fail> {
+        let want = format!("Delivered-To: {}", self.addr());
+        let is = |l: &[u8]| {
+            let l = l.strip_suffix(b"\n").unwrap_or(l);
+            let l = l.strip_suffix(b"\r").unwrap_or(l);
+            l.eq_ignore_ascii_case(want.as_bytes())
+        };
+        let looping = self.dtline.as_deref().is_some_and(is)
+            || msg.any_header_line(is).map_err(|e| {
+                Fail::temp(format!("Unable to read message: {}. (#4.3.0)", errstr(&e)))
+            })?;
+        if looping {
+            return Err(Fail::perm("mail is looping"));
+        }
+        Ok(())
+    }
+
+    /// The header lines added to a Maildir delivery.
+    fn prefix(&self) -> Vec<u8> {
+        let mut p = self.rpline.clone();
+        p.extend_from_slice(format!("Delivered-To: {}\n", self.addr()).as_bytes());
+        p
+    }
+
+    fn to_user(
+        &self,
+        dom: &vpop::Domain,
+        entry: &vpop::Entry,
+        ext: &[u8],
+        msg: &mut Message,
+    ) -> Result<(), Fail> {
+        if entry.flags & vpop::flags::BOUNCE_MAIL != 0 {
+            return Err(Fail::perm(format!(
+                "vdelivermail: account is locked email bounced {}",
+                self.addr()
+            )));
+        }
+        let dir = PathBuf::from(&entry.dir);
+        let md = dir.join("Maildir");
+        if !md.join("new").is_dir() {
+            std::fs::create_dir_all(&dir)
+                .and_then(|()| maildir::create(&md, 0o700))
+                .map_err(|_| Fail::perm("Auto creation of maildir failed. (#5.9.8)"))?;
+        }
+        let dq = if ext.is_empty() {
+            dotqmail::search(&dir, b"", b"")?
+        } else {
+            match dotqmail::search(&dir, b"-", ext)? {
+                Some(f) => Some(f),
+                None => dotqmail::search(&dir, b"", b"")?,
+            }
+        };
+        if let Some(f) = dq.filter(|f| !f.contents.is_empty()) {
+            return self.dot_qmail(&dir, &f.contents, dom, msg);
+        }
+        let q = Quota::parse(&entry.quota).unwrap_or(Quota::UNLIMITED);
+        self.to_maildir(&md, Some(q), dom, msg)
+    }
+
+    /// The lines of a user's (or catch-all's) .qmail file.
+    fn dot_qmail(
+        &self,
+        dir: &Path,
+        contents: &[u8],
+        dom: &vpop::Domain,
+        msg: &mut Message,
+    ) -> Result<(), Fail> {
+        let lines = dotqmail::parse(contents).unwrap_or_default();
+        for line in lines {
+            match line {
+                Line::Blank | Line::Comment | Line::Plus | Line::PlusList => {}
+                Line::Maildir(p) => {
+                    let p = dir.join(OsStr::from_bytes(&p));
+                    self.to_maildir(&p, None, dom, msg)?;
+                }
+                Line::Mbox(p) => {
+                    return Err(Fail::temp(format!(
+                        "can't handle mbox delivery for {}",
+                        String::from_utf8_lossy(&p)
+                    )))
+                }
+                Line::Program(cmd) => {
+                    let stdin = msg
+                        .child_stdin()
+                        .map_err(|_| Fail::temp("Unable to rewind message. (#4.3.0)"))?;
+                    if program::run(&cmd, dir, &[], stdin)? == program::Outcome::Stop {
+                        return Err(Fail::silent(99));
+                    }
+                }
+                Line::Forward(addr) => self.forward(&addr, msg)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers into a Maildir. `quota`: the account's own quota for its own
+    /// Maildir; `None` for other Maildirs (line 1 of their maildirsize).
+    fn to_maildir(
+        &self,
+        md: &Path,
+        q: Option<Quota>,
+        dom: &vpop::Domain,
+        msg: &mut Message,
+    ) -> Result<(), Fail> {
+        let prefix = self.prefix();
+        let size = prefix.len() as u64 + msg.size().unwrap_or(0);
+        let check = quota::check(md, q.as_ref(), size).map_err(|e| {
+            Fail::temp(format!(
+                "Unable to read the quota of the mailbox: {}. (#4.3.0)",
+                errstr(&e)
+            ))
+        })?;
+        if check.over {
+            self.quota_warning(md, dom, &check.quota, &check.usage, true);
+            return Err(self.over_quota(dom));
+        }
+        let r = msg
+            .rewind()
+            .map_err(|_| Fail::temp("Unable to rewind message. (#4.3.0)"))?;
+        let done = maildir::deliver(md, &prefix, r, NameStyle::WithSize).map_err(|e| {
+            if e.raw_os_error() == Some(libc::EDQUOT) {
+                self.over_quota(dom)
+            } else {
+                Fail::temp(format!(
+                    "Temporary error on maildir delivery: {}. (#4.3.0)",
+                    errstr(&e)
+                ))
+            }
+        })?;
+        // Delivered: a failure to count it now only delays the count until
+        // the next rebuild.
+        if let Err(e) = quota::append(md, done.size as i64, 1) {
+            eprintln!(
+                "vdelivermail: warning: unable to update maildirsize: {}",
+                errstr(&e)
+            );
+        }
+        let after = quota::Usage {
+            bytes: check.usage.bytes + done.size as i64,
+            count: check.usage.count + 1,
+        };
+        self.quota_warning(md, dom, &check.quota, &after, false);
+        Ok(())
+    }
+
+    fn over_quota(&self, dom: &vpop::Domain) -> Fail {
+        match self.domain_msg(dom, ".over-quota.msg") {
+            Some(t) => Fail::perm(t),
+            None => Fail::perm(OVER_QUOTA),
+        }
+    }
+
+    /// `.quotawarn.msg` (domain, then global) delivered into the Maildir at
+    /// most once a day when the mailbox is 90% full or more.
+    fn quota_warning(
+        &self,
+        md: &Path,
+        dom: &vpop::Domain,
+        q: &Quota,
+        u: &quota::Usage,
+        force: bool,
+    ) {
+        if q.is_unlimited() || (!force && q.percent(u) < QUOTA_WARN_PERCENT) {
+            return;
+        }
+        let Some(text) = self.domain_msg(dom, ".quotawarn.msg") else {
+            return;
+        };
+        let stamp = md.join("quotawarn");
+        let now = crate::timefmt::now();
+        if let Ok(m) = std::fs::metadata(&stamp) {
+            use std::os::unix::fs::MetadataExt;
+            if now - m.mtime() < 86400 {
+                return;
+            }
+        }
+        let mut head = format!(
+            "From: MAILER-DAEMON@{0}\nTo: {1}\nSubject: mailbox quota warning\nDate: {2}\n",
+            self.domain,
+            self.addr(),
+            crate::timefmt::rfc5322(now)
+        );
+        if !text.contains("\n\n") {
+            head.push('\n');
+        }
+        let mut body = text.as_bytes();
+        if maildir::deliver(md, head.as_bytes(), &mut body, NameStyle::WithSize).is_ok() {
+            let _ = std::fs::write(&stamp, b"");
+        }
+    }
+
+    /// A file of the domain dir, else of ~vpopmail/domains.
+    fn domain_msg(&self, dom: &vpop::Domain, name: &str) -> Option<String> {
+        [dom.dir.join(name), self.roots.domains().join(name)]
+            .iter()
+            .find_map(|p| std::fs::read(p).ok())
+            .map(|b| String::from_utf8_lossy(&b).trim_end().to_string())
+    }
+
+    fn unknown(&self, arg: &[u8], msg: &mut Message) -> Result<(), Fail> {
+        let dom = vpop::find_domain(self.roots, &self.domain)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| vpop::Domain {
+                name: self.domain.clone(),
+                dir: self.roots.domains().join(&self.domain),
+                uid: 0,
+                gid: 0,
+            });
+        match arg {
+            b"delete" => Ok(()),
+            b"bounce-no-mailbox" => Err(Fail::perm(
+                self.domain_msg(&dom, ".no-user.msg")
+                    .unwrap_or_else(|| NO_MAILBOX.to_string()),
+            )),
+            a if a.first() == Some(&b'/') => {
+                let mut dir = PathBuf::from(OsStr::from_bytes(a));
+                if dir.join("new").is_dir() && dir.join("tmp").is_dir() {
+                    return self.to_maildir(&dir, None, &dom, msg);
+                }
+                if let Some(f) =
+                    dotqmail::search(&dir, b"", b"")?.filter(|f| !f.contents.is_empty())
+                {
+                    return self.dot_qmail(&dir, &f.contents, &dom, msg);
+                }
+                dir.push("Maildir");
+                self.to_maildir(&dir, None, &dom, msg)
+            }
+            a => {
+                let mut addr = a.to_vec();
+                if !addr.contains(&b'@') {
+                    addr.push(b'@');
+                    addr.extend_from_slice(self.domain.as_bytes());
+                }
+                self.forward(&addr, msg)
+            }
+        }
+    }
+
+    /// Forwards through `qmail-inject -- ADDR` with RPLINE (the envelope
+    /// sender for qmail-inject) and our Delivered-To line in front.
+    fn forward(&self, addr: &[u8], msg: &mut Message) -> Result<(), Fail> {
+        let mut head = self.rpline.clone();
+        let dt = self
+            .dtline
+            .as_deref()
+            .and_then(|d| d.strip_prefix(b"Delivered-To: "))
+            .map(|d| {
+                let pre = format!("{}-", self.domain);
+                let d = if d.len() >= pre.len()
+                    && d[..pre.len()].eq_ignore_ascii_case(pre.as_bytes())
+                {
+                    &d[pre.len()..]
+                } else {
+                    d
+                };
+                d.to_vec()
+            })
+            .unwrap_or_else(|| format!("{}\n", self.addr()).into_bytes());
+        head.extend_from_slice(b"Delivered-To: ");
+        head.extend_from_slice(&dt);
+        if !head.ends_with(b"\n") {
+            head.push(b'\n');
+        }
+        let inject = self.roots.qmail_bin("qmail-inject");
+        let mut child = Command::new(&inject)
+            .arg("--")
+            .arg(OsStr::from_bytes(addr))
+            .stdin(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                Fail::temp(format!(
+                    "Unable to run {}: {}. (#4.3.0)",
+                    inject.display(),
+                    errstr(&e)
+                ))
+            })?;
+        let mut ok = true;
+        if let Some(mut w) = child.stdin.take() {
+            use std::io::Write;
+            ok &= w.write_all(&head).is_ok();
+            match msg.rewind() {
+                Ok(r) => ok &= std::io::copy(r, &mut w).is_ok(),
+                Err(_) => ok = false,
+            }
+        }
+        let status = child
+            .wait()
+            .map_err(|_| Fail::temp("Unable to wait for qmail-inject. (#4.3.0)"))?;
+        match status.code() {
+            Some(0) if ok => Ok(()),
+            Some(0) => Err(Fail::temp("Unable to write to qmail-inject. (#4.3.0)")),
+            Some(c) => Err(Fail::silent(c.clamp(0, 255) as u8)),
+            None => Err(Fail::temp("qmail-inject crashed. (#4.3.0)")),
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! qmail-clean: removes queue files owned by qmailq on qmail-send's request.
+//!
+//! qmail-send (running as qmails) may not unlink files in `todo/`, `intd/` and
+//! `mess/`; it writes a request to qmail-clean (running as qmailq) and reads a
+//! one-byte answer, `+` done or `!` trouble. Requests end with a NUL:
+//! * `todo/N`: the message has been preprocessed: remove `intd/N` and `todo/N`;
+//! * `foop/N`: the message is finished (or an orphan): remove `intd/N` and `mess/S/N`.
+//!
+//! At start, pid files older than 36 hours (left by a qmail-queue that was
+//! killed) are removed.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::MetadataExt;
+
+use super::{parse_id, Queue, OSSIFIED};
+
+fn unlink_ok(p: &std::path::Path) -> bool {
+    match std::fs::remove_file(p) {
+        Ok(()) => true,
+        Err(e) => e.kind() == io::ErrorKind::NotFound,
+    }
+}
+
+/// Handles one request; the answer byte.
+pub fn handle(q: &Queue, req: &[u8]) -> u8 {
+    let s = String::from_utf8_lossy(req);
+    let (kind, num) = match s.split_once('/') {
+        Some(x) => x,
+        None => return b'!',
+    };
+    let Some(id) = parse_id(num) else {
+        return b'!';
+    };
+    let ok = match kind {
+        "todo" => unlink_ok(&q.intd(id)) && unlink_ok(&q.todo(id)),
+        "foop" => unlink_ok(&q.intd(id)) && unlink_ok(&q.mess(id)),
+        _ => false,
+    };
+    if ok {
+        b'+'
+    } else {
+        b'!'
+    }
+}
+
+/// Removes pid files whose mtime is older than 36 hours.
+pub fn clean_pids(q: &Queue, now: i64) {
+    let Ok(rd) = std::fs::read_dir(q.dir().join("pid")) else {
+        return;
+    };
+    for e in rd.flatten() {
+        if let Ok(m) = e.metadata() {
+            if now > m.mtime() + OSSIFIED {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// The request loop, until qmail-send closes its end.
+pub fn serve(q: &Queue, input: impl Read, mut output: impl Write, now: i64) -> io::Result<()> {
+    clean_pids(q, now);
+    let mut r = BufReader::new(input);
+    let mut req = Vec::new();
+    loop {
+        req.clear();
+        if r.by_ref().take(1000).read_until(0, &mut req)? == 0 {
+            return Ok(());
+        }
+        if req.last() != Some(&0) {
+            // Too long or cut off: answer, and resynchronise at the next NUL.
+            output.write_all(b"!")?;
+            output.flush()?;
+            continue;
+        }
+        req.pop();
+        let a = handle(q, &req);
+        output.write_all(&[a])?;
+        output.flush()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests() {
+        let d = tempfile::tempdir().unwrap();
+        let q = Queue::new(d.path());
+        std::fs::create_dir_all(d.path().join("todo")).unwrap();
+        std::fs::create_dir_all(d.path().join("intd")).unwrap();
+        std::fs::create_dir_all(d.path().join("mess/5")).unwrap();
+        std::fs::write(q.todo(5), "").unwrap();
+        std::fs::write(q.intd(5), "").unwrap();
+        std::fs::write(q.mess(5), "").unwrap();
+        let mut out = Vec::new();
+        serve(&q, &b"todo/5\0foop/5\0bad\0mess/../x\0"[..], &mut out, 0).unwrap();
+        assert_eq!(out, b"++!!");
+        assert!(!q.todo(5).exists() && !q.mess(5).exists() && !q.intd(5).exists());
+    }
+}

@@ -1,0 +1,400 @@
+//! qmail-queue: put one message into the queue (qmail-queue(8)).
+//!
+//! The message comes on fd 0, the envelope on fd 1: `F<sender>\0`, then
+//! `T<recipient>\0` for each recipient, then one more `\0`. The steps, each of
+//! which a crash may interrupt (see the module docs of [`crate::queue`]):
+//! create `pid/PID.TIME.SEQ` exclusively and take its inode number as the
+//! message number N; link it to `mess/S/N` and remove the pid file; write the
+//! Received line and the message; fsync; create `intd/N` with the envelope;
+//! fsync; link `intd/N` to `todo/N`; pull the trigger; exit 0. On any failure
+//! before the todo link, what was created is truncated and removed.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use super::{Queue, ADDR};
+
+/// Exit codes of qmail-queue (qmail.c's texts are in [`exit_text`]).
+pub mod exit {
+    /// An envelope address is too long.
+    pub const ADDR_TOO_LONG: i32 = 11;
+    /// Timeout.
+    pub const TIMEOUT: i32 = 52;
+    /// Write error or disk full.
+    pub const WRITE: i32 = 53;
+    /// Unable to read the message or the envelope.
+    pub const READ: i32 = 54;
+    /// Trouble with the qmail home directory.
+    pub const HOME: i32 = 61;
+    /// Trouble in the queue directory.
+    pub const QUEUE_DIR: i32 = 62;
+    /// Trouble creating the pid file.
+    pub const PID: i32 = 63;
+    /// Trouble making the mess file.
+    pub const MESS: i32 = 64;
+    /// Trouble making the intd file.
+    pub const INTD: i32 = 65;
+    /// Trouble linking todo.
+    pub const TODO: i32 = 66;
+    /// Envelope format error.
+    pub const ENVELOPE: i32 = 91;
+}
+
+/// The text a caller of qmail-queue makes of its exit code (qmail.c's
+/// `qmail_close`), the first letter being `D` (permanent) or `Z` (temporary).
+pub fn exit_text(code: i32) -> &'static str {
+    match code {
+        0 => "",
+        11 | 115 => "Denvelope address too long for qq (#5.1.3)",
+        31 => "Dmail server permanently rejected message (#5.3.0)",
+        12..=40 => "Dqq permanent problem (#5.3.0)",
+        51 => "Zqq out of memory (#4.3.0)",
+        52 => "Zqq timeout (#4.3.0)",
+        53 => "Zqq write error or disk full (#4.3.0)",
+        54 => "Zqq read error (#4.3.0)",
+        55 => "Zqq unable to read configuration (#4.3.0)",
+        56 => "Zqq trouble making network connection (#4.3.0)",
+        61 => "Zqq trouble in home directory (#4.3.0)",
+        62..=66 => "Zqq trouble creating files in queue (#4.3.0)",
+        71 => "Zmail server temporarily rejected message (#4.3.0)",
+        72 => "Zconnection to mail server timed out (#4.4.1)",
+        73 => "Zconnection to mail server rejected (#4.4.1)",
+        74 => "Zcommunication with mail server failed (#4.4.2)",
+        81 | 91 => "Zqq internal bug (#4.3.0)",
+        120 => "Zunable to exec qq (#4.3.0)",
+        _ => "Zqq temporary problem (#4.3.0)",
+    }
+}
+
+/// A parsed envelope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    /// The sender (may be empty).
+    pub sender: Vec<u8>,
+    /// The recipients.
+    pub recipients: Vec<Vec<u8>>,
+}
+
+/// Reads an envelope in qmail-queue's format; `Err(exit code)` as qmail-queue:
+/// 54 on EOF before the final NUL, 91 on a bad record byte, 11 on an address of
+/// 1003 bytes or more.
+pub fn read_envelope(r: impl Read) -> Result<Envelope, i32> {
+    let mut r = BufReader::new(r);
+    let mut byte = || -> Result<u8, i32> {
+        let mut b = [0u8; 1];
+        loop {
+            match r.read(&mut b) {
+                Ok(0) => return Err(exit::READ),
+                Ok(_) => return Ok(b[0]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return Err(exit::READ),
+            }
+        }
+    };
+    let addr = |byte: &mut dyn FnMut() -> Result<u8, i32>| -> Result<Vec<u8>, i32> {
+        let mut a = Vec::new();
+        loop {
+            let b = byte()?;
+            if b == 0 {
+                return Ok(a);
+            }
+            a.push(b);
+            if a.len() >= ADDR {
+                return Err(exit::ADDR_TOO_LONG);
+            }
+        }
+    };
+    if byte()? != b'F' {
+        return Err(exit::ENVELOPE);
+    }
+    let sender = addr(&mut byte)?;
+    let mut recipients = Vec::new();
+    loop {
+        match byte()? {
+            b'T' => recipients.push(addr(&mut byte)?),
+            0 => break,
+            _ => return Err(exit::ENVELOPE),
+        }
+    }
+    Ok(Envelope { sender, recipients })
+}
+
+/// Who called: decides the wording of the Received line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Invoker {
+    /// The `alias` user.
+    Alias,
+    /// `qmaild` (qmail-smtpd).
+    Network,
+    /// `qmails` (bounces).
+    Bounce,
+    /// Anybody else.
+    Uid(u32),
+}
+
+impl Invoker {
+    /// Classifies a real uid by the qmail accounts that exist.
+    pub fn of_uid(uid: u32) -> Invoker {
+        let is = |name: &str| crate::sys::account(name).is_some_and(|a| a.uid == uid);
+        if is("alias") {
+            Invoker::Alias
+        } else if is("qmaild") {
+            Invoker::Network
+        } else if is("qmails") {
+            Invoker::Bounce
+        } else {
+            Invoker::Uid(uid)
+        }
+    }
+}
+
+/// `Received: (qmail PID invoked by uid N); DATE\n`.
+pub fn received_line(pid: u32, who: Invoker, now: i64) -> String {
+    let by = match who {
+        Invoker::Alias => "by alias".to_string(),
+        Invoker::Network => "from network".to_string(),
+        Invoker::Bounce => "for bounce".to_string(),
+        Invoker::Uid(u) => format!("by uid {u}"),
+    };
+    format!(
+        "Received: (qmail {pid} invoked {by}); {}\n",
+        crate::timefmt::qmail_date(now)
+    )
+}
+
+/// Files made so far, removed again if queueing fails.
+struct Made {
+    mess: Option<(PathBuf, File)>,
+    intd: Option<(PathBuf, File)>,
+}
+
+impl Made {
+    fn undo(&mut self) {
+        for (p, f) in [self.mess.take(), self.intd.take()].into_iter().flatten() {
+            let _ = f.set_len(0);
+            let _ = std::fs::remove_file(&p);
+        }
+    }
+}
+
+/// Queues one message; returns its number, or the exit code on failure.
+pub fn enqueue(
+    q: &Queue,
+    msg: impl Read,
+    envelope: impl Read,
+    uid: u32,
+    pid: u32,
+    now: i64,
+) -> Result<u64, i32> {
+    if !q.dir().is_dir() {
+        return Err(exit::QUEUE_DIR);
+    }
+    let mut made = Made {
+        mess: None,
+        intd: None,
+    };
+    let r = enqueue_steps(q, msg, envelope, uid, pid, now, &mut made);
+    if r.is_err() {
+        made.undo();
+    }
+    r
+}
+
+fn enqueue_steps(
+    q: &Queue,
+    mut msg: impl Read,
+    envelope: impl Read,
+    uid: u32,
+    pid: u32,
+    now: i64,
+    made: &mut Made,
+) -> Result<u64, i32> {
+    // pid/PID.TIME.SEQ, exclusively: its inode number is the message number.
+    let mut pidfile = None;
+    for seq in 1..=9 {
+        let p = q.dir().join("pid").join(format!("{pid}.{now}.{seq}"));
+        match create_excl(&p) {
+            Ok(f) => {
+                pidfile = Some((p, f));
+                break;
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(_) => return Err(exit::PID),
+        }
+    }
+    let (pidpath, file) = pidfile.ok_or(exit::PID)?;
+    let id = file.metadata().map_err(|_| exit::PID)?.ino();
+    let mess = q.mess(id);
+    if std::fs::hard_link(&pidpath, &mess).is_err() {
+        let _ = std::fs::remove_file(&pidpath);
+        return Err(exit::MESS);
+    }
+    made.mess = Some((mess, file.try_clone().map_err(|_| exit::MESS)?));
+    if std::fs::remove_file(&pidpath).is_err() {
+        return Err(exit::PID);
+    }
+
+    // The message: Received line, then the bytes unchanged.
+    let mut w = BufWriter::with_capacity(65536, &file);
+    w.write_all(received_line(pid, Invoker::of_uid(uid), now).as_bytes())
+        .map_err(|_| exit::WRITE)?;
+    copy(&mut msg, &mut w)?;
+    w.flush().map_err(|_| exit::WRITE)?;
+    drop(w);
+    file.sync_all().map_err(|_| exit::WRITE)?;
+
+    // The envelope, then intd/N, then the todo link.
+    let env = read_envelope(envelope)?;
+    let intd = q.intd(id);
+    let f = match create_excl(&intd) {
+        Ok(f) => f,
+        Err(_) => return Err(exit::INTD),
+    };
+    made.intd = Some((intd.clone(), f.try_clone().map_err(|_| exit::INTD)?));
+    let mut data = Vec::with_capacity(64 + env.sender.len());
+    data.extend_from_slice(format!("u{uid}\0p{pid}\0F").as_bytes());
+    data.extend_from_slice(&env.sender);
+    data.push(0);
+    for r in &env.recipients {
+        data.push(b'T');
+        data.extend_from_slice(r);
+        data.push(0);
+    }
+    (&f).write_all(&data).map_err(|_| exit::WRITE)?;
+    f.sync_all().map_err(|_| exit::WRITE)?;
+    if std::fs::hard_link(&intd, q.todo(id)).is_err() {
+        return Err(exit::TODO);
+    }
+    // The todo link is the commit point; make it durable before exit 0.
+    let _ = crate::fsutil::fsync_dir(&q.dir().join("todo"));
+    made.mess = None;
+    made.intd = None;
+    pull_trigger(q);
+    Ok(id)
+}
+
+fn create_excl(p: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(p)
+}
+
+/// Copies the message; read errors give 54, write errors 53.
+fn copy(r: &mut impl Read, w: &mut impl Write) -> Result<(), i32> {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return Err(exit::READ),
+        };
+        w.write_all(&buf[..n]).map_err(|_| exit::WRITE)?;
+    }
+}
+
+/// Wakes qmail-send: one byte into `lock/trigger`, without blocking; errors
+/// are ignored (qmail-send rescans todo/ on its own).
+pub fn pull_trigger(q: &Queue) {
+    if let Ok(mut f) = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(q.lock("trigger"))
+    {
+        let _ = f.write_all(b"\0");
+    }
+}
+
+/// Reads a whole todo/intd file: `(uid, pid, sender, recipients)`.
+pub fn parse_todo(data: &[u8]) -> (u64, u64, Option<Vec<u8>>, Vec<Vec<u8>>) {
+    let (mut uid, mut pid, mut sender, mut rcpts) = (0, 0, None, Vec::new());
+    let num = |s: &[u8]| -> u64 {
+        let d: Vec<u8> = s
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .copied()
+            .collect();
+        String::from_utf8_lossy(&d).parse().unwrap_or(0)
+    };
+    for r in super::records(data) {
+        match r.first() {
+            Some(b'u') => uid = num(&r[1..]),
+            Some(b'p') => pid = num(&r[1..]),
+            Some(b'F') => sender = Some(r[1..].to_vec()),
+            Some(b'T') => rcpts.push(r[1..].to_vec()),
+            _ => {}
+        }
+    }
+    (uid, pid, sender, rcpts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_rules() {
+        let ok = read_envelope(&b"Fa@b\0Tc@d\0Te@f\0\0"[..]).unwrap();
+        assert_eq!(ok.sender, b"a@b");
+        assert_eq!(ok.recipients, vec![b"c@d".to_vec(), b"e@f".to_vec()]);
+        assert_eq!(read_envelope(&b"F\0\0"[..]).unwrap().sender, b"");
+        assert_eq!(read_envelope(&b"Fa@b\0Tc@d\0"[..]), Err(54));
+        assert_eq!(read_envelope(&b"Fa@b\0Tc@d"[..]), Err(54));
+        assert_eq!(read_envelope(&b""[..]), Err(54));
+        assert_eq!(read_envelope(&b"Xa\0\0"[..]), Err(91));
+        assert_eq!(read_envelope(&b"Fa\0Xb\0\0"[..]), Err(91));
+        let mut long = b"F".to_vec();
+        long.extend(vec![b'a'; 1002]);
+        long.extend_from_slice(b"\0\0");
+        assert!(read_envelope(&long[..]).is_ok());
+        let mut long = b"Fa\0T".to_vec();
+        long.extend(vec![b'a'; 1003]);
+        long.extend_from_slice(b"\0\0");
+        assert_eq!(read_envelope(&long[..]), Err(11));
+    }
+
+    #[test]
+    fn received_wording() {
+        assert_eq!(
+            received_line(123, Invoker::Uid(89), 812090814),
+            "Received: (qmail 123 invoked by uid 89); 26 Sep 1995 04:46:54 -0000\n"
+        );
+        assert!(received_line(1, Invoker::Bounce, 0).contains("invoked for bounce"));
+        assert!(received_line(1, Invoker::Network, 0).contains("invoked from network"));
+    }
+
+    #[test]
+    fn queues_and_undoes() {
+        let d = tempfile::tempdir().unwrap();
+        let q = Queue::new(d.path());
+        for s in ["pid", "intd", "todo", "lock"] {
+            std::fs::create_dir_all(d.path().join(s)).unwrap();
+        }
+        for i in 0..23 {
+            std::fs::create_dir_all(d.path().join("mess").join(i.to_string())).unwrap();
+        }
+        let id = enqueue(
+            &q,
+            &b"Subject: x\n\nhi\n"[..],
+            &b"Fa@b\0Tc@d\0\0"[..],
+            7,
+            42,
+            0,
+        )
+        .unwrap();
+        let m = std::fs::read(q.mess(id)).unwrap();
+        assert!(m.starts_with(b"Received: (qmail 42 invoked by uid 7)"));
+        assert!(m.ends_with(b"\n\nhi\n"));
+        assert_eq!(std::fs::read(q.todo(id)).unwrap(), b"u7\0p42\0Fa@b\0Tc@d\0");
+        let e = enqueue(&q, &b"x"[..], &b"Fa@b\0Tc@d\0"[..], 7, 43, 0);
+        assert_eq!(e, Err(54));
+        assert_eq!(std::fs::read_dir(d.path().join("pid")).unwrap().count(), 0);
+        assert_eq!(q.list_split("mess").unwrap(), vec![id]);
+        assert_eq!(q.list_flat("intd").unwrap(), vec![id]);
+    }
+}

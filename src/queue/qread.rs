@@ -1,0 +1,89 @@
+//! qmail-qread and qmail-qstat: what is in the queue.
+//!
+//! qmail-qread prints, for each message (qmail's format):
+//! `26 Sep 1995 04:46:54 GMT  #457  1234  <sender@example.com> ` (plus
+//! ` bouncing` when a bounce is pending), then one line per recipient:
+//! `\tlocal\taddr` / `\tremote\taddr`, prefixed by `  done` once finished.
+
+use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
+
+use super::Queue;
+
+fn printable(s: &[u8]) -> String {
+    s.iter()
+        .map(|&b| {
+            if (32..=126).contains(&b) {
+                b as char
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Writes qmail-qread's listing; trouble with one message is reported on the
+/// same stream as qmail-qread does (`warning: trouble with #N: ...`).
+pub fn qread(q: &Queue, out: &mut impl Write) -> io::Result<()> {
+    for id in q.list_split("info")? {
+        let size = match std::fs::metadata(q.mess(id)) {
+            Ok(m) => m.len(),
+            Err(e) => {
+                writeln!(out, "warning: trouble with #{id}: {e}")?;
+                continue;
+            }
+        };
+        let bouncing = q.bounce(id).exists();
+        let (info, qtime) = match std::fs::read(q.info(id))
+            .and_then(|d| std::fs::metadata(q.info(id)).map(|m| (d, m.mtime())))
+        {
+            Ok(x) => x,
+            Err(e) => {
+                writeln!(out, "warning: trouble with #{id}: {e}")?;
+                continue;
+            }
+        };
+        let sender = info.split(|&b| b == 0).next().unwrap_or(&[]);
+        let sender = sender.strip_prefix(b"F").unwrap_or(sender);
+        let date = crate::timefmt::qmail_date(qtime);
+        let date = date.trim_end_matches(" -0000");
+        writeln!(
+            out,
+            "{}",
+            printable(
+                format!(
+                    "{date} GMT  #{id}  {size}  <{}> {}",
+                    String::from_utf8_lossy(sender),
+                    if bouncing { " bouncing" } else { "" }
+                )
+                .as_bytes()
+            )
+        )?;
+        for (c, name) in super::CHANNEL_DIRS.iter().enumerate() {
+            let data = match std::fs::read(q.chan(c, id)) {
+                Ok(d) => d,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    writeln!(out, "warning: trouble with #{id}: {e}")?;
+                    continue;
+                }
+            };
+            for rec in super::records(&data) {
+                match rec.first() {
+                    Some(b'D') => writeln!(out, "  done\t{name}\t{}", printable(&rec[1..]))?,
+                    Some(b'T') => writeln!(out, "\t{name}\t{}", printable(&rec[1..]))?,
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// qmail-qstat's two lines.
+pub fn qstat(q: &Queue, out: &mut impl Write) -> io::Result<()> {
+    let total = q.list_split("mess")?.len();
+    let todo = q.list_flat("todo")?.len();
+    writeln!(out, "messages in queue: {total}")?;
+    writeln!(out, "messages in queue but not yet preprocessed: {todo}")
+}

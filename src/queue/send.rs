@@ -1,0 +1,989 @@
+//! qmail-send: preprocesses new messages, schedules deliveries on the local and
+//! remote channels, records results, and sends bounces (qmail-send(8)).
+//!
+//! File descriptors, set up by qmail-start: 0 the log, 1/2 commands to and
+//! reports from qmail-lspawn, 3/4 the same for qmail-rspawn, 5/6 requests to and
+//! answers from qmail-clean.
+//!
+//! Order of the disk writes, so that a kill at any moment is repaired by the
+//! next start:
+//! * todo/N: remove stale info/local/remote; write info, local, remote; fsync
+//!   them and their directories; only then ask qmail-clean to remove todo/N.
+//! * a delivery result: the bounce paragraph is appended (and fsynced) before the
+//!   address is marked `D`; a kill between the delivery and the mark repeats it.
+//! * a finished message: the bounce is injected, bounce/N removed, info removed,
+//!   and last qmail-clean removes mess/N (a kill before that leaves an orphan
+//!   mess file, removed 36 hours later).
+
+use std::collections::BTreeSet;
+use std::fs::{File, FileTimes, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::bounce;
+use super::rewrite::{Dest, Rewrite};
+use super::{logsafe, next_retry, Queue, MAX_CONCURRENCY, OSSIFIED};
+use crate::control::Control;
+use crate::paths::Roots;
+
+/// Seconds between todo rescans without a trigger.
+const SLEEP_TODO: i64 = 1500;
+/// Seconds before retrying after a system failure.
+const SLEEP_SYSFAIL: i64 = 123;
+/// Seconds between scans for orphan mess files.
+const SLEEP_CLEANUP: i64 = 76431;
+/// Longest report kept from a spawner.
+const REPORTMAX: usize = 10000;
+
+const CHAN_NAME: [&str; 2] = ["local", "remote"];
+
+/// qmail-send's control settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// locals, virtualdomains, percenthack, envnoathost.
+    pub rewrite: Rewrite,
+    /// queuelifetime in seconds.
+    pub lifetime: i64,
+    /// concurrencylocal, concurrencyremote.
+    pub concurrency: [usize; 2],
+    /// The local part of the bounce sender (From:).
+    pub bouncefrom: Vec<u8>,
+    /// The host of bounces.
+    pub bouncehost: Vec<u8>,
+    /// Where double bounces go: doublebounceto@doublebouncehost.
+    pub doublebounceto: Vec<u8>,
+}
+
+impl Config {
+    /// Reads the control files qmail-send uses.
+    pub fn load(roots: &Roots) -> io::Result<Config> {
+        let c = Control::new(roots);
+        let me = |name: &str| -> io::Result<Vec<u8>> {
+            Ok(c.line_or_me(name, Some("bogus.host"))?
+                .unwrap_or_default()
+                .into_bytes())
+        };
+        let mut dbt = c
+            .line("doublebounceto")?
+            .unwrap_or_else(|| "postmaster".into())
+            .into_bytes();
+        dbt.push(b'@');
+        dbt.extend(me("doublebouncehost")?);
+        Ok(Config {
+            rewrite: Rewrite::load(roots)?,
+            lifetime: c.u64("queuelifetime", super::DEFAULT_LIFETIME)? as i64,
+            concurrency: [
+                c.u64("concurrencylocal", 10)?.clamp(1, MAX_CONCURRENCY) as usize,
+                c.u64("concurrencyremote", 20)?.clamp(1, MAX_CONCURRENCY) as usize,
+            ],
+            bouncefrom: c
+                .line("bouncefrom")?
+                .unwrap_or_else(|| "MAILER-DAEMON".into())
+                .into_bytes(),
+            bouncehost: me("bouncehost")?,
+            doublebounceto: dbt,
+        })
+    }
+}
+
+/// The descriptors qmail-send talks through.
+pub struct Fds {
+    /// fd 0: log lines.
+    pub log: File,
+    /// fd 1, fd 3: commands to qmail-lspawn, qmail-rspawn.
+    pub cmd: [File; 2],
+    /// fd 2, fd 4: their reports.
+    pub rep: [File; 2],
+    /// fd 5: requests to qmail-clean.
+    pub clean_cmd: File,
+    /// fd 6: its answers.
+    pub clean_rep: File,
+}
+
+/// Signal flags (set by handlers, consumed by the loop).
+#[derive(Clone, Default)]
+pub struct Signals {
+    /// TERM: finish deliveries in progress, then exit.
+    pub term: Arc<AtomicBool>,
+    /// ALRM: retry everything now.
+    pub alrm: Arc<AtomicBool>,
+    /// HUP: reread locals and virtualdomains.
+    pub hup: Arc<AtomicBool>,
+}
+
+impl Signals {
+    /// Installs the handlers.
+    pub fn install() -> io::Result<Signals> {
+        let s = Signals::default();
+        signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&s.term))?;
+        signal_hook::flag::register(signal_hook::consts::SIGALRM, Arc::clone(&s.alrm))?;
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&s.hup))?;
+        Ok(s)
+    }
+}
+
+struct Job {
+    id: u64,
+    sender: Vec<u8>,
+    retry: i64,
+    dying: bool,
+    todo: std::collections::VecDeque<(u64, Vec<u8>)>,
+    inflight: usize,
+    complete: bool,
+}
+
+struct Del {
+    id: u64,
+    delid: u64,
+    pos: u64,
+    recip: Vec<u8>,
+}
+
+/// The running qmail-send.
+pub struct Send {
+    roots: Roots,
+    q: Queue,
+    cfg: Config,
+    fds: Fds,
+    sig: Signals,
+    once: bool,
+    pending: [BTreeSet<(i64, u64)>; 2],
+    done: BTreeSet<(i64, u64)>,
+    jobs: [Vec<Job>; 2],
+    slots: [Vec<Option<Del>>; 2],
+    repbuf: [Vec<u8>; 2],
+    alive: [bool; 2],
+    masterdelid: u64,
+    next_todo: i64,
+    next_cleanup: i64,
+    todo_now: bool,
+    exitasap: bool,
+    trigger: Option<File>,
+}
+
+impl Send {
+    /// Sets qmail-send up: controls, the send mutex, the trigger. `once` makes
+    /// it exit as soon as nothing is due now (tests, batch runs).
+    pub fn new(roots: Roots, mut fds: Fds, sig: Signals, once: bool) -> Result<Send, i32> {
+        let cfg = match Config::load(&roots) {
+            Ok(c) => c,
+            Err(_) => {
+                let _ = fds
+                    .log
+                    .write_all(b"alert: cannot start: unable to read controls\n");
+                return Err(111);
+            }
+        };
+        let q = Queue::new(roots.queue());
+        let now = crate::timefmt::now();
+        let slots = [
+            (0..cfg.concurrency[0]).map(|_| None).collect(),
+            (0..cfg.concurrency[1]).map(|_| None).collect(),
+        ];
+        let trigger = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(q.lock("trigger"))
+            .ok();
+        Ok(Send {
+            roots,
+            q,
+            cfg,
+            fds,
+            sig,
+            once,
+            pending: [BTreeSet::new(), BTreeSet::new()],
+            done: BTreeSet::new(),
+            jobs: [Vec::new(), Vec::new()],
+            slots,
+            repbuf: [Vec::new(), Vec::new()],
+            alive: [true, true],
+            masterdelid: 1,
+            next_todo: now,
+            next_cleanup: now,
+            todo_now: true,
+            exitasap: false,
+            trigger,
+        })
+    }
+
+    fn log(&mut self, s: &str) {
+        let _ = self.fds.log.write_all(s.as_bytes());
+    }
+
+    fn status(&mut self) {
+        let used = |c: usize, s: &Self| s.slots[c].iter().filter(|d| d.is_some()).count();
+        let line = format!(
+            "status: local {}/{} remote {}/{}{}\n",
+            used(0, self),
+            self.cfg.concurrency[0],
+            used(1, self),
+            self.cfg.concurrency[1],
+            if self.exitasap { " exitasap" } else { "" }
+        );
+        self.log(&line);
+    }
+
+    fn inflight(&self) -> usize {
+        (0..2)
+            .map(|c| self.slots[c].iter().filter(|d| d.is_some()).count())
+            .sum()
+    }
+
+    /// Runs until TERM (or, in once mode, until nothing is due); the exit code.
+    pub fn run(mut self) -> i32 {
+        let mutex = match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(self.q.lock("sendmutex"))
+        {
+            Ok(f) => f,
+            Err(_) => {
+                self.log("alert: cannot start: unable to open mutex\n");
+                return 111;
+            }
+        };
+        if !matches!(crate::sys::try_lock_exclusive(&mutex), Ok(true)) {
+            self.log("alert: cannot start: qmail-send is already running\n");
+            return 111;
+        }
+        self.status();
+        self.pqstart();
+        loop {
+            let now = crate::timefmt::now();
+            if self.sig.term.swap(false, Ordering::Relaxed) && !self.exitasap {
+                self.exitasap = true;
+                self.status();
+            }
+            if self.sig.alrm.swap(false, Ordering::Relaxed) {
+                for c in 0..2 {
+                    let ids: Vec<u64> = self.pending[c].iter().map(|&(_, id)| id).collect();
+                    self.pending[c] = ids.into_iter().map(|id| (now, id)).collect();
+                }
+                self.next_todo = now;
+            }
+            if self.sig.hup.swap(false, Ordering::Relaxed) {
+                match Rewrite::load(&self.roots) {
+                    Ok(r) => {
+                        self.cfg.rewrite.locals = r.locals;
+                        self.cfg.rewrite.vdoms = r.vdoms;
+                    }
+                    Err(_) => {
+                        self.log("alert: unable to reread controls: unable to read controls\n")
+                    }
+                }
+            }
+            if !self.exitasap {
+                if self.todo_now || now >= self.next_todo {
+                    self.todo_now = false;
+                    self.next_todo = now + SLEEP_TODO;
+                    self.scan_todo(now);
+                }
+                if now >= self.next_cleanup {
+                    self.next_cleanup = now + SLEEP_CLEANUP;
+                    self.cleanup(now);
+                }
+                while let Some(&(t, id)) = self.done.first() {
+                    if t > now {
+                        break;
+                    }
+                    self.done.pop_first();
+                    self.messdone(id, now);
+                }
+                for c in 0..2 {
+                    self.fill(c, now);
+                }
+            }
+            let inflight = self.inflight();
+            if self.exitasap && inflight == 0 {
+                break;
+            }
+            if self.once && inflight == 0 && !self.exitasap && self.idle(now) {
+                break;
+            }
+            let wait = self.wait_ms(now);
+            self.poll(wait);
+        }
+        self.pqfinish();
+        self.log("status: exiting\n");
+        0
+    }
+
+    /// Once mode: nothing new in todo/, nothing due now.
+    fn idle(&self, now: i64) -> bool {
+        let due = |s: &BTreeSet<(i64, u64)>| s.first().is_some_and(|&(t, _)| t <= now);
+        (0..2).all(|c| !self.alive[c] || (!due(&self.pending[c]) && self.jobs[c].is_empty()))
+            && !due(&self.done)
+            && !self.todo_now
+    }
+
+    /// How long to wait for reports or the trigger: not at all when there is
+    /// work that can start now, else at most a second (times are in seconds).
+    fn wait_ms(&self, now: i64) -> u16 {
+        let due = |s: &BTreeSet<(i64, u64)>| s.first().is_some_and(|&(t, _)| t <= now);
+        let work = (0..2).any(|c| {
+            self.alive[c]
+                && self.slots[c].iter().any(|d| d.is_none())
+                && (self.jobs[c].iter().any(|j| !j.todo.is_empty()) || due(&self.pending[c]))
+        });
+        if work || due(&self.done) || self.todo_now || (self.once && self.inflight() == 0) {
+            0
+        } else {
+            1000
+        }
+    }
+
+    fn poll(&mut self, ms: u16) {
+        use nix::poll::{PollFd, PollFlags};
+        let mut rep_ready = [false; 2];
+        let mut trig = false;
+        {
+            let mut fds = Vec::new();
+            fds.push(PollFd::new(self.fds.rep[0].as_fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(self.fds.rep[1].as_fd(), PollFlags::POLLIN));
+            if let Some(t) = &self.trigger {
+                fds.push(PollFd::new(t.as_fd(), PollFlags::POLLIN));
+            }
+            if nix::poll::poll(&mut fds, ms).is_ok() {
+                for (i, ready) in rep_ready.iter_mut().enumerate() {
+                    *ready = self.alive[i] && fds[i].any().unwrap_or(false);
+                }
+                trig = fds.get(2).is_some_and(|f| f.any().unwrap_or(false));
+            }
+        }
+        if trig {
+            let mut buf = [0u8; 256];
+            if let Some(t) = &mut self.trigger {
+                while matches!(t.read(&mut buf), Ok(n) if n > 0) {}
+            }
+            self.todo_now = true;
+        }
+        for (c, ready) in rep_ready.into_iter().enumerate() {
+            if ready {
+                self.read_reports(c);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ priority queues
+
+    fn pqstart(&mut self) {
+        let now = crate::timefmt::now();
+        let todo: BTreeSet<u64> = self
+            .q
+            .list_flat("todo")
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let infos = match self.q.list_split("info") {
+            Ok(v) => v,
+            Err(_) => {
+                self.log("alert: unable to opendir info, sleeping...\n");
+                Vec::new()
+            }
+        };
+        for id in infos {
+            if todo.contains(&id) {
+                continue; // todo/N is processed again from the start
+            }
+            let mut any = false;
+            for c in 0..2 {
+                if let Ok(m) = std::fs::metadata(self.q.chan(c, id)) {
+                    self.pending[c].insert((m.mtime(), id));
+                    any = true;
+                }
+            }
+            if !any {
+                self.done.insert((now, id));
+            }
+        }
+    }
+
+    fn pqfinish(&mut self) {
+        for c in 0..2 {
+            let items: Vec<(i64, u64)> = self.pending[c].iter().copied().collect();
+            for (t, id) in items {
+                if set_times(&self.q.chan(c, id), t).is_err() {
+                    let w = format!(
+                        "warning: unable to utime {}; message will be retried too soon\n",
+                        self.q.chan(c, id).display()
+                    );
+                    self.log(&w);
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ todo
+
+    fn scan_todo(&mut self, now: i64) {
+        let ids = match self.q.list_flat("todo") {
+            Ok(v) => v,
+            Err(_) => {
+                self.log("alert: unable to opendir todo, sleeping...\n");
+                return;
+            }
+        };
+        for id in ids {
+            if self.exitasap {
+                return;
+            }
+            // A message of ours still being delivered never has a todo file; a
+            // todo file whose number we are delivering means a crash left info
+            // behind and qmail-queue reused nothing: process it normally.
+            self.todo_one(id, now);
+        }
+    }
+
+    fn todo_one(&mut self, id: u64, now: i64) {
+        let todo = self.q.todo(id);
+        let data = match std::fs::read(&todo) {
+            Ok(d) => d,
+            Err(e) => {
+                if e.kind() != io::ErrorKind::NotFound {
+                    self.log(&format!("warning: unable to open {}\n", rel(&todo)));
+                }
+                return;
+            }
+        };
+        let size = match std::fs::metadata(self.q.mess(id)) {
+            Ok(m) => m.len(),
+            Err(_) => {
+                self.log(&format!(
+                    "warning: unable to stat {}\n",
+                    rel(&self.q.mess(id))
+                ));
+                return;
+            }
+        };
+        for p in [self.q.chan(0, id), self.q.chan(1, id), self.q.info(id)] {
+            if let Err(e) = std::fs::remove_file(&p) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    self.log(&format!("warning: unable to unlink {}\n", rel(&p)));
+                    return;
+                }
+            }
+        }
+        let (uid, pid, sender, rcpts) = super::enqueue::parse_todo(&data);
+        let sender = sender.unwrap_or_default();
+        self.log(&format!("new msg {id}\n"));
+        let mut info = b"F".to_vec();
+        info.extend_from_slice(&sender);
+        info.push(0);
+        let mut chans: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+        for r in &rcpts {
+            let (c, a) = match self.cfg.rewrite.rewrite(r) {
+                Dest::Local(a) => (0, a),
+                Dest::Remote(a) => (1, a),
+            };
+            chans[c].push(b'T');
+            chans[c].extend_from_slice(&a);
+            chans[c].push(0);
+        }
+        if let Err(p) = self.write_preprocessed(id, &info, &chans, now) {
+            self.log(&format!("warning: trouble writing to {}\n", rel(&p)));
+            return;
+        }
+        self.log(&format!(
+            "info msg {id}: bytes {size} from <{}> qp {pid} uid {uid}\n",
+            logsafe(&sender)
+        ));
+        if !self.clean(&format!("todo/{id}")) {
+            return;
+        }
+        let mut any = false;
+        for (c, ch) in chans.iter().enumerate() {
+            if !ch.is_empty() {
+                self.pending[c].insert((now, id));
+                any = true;
+            }
+        }
+        if !any {
+            self.done.insert((now, id));
+        }
+    }
+
+    /// info, local, remote: created exclusively, written, fsynced with their
+    /// directories. The error names the file in trouble.
+    fn write_preprocessed(
+        &self,
+        id: u64,
+        info: &[u8],
+        chans: &[Vec<u8>; 2],
+        now: i64,
+    ) -> Result<(), std::path::PathBuf> {
+        let write = |p: &std::path::Path, data: &[u8], birth: Option<i64>| -> io::Result<()> {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(p)?;
+            f.write_all(data)?;
+            if let Some(t) = birth {
+                let st = UNIX_EPOCH + Duration::from_secs(t.max(0) as u64);
+                f.set_times(FileTimes::new().set_accessed(st).set_modified(st))?;
+            }
+            f.sync_all()?;
+            crate::fsutil::fsync_dir(crate::fsutil::parent_dir(p))
+        };
+        let ip = self.q.info(id);
+        write(&ip, info, Some(now)).map_err(|_| ip.clone())?;
+        for (c, data) in chans.iter().enumerate() {
+            if !data.is_empty() {
+                let p = self.q.chan(c, id);
+                write(&p, data, Some(now)).map_err(|_| p.clone())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn clean(&mut self, req: &str) -> bool {
+        let mut msg = req.as_bytes().to_vec();
+        msg.push(0);
+        let mut a = [0u8; 1];
+        let ok = self.fds.clean_cmd.write_all(&msg).is_ok()
+            && self.fds.clean_rep.read_exact(&mut a).is_ok();
+        if !ok {
+            self.log("alert: oh no! lost qmail-clean connection! dying...\n");
+            self.exitasap = true;
+            return false;
+        }
+        if a[0] != b'+' {
+            self.log(&format!("warning: qmail-clean unable to clean up {req}\n"));
+            return false;
+        }
+        true
+    }
+
+    fn cleanup(&mut self, now: i64) {
+        let Ok(ids) = self.q.list_split("mess") else {
+            return;
+        };
+        for id in ids {
+            let Ok(m) = std::fs::metadata(self.q.mess(id)) else {
+                continue;
+            };
+            if now <= m.atime() + OSSIFIED {
+                continue;
+            }
+            if self.q.info(id).exists() || self.q.todo(id).exists() {
+                continue;
+            }
+            self.clean(&format!("foop/{id}"));
+        }
+    }
+
+    // ------------------------------------------------------------ jobs and deliveries
+
+    fn fill(&mut self, c: usize, now: i64) {
+        while self.alive[c] && !self.exitasap {
+            let Some(slot) = self.slots[c].iter().position(|d| d.is_none()) else {
+                return;
+            };
+            if let Some(j) = self.jobs[c].iter().position(|j| !j.todo.is_empty()) {
+                self.start_delivery(c, j, slot);
+                continue;
+            }
+            let Some(&(t, id)) = self.pending[c].first() else {
+                return;
+            };
+            if t > now {
+                return;
+            }
+            self.pending[c].pop_first();
+            self.open_job(c, id, now);
+        }
+    }
+
+    fn open_job(&mut self, c: usize, id: u64, now: i64) {
+        let path = self.q.chan(c, id);
+        let (data, sender, birth) = match (std::fs::read(&path), self.getinfo(id)) {
+            (Ok(d), Some((s, b))) => (d, s, b),
+            (Err(e), _) if e.kind() == io::ErrorKind::NotFound => return,
+            _ => {
+                self.log(&format!(
+                    "warning: trouble opening {}; will try again later\n",
+                    rel(&path)
+                ));
+                self.pending[c].insert((now + SLEEP_SYSFAIL, id));
+                return;
+            }
+        };
+        let mut job = Job {
+            id,
+            sender,
+            retry: next_retry(birth, now, c),
+            dying: now > birth + self.cfg.lifetime,
+            todo: Default::default(),
+            inflight: 0,
+            complete: true,
+        };
+        let mut pos = 0u64;
+        for rec in data.split_inclusive(|&b| b == 0) {
+            if rec.last() != Some(&0) {
+                break; // a partial record at the end: impossible after fsync
+            }
+            match rec[0] {
+                b'T' => job.todo.push_back((pos, rec[1..rec.len() - 1].to_vec())),
+                b'D' => {}
+                _ => {
+                    self.log(&format!(
+                        "warning: unknown record type in {}!\n",
+                        rel(&path)
+                    ));
+                    job.complete = false;
+                    break;
+                }
+            }
+            pos += rec.len() as u64;
+        }
+        self.jobs[c].push(job);
+        let j = self.jobs[c].len() - 1;
+        self.maybe_close(c, j, now);
+    }
+
+    fn getinfo(&self, id: u64) -> Option<(Vec<u8>, i64)> {
+        let p = self.q.info(id);
+        let mut f = File::open(&p).ok()?;
+        let birth = f.metadata().ok()?.mtime();
+        let mut d = Vec::new();
+        f.read_to_end(&mut d).ok()?;
+        let rec = d.split(|&b| b == 0).next().unwrap_or(&[]);
+        let sender = rec.strip_prefix(b"F").unwrap_or(&[]).to_vec();
+        Some((sender, birth))
+    }
+
+    fn start_delivery(&mut self, c: usize, j: usize, slot: usize) {
+        let job = &mut self.jobs[c][j];
+        let Some((pos, recip)) = job.todo.pop_front() else {
+            return;
+        };
+        job.inflight += 1;
+        let id = job.id;
+        let sender = bounce::verp_sender(&job.sender, &recip);
+        let delid = self.masterdelid;
+        self.masterdelid += 1;
+        let mut cmd = vec![slot as u8, (slot >> 8) as u8];
+        cmd.extend_from_slice(format!("{}/{}", id % super::SPLIT, id).as_bytes());
+        cmd.push(0);
+        cmd.extend_from_slice(&sender);
+        cmd.push(0);
+        cmd.extend_from_slice(&recip);
+        cmd.push(0);
+        let line = format!(
+            "starting delivery {delid}: msg {id} to {} {}\n",
+            CHAN_NAME[c],
+            logsafe(&recip)
+        );
+        self.slots[c][slot] = Some(Del {
+            id,
+            delid,
+            pos,
+            recip,
+        });
+        if self.fds.cmd[c].write_all(&cmd).is_err() {
+            self.spawn_died(c);
+            return;
+        }
+        self.log(&line);
+        self.status();
+    }
+
+    fn spawn_died(&mut self, c: usize) {
+        if self.alive[c] {
+            self.log("alert: oh no! lost spawn connection! dying...\n");
+        }
+        self.alive[c] = false;
+        self.exitasap = true;
+        // Nothing will report on this channel any more: forget its deliveries;
+        // their addresses stay T and are tried again at the next start.
+        for s in self.slots[c].iter_mut() {
+            *s = None;
+        }
+        self.jobs[c].clear();
+    }
+
+    fn read_reports(&mut self, c: usize) {
+        let mut buf = [0u8; 4096];
+        let n = match self.fds.rep[c].read(&mut buf) {
+            Ok(0) => {
+                self.spawn_died(c);
+                return;
+            }
+            Ok(n) => n,
+            Err(_) => return,
+        };
+        for &b in &buf[..n] {
+            if self.repbuf[c].len() < REPORTMAX {
+                self.repbuf[c].push(b);
+            }
+            if b == 0 && self.repbuf[c].len() > 2 {
+                let mut rep = std::mem::take(&mut self.repbuf[c]);
+                rep.pop();
+                self.report(c, rep);
+            }
+        }
+    }
+
+    fn report(&mut self, c: usize, rep: Vec<u8>) {
+        let now = crate::timefmt::now();
+        let slot = rep[0] as usize | (rep[1] as usize) << 8;
+        let Some(del) = self.slots[c].get_mut(slot).and_then(Option::take) else {
+            self.log("warning: internal error: delivery report out of range\n");
+            return;
+        };
+        let Some(j) = self.jobs[c].iter().position(|j| j.id == del.id) else {
+            return;
+        };
+        let mut letter = rep.get(2).copied().unwrap_or(b'?');
+        let mut text = rep.get(3..).unwrap_or(&[]).to_vec();
+        if letter == b'Z' && self.jobs[c][j].dying {
+            letter = b'D';
+            text.extend_from_slice(
+                b"I'm not going to try again; this message has been in the queue too long.\n",
+            );
+        }
+        let d = del.delid;
+        match letter {
+            b'K' => {
+                self.log(&format!("delivery {d}: success: {}\n", logsafe(&text)));
+                self.markdone(c, del.id, del.pos);
+            }
+            b'Z' => {
+                self.log(&format!("delivery {d}: deferral: {}\n", logsafe(&text)));
+                self.jobs[c][j].complete = false;
+            }
+            b'D' => {
+                self.log(&format!("delivery {d}: failure: {}\n", logsafe(&text)));
+                self.addbounce(del.id, &del.recip, &text);
+                self.markdone(c, del.id, del.pos);
+            }
+            _ => {
+                self.log(&format!("delivery {d}: report mangled, will defer\n"));
+                self.jobs[c][j].complete = false;
+            }
+        }
+        self.jobs[c][j].inflight -= 1;
+        self.status();
+        self.maybe_close(c, j, now);
+    }
+
+    /// Closes job `j` once all its deliveries have reported: removes the channel
+    /// file, or schedules the next retry.
+    fn maybe_close(&mut self, c: usize, j: usize, now: i64) {
+        let job = &self.jobs[c][j];
+        if !job.todo.is_empty() || job.inflight > 0 {
+            return;
+        }
+        let job = self.jobs[c].remove(j);
+        let path = self.q.chan(c, job.id);
+        if job.complete {
+            if let Err(e) = std::fs::remove_file(&path) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    self.log(&format!(
+                        "warning: unable to unlink {}; will try again later\n",
+                        rel(&path)
+                    ));
+                    self.pending[c].insert((now + SLEEP_SYSFAIL, job.id));
+                    return;
+                }
+            }
+            if !self.q.chan(1 - c, job.id).exists() {
+                self.messdone(job.id, now);
+            }
+        } else {
+            let _ = set_times(&path, job.retry);
+            self.pending[c].insert((job.retry, job.id));
+        }
+    }
+
+    fn markdone(&mut self, c: usize, id: u64, pos: u64) {
+        let p = self.q.chan(c, id);
+        let r = OpenOptions::new().write(true).open(&p).and_then(|mut f| {
+            f.seek(SeekFrom::Start(pos))?;
+            f.write_all(b"D")
+        });
+        if r.is_err() {
+            self.log(&format!(
+                "warning: trouble marking {}; message will be delivered twice!\n",
+                rel(&p)
+            ));
+        }
+    }
+
+    fn addbounce(&mut self, id: u64, recip: &[u8], text: &[u8]) {
+        let para = bounce::paragraph(self.cfg.rewrite.strip_vdom_prepend(recip), text);
+        let p = self.q.bounce(id);
+        loop {
+            let r = OpenOptions::new()
+                .append(true)
+                .create(true)
+                .mode(0o600)
+                .open(&p)
+                .and_then(|mut f| {
+                    f.write_all(&para)?;
+                    f.sync_data()
+                });
+            if r.is_ok() {
+                return;
+            }
+            self.log("alert: unable to append to bounce message; HELP! sleeping...\n");
+            std::thread::sleep(Duration::from_secs(10));
+            if self.sig.term.load(Ordering::Relaxed) {
+                return;
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ finished messages
+
+    fn messdone(&mut self, id: u64, now: i64) {
+        for c in 0..2 {
+            if self.q.chan(c, id).exists() {
+                return;
+            }
+        }
+        if self.q.todo(id).exists() || !self.q.info(id).exists() {
+            return;
+        }
+        if !self.inject_bounce(id, now) {
+            self.done.insert((now + SLEEP_SYSFAIL, id));
+            return;
+        }
+        self.log(&format!("end msg {id}\n"));
+        if std::fs::remove_file(self.q.info(id)).is_err() {
+            self.log(&format!(
+                "warning: unable to unlink {}; will try again later\n",
+                rel(&self.q.info(id))
+            ));
+            self.done.insert((now + SLEEP_SYSFAIL, id));
+            return;
+        }
+        self.clean(&format!("foop/{id}"));
+    }
+
+    fn inject_bounce(&mut self, id: u64, now: i64) -> bool {
+        let Some((mut sender, _)) = self.getinfo(id) else {
+            return false;
+        };
+        if sender.ends_with(b"-@[]") {
+            sender.truncate(sender.len() - 4);
+        }
+        let bp = self.q.bounce(id);
+        let paragraphs = match std::fs::read(&bp) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return true,
+            Err(_) => {
+                self.log(&format!("warning: unable to stat {}\n", rel(&bp)));
+                return false;
+            }
+        };
+        if sender == b"#@[]" {
+            self.log(&format!("triple bounce: discarding {}\n", rel(&bp)));
+        } else {
+            let (bsender, brecip): (&[u8], Vec<u8>) = if sender.is_empty() {
+                (b"#@[]", self.cfg.doublebounceto.clone())
+            } else {
+                (b"", sender.clone())
+            };
+            let head = bounce::notice(
+                now,
+                &self.cfg.bouncefrom,
+                &self.cfg.bouncehost,
+                &brecip,
+                &sender,
+                &paragraphs,
+            );
+            match self.qmail_queue(&head, id, bsender, &brecip) {
+                Ok(qp) => {
+                    self.log(&format!("bounce msg {id} qp {qp}\n"));
+                    self.todo_now = true;
+                }
+                Err(_) => {
+                    self.log("warning: trouble injecting bounce message, will try later\n");
+                    return false;
+                }
+            }
+        }
+        if std::fs::remove_file(&bp).is_err() {
+            self.log(&format!("warning: unable to unlink {}\n", rel(&bp)));
+            return false;
+        }
+        true
+    }
+
+    /// Runs qmail-queue (or `$QMAILQUEUE`) with `head` + mess/N; its pid.
+    fn qmail_queue(&self, head: &[u8], id: u64, sender: &[u8], recip: &[u8]) -> io::Result<u32> {
+        let prog = std::env::var_os("QMAILQUEUE")
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| self.roots.qmail_bin("qmail-queue"));
+        let (er, ew) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+        let mut child = Command::new(prog)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::from(er))
+            .stderr(Stdio::null())
+            .current_dir(&self.roots.qmail)
+            .spawn()?;
+        let qp = child.id();
+        let mut env = b"F".to_vec();
+        env.extend_from_slice(sender);
+        env.extend_from_slice(b"\0T");
+        env.extend_from_slice(recip);
+        env.extend_from_slice(b"\0\0");
+        let mut ew = File::from(ew);
+        let r = (|| -> io::Result<()> {
+            ew.write_all(&env)?;
+            drop(ew);
+            let mut stdin = child.stdin.take().ok_or(io::ErrorKind::BrokenPipe)?;
+            stdin.write_all(head)?;
+            let mut m = File::open(self.q.mess(id))?;
+            io::copy(&mut m, &mut stdin)?;
+            Ok(())
+        })();
+        let st = child.wait()?;
+        r?;
+        if st.success() {
+            Ok(qp)
+        } else {
+            Err(io::Error::other("qmail-queue failed"))
+        }
+    }
+}
+
+fn set_times(p: &std::path::Path, t: i64) -> io::Result<()> {
+    let st = UNIX_EPOCH + Duration::from_secs(t.max(0) as u64);
+    File::open(p)?.set_times(FileTimes::new().set_accessed(st).set_modified(st))
+}
+
+/// A queue path as qmail logs it: relative to the queue directory.
+fn rel(p: &std::path::Path) -> String {
+    let comps: Vec<_> = p.components().rev().take(3).collect();
+    let mut parts: Vec<String> = comps
+        .iter()
+        .rev()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    // flat names (todo/N, bounce/N) have two components worth showing
+    if parts.len() == 3 && parts[1].parse::<u64>().is_err() {
+        parts.remove(0);
+    }
+    parts.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_names() {
+        assert_eq!(rel(std::path::Path::new("/q/queue/mess/3/26")), "mess/3/26");
+        assert_eq!(rel(std::path::Path::new("/q/queue/bounce/26")), "bounce/26");
+    }
+}

@@ -1,0 +1,508 @@
+//! qmail-lspawn and qmail-rspawn: run deliveries for qmail-send.
+//!
+//! qmail-send writes a command per delivery on the spawner's fd 0: two bytes of
+//! delivery slot (little endian), then `S/N\0` (the message below `mess/`),
+//! `sender\0`, `recipient\0`. The spawner runs the delivery in the background and
+//! answers on fd 1 with the two slot bytes, a letter (`K` delivered, `Z`
+//! temporary failure, `D` permanent failure), a text and a `\0`. When qmail-send
+//! closes fd 0, the spawner waits for the deliveries in progress, then exits.
+//!
+//! qmail-lspawn (root) finds the recipient's account in `users/cdb` (or falls
+//! back to system accounts and then the `alias` user), and runs `qmail-local`
+//! under that account's uid and gid. qmail-rspawn (qmailr) runs
+//! `qmail-remote HOST SENDER RECIPIENT` and folds its r/h/s and K/Z/D reports
+//! into one.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use crate::paths::Roots;
+
+/// One delivery request.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// The message file.
+    pub mess: PathBuf,
+    /// Envelope sender.
+    pub sender: Vec<u8>,
+    /// Recipient.
+    pub recip: Vec<u8>,
+}
+
+/// A delivery function: request in, report (letter + text) out.
+pub type Deliver = dyn Fn(&Request) -> Vec<u8> + Send + Sync;
+
+/// The spawner loop: reads commands from `input`, runs each with `deliver` on its
+/// own thread, writes reports to `output`; returns when `input` ends and every
+/// delivery has reported.
+pub fn serve(
+    mess_dir: &Path,
+    deliver: Arc<Deliver>,
+    input: impl Read,
+    output: impl Write + Send + 'static,
+) -> io::Result<()> {
+    let out = Arc::new(Mutex::new(output));
+    let mut r = BufReader::new(input);
+    let mut threads = Vec::new();
+    loop {
+        let mut slot = [0u8; 2];
+        match r.read_exact(&mut slot) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e),
+        }
+        let mut fields = Vec::new();
+        for _ in 0..3 {
+            let mut f = Vec::new();
+            r.by_ref().take(4096).read_until(0, &mut f)?;
+            if f.pop() != Some(0) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "command from qmail-send cut off",
+                ));
+            }
+            fields.push(f);
+        }
+        let recip = fields.pop().unwrap_or_default();
+        let sender = fields.pop().unwrap_or_default();
+        let path = fields.pop().unwrap_or_default();
+        let deliver = Arc::clone(&deliver);
+        let out = Arc::clone(&out);
+        let mess = mess_path(mess_dir, &path);
+        threads.retain(|t: &std::thread::JoinHandle<()>| !t.is_finished());
+        threads.push(std::thread::spawn(move || {
+            let mut report = match mess {
+                Some(mess) => deliver(&Request {
+                    mess,
+                    sender,
+                    recip,
+                }),
+                None => b"ZInternal qmail-spawn bug: bad message name. (#4.3.0)\n".to_vec(),
+            };
+            report.retain(|&b| b != 0);
+            if report.is_empty() {
+                report.push(b'Z');
+            }
+            let mut msg = slot.to_vec();
+            msg.extend_from_slice(&report);
+            msg.push(0);
+            if let Ok(mut o) = out.lock() {
+                let _ = o.write_all(&msg).and_then(|_| o.flush());
+            }
+        }));
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    Ok(())
+}
+
+/// `S/N` below `mess/`, digits only.
+fn mess_path(mess_dir: &Path, rel: &[u8]) -> Option<PathBuf> {
+    let s = std::str::from_utf8(rel).ok()?;
+    let (a, b) = s.split_once('/')?;
+    super::parse_id(a)?;
+    super::parse_id(b)?;
+    Some(mess_dir.join(a).join(b))
+}
+
+/// True when the qmail accounts are missing or we are not root: programs keep
+/// the invoking identity (tests, a sandbox root).
+pub fn sandbox() -> bool {
+    !nix::unistd::geteuid().is_root() || crate::sys::account("qmails").is_none()
+}
+
+/// Opens the message for a delivery, checking that qmail-queue wrote it.
+fn open_mess(p: &Path) -> Result<File, Vec<u8>> {
+    let f =
+        File::open(p).map_err(|_| b"Zqmail-spawn unable to open message. (#4.3.0)\n".to_vec())?;
+    if !sandbox() {
+        if let (Some(q), Ok(m)) = (crate::sys::account("qmailq"), f.metadata()) {
+            if m.uid() != q.uid {
+                return Err(b"ZSorry, message has wrong owner. (#4.3.5)\n".to_vec());
+            }
+        }
+    }
+    Ok(f)
+}
+
+/// Runs a child with the message on fd 0 and fd 1 + fd 2 into one pipe; its
+/// output (at most `limit` bytes kept) and exit status.
+fn run_child(mut cmd: Command, mess: File, limit: usize) -> io::Result<(Vec<u8>, i32, bool)> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+    let w2 = w.try_clone()?;
+    cmd.stdin(Stdio::from(mess))
+        .stdout(Stdio::from(w))
+        .stderr(Stdio::from(w2));
+    let mut child = cmd.spawn()?;
+    drop(cmd);
+    let mut out = Vec::new();
+    let mut rf = File::from(r);
+    let mut buf = [0u8; 4096];
+    let mut too_long = false;
+    loop {
+        match rf.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let room = limit.saturating_sub(out.len());
+                if n > room {
+                    too_long = true;
+                }
+                out.extend_from_slice(&buf[..n.min(room)]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+    let st = child.wait()?;
+    if too_long {
+        out.extend_from_slice(b"\nError report too long, sorry.\n");
+    }
+    match st.code() {
+        Some(c) => Ok((out, c, false)),
+        None => Ok((out, st.signal().unwrap_or(0), true)),
+    }
+}
+
+// ---------------------------------------------------------------- local
+
+/// A local account as qmail-lspawn hands it to qmail-local.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assign {
+    /// User name.
+    pub user: Vec<u8>,
+    /// uid.
+    pub uid: u32,
+    /// gid.
+    pub gid: u32,
+    /// Home directory.
+    pub home: Vec<u8>,
+    /// `-` or empty.
+    pub dash: Vec<u8>,
+    /// Extension.
+    pub ext: Vec<u8>,
+}
+
+fn parse_assign(data: &[u8]) -> Option<Assign> {
+    let f: Vec<&[u8]> = data.split(|&b| b == 0).collect();
+    if f.len() < 6 {
+        return None;
+    }
+    let num = |s: &[u8]| std::str::from_utf8(s).ok()?.parse::<u32>().ok();
+    Some(Assign {
+        user: f[0].to_vec(),
+        uid: num(f[1])?,
+        gid: num(f[2])?,
+        home: f[3].to_vec(),
+        dash: f[4].to_vec(),
+        ext: f[5].to_vec(),
+    })
+}
+
+/// qmail-lspawn's `users/cdb` lookup: `!local\0` exactly, then `!prefix` keys
+/// for wildcard (`+`) assignments, longest first, only for prefixes ending in a
+/// character listed in the cdb's `""` record; the rest of the local part is
+/// appended to the extension.
+pub fn lookup_users_cdb(roots: &Roots, local: &[u8]) -> io::Result<Option<Assign>> {
+    let Some(cdb) = crate::cdb::Reader::open_opt(&roots.users().join("cdb"))? else {
+        return Ok(None);
+    };
+    let mut key = b"!".to_vec();
+    key.extend_from_slice(&local.to_ascii_lowercase());
+    key.push(0);
+    let wild = cdb.get(b"")?.unwrap_or_default();
+    let mut i = key.len();
+    let mut flagwild = false;
+    while i > 0 {
+        if !flagwild || i == 1 || wild.contains(&key[i - 1]) {
+            if let Some(mut v) = cdb.get(&key[..i])? {
+                if flagwild {
+                    v.extend_from_slice(&local[i - 1..]);
+                }
+                v.push(0);
+                return parse_assign(&v)
+                    .map(Some)
+                    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad users/cdb"));
+            }
+        }
+        i -= 1;
+        flagwild = true;
+    }
+    Ok(None)
+}
+
+/// The qmail-getpw fallback: a system account named by the local part (or a
+/// prefix of it ending before a `-`), else the `alias` user with the whole
+/// local part as extension.
+pub fn getpw(roots: &Roots, local: &[u8]) -> Option<Assign> {
+    let l = String::from_utf8_lossy(local).to_ascii_lowercase();
+    let mut cut = l.len();
+    loop {
+        let name = &l[..cut];
+        if !name.is_empty() && !name.contains(['.', '/']) {
+            if let Some(a) = crate::sys::account(name).filter(|a| a.uid != 0) {
+                let ext = l.get(cut + 1..).unwrap_or("");
+                return Some(Assign {
+                    user: a.name.into_bytes(),
+                    uid: a.uid,
+                    gid: a.gid,
+                    home: a.home.into_os_string().into_encoded_bytes(),
+                    dash: if cut < l.len() {
+                        b"-".to_vec()
+                    } else {
+                        Vec::new()
+                    },
+                    ext: ext.as_bytes().to_vec(),
+                });
+            }
+        }
+        match l[..cut].rfind('-') {
+            Some(p) => cut = p,
+            None => break,
+        }
+    }
+    let (uid, gid, home) = match crate::sys::account("alias") {
+        Some(a) => (a.uid, a.gid, a.home),
+        None => (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+            roots.qmail.join("alias"),
+        ),
+    };
+    Some(Assign {
+        user: b"alias".to_vec(),
+        uid,
+        gid,
+        home: home.into_os_string().into_encoded_bytes(),
+        dash: b"-".to_vec(),
+        ext: local.to_vec(),
+    })
+}
+
+fn os(b: &[u8]) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    std::ffi::OsString::from_vec(b.to_vec())
+}
+
+/// One local delivery (qmail-lspawn): the report letter and text.
+pub fn deliver_local(roots: &Roots, aliasempty: &str, req: &Request) -> Vec<u8> {
+    let (local, domain) = match req.recip.iter().rposition(|&b| b == b'@') {
+        Some(at) => (&req.recip[..at], &req.recip[at + 1..]),
+        None => (&req.recip[..], &b""[..]),
+    };
+    if local.is_empty() {
+        return b"K".to_vec();
+    }
+    let a = match lookup_users_cdb(roots, local) {
+        Ok(Some(a)) => a,
+        Ok(None) => match getpw(roots, local) {
+            Some(a) => a,
+            None => return b"ZUnable to find alias user!\n".to_vec(),
+        },
+        Err(_) => return b"ZTrouble reading users/cdb in qmail-lspawn.\n".to_vec(),
+    };
+    let sandbox = sandbox();
+    if a.uid == 0 && !sandbox {
+        return b"ZNot allowed to perform deliveries as root.\n".to_vec();
+    }
+    let mess = match open_mess(&req.mess) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let mut cmd = Command::new(roots.qmail_bin("qmail-local"));
+    cmd.arg0("qmail-local")
+        .arg("--")
+        .args(
+            [
+                &a.user,
+                &a.home,
+                local,
+                &a.dash,
+                &a.ext,
+                domain,
+                &req.sender,
+            ][..]
+                .iter()
+                .map(|s| os(s)),
+        )
+        .arg(aliasempty)
+        .current_dir(&roots.qmail);
+    if !sandbox && nix::unistd::geteuid().as_raw() != a.uid {
+        cmd.uid(a.uid).gid(a.gid);
+    }
+    match run_child(cmd, mess, 3000) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => b"ZUnable to run qmail-local.\n".to_vec(),
+        Err(_) => b"ZUnable to run qmail-local.\n".to_vec(),
+        Ok((out, _, true)) => {
+            let _ = out;
+            b"Zqmail-local crashed.\n".to_vec()
+        }
+        Ok((out, code, false)) => {
+            let letter = match code {
+                0 => b'K',
+                111 | 71 | 74 | 75 => b'Z',
+                _ => b'D',
+            };
+            let mut r = vec![letter];
+            r.extend(out.iter().take_while(|&&b| b != 0));
+            r
+        }
+    }
+}
+
+// ---------------------------------------------------------------- remote
+
+/// Folds qmail-remote's output (recipient reports r/h/s, then a message report
+/// K/Z/D, each ending in `\0`) into one report, as qmail-rspawn does.
+pub fn fold_remote(out: &[u8]) -> Vec<u8> {
+    if out.is_empty() {
+        return b"Zqmail-remote produced no output.\n".to_vec();
+    }
+    let parts: Vec<&[u8]> = out.split(|&b| b == 0).filter(|p| !p.is_empty()).collect();
+    let msg = parts
+        .iter()
+        .find(|p| matches!(p[0], b'K' | b'Z' | b'D'))
+        .copied();
+    let rcpt = parts
+        .iter()
+        .find(|p| matches!(p[0], b'r' | b'h' | b's'))
+        .copied();
+    let result: i32 = match msg.map(|m| m[0]) {
+        Some(b'K') => 1,
+        Some(b'Z') => 0,
+        _ => -1,
+    };
+    let orr = match rcpt.map(|r| r[0]) {
+        Some(b's') => 0,
+        Some(b'h') => -1,
+        _ => result,
+    };
+    let mut rep = vec![match orr {
+        1 => b'K',
+        0 => b'Z',
+        _ => b'D',
+    }];
+    if let Some(r) = rcpt {
+        rep.extend_from_slice(&r[1..]);
+    }
+    if let Some(m) = msg {
+        if result <= orr || rcpt.is_none() || rcpt.map(|r| r[0]) == Some(b'r') {
+            rep.extend_from_slice(&m[1..]);
+        }
+    }
+    rep
+}
+
+/// One remote delivery (qmail-rspawn). A missing qmail-remote defers the
+/// delivery: mail is never bounced for want of a program.
+pub fn deliver_remote(roots: &Roots, req: &Request) -> Vec<u8> {
+    let host = match req.recip.iter().rposition(|&b| b == b'@') {
+        Some(at) => &req.recip[at + 1..],
+        None => &b""[..],
+    };
+    let mess = match open_mess(&req.mess) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let mut cmd = Command::new(roots.qmail_bin("qmail-remote"));
+    cmd.arg0("qmail-remote")
+        .args([os(host), os(&req.sender), os(&req.recip)])
+        .current_dir(&roots.qmail);
+    match run_child(cmd, mess, 10_000) {
+        Err(_) => b"ZUnable to run qmail-remote.\n".to_vec(),
+        Ok((_, _, true)) => b"Zqmail-remote crashed.\n".to_vec(),
+        Ok((out, 0, false)) => fold_remote(&out),
+        Ok((_, 111, false)) => b"ZUnable to run qmail-remote.\n".to_vec(),
+        Ok((_, _, false)) => b"DUnable to run qmail-remote.\n".to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds_remote_reports() {
+        assert_eq!(
+            fold_remote(b"r\0K1.2.3.4 accepted message./Remote host said: 250 ok\n\0"),
+            b"K1.2.3.4 accepted message./Remote host said: 250 ok\n".to_vec()
+        );
+        assert_eq!(
+            fold_remote(b"h1.2.3.4 does not like recipient.\n\0DGiving up on 1.2.3.4.\n\0"),
+            b"D1.2.3.4 does not like recipient.\nGiving up on 1.2.3.4.\n".to_vec()
+        );
+        assert_eq!(
+            fold_remote(b"ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n\0"),
+            b"ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n".to_vec()
+        );
+        assert_eq!(
+            fold_remote(b""),
+            b"Zqmail-remote produced no output.\n".to_vec()
+        );
+    }
+
+    #[test]
+    fn users_cdb_lookup() {
+        let d = tempfile::tempdir().unwrap();
+        let roots = Roots::new(d.path(), d.path());
+        std::fs::create_dir_all(roots.users()).unwrap();
+        let mut w = crate::cdb::Writer::new();
+        w.add(b"!joe\0", b"joe\x001000\x001000\0/home/joe\0\0\0");
+        w.add(b"", b"-");
+        w.add(
+            b"!example.com-",
+            b"example.com\x0089\x0089\0/v/d/example.com\0-\0",
+        );
+        w.write_atomic(&roots.users().join("cdb"), 0o644).unwrap();
+        let a = lookup_users_cdb(&roots, b"Joe").unwrap().unwrap();
+        assert_eq!(
+            (a.user, a.uid, a.home, a.dash, a.ext),
+            (b"joe".to_vec(), 1000, b"/home/joe".to_vec(), vec![], vec![])
+        );
+        let a = lookup_users_cdb(&roots, b"example.com-Ann")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (a.user, a.uid, a.dash, a.ext),
+            (b"example.com".to_vec(), 89, b"-".to_vec(), b"Ann".to_vec())
+        );
+        assert!(lookup_users_cdb(&roots, b"nobody-x").unwrap().is_none());
+    }
+
+    #[test]
+    fn spawner_reports_in_order_of_completion() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("3")).unwrap();
+        let deliver: Arc<Deliver> = Arc::new(|r: &Request| {
+            let mut v = b"K".to_vec();
+            v.extend_from_slice(&r.recip);
+            v
+        });
+        let out = Arc::new(Mutex::new(Vec::new()));
+        struct W(Arc<Mutex<Vec<u8>>>);
+        impl Write for W {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        serve(
+            d.path(),
+            deliver,
+            &b"\x01\x003/26\0s\0a@b\0\x02\x00x/y\0s\0c@d\0"[..],
+            W(out.clone()),
+        )
+        .unwrap();
+        let o = out.lock().unwrap().clone();
+        assert!(o.windows(7).any(|w| w == b"\x01\x00Ka@b\0"));
+        assert!(o.windows(3).any(|w| w == b"\x02\x00Z"));
+    }
+}

@@ -1,0 +1,163 @@
+"""qmail-local: qmail's argv, the .qmail semantics, reports and exit codes,
+run directly inside a root as qmail-lspawn would run it."""
+import os
+import stat
+import tempfile
+import unittest
+
+from harness import Root, maildir_messages
+
+MSG = b"From: a@example.org\nSubject: hi\n\nbody\r\nbare\rCR \x00NUL \xe9\xff 8bit\nFrom me\n"
+
+
+class QmailLocal(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.root = Root()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.root.cleanup()
+
+    def setUp(self):
+        self.home = tempfile.mkdtemp(dir=self.root.dir, prefix="home-")
+        os.chmod(self.home, 0o700)
+        os.mkdir(os.path.join(self.home, "Maildir"))
+        for s in ("tmp", "new", "cur"):
+            os.mkdir(os.path.join(self.home, "Maildir", s))
+
+    def qmail(self, name, text, mode=0o600):
+        p = os.path.join(self.home, name)
+        with open(p, "w") as f:
+            f.write(text)
+        os.chmod(p, mode)
+
+    def local(self, local="joe", dash="", ext="", sender="a@example.org", aliasempty="./Maildir/",
+              msg=MSG, env=None, opts=()):
+        return self.root.run("qmail-local", *opts, "--", "joe", self.home, local, dash, ext,
+                             "example.com", sender, aliasempty, input=msg, env=env)
+
+    def delivered(self):
+        return [open(p, "rb").read() for p in maildir_messages(os.path.join(self.home, "Maildir"))]
+
+    def test_aliasempty_maildir_bytes_unchanged(self):
+        r = self.local()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, b"did 1+0+0\n")
+        [m] = self.delivered()
+        self.assertEqual(m, b"Return-Path: <a@example.org>\nDelivered-To: joe@example.com\n" + MSG)
+        self.assertEqual(os.listdir(os.path.join(self.home, "Maildir", "tmp")), [])
+        name = os.listdir(os.path.join(self.home, "Maildir", "new"))[0]
+        self.assertRegex(name, r"^\d+\.\d+\.")
+        self.assertNotIn(",S=", name)
+
+    def test_dot_qmail_lookup_default_and_extension_env(self):
+        self.qmail(".qmail-list-default", '|echo "$DEFAULT $EXT $EXT2 $LOCAL $HOST2 $RECIPIENT" > out\n')
+        r = self.local(local="joe-list-Foo.Bar", dash="-", ext="list-Foo.Bar")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, b"did 0+0+1\n")
+        with open(os.path.join(self.home, "out")) as f:
+            self.assertEqual(f.read(), "Foo.Bar list-Foo.Bar Foo.Bar joe-list-Foo.Bar example "
+                                       "joe-list-Foo.Bar@example.com\n")
+
+    def test_no_file_with_dash_bounces(self):
+        r = self.local(local="joe-nope", dash="-", ext="nope")
+        self.assertEqual(r.returncode, 100)
+        self.assertIn(b"Sorry, no mailbox here by that name. (#5.1.1)", r.stderr)
+
+    def test_program_exit_codes_and_99(self):
+        self.qmail(".qmail-p", "|exit 99\n./Maildir/\n")
+        r = self.local(local="joe-p", dash="-", ext="p")
+        self.assertEqual(r.returncode, 0)
+        self.assertEqual(self.delivered(), [])
+        for code, want in ((100, 100), (64, 100), (1, 111), (75, 111)):
+            self.qmail(".qmail-p", f"|echo failing; exit {code}\n")
+            r = self.local(local="joe-p", dash="-", ext="p")
+            self.assertEqual(r.returncode, want, code)
+            self.assertIn(b"failing", r.stdout)
+        self.qmail(".qmail-p", "|cat > got\n")
+        self.assertEqual(self.local(local="joe-p", dash="-", ext="p").returncode, 0)
+        with open(os.path.join(self.home, "got"), "rb") as f:
+            self.assertEqual(f.read(), MSG)
+
+    def test_loop_check(self):
+        r = self.local(msg=b"Delivered-To: joe@example.com\n" + MSG)
+        self.assertEqual(r.returncode, 100)
+        self.assertIn(b"This message is looping: it already has my Delivered-To line. (#5.4.6)", r.stderr)
+        # Only in the header, and byte for byte.
+        self.assertEqual(self.local(msg=b"S: x\n\nDelivered-To: joe@example.com\n").returncode, 0)
+        self.assertEqual(self.local(msg=b"Delivered-To: JOE@example.com\n\nx\n").returncode, 0)
+
+    def test_forward_one_qmail_queue_call(self):
+        qq = os.path.join(self.home, "fakeqq")
+        out = os.path.join(self.home, "qq")
+        with open(qq, "w") as f:
+            f.write(f"#!/bin/sh\ncat > {out}.msg\ncat <&1 > {out}.env\necho x >> {out}.calls\n")
+        os.chmod(qq, 0o755)
+        self.qmail(".qmail-fw", "&a@one.example\nb@two.example\n# c\n")
+        self.qmail(".qmail-fw-owner", "x\n")
+        r = self.local(local="joe-fw", dash="-", ext="fw", env={"QMAILQUEUE": qq})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, rb"^did 0\+2\+0\nqp \d+\n$")
+        self.assertEqual(open(out + ".msg", "rb").read(), b"Delivered-To: joe-fw@example.com\n" + MSG)
+        self.assertEqual(open(out + ".env", "rb").read(),
+                         b"Fjoe-fw-owner@example.com\0Ta@one.example\0Tb@two.example\0\0")
+        self.assertEqual(open(out + ".calls").read(), "x\n")
+        # qmail-queue failing temporarily: 111 and qmail's text.
+        with open(qq, "w") as f:
+            f.write("#!/bin/sh\ncat >/dev/null\nexit 53\n")
+        r = self.local(local="joe-fw", dash="-", ext="fw", env={"QMAILQUEUE": qq})
+        self.assertEqual(r.returncode, 111)
+        self.assertIn(b"Unable to forward message: qq write error or disk full (#4.3.0).", r.stderr)
+
+    def test_mbox(self):
+        self.qmail(".qmail-mb", "./mbox\n")
+        r = self.local(local="joe-mb", dash="-", ext="mb", sender="")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        data = open(os.path.join(self.home, "mbox"), "rb").read()
+        self.assertTrue(data.startswith(b"From MAILER-DAEMON "))
+        self.assertIn(b"Return-Path: <>\nDelivered-To: joe-mb@example.com\n", data)
+        self.assertIn(b"\n>From me\n\n", data)
+        self.assertTrue(data.endswith(b"\n\n"))
+
+    def test_permission_checks(self):
+        os.chmod(self.home, 0o777)
+        r = self.local()
+        self.assertEqual(r.returncode, 111)
+        self.assertIn(b"Uh-oh: home directory is writable. (#4.7.0)", r.stderr)
+        os.chmod(self.home, 0o1700)
+        r = self.local()
+        self.assertEqual(r.returncode, 111)
+        self.assertIn(b"sticky", r.stderr)
+        os.chmod(self.home, 0o700)
+        self.qmail(".qmail-w", "./Maildir/\n", mode=0o666)
+        r = self.local(local="joe-w", dash="-", ext="w")
+        self.assertEqual(r.returncode, 111)
+        self.assertIn(b"Uh-oh: .qmail file is writable. (#4.7.0)", r.stderr)
+        self.qmail(".qmail-x", "./Maildir/\n", mode=0o700)
+        r = self.local(local="joe-x", dash="-", ext="x")
+        self.assertEqual(r.returncode, 111)
+        self.assertIn(b"x bit set", r.stderr)
+        self.qmail(".qmail-b", "\n./Maildir/\n")
+        r = self.local(local="joe-b", dash="-", ext="b")
+        self.assertEqual(r.returncode, 111)
+        self.assertIn(b"first line of .qmail file is blank", r.stderr)
+
+    def test_usage_and_dry_run(self):
+        r = self.root.run("qmail-local", "joe", "relative", "a", "b", input=b"")
+        self.assertEqual(r.returncode, 100)
+        self.assertIn(b"usage", r.stderr)
+        self.qmail(".qmail-n", "./Maildir/\n|true\nx@y\n")
+        r = self.local(local="joe-n", dash="-", ext="n", opts=("-n",))
+        self.assertEqual(r.returncode, 0)
+        self.assertEqual(r.stdout, b"maildir ./Maildir/\nprogram true\nforward x@y\ndid 1+1+1\n")
+        self.assertEqual(self.delivered(), [])
+
+    def test_missing_maildir_is_temporary(self):
+        r = self.local(aliasempty="./Nope/")
+        self.assertEqual(r.returncode, 111)
+        self.assertIn(b"Unable to chdir to maildir. (#4.2.1)", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,153 @@
+"""vdelivermail: every argument form, users' .qmail, BOUNCE_MAIL, .no-user.msg,
+Maildir++ quota and the loop check, run as qmail-local runs it from a
+domain's .qmail-default (EXT, HOST, DTLINE, RPLINE in the environment)."""
+import os
+import unittest
+
+from harness import Root, maildir_messages
+
+MSG = b"From: a@example.org\nSubject: hi\n\nbody \x00\xff\r\n"
+DOM = "example.test"
+
+
+class Vdelivermail(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.root = Root()
+        cls.root.add_domain(DOM)
+        cls.root.add_user(f"joe@{DOM}")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.root.cleanup()
+
+    def vdel(self, user, arg="bounce-no-mailbox", msg=MSG, args=None, sender="a@example.org"):
+        env = {"EXT": user, "HOST": DOM, "SENDER": sender,
+               "DTLINE": f"Delivered-To: {DOM}-{user}@{DOM}\n",
+               "RPLINE": f"Return-Path: <{sender}>\n"}
+        return self.root.run("vdelivermail", *(args if args is not None else ["", arg]),
+                             input=msg, env=env)
+
+    def msgs(self, user):
+        return maildir_messages(self.root.maildir(user, DOM))
+
+    def test_delivers_to_user_maildir_with_size_in_name(self):
+        before = len(self.msgs("joe"))
+        r = self.vdel("Joe")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        paths = self.msgs("joe")
+        self.assertEqual(len(paths), before + 1)
+        newest = max(paths, key=os.path.getmtime)
+        with open(newest, "rb") as f:
+            data = f.read()
+        self.assertEqual(data, b"Return-Path: <a@example.org>\nDelivered-To: joe@" + DOM.encode() + b"\n" + MSG)
+        self.assertTrue(newest.endswith(f",S={len(data)}"), newest)
+
+    def test_unknown_user_bounces_with_vpopmail_text(self):
+        r = self.vdel("nobody")
+        self.assertEqual(r.returncode, 100)
+        self.assertEqual(r.stdout, b"Sorry, no mailbox here by that name. vpopmail (#5.1.1)\n")
+
+    def test_no_user_msg(self):
+        p = os.path.join(self.root.domain_dir(DOM), ".no-user.msg")
+        with open(p, "w") as f:
+            f.write("No such person here, try www.example.test\n")
+        try:
+            r = self.vdel("nobody")
+            self.assertEqual(r.returncode, 100)
+            self.assertEqual(r.stdout, b"No such person here, try www.example.test\n")
+        finally:
+            os.unlink(p)
+
+    def test_delete_discards(self):
+        r = self.vdel("nobody", "delete")
+        self.assertEqual(r.returncode, 0)
+
+    def test_catch_all_path(self):
+        pm = os.path.join(self.root.domain_dir(DOM), "postmaster")
+        before = len(maildir_messages(os.path.join(pm, "Maildir")))
+        r = self.vdel("nobody", pm)
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertEqual(len(maildir_messages(os.path.join(pm, "Maildir"))), before + 1)
+        # A Maildir path itself works too.
+        r = self.vdel("nobody", os.path.join(pm, "Maildir") + "/")
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertEqual(len(maildir_messages(os.path.join(pm, "Maildir"))), before + 2)
+
+    def test_postmaster_gets_mail(self):
+        before = len(self.msgs("postmaster"))
+        self.assertEqual(self.vdel("postmaster").returncode, 0)
+        self.assertEqual(len(self.msgs("postmaster")), before + 1)
+
+    def test_syntax_error(self):
+        r = self.vdel("joe", args=["bounce-no-mailbox"])
+        self.assertEqual(r.returncode, 111)
+        self.assertIn(b"vdelivermail: invalid syntax in .qmail-default file", r.stdout)
+
+    def test_loop(self):
+        r = self.vdel("joe", msg=b"delivered-to: JOE@" + DOM.encode() + b"\n" + MSG)
+        self.assertEqual(r.returncode, 100)
+        self.assertIn(b"mail is looping", r.stdout)
+
+    def test_bounce_mail_flag(self):
+        self.root.add_user(f"locked@{DOM}")
+        self.root.run("vmoduser", "-b", f"locked@{DOM}", check=True)
+        r = self.vdel("locked")
+        self.assertEqual(r.returncode, 100)
+        self.assertIn(f"account is locked email bounced locked@{DOM}".encode(), r.stdout)
+
+    def test_user_dot_qmail(self):
+        self.root.add_user(f"fw@{DOM}")
+        d = os.path.join(self.root.domain_dir(DOM), "fw")
+        with open(os.path.join(d, ".qmail"), "w") as f:
+            f.write("# comment\n|cat > got\n./Maildir/\n")
+        r = self.vdel("fw")
+        self.assertEqual(r.returncode, 0, r.stdout)
+        with open(os.path.join(d, "got"), "rb") as f:
+            self.assertEqual(f.read(), MSG)
+        self.assertEqual(len(self.msgs("fw")), 1)
+        with open(os.path.join(d, ".qmail"), "w") as f:
+            f.write("/var/mail/fw\n")
+        r = self.vdel("fw")
+        self.assertEqual(r.returncode, 111)
+        self.assertIn(b"can't handle mbox delivery for /var/mail/fw", r.stdout)
+        with open(os.path.join(d, ".qmail"), "w") as f:
+            f.write("# discard everything\n")
+        self.assertEqual(self.vdel("fw").returncode, 0)
+        self.assertEqual(len(self.msgs("fw")), 1)
+
+    def test_quota(self):
+        with open(self.root.v("etc", "quota-range"), "w") as f:
+            f.write("1 2G\n")
+        self.root.add_user(f"small@{DOM}", "secret1", "-q", "400")
+        md = self.root.maildir("small", DOM)
+        r = self.vdel("small", msg=b"x" * 200)
+        self.assertEqual(r.returncode, 0, r.stdout)
+        [m] = self.msgs("small")
+        size = os.path.getsize(m)
+        with open(os.path.join(md, "maildirsize")) as f:
+            lines = f.read().splitlines()
+        self.assertEqual(lines[0], "400S")
+        self.assertEqual(sum(int(l.split()[0]) for l in lines[1:]), size)
+        self.assertEqual(sum(int(l.split()[1]) for l in lines[1:]), 1)
+        r = self.vdel("small", msg=b"x" * 200)
+        self.assertEqual(r.returncode, 100)
+        self.assertIn(b"user is over quota", r.stdout)
+        self.assertEqual(len(self.msgs("small")), 1)
+        # A deletion recorded by a POP3 server makes room again.
+        os.unlink(m)
+        with open(os.path.join(md, "maildirsize"), "a") as f:
+            f.write(f"-{size} -1\n")
+        self.assertEqual(self.vdel("small", msg=b"x" * 200).returncode, 0)
+        over = os.path.join(self.root.domain_dir(DOM), ".over-quota.msg")
+        with open(over, "w") as f:
+            f.write("Mailbox full.\n")
+        try:
+            r = self.vdel("small", msg=b"x" * 300)
+            self.assertEqual((r.returncode, r.stdout), (100, b"Mailbox full.\n"))
+        finally:
+            os.unlink(over)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,43 @@
+"""The whole local chain with the real programs: qmail-queue -> qmail-send ->
+qmail-lspawn -> qmail-local -> vdelivermail -> the user's Maildir, and the
+bounce for an unknown user of a vpopmail domain."""
+import os
+import unittest
+
+from harness import RootTestCase, maildir_messages
+from test_queue_delivery import queue, send_once
+
+
+class VpopmailChain(RootTestCase):
+    def setUp(self):
+        super().setUp()
+        for prog in ("qmail-local", "vdelivermail", "vadddomain", "vadduser"):
+            if not os.path.exists(self.root.bin(prog)):
+                self.skipTest(f"{prog} is not built yet")
+        self.root.add_domain("example.com")
+        self.root.add_user("joe@example.com")
+        self.root.add_user("sender@example.com")
+        self.out = os.path.join(self.root.dir, "unused")
+
+    def test_delivery_and_no_mailbox_bounce(self):
+        self.assertEqual(queue(self.root, "Subject: hi\n\nhello joe\n", "sender@example.com",
+                               ["joe@example.com", "nobody@example.com"]), 0)
+        log = send_once(self.root, self.out)
+        got = maildir_messages(self.root.maildir("joe", "example.com"))
+        self.assertEqual(len(got), 1, log)
+        with open(got[0], "rb") as f:
+            m = f.read()
+        self.assertTrue(m.startswith(b"Return-Path: <sender@example.com>\n"
+                                     b"Delivered-To: joe@example.com\n"), m[:200])
+        self.assertTrue(m.endswith(b"\n\nhello joe\n"))
+        bounces = maildir_messages(self.root.maildir("sender", "example.com"))
+        self.assertEqual(len(bounces), 1, log)
+        with open(bounces[0], "rb") as f:
+            b = f.read().decode(errors="replace")
+        self.assertIn("Subject: failure notice\n", b)
+        self.assertIn("<nobody@example.com>:\nSorry, no mailbox here by that name. vpopmail (#5.1.1)\n", b)
+        self.assertIn("--- Below this line is a copy of the message.\n\nReturn-Path: <sender@example.com>\n", b)
+
+
+if __name__ == "__main__":
+    unittest.main()

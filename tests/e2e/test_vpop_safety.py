@@ -1,0 +1,123 @@
+"""Concurrency, crash safety and hashed directories of the vpopmail admin
+programs: parallel vadduser runs all land, a kill -9 in the middle of a
+rewrite leaves the old or the new vpasswd, large domains hash their users."""
+import os
+import random
+import signal
+import subprocess
+import time
+import unittest
+
+from harness import RootTestCase
+from test_vpop_domains import cdb_records
+
+
+class Safety(RootTestCase):
+    def setUp(self):
+        super().setUp()
+        self.root.add_domain("example.com")
+        self.dom = self.root.v("domains", "example.com")
+
+    def lines(self):
+        with open(os.path.join(self.dom, "vpasswd")) as f:
+            return f.read().split("\n")
+
+    def test_concurrent_vadduser_all_succeed(self):
+        r = self.root
+        procs = [subprocess.Popen([r.bin("vadduser"), f"user{i:02d}@example.com", "pw-12345"],
+                                  env=r.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for i in range(16)]
+        for p in procs:
+            out, err = p.communicate(timeout=120)
+            self.assertEqual(p.returncode, 0, (out, err))
+        names = [l.split(":")[0] for l in self.lines() if l]
+        self.assertEqual(names, sorted(["postmaster"] + [f"user{i:02d}" for i in range(16)]))
+        recs = dict(cdb_records(r.read("home/vpopmail/domains/example.com/vpasswd.cdb")))
+        self.assertEqual(sorted(recs), sorted(n.encode() for n in names))
+        # The same user twice at once: exactly one wins.
+        procs = [subprocess.Popen([r.bin("vadduser"), "same@example.com", "pw-12345"], env=r.env(),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
+        codes = sorted(p.wait(timeout=120) for p in procs)
+        self.assertEqual(codes.count(0), 1, codes)
+        self.assertEqual(sum(1 for l in self.lines() if l.startswith("same:")), 1)
+
+    def test_kill_9_leaves_old_or_new_vpasswd(self):
+        r = self.root
+        # A large domain, written in vpopmail's format.
+        n = 3000
+        lines = [l for l in self.lines() if l]
+        for i in range(n):
+            lines.append(f"u{i:05d}:$1$saltsalt$abcdefghijklmnopqrstuv:1:0:old:{self.dom}/u{i:05d}:NOQUOTA")
+        lines.sort()
+        with open(os.path.join(self.dom, "vpasswd"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.unlink(os.path.join(self.dom, "vpasswd.cdb"))
+        # How long one whole rewrite takes here, so the kills spread over it.
+        t0 = time.monotonic()
+        r.run("vmoduser", "-c", "old", "example.com", check=True)
+        span = 1.5 * (time.monotonic() - t0)
+        rng = random.Random(4242)
+        seen = set()
+        for round_ in range(25):
+            gecos = f"gen{round_}"
+            p = subprocess.Popen([r.bin("vmoduser"), "-c", gecos, "example.com"], env=r.env(),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            # Kill at a random moment of the rewrite (a timing injection, not a wait).
+            try:
+                p.wait(timeout=rng.uniform(0.0, span))
+            except subprocess.TimeoutExpired:
+                p.send_signal(signal.SIGKILL)
+            p.wait(timeout=60)
+            text = self.lines()
+            self.assertEqual(text[-1], "", "vpasswd ends with a newline")
+            body = text[:-1]
+            self.assertEqual(len(body), n + 1)
+            gecos_set = set()
+            for l in body:
+                f = l.split(":")
+                self.assertEqual(len(f), 7, l)
+                if f[0] != "postmaster":
+                    gecos_set.add(f[4])
+            self.assertEqual(len(gecos_set), 1, "a torn vpasswd mixes two versions")
+            seen.add(p.returncode == 0)
+            # Readers see the current text even if the kill came between the
+            # rename of vpasswd and the one of vpasswd.cdb.
+            v = r.run("vuserinfo", "-c", "u01234@example.com")
+            self.assertEqual(v.stdout.decode(), gecos_set.pop() + "\n")
+        self.assertEqual(seen, {True, False}, "some runs were killed, some completed")
+        # The next writer leaves everything consistent.
+        r.run("vmoduser", "-c", "final", "example.com", check=True)
+        recs = dict(cdb_records(r.read("home/vpopmail/domains/example.com/vpasswd.cdb")))
+        self.assertEqual(len(recs), n + 1)
+        self.assertIn(b":final:", recs[b"u00007"])
+
+    def test_large_domain_hashes_user_dirs(self):
+        r = self.root
+        # postmaster is entry 1; entries 2..99 stay in the domain directory.
+        for i in range(2, 121):
+            p = r.run("vadduser", "-n", f"n{i:03d}@example.com")
+            self.assertEqual(p.returncode, 0, p.stdout)
+        entries = {l.split(":")[0]: l.split(":")[5] for l in self.lines() if l}
+        self.assertEqual(entries["n099"], f"{self.dom}/n099")
+        self.assertEqual(entries["n100"], f"{self.dom}/0/n100")
+        self.assertEqual(entries["n120"], f"{self.dom}/0/n120")
+        self.assertTrue(os.path.isdir(os.path.join(self.dom, "0", "n100", "Maildir", "new")))
+        with open(os.path.join(self.dom, ".dir-control")) as f:
+            self.assertEqual(f.read(), "120\n0\n3\n0 0 0\n61 61 61\n0 2 4\n0 0 0\n0\n")
+        self.assertEqual(r.run("vuserinfo", "-d", "n110@example.com").stdout,
+                         f"{self.dom}/0/n110\n".encode())
+        self.assertEqual(r.run("vdeluser", "n110@example.com").returncode, 0)
+        self.assertFalse(os.path.exists(os.path.join(self.dom, "0", "n110")))
+        with open(os.path.join(self.dom, ".dir-control")) as f:
+            self.assertEqual(f.readline(), "119\n")
+        # One-letter names are refused when directories are hashed (vpopmail).
+        self.assertEqual(r.run("vadduser", "x@example.com", "pw").stdout, b"Error: Illegal username\n")
+        # Continuing a vpopmail counter that is about to wrap to two levels.
+        with open(os.path.join(self.dom, ".dir-control"), "w") as f:
+            f.write("6299\n0\n3\n0 0 0\n61 61 61\n0 2 4\n61 0 0\nz\n")
+        self.assertEqual(r.run("vadduser", "-n", "deep@example.com").returncode, 0)
+        self.assertTrue(os.path.isdir(os.path.join(self.dom, "0", "0", "deep")))
+
+
+if __name__ == "__main__":
+    unittest.main()

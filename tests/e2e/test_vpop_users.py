@@ -1,0 +1,366 @@
+"""vadduser, vdeluser, vpasswd, vmoduser, vsetuserquota, vuserinfo, valias on
+files in vpopmail's exact format: golden lines, byte-for-byte preservation of
+what they do not change, and bad input that changes nothing."""
+import os
+import stat
+import unittest
+import warnings
+
+from harness import RootTestCase
+from test_vpop_domains import cdb_records, snapshot
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import crypt
+
+
+def verify(password, hashed):
+    return crypt.crypt(password, hashed) == hashed
+
+
+# A domain as vpopmail 5.4 leaves it: MD5-crypt and DES hashes, clear
+# passwords, flags, quotas, a hashed user, a line without the clear field.
+GOLDEN = [
+    "ann:$1$AbCdEfGh$0123456789abcdefghijkl:1:0:Ann Smith:{dom}/ann:NOQUOTA:annpass",
+    "bob:aZGJuE6EXrjEE:1:2050:bob:{dom}/bob:52428800S,1000C:test",
+    "carl:$1$saltsalt$abcdefghijklmnopqrstuv:2:0:Carl:{dom}/0/carl:10485760S:",
+    "postmaster:$1$5pZSV9va$azfrPr6af3Fc7dLblQXVa0:1:0:Postmaster:{dom}/postmaster:NOQUOTA",
+]
+
+
+class Users(RootTestCase):
+    def setUp(self):
+        super().setUp()
+        self.root.add_domain("example.com")
+        self.dom = self.root.v("domains", "example.com")
+
+    def vpasswd_lines(self):
+        with open(os.path.join(self.dom, "vpasswd")) as f:
+            return f.read().splitlines()
+
+    def entry(self, name):
+        for l in self.vpasswd_lines():
+            if l.split(":")[0] == name:
+                return l.split(":")
+        return None
+
+    def install_golden(self):
+        lines = [l.format(dom=self.dom) for l in GOLDEN]
+        with open(os.path.join(self.dom, "vpasswd"), "w") as f:
+            f.write("".join(l + "\n" for l in lines))
+        os.unlink(os.path.join(self.dom, "vpasswd.cdb"))
+        for u in ("ann", "bob", "0/carl"):
+            os.makedirs(os.path.join(self.dom, u, "Maildir", "new"))
+        return lines
+
+    def test_vadduser_golden_line_and_cdb(self):
+        r = self.root
+        p = r.run("vadduser", "-c", "Joe User", "Joe@Example.com", "secret1")
+        self.assertEqual((p.returncode, p.stdout, p.stderr), (0, b"", b""))
+        line = [l for l in self.vpasswd_lines() if l.startswith("joe:")][0]
+        f = line.split(":")
+        self.assertEqual(len(f), 7, "no clear-text field unless asked for")
+        self.assertRegex(f[1], r"^\$6\$[./0-9A-Za-z]{16}\$[./0-9A-Za-z]{86}$")
+        self.assertTrue(verify("secret1", f[1]))
+        self.assertEqual(f[2:], ["1", "0", "Joe User", self.dom + "/joe", "NOQUOTA"])
+        recs = dict(cdb_records(r.read("home/vpopmail/domains/example.com/vpasswd.cdb")))
+        self.assertEqual(recs[b"joe"], line.split(":", 1)[1].encode())
+        ud = os.path.join(self.dom, "joe")
+        self.assertEqual(stat.S_IMODE(os.stat(ud).st_mode), 0o750)
+        for sub in ("new", "cur", "tmp"):
+            self.assertEqual(stat.S_IMODE(os.stat(os.path.join(ud, "Maildir", sub)).st_mode), 0o750)
+        with open(os.path.join(ud, "lastauth"), "rb") as fh:
+            self.assertEqual(fh.read(), b"0.0.0.0")
+        self.assertEqual(stat.S_IMODE(os.stat(os.path.join(self.dom, "vpasswd")).st_mode), 0o600)
+
+        p = r.run("vadduser", "-C", "-q", "50M", "kim@example.com", "pw:with:colons")
+        self.assertEqual(p.returncode, 0, p.stdout)
+        f = self.entry("kim")
+        self.assertEqual(f[6], "52428800S")
+        self.assertEqual(":".join(f[7:]), "pw:with:colons")
+        with open(os.path.join(self.dom, "kim", "Maildir", "maildirsize")) as fh:
+            self.assertEqual(fh.read(), "52428800S\n0 0\n")
+        p = r.run("vadduser", "-n", "nopw@example.com")
+        self.assertEqual(p.returncode, 0)
+        self.assertEqual(self.entry("nopw")[1], "")
+        p = r.run("vadduser", "-e", "$1$5pZSV9va$azfrPr6af3Fc7dLblQXVa0", "md5@example.com")
+        self.assertEqual(p.returncode, 0)
+        self.assertEqual(self.entry("md5")[1], "$1$5pZSV9va$azfrPr6af3Fc7dLblQXVa0")
+        p = r.run("vadduser", "-r", "rnd@example.com")
+        self.assertRegex(p.stdout, rb"^Random password: [0-9A-Za-z]{12}\n$")
+        self.assertTrue(verify(p.stdout.split()[-1].decode(), self.entry("rnd")[1]))
+        p = r.run("vadduser", "-r20", "rnd20@example.com")
+        self.assertRegex(p.stdout, rb"^Random password: [0-9A-Za-z]{20}\n$")
+        names = [l.split(":")[0] for l in self.vpasswd_lines()]
+        self.assertEqual(names, sorted(names))
+
+    def test_existing_vpopmail_lines_survive_byte_for_byte(self):
+        r = self.root
+        lines = self.install_golden()
+        self.assertEqual(r.run("vadduser", "bea@example.com", "pw1234").returncode, 0)
+        now = self.vpasswd_lines()
+        self.assertEqual([l for l in now if not l.startswith("bea:")], lines)
+        self.assertEqual([l.split(":")[0] for l in now], ["ann", "bea", "bob", "carl", "postmaster"])
+        # The cdb is rebuilt from every line, the clear fields included.
+        recs = dict(cdb_records(r.read("home/vpopmail/domains/example.com/vpasswd.cdb")))
+        for l in lines:
+            n, rest = l.split(":", 1)
+            self.assertEqual(recs[n.encode()], rest.encode())
+        # Changing one user rewrites only that line.
+        self.assertEqual(r.run("vmoduser", "-c", "Bob Jones", "bob@example.com").returncode, 0)
+        now = self.vpasswd_lines()
+        self.assertEqual(now[2], lines[1].replace(":bob:", ":Bob Jones:"))
+        self.assertEqual([now[0]] + now[3:], [lines[0], lines[2], lines[3]])
+        self.assertEqual(r.run("vsetuserquota", "carl@example.com", "30m").returncode, 0)
+        self.assertEqual(self.vpasswd_lines()[3], lines[2].replace(":10485760S:", ":31457280S:"))
+
+    def test_vuserinfo_format(self):
+        r = self.root
+        self.install_golden()
+        os.utime(os.path.join(self.dom, "bob"), None)
+        la = os.path.join(self.dom, "bob", "lastauth")
+        with open(la, "w") as f:
+            f.write("192.0.2.7")
+        os.utime(la, (812090814, 812090814))
+        p = r.run("vuserinfo", "bob@example.com", env={"TZ": "UTC"})
+        self.assertEqual(p.returncode, 0)
+        self.assertEqual(p.stdout.decode(), (
+            "name:   bob\n"
+            "passwd: aZGJuE6EXrjEE\n"
+            "clear passwd: test\n"
+            "comment/gecos: bob\n"
+            "uid:    1\n"
+            "gid:    2050\n"
+            "flags:  2050\n"
+            "gecos: bob\n"
+            "limits:\n"
+            "        pop access closed\n"
+            "        smtp access is closed\n"
+            f"dir:       {self.dom}/bob\n"
+            "quota:     52428800S,1000C\n"
+            "usage:     0%\n"
+            "last auth: Tue Sep 26 04:46:54 1995\n"
+            "last auth ip: 192.0.2.7\n"))
+        p = r.run("vuserinfo", "ann@example.com")
+        self.assertTrue(p.stdout.decode().endswith(
+            f"dir:       {self.dom}/ann\nquota:     NOQUOTA\nusage:     NOQUOTA\nlast auth: Never logged in\n"))
+        self.assertEqual(r.run("vuserinfo", "-d", "-q", "-C", "carl@example.com").stdout.decode(),
+                         f"\n{self.dom}/0/carl\n10485760S\n")
+        # Usage: 1 of 1000 messages, 5 MB of 50 MB: the fuller one, 10%.
+        md = os.path.join(self.dom, "bob", "Maildir")
+        with open(os.path.join(md, "new", "1.2.host,S=5242880"), "w") as f:
+            f.write("x")
+        self.assertEqual(r.run("vuserinfo", "-Q", "bob@example.com").stdout, b"10%\n")
+        p = r.run("vuserinfo", "nobody@example.com")
+        self.assertEqual((p.returncode, p.stdout), (255, b"no such user nobody@example.com\n"))
+        p = r.run("vuserinfo", "-D", "example.com", "-n")
+        self.assertEqual(p.stdout.decode(), "".join(f"------------------------------------------\n{n}\n"
+                                                    for n in ("ann", "bob", "carl", "postmaster")))
+        # A new account: created, never logged in.
+        r.run("vadduser", "new@example.com", "pw1", check=True)
+        out = r.run("vuserinfo", "-l", "new@example.com").stdout.decode().splitlines()
+        self.assertRegex(out[0], r"^account created: \w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}$")
+        self.assertEqual(out[1], "last auth: Never logged in")
+
+    def test_vdeluser(self):
+        r = self.root
+        r.run("vadduser", "joe@example.com", "pw1", check=True)
+        p = r.run("vdeluser", "joe@example.com")
+        self.assertEqual((p.returncode, p.stdout), (0, b""))
+        self.assertIsNone(self.entry("joe"))
+        self.assertFalse(os.path.exists(os.path.join(self.dom, "joe")))
+        self.assertNotIn(b"joe", dict(cdb_records(r.read("home/vpopmail/domains/example.com/vpasswd.cdb"))))
+        p = r.run("vdeluser", "joe@example.com")
+        self.assertEqual((p.returncode, p.stdout), (246, b"Error: User does not exist\n"))
+        p = r.run("vdeluser", "joe@nowhere.com")
+        self.assertEqual((p.returncode, p.stdout), (245, b"Error: Domain does not exist\n"))
+        before = snapshot(r.dir)
+        p = r.run("vdeluser", "Postmaster@example.com")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertRegex(p.stdout, rb"^Error: can't delete postmaster@example.com[^\n]*\n$")
+        self.assertEqual(snapshot(r.dir), before)
+        # Everything else works on postmaster.
+        self.assertEqual(r.run("vpasswd", "postmaster@example.com", "newpm1").returncode, 0)
+        self.assertTrue(verify("newpm1", self.entry("postmaster")[1]))
+        self.assertEqual(r.run("vsetuserquota", "postmaster@example.com", "100M").returncode, 0)
+        self.assertEqual(self.entry("postmaster")[6], "104857600S")
+        # The catch-all account is refused, as vpopmail refuses it.
+        r.run("vadduser", "boss@example.com", "pw1", check=True)
+        with open(os.path.join(self.dom, ".qmail-default"), "w") as f:
+            f.write(f"| {r.vpop}/bin/vdelivermail '' {self.dom}/boss\n")
+        p = r.run("vdeluser", "boss@example.com")
+        self.assertEqual(p.stdout, b"Error: can't delete catchall account\n")
+        self.assertIsNotNone(self.entry("boss"))
+
+    def test_vpasswd(self):
+        r = self.root
+        self.install_golden()
+        before = self.vpasswd_lines()
+        p = r.run("vpasswd", "ann@example.com", "fresh1")
+        self.assertEqual((p.returncode, p.stdout), (0, b""))
+        ann = self.entry("ann")
+        self.assertTrue(ann[1].startswith("$6$") and verify("fresh1", ann[1]))
+        self.assertEqual(ann[7], "", "the old clear password no longer matches and is emptied")
+        self.assertEqual(self.vpasswd_lines()[1:], before[1:])
+        self.assertEqual(r.run("vpasswd", "-C", "ann@example.com", "fresh2").returncode, 0)
+        self.assertEqual(self.entry("ann")[7], "fresh2")
+        p = r.run("vpasswd", "ann@example.com", input="a1\nb1\nc1\nc1\n")
+        self.assertEqual((p.returncode, p.stdout), (0, b"Passwords do not match, try again\n"))
+        self.assertIn(b"Please enter password for ann@example.com: ", p.stderr)
+        self.assertTrue(verify("c1", self.entry("ann")[1]))
+        p = r.run("vpasswd", "-r", "ann@example.com")
+        self.assertTrue(verify(p.stdout.split()[-1].decode(), self.entry("ann")[1]))
+        for who in ("nobody@example.com",):
+            p = r.run("vpasswd", who, "x1")
+            self.assertEqual((p.returncode, p.stdout), (255, b"Error: Illegal username\n"))
+        r.run("vmoduser", "-d", "ann@example.com", check=True)
+        snap = snapshot(r.dir)
+        p = r.run("vpasswd", "ann@example.com", "x1")
+        self.assertEqual((p.returncode, p.stdout), (255, b"Error: Illegal username\n"))
+        self.assertEqual(snapshot(r.dir), snap)
+
+    def test_vmoduser_flags(self):
+        r = self.root
+        r.run("vadduser", "joe@example.com", "pw1", check=True)
+        self.assertEqual(r.run("vmoduser", "-p", "-s", "joe@example.com").returncode, 0)
+        self.assertEqual(self.entry("joe")[3], "2050")
+        self.assertEqual(r.run("vmoduser", "-br", "joe@example.com").returncode, 0)
+        self.assertEqual(self.entry("joe")[3], str(2050 | 0x10 | 0x20))
+        self.assertEqual(r.run("vmoduser", "-x", "-i", "joe@example.com").returncode, 0)
+        self.assertEqual(self.entry("joe")[3], "8")
+        self.assertEqual(r.run("vmoduser", "-C", "clear1", "joe@example.com").returncode, 0)
+        j = self.entry("joe")
+        self.assertTrue(verify("clear1", j[1]))
+        self.assertEqual(j[7], "clear1")
+        self.assertEqual(r.run("vmoduser", "-e", "aZGJuE6EXrjEE", "joe@example.com").returncode, 0)
+        self.assertEqual(self.entry("joe")[1], "aZGJuE6EXrjEE")
+        self.assertEqual(self.entry("joe")[7], "")
+        self.assertEqual(r.run("vmoduser", "-q", "1000C", "joe@example.com").returncode, 0)
+        self.assertEqual(self.entry("joe")[6], "1000C")
+        with open(os.path.join(self.dom, "joe", "Maildir", "maildirsize")) as f:
+            self.assertEqual(f.readline(), "1000C\n")
+        # A bare domain: every user.
+        self.assertEqual(r.run("vmoduser", "-w", "example.com").returncode, 0)
+        self.assertTrue(all(int(l.split(":")[3]) & 4 for l in self.vpasswd_lines()))
+        p = r.run("vmoduser", "-p", "nobody@example.com")
+        self.assertEqual((p.returncode, p.stdout), (255, b"no such user nobody@example.com\n"))
+
+    def test_vsetuserquota(self):
+        r = self.root
+        r.run("vadduser", "joe@example.com", "pw1", check=True)
+        md = os.path.join(self.dom, "joe", "Maildir")
+        with open(os.path.join(md, "cur", "1.1.h,S=1000:2,S"), "w") as f:
+            f.write("x")
+        for q, want in [("50M", "52428800S"), ("52428800", "52428800S"), ("1g", "1073741824S"),
+                        ("2000C", "2000C"), ("50M,1000C", "52428800S,1000C"), ("NOQUOTA", "NOQUOTA"),
+                        ("25m", "26214400S")]:
+            p = r.run("vsetuserquota", "joe@example.com", q)
+            self.assertEqual((p.returncode, p.stdout), (0, b""), q)
+            self.assertEqual(self.entry("joe")[6], want, q)
+            ms = os.path.join(md, "maildirsize")
+            if want == "NOQUOTA":
+                self.assertFalse(os.path.exists(ms))
+            else:
+                with open(ms) as f:
+                    self.assertEqual(f.read(), f"{want}\n1000 1\n", q)
+        snap = snapshot(r.dir)
+        for q in ("1M", "3G", "24M", "1000", "abc", "-1", "50M,", "5X"):
+            p = r.run("vsetuserquota", "joe@example.com", q)
+            self.assertNotEqual(p.returncode, 0, q)
+            self.assertTrue(p.stdout.startswith(b"Error: ") and p.stdout.count(b"\n") == 1, p.stdout)
+        self.assertEqual(snapshot(r.dir), snap)
+        # The hosting range can be changed by the admin.
+        with open(r.v("etc", "quota-range"), "w") as f:
+            f.write("1K 3G\n")
+        self.assertEqual(r.run("vsetuserquota", "joe@example.com", "3G").returncode, 0)
+        self.assertEqual(r.run("vsetuserquota", "joe@example.com", "2000").returncode, 0)
+        self.assertEqual(self.entry("joe")[6], "2000S")
+        # A bare domain: every user.
+        self.assertEqual(r.run("vsetuserquota", "example.com", "200M").returncode, 0)
+        self.assertTrue(all(l.split(":")[6] == "209715200S" for l in self.vpasswd_lines()))
+
+    def test_bad_input_is_one_error_line_and_no_change(self):
+        r = self.root
+        r.run("vadduser", "joe@example.com", "pw1", check=True)
+        snap = snapshot(r.dir)
+        cases = [
+            ("vadduser", ["../x@example.com", "pw"]),
+            ("vadduser", ["a/b@example.com", "pw"]),
+            ("vadduser", ["a:b@example.com", "pw"]),
+            ("vadduser", ["@example.com", "pw"]),
+            ("vadduser", ["x" * 33 + "@example.com", "pw"]),
+            ("vadduser", ["a%b@example.com", "pw"]),
+            ("vadduser", ["a@b@example.com", "pw"]),
+            ("vadduser", ["a\nb@example.com", "pw"]),
+            ("vadduser", ["a\x01b@example.com", "pw"]),
+            ("vadduser", ["a b@example.com", "pw"]),
+            ("vadduser", [".hidden@example.com", "pw"]),
+            ("vadduser", ["x@example.com", "pw"]),
+            ("vadduser", ["vpasswd@example.com", "pw"]),
+            ("vadduser", ["new@nowhere.com", "pw"]),
+            ("vadduser", ["new@../etc", "pw"]),
+            ("vadduser", ["joe@example.com", "pw"]),
+            ("vadduser", []),
+            ("vadduser", ["-q"]),
+            ("vadduser", ["-c", "a:b", "new@example.com", "pw"]),
+            ("vadduser", ["-c", "a\nb", "new@example.com", "pw"]),
+            ("vadduser", ["-c", "x" * 49, "new@example.com", "pw"]),
+            ("vadduser", ["new@example.com", "p\nw"]),
+            ("vadduser", ["new@example.com", "x" * 129]),
+            ("vadduser", ["-e", "a:b", "new@example.com"]),
+            ("vadduser", ["-r", "new@example.com", "pw"]),
+            ("vadduser", ["-z", "new@example.com", "pw"]),
+            ("vadduser", ["new@example.com", "pw", "extra"]),
+            ("vdeluser", []),
+            ("vdeluser", ["../x@example.com"]),
+            ("vdeluser", ["nobody@example.com"]),
+            ("vpasswd", []),
+            ("vpasswd", ["joe@example.com", "p\nw"]),
+            ("vmoduser", []),
+            ("vmoduser", ["-c", "a:b", "joe@example.com"]),
+            ("vmoduser", ["-q", "1M", "joe@example.com"]),
+            ("vmoduser", ["-D", "relative/dir", "joe@example.com"]),
+            ("vsetuserquota", ["joe@example.com"]),
+            ("vsetuserquota", ["nobody@example.com", "50M"]),
+            ("vsetuserquota", ["joe@nowhere.com", "50M"]),
+            ("vuserinfo", []),
+            ("vuserinfo", ["../x@example.com"]),
+        ]
+        for prog, args in cases:
+            p = r.run(prog, *args, input="")
+            self.assertNotEqual(p.returncode, 0, (prog, args))
+            lines = p.stdout.splitlines()
+            self.assertEqual(len(lines), 1, (prog, args, p.stdout))
+            self.assertTrue(lines[0].startswith(b"Error: ") or lines[0].startswith(b"no such user"),
+                            (prog, args, p.stdout))
+            self.assertEqual(snapshot(r.dir), snap, (prog, args))
+
+    def test_valias(self):
+        r = self.root
+        self.assertEqual(r.run("valias", "-i", "joe@else.where", "info@example.com").returncode, 0)
+        self.assertEqual(r.run("valias", "-i", "&ann@else.where", "info@example.com").returncode, 0)
+        self.assertEqual(r.run("valias", "-i", f"{self.dom}/postmaster/Maildir/", "sales.team@example.com").returncode, 0)
+        with open(os.path.join(self.dom, ".qmail-info")) as f:
+            self.assertEqual(f.read(), "joe@else.where\n&ann@else.where\n")
+        self.assertTrue(os.path.exists(os.path.join(self.dom, ".qmail-sales:team")))
+        self.assertEqual(r.run("valias", "info@example.com").stdout,
+                         b"info@example.com -> joe@else.where\ninfo@example.com -> &ann@else.where\n")
+        self.assertEqual(r.run("valias", "-s", "example.com").stdout.decode(),
+                         "info@example.com -> joe@else.where\ninfo@example.com -> &ann@else.where\n"
+                         f"sales.team@example.com -> {self.dom}/postmaster/Maildir/\n")
+        self.assertEqual(r.run("valias", "-n", "example.com").stdout, b"info\nsales.team\n")
+        p = r.run("valias", "-i", "joe@else.where", "info@example.com")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertEqual(p.stderr, b"Error: alias info@example.com -> joe@else.where already exists.\n")
+        for bad in (["-i", "x\ny", "a2@example.com"], ["-i", "x", "../a@example.com"],
+                    ["-i", "x", "a2@nowhere.com"], ["-d", "nosuch@example.com"], []):
+            p = r.run("valias", *bad)
+            self.assertNotEqual(p.returncode, 0, bad)
+            self.assertTrue(p.stderr.startswith(b"Error: "), (bad, p.stderr))
+        self.assertEqual(r.run("valias", "-d", "info@example.com").returncode, 0)
+        self.assertFalse(os.path.exists(os.path.join(self.dom, ".qmail-info")))
+        self.assertTrue(os.path.exists(os.path.join(self.dom, ".qmail-default")))
+
+
+if __name__ == "__main__":
+    unittest.main()
