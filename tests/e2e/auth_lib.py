@@ -1,4 +1,5 @@
 """Helpers for the vchkpw / relay tests: vpopmail domains and users in a Root."""
+import functools
 import os
 import subprocess
 
@@ -7,7 +8,9 @@ from harness import RootTestCase, need_tool
 NO_POP, NO_WEBMAIL, NO_IMAP, NO_RELAY, NO_SMTP = 0x02, 0x04, 0x08, 0x20, 0x800
 
 
+@functools.lru_cache(maxsize=None)
 def crypt6(password):
+    """SHA-512-crypt with a fixed salt (memoized: the tests reuse passwords)."""
     r = subprocess.run(["openssl", "passwd", "-6", "-salt", "e2esalt", password],
                        capture_output=True, text=True, check=True, timeout=30)
     return r.stdout.strip()
