@@ -103,6 +103,14 @@ class QmailLocal(unittest.TestCase):
         self.assertEqual(open(out + ".env", "rb").read(),
                          b"Fjoe-fw-owner@example.com\0Ta@one.example\0Tb@two.example\0\0")
         self.assertEqual(open(out + ".calls").read(), "x\n")
+        # -owner-default as well: the VERP form of the owner address.
+        self.qmail(".qmail-fw-owner-default", "x\n")
+        r = self.local(local="joe-fw", dash="-", ext="fw", env={"QMAILQUEUE": qq})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(open(out + ".env", "rb").read().startswith(b"Fjoe-fw-owner-@example.com-@[]\0"))
+        # A bounce (empty sender) keeps its empty sender.
+        r = self.local(local="joe-fw", dash="-", ext="fw", sender="", env={"QMAILQUEUE": qq})
+        self.assertTrue(open(out + ".env", "rb").read().startswith(b"F\0T"))
         # qmail-queue failing temporarily: 111 and qmail's text.
         with open(qq, "w") as f:
             f.write("#!/bin/sh\ncat >/dev/null\nexit 53\n")
