@@ -743,6 +743,30 @@ mod tests {
         assert!(out.is_empty());
     }
 
+    struct Chunks<'a>(&'a [u8], usize);
+    impl Read for Chunks<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(self.0.len()).min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn header_reading_in_any_chunking() {
+        let input = b"To: a@b.org,\n c@d.org\r\nSubject: x\n\nbody\nline\n";
+        for size in 1..=512 {
+            let mut r = BufReader::with_capacity(size.max(1), Chunks(input, size));
+            let (h, b) = read_header(&mut r).unwrap();
+            assert_eq!(h, b"To: a@b.org,\n c@d.org\r\nSubject: x\n", "chunk {size}");
+            assert!(b.is_empty());
+            let mut rest = Vec::new();
+            r.read_to_end(&mut rest).unwrap();
+            assert_eq!(rest, b"body\nline\n", "chunk {size}");
+        }
+    }
+
     #[test]
     fn sendmail_options() {
         match sendmail_args(&a(&[
