@@ -597,7 +597,8 @@ pub fn sendmail_args(argv: &[String]) -> Result<SendmailAction, Fail> {
             None if !bare.is_empty() => env.push(("QMAILUSER".to_string(), bare.clone())),
             None => {}
         }
-        args.push(format!("-f{bare}"));
+        args.push("-f".to_string());
+        args.push(bare);
     }
     args.push("--".to_string());
     args.extend(argv[i.min(argv.len())..].iter().cloned());
@@ -781,7 +782,7 @@ mod tests {
         .unwrap()
         {
             SendmailAction::Inject(args, env) => {
-                assert_eq!(args, a(&["-H", "-fwww@site.org", "--"]));
+                assert_eq!(args, a(&["-H", "-f", "www@site.org", "--"]));
                 assert!(env.contains(&("QMAILUSER".into(), "www".into())));
                 assert!(env.contains(&("QMAILHOST".into(), "site.org".into())));
                 assert!(env.contains(&("MAILNAME".into(), "Web Site".into())));
@@ -790,7 +791,7 @@ mod tests {
         }
         match sendmail_args(&a(&["-oem", "-fx@y", "a@b", "-c@d"])).unwrap() {
             SendmailAction::Inject(args, _) => {
-                assert_eq!(args, a(&["-a", "-fx@y", "--", "a@b", "-c@d"]))
+                assert_eq!(args, a(&["-a", "-f", "x@y", "--", "a@b", "-c@d"]))
             }
             x => panic!("{x:?}"),
         }
