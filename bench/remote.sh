@@ -29,7 +29,7 @@ export QMAIL_HOME="$root/var/qmail" VPOPMAIL_HOME="$root/home/vpopmail"
 echo ":[127.0.0.1]:$PORT" > "$QMAIL_HOME/control/smtproutes"
 echo bench.vqmail.test > "$QMAIL_HOME/control/helohost"
 
-if [ -x /usr/sbin/smtp-sink ]; then
+if [ -x /usr/sbin/smtp-sink ] && [ -x "$SB/sink.sh" ]; then
     "$SB/sink.sh" start "$PORT" 2>/dev/null
     usedsink=smtp-sink
 else
