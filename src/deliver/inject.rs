@@ -1,1 +1,666 @@
+//! qmail-inject and sendmail: mail submission from programs (qmail-inject(8),
+//! sendmail(8)).
+//!
+//! The message is read from fd 0; its header is rewritten as qmail-inject
+//! does (addresses completed with `defaulthost`, `defaultdomain` and
+//! `plusdomain`; `Bcc:`, `Resent-Bcc:`, `Return-Path:` and `Content-Length:`
+//! removed; `Message-ID:`, `Date:`, `From:` and, without To/Cc, a
+//! `Cc: recipient list not shown: ;` added); the body is copied unchanged.
+//! Then it goes to qmail-queue. Exit 0 queued, 100 bad usage or refused
+//! permanently, 111 temporary failure.
 
+pub mod addr;
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io::Write;
+
+use super::{qq, Fail};
+use crate::control::Control;
+use crate::paths::Roots;
+use addr::Defaults;
+
+/// qmail-inject's usage text.
+pub const USAGE: &str = "qmail-inject: usage: qmail-inject [ -nNaAhH ] [ -fsender ] [ arg ... ]";
+/// sendmail's usage text.
+pub const SENDMAIL_USAGE: &str =
+    "sendmail: usage: sendmail [ -t ] [ -fsender ] [ -Fname ] [ -bp ] [ -bs ] [ arg ... ]";
+
+/// Where the recipients come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `-a`: the arguments only.
+    Args,
+    /// `-A` (default): the arguments if any, else the header.
+    ArgsElseHeader,
+    /// `-h`: the header only.
+    Header,
+    /// `-H`: both.
+    Both,
+}
+
+/// qmail-inject's options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// The recipient source.
+    pub mode: Mode,
+    /// `-n`: print the message instead of queueing it.
+    pub print: bool,
+    /// `-f`: the envelope sender.
+    pub sender: Option<String>,
+    /// Recipients from the arguments.
+    pub recips: Vec<String>,
+}
+
+/// Parses qmail-inject's arguments (without the program name).
+pub fn parse_args(argv: &[String]) -> Result<Options, Fail> {
+    let mut o = Options {
+        mode: Mode::ArgsElseHeader,
+        print: false,
+        sender: None,
+        recips: Vec::new(),
+    };
+    let mut i = 0;
+    while i < argv.len() {
+        let a = &argv[i];
+        if a == "--" {
+            i += 1;
+            break;
+        }
+        if !a.starts_with('-') || a.len() < 2 {
+            break;
+        }
+        for (pos, c) in a[1..].char_indices() {
+            match c {
+                'n' => o.print = true,
+                'N' => o.print = false,
+                'a' => o.mode = Mode::Args,
+                'A' => o.mode = Mode::ArgsElseHeader,
+                'h' => o.mode = Mode::Header,
+                'H' => o.mode = Mode::Both,
+                'f' => {
+                    let rest = &a[1 + pos + 1..];
+                    if rest.is_empty() {
+                        i += 1;
+                        o.sender = Some(argv.get(i).ok_or_else(|| Fail::perm(USAGE))?.clone());
+                    } else {
+                        o.sender = Some(rest.to_string());
+                    }
+                    break;
+                }
+                _ => return Err(Fail::perm(USAGE)),
+            }
+        }
+        i += 1;
+    }
+    o.recips = argv[i.min(argv.len())..].to_vec();
+    Ok(o)
+}
+
+/// The settings qmail-inject takes from its environment and control files.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// Address completion.
+    pub defaults: Defaults,
+    /// The user for From: (QMAILUSER, MAILUSER, USER, LOGNAME).
+    pub user: String,
+    /// The host for From: (QMAILHOST, MAILHOST, defaulthost).
+    pub host: String,
+    /// The name for From: (QMAILNAME, MAILNAME, NAME).
+    pub name: Option<String>,
+    /// The envelope sender's user and host (QMAILSUSER, QMAILSHOST).
+    pub suser: String,
+    /// See `suser`.
+    pub shost: String,
+    /// The host in Message-IDs (QMAILIDHOST, idhost, me).
+    pub idhost: String,
+    /// QMAILINJECT letters.
+    pub flags: String,
+}
+
+impl Settings {
+    /// From `env` (a variable lookup) and the control files of `roots`.
+    pub fn load(roots: &Roots, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, Fail> {
+        let c = Control::new(roots);
+        let ctl = |name: &str| {
+            c.line(name).map_err(|e| {
+                Fail::temp(format!(
+                    "qmail-inject: fatal: unable to read control/{name}: {}",
+                    super::errstr(&e)
+                ))
+            })
+        };
+        let me = ctl("me")?.unwrap_or_else(crate::sys::hostname);
+        let first = |names: &[&str]| names.iter().find_map(|n| env(n).filter(|v| !v.is_empty()));
+        let defaulthost = first(&["QMAILDEFAULTHOST"])
+            .or(ctl("defaulthost")?)
+            .unwrap_or(me.clone());
+        let defaultdomain = first(&["QMAILDEFAULTDOMAIN"])
+            .or(ctl("defaultdomain")?)
+            .unwrap_or(me.clone());
+        let plusdomain = first(&["QMAILPLUSDOMAIN"])
+            .or(ctl("plusdomain")?)
+            .unwrap_or(me.clone());
+        let idhost = first(&["QMAILIDHOST"]).or(ctl("idhost")?).unwrap_or(me);
+        let user = first(&["QMAILUSER", "MAILUSER", "USER", "LOGNAME"])
+            .unwrap_or_else(|| "anonymous".into());
+        let host = first(&["QMAILHOST", "MAILHOST"]).unwrap_or_else(|| defaulthost.clone());
+        Ok(Settings {
+            suser: first(&["QMAILSUSER"]).unwrap_or_else(|| user.clone()),
+            shost: first(&["QMAILSHOST"]).unwrap_or_else(|| host.clone()),
+            name: first(&["QMAILNAME", "MAILNAME", "NAME"]),
+            flags: env("QMAILINJECT").unwrap_or_default(),
+            defaults: Defaults {
+                host: defaulthost,
+                domain: defaultdomain,
+                plus: plusdomain,
+            },
+            user,
+            host,
+            idhost,
+        })
+    }
+}
+
+/// A message ready for qmail-queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prepared {
+    /// The rewritten header, the empty line, and the body.
+    pub message: Vec<u8>,
+    /// The envelope sender.
+    pub sender: String,
+    /// The envelope recipients.
+    pub recips: Vec<String>,
+}
+
+const ADDRESS_FIELDS: &[&str] = &[
+    "from",
+    "sender",
+    "reply-to",
+    "to",
+    "cc",
+    "bcc",
+    "apparently-to",
+    "resent-from",
+    "resent-sender",
+    "resent-reply-to",
+    "resent-to",
+    "resent-cc",
+    "resent-bcc",
+    "errors-to",
+    "return-receipt-to",
+    "disposition-notification-to",
+    "mail-followup-to",
+    "mail-reply-to",
+];
+
+struct Field {
+    lname: String,
+    raw: Vec<u8>,
+}
+
+/// Splits `input` into header fields and the body. The header ends at the
+/// first empty line or at the first line that is neither a field nor a
+/// continuation.
+fn split(input: &[u8]) -> (Vec<Field>, &[u8]) {
+    let mut fields: Vec<Field> = Vec::new();
+    let mut pos = 0;
+    // An mbox "From " line in front is not part of the message.
+    if input.starts_with(b"From ") {
+        pos = input
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|i| i + 1)
+            .unwrap_or(input.len());
+    }
+    while pos < input.len() {
+        let end = input[pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|i| pos + i + 1)
+            .unwrap_or(input.len());
+        let line = &input[pos..end];
+        if line == b"\n" || line == b"\r\n" {
+            return (fields, &input[end..]);
+        }
+        if (line[0] == b' ' || line[0] == b'\t') && !fields.is_empty() {
+            if let Some(f) = fields.last_mut() {
+                f.raw.extend_from_slice(line);
+            }
+            pos = end;
+            continue;
+        }
+        let colon = line.iter().position(|&b| b == b':');
+        let is_field = colon.is_some_and(|c| c > 0 && line[..c].iter().all(|&b| b > 32 && b < 127));
+        if !is_field {
+            return (fields, &input[pos..]);
+        }
+        let c = colon.unwrap_or(0);
+        fields.push(Field {
+            lname: String::from_utf8_lossy(&line[..c]).to_ascii_lowercase(),
+            raw: line.to_vec(),
+        });
+        pos = end;
+    }
+    (fields, &input[input.len()..])
+}
+
+fn value_of(raw: &[u8]) -> &[u8] {
+    let c = raw
+        .iter()
+        .position(|&b| b == b':')
+        .map(|c| c + 1)
+        .unwrap_or(0);
+    &raw[c..]
+}
+
+fn message_id(s: &Settings, now: i64) -> String {
+    let c = crate::timefmt::civil(now);
+    format!(
+        "<{:04}{:02}{:02}{:02}{:02}{:02}.{}.qmail@{}>",
+        c.year,
+        c.month,
+        c.day,
+        c.hour,
+        c.min,
+        c.sec,
+        std::process::id(),
+        s.idhost
+    )
+}
+
+fn quote_phrase(name: &str) -> String {
+    let plain = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || " !#$%&'*+-/=?^_`{|}~".contains(c) || !c.is_ascii());
+    if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+/// Rewrites the message and works out the envelope.
+pub fn prepare(o: &Options, s: &Settings, input: &[u8], now: i64) -> Result<Prepared, Fail> {
+    let d = &s.defaults;
+    let (fields, body) = split(input);
+    let resent = fields.iter().any(|f| f.lname.starts_with("resent-"));
+    let mut header: Vec<u8> = Vec::with_capacity(input.len().min(1 << 16) + 256);
+    let mut header_recips = Vec::new();
+    let mut return_path: Option<String> = None;
+    let mut seen: HashMap<&str, bool> = HashMap::new();
+    for f in &fields {
+        let lname = f.lname.as_str();
+        let recip_field = if resent {
+            matches!(lname, "resent-to" | "resent-cc" | "resent-bcc")
+        } else {
+            matches!(lname, "to" | "cc" | "bcc" | "apparently-to")
+        };
+        if lname == "return-path" {
+            let (_, a) = addr::rewrite_list(
+                &String::from_utf8_lossy(value_of(&f.raw)),
+                &Defaults::default(),
+            );
+            return_path = a.into_iter().next();
+            continue;
+        }
+        if lname == "content-length"
+            || (lname == "from" && s.flags.contains('f'))
+            || (lname == "message-id" && s.flags.contains('i'))
+        {
+            continue;
+        }
+        for k in ["date", "from", "message-id", "to", "cc"] {
+            if lname == k {
+                seen.insert(k, true);
+            }
+        }
+        if ADDRESS_FIELDS.contains(&lname) {
+            let colon = f.raw.iter().position(|&b| b == b':').unwrap_or(0);
+            let (new_raw, addrs) = match std::str::from_utf8(&f.raw[colon + 1..]) {
+                Ok(v) => {
+                    let (nv, a) = addr::rewrite_list(v, d);
+                    let mut r = f.raw[..=colon].to_vec();
+                    r.extend_from_slice(nv.as_bytes());
+                    (r, a)
+                }
+                Err(_) => {
+                    let (_, a) =
+                        addr::rewrite_list(&String::from_utf8_lossy(&f.raw[colon + 1..]), d);
+                    (f.raw.clone(), a)
+                }
+            };
+            if recip_field {
+                header_recips.extend(addrs.into_iter().filter(|a| !a.is_empty()));
+            }
+            if lname == "bcc" || lname == "resent-bcc" {
+                continue;
+            }
+            header.extend_from_slice(&new_raw);
+        } else {
+            header.extend_from_slice(&f.raw);
+        }
+        if !header.ends_with(b"\n") {
+            header.push(b'\n');
+        }
+    }
+    if !seen.contains_key("message-id") && !s.flags.contains('i') {
+        header.extend_from_slice(format!("Message-ID: {}\n", message_id(s, now)).as_bytes());
+    }
+    if !seen.contains_key("date") {
+        header.extend_from_slice(format!("Date: {}\n", crate::timefmt::qmail_date(now)).as_bytes());
+    }
+    if !seen.contains_key("from") && !s.flags.contains('f') {
+        let a = d.complete(&format!("{}@{}", s.user, s.host));
+        let from = match &s.name {
+            Some(n) if s.flags.contains('c') => format!("From: {a} ({n})\n"),
+            Some(n) => format!("From: {} <{a}>\n", quote_phrase(n)),
+            None => format!("From: {a}\n"),
+        };
+        header.extend_from_slice(from.as_bytes());
+    }
+    if !seen.contains_key("to") && !seen.contains_key("cc") {
+        header.extend_from_slice(b"Cc: recipient list not shown: ;\n");
+    }
+    let arg_recips: Vec<String> = o.recips.iter().map(|r| d.complete(r)).collect();
+    let recips = match o.mode {
+        Mode::Args => arg_recips,
+        Mode::Header => header_recips,
+        Mode::Both => arg_recips.into_iter().chain(header_recips).collect(),
+        Mode::ArgsElseHeader if !arg_recips.is_empty() => arg_recips,
+        Mode::ArgsElseHeader => header_recips,
+    };
+    let sender = match (&o.sender, return_path) {
+        (Some(f), _) => {
+            if f.is_empty() || f == "<>" {
+                String::new()
+            } else {
+                d.complete(f.trim_start_matches('<').trim_end_matches('>'))
+            }
+        }
+        (None, Some(rp)) if !s.flags.contains('s') => rp,
+        _ => d.complete(&format!("{}@{}", s.suser, s.shost)),
+    };
+    let mut message = header;
+    message.push(b'\n');
+    message.extend_from_slice(body);
+    if !body.is_empty() && !body.ends_with(b"\n") {
+        message.push(b'\n');
+    }
+    Ok(Prepared {
+        message,
+        sender,
+        recips,
+    })
+}
+
+/// qmail-inject with `argv` (without the program name), `env` and the
+/// message `input`. `out` receives the `-n` output.
+pub fn run(
+    roots: &Roots,
+    argv: &[String],
+    env: &dyn Fn(&str) -> Option<String>,
+    input: &[u8],
+    out: &mut dyn Write,
+) -> Result<(), Fail> {
+    let o = parse_args(argv)?;
+    let s = Settings::load(roots, env)?;
+    let p = prepare(&o, &s, input, crate::timefmt::now())?;
+    if o.print {
+        let _ = out.write_all(&p.message);
+        let _ = out.flush();
+        return Ok(());
+    }
+    if p.recips.is_empty() {
+        return Err(Fail::perm("qmail-inject: fatal: no recipients"));
+    }
+    let recips: Vec<Vec<u8>> = p.recips.iter().map(|r| r.as_bytes().to_vec()).collect();
+    let prog = match env("QMAILQUEUE") {
+        Some(q) if !q.is_empty() => std::path::PathBuf::from(q),
+        _ => roots.qmail_bin("qmail-queue"),
+    };
+    let env_add: Vec<(OsString, OsString)> = Vec::new();
+    let mut body: &[u8] = &p.message;
+    qq::submit(
+        &prog,
+        &env_add,
+        b"",
+        &mut body,
+        p.sender.as_bytes(),
+        &recips,
+    )
+    .map(|_| ())
+    .map_err(|e| e.to_fail("qmail-inject: fatal: ", ""))
+}
+
+/// What sendmail was asked to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SendmailAction {
+    /// Inject with these qmail-inject arguments and extra environment.
+    Inject(Vec<String>, Vec<(String, String)>),
+    /// `-bp`: list the queue (qmail-qread).
+    ListQueue,
+    /// `-bs`: SMTP on stdin/stdout (qmail-smtpd).
+    Smtp,
+}
+
+/// Parses sendmail's options as qmail's sendmail wrapper does.
+pub fn sendmail_args(argv: &[String]) -> Result<SendmailAction, Fail> {
+    let mut flag_t = false;
+    let mut sender: Option<String> = None;
+    let mut name: Option<String> = None;
+    let mut action = None;
+    let mut i = 0;
+    let usage = || Fail::perm(SENDMAIL_USAGE);
+    while i < argv.len() {
+        let a = &argv[i];
+        if a == "--" {
+            i += 1;
+            break;
+        }
+        if !a.starts_with('-') || a.len() < 2 {
+            break;
+        }
+        let opt = a.as_bytes()[1];
+        let rest = &a[2..];
+        // An option with a value, attached or as the next argument.
+        let value = |i: &mut usize| -> Result<String, Fail> {
+            if !rest.is_empty() {
+                Ok(rest.to_string())
+            } else {
+                *i += 1;
+                argv.get(*i).cloned().ok_or_else(usage)
+            }
+        };
+        match opt {
+            b't' if rest.is_empty() => flag_t = true,
+            b'f' | b'r' => sender = Some(value(&mut i)?),
+            b'F' => name = Some(value(&mut i)?),
+            b'b' => match rest {
+                "p" => action = Some(SendmailAction::ListQueue),
+                "s" => action = Some(SendmailAction::Smtp),
+                "m" => {}
+                _ => return Err(usage()),
+            },
+            // Ignored, with a value.
+            b'B' | b'p' | b'N' | b'R' | b'V' | b'L' | b'h' | b'O' => {
+                let _ = value(&mut i)?;
+            }
+            // Ignored.
+            b'i' | b'o' | b'v' | b'm' | b'e' | b'x' | b'E' | b'J' | b'U' | b'G' => {}
+            _ => return Err(usage()),
+        }
+        i += 1;
+    }
+    if let Some(a) = action {
+        return Ok(a);
+    }
+    let mut args = vec![if flag_t {
+        "-H".to_string()
+    } else {
+        "-a".to_string()
+    }];
+    let mut env = Vec::new();
+    if let Some(n) = name {
+        env.push(("MAILNAME".to_string(), n));
+    }
+    if let Some(f) = sender {
+        let bare = f.trim_start_matches('<').trim_end_matches('>').to_string();
+        match bare.rfind('@') {
+            Some(at) => {
+                env.push(("QMAILUSER".to_string(), bare[..at].to_string()));
+                env.push(("QMAILHOST".to_string(), bare[at + 1..].to_string()));
+            }
+            None if !bare.is_empty() => env.push(("QMAILUSER".to_string(), bare.clone())),
+            None => {}
+        }
+        args.push(format!("-f{bare}"));
+    }
+    args.push("--".to_string());
+    args.extend(argv[i.min(argv.len())..].iter().cloned());
+    Ok(SendmailAction::Inject(args, env))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s() -> Settings {
+        Settings {
+            defaults: Defaults {
+                host: "example.com".into(),
+                domain: "example.com".into(),
+                plus: "example.com".into(),
+            },
+            user: "joe".into(),
+            host: "example.com".into(),
+            name: Some("Joe User".into()),
+            suser: "joe".into(),
+            shost: "example.com".into(),
+            idhost: "id.example.com".into(),
+            flags: String::new(),
+        }
+    }
+
+    fn a(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn options() {
+        let o = parse_args(&a(&["-h", "-fme@x.org", "--", "r@y"])).unwrap();
+        assert_eq!(o.mode, Mode::Header);
+        assert_eq!(o.sender.as_deref(), Some("me@x.org"));
+        assert_eq!(o.recips, a(&["r@y"]));
+        let o = parse_args(&a(&["-f", "me@x.org", "r"])).unwrap();
+        assert_eq!(o.sender.as_deref(), Some("me@x.org"));
+        assert_eq!(parse_args(&a(&["-z"])).unwrap_err().code, 100);
+    }
+
+    #[test]
+    fn rewrites_header_and_keeps_body() {
+        let input = b"To: bob, Carol <carol@box>\nBcc: secret@x.org\nReturn-Path: <rp@x.org>\nSubject: hi\n  folded\n\nbody\r\n\x00\xff\nFrom x\n";
+        let o = parse_args(&a(&["-H"])).unwrap();
+        let p = prepare(&o, &s(), input, 812090813).unwrap();
+        let text = p.message.clone();
+        let (head, body) = text.split_at(text.windows(2).position(|w| w == b"\n\n").unwrap() + 2);
+        let head = String::from_utf8(head.to_vec()).unwrap();
+        assert!(
+            head.starts_with(
+                "To: bob@example.com, Carol <carol@box.example.com>\nSubject: hi\n  folded\n"
+            ),
+            "{head}"
+        );
+        assert!(!head.contains("Bcc"));
+        assert!(!head.contains("Return-Path"));
+        assert!(head.contains("Date: 26 Sep 1995 04:46:53 -0000\n"));
+        assert!(head.contains(&format!(
+            "Message-ID: <19950926044653.{}.qmail@id.example.com>\n",
+            std::process::id()
+        )));
+        assert!(head.contains("From: Joe User <joe@example.com>\n"));
+        assert_eq!(body, b"body\r\n\x00\xff\nFrom x\n");
+        assert_eq!(p.sender, "rp@x.org");
+        assert_eq!(
+            p.recips,
+            a(&["bob@example.com", "carol@box.example.com", "secret@x.org"])
+        );
+    }
+
+    #[test]
+    fn recipient_modes_and_sender() {
+        let input = b"To: t@x.org\nFrom: f@x.org\n\nb\n";
+        let p = prepare(&parse_args(&a(&["r@y.org"])).unwrap(), &s(), input, 0).unwrap();
+        assert_eq!(p.recips, a(&["r@y.org"]));
+        assert_eq!(p.sender, "joe@example.com");
+        let p = prepare(&parse_args(&a(&[])).unwrap(), &s(), input, 0).unwrap();
+        assert_eq!(p.recips, a(&["t@x.org"]));
+        let p = prepare(&parse_args(&a(&["-a", "-f", ""])).unwrap(), &s(), input, 0).unwrap();
+        assert!(p.recips.is_empty());
+        assert_eq!(p.sender, "");
+        let mut st = s();
+        st.flags = "s".into();
+        let p = prepare(
+            &parse_args(&a(&[])).unwrap(),
+            &st,
+            b"Return-Path: <x@y.org>\nTo: a@b.org\n\n",
+            0,
+        )
+        .unwrap();
+        assert_eq!(p.sender, "joe@example.com");
+        // No To/Cc.
+        let p = prepare(
+            &parse_args(&a(&["r@y.org"])).unwrap(),
+            &s(),
+            b"Subject: s\n\nb",
+            0,
+        )
+        .unwrap();
+        let m = String::from_utf8(p.message).unwrap();
+        assert!(m.contains("Cc: recipient list not shown: ;\n"));
+        assert!(m.ends_with("\n\nb\n"));
+    }
+
+    #[test]
+    fn resent_fields_give_recipients() {
+        let input = b"To: old@x.org\nResent-To: new@x.org\nResent-Bcc: hidden@x.org\n\nb\n";
+        let p = prepare(&parse_args(&a(&["-h"])).unwrap(), &s(), input, 0).unwrap();
+        assert_eq!(p.recips, a(&["new@x.org", "hidden@x.org"]));
+        assert!(!String::from_utf8_lossy(&p.message).contains("hidden"));
+    }
+
+    #[test]
+    fn sendmail_options() {
+        match sendmail_args(&a(&[
+            "-t",
+            "-i",
+            "-oi",
+            "-f",
+            "www@site.org",
+            "-F",
+            "Web Site",
+        ]))
+        .unwrap()
+        {
+            SendmailAction::Inject(args, env) => {
+                assert_eq!(args, a(&["-H", "-fwww@site.org", "--"]));
+                assert!(env.contains(&("QMAILUSER".into(), "www".into())));
+                assert!(env.contains(&("QMAILHOST".into(), "site.org".into())));
+                assert!(env.contains(&("MAILNAME".into(), "Web Site".into())));
+            }
+            x => panic!("{x:?}"),
+        }
+        match sendmail_args(&a(&["-oem", "-fx@y", "a@b", "-c@d"])).unwrap() {
+            SendmailAction::Inject(args, _) => {
+                assert_eq!(args, a(&["-a", "-fx@y", "--", "a@b", "-c@d"]))
+            }
+            x => panic!("{x:?}"),
+        }
+        assert_eq!(
+            sendmail_args(&a(&["-bp"])).unwrap(),
+            SendmailAction::ListQueue
+        );
+        assert_eq!(sendmail_args(&a(&["-bs"])).unwrap(), SendmailAction::Smtp);
+        assert_eq!(sendmail_args(&a(&["-q"])).unwrap_err().text, SENDMAIL_USAGE);
+    }
+}

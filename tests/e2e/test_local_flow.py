@@ -1,0 +1,82 @@
+"""End to end through the real programs: sendmail -> qmail-inject -> qmail-queue
+-> qmail-send -> qmail-lspawn -> qmail-local -> vdelivermail -> Maildir, for a
+user made with vadduser, and the qmail-format bounce for an unknown user;
+forwards through qmail-local and vdelivermail's catch-all address."""
+import os
+import unittest
+
+from harness import RootTestCase, maildir_messages
+from test_queue_delivery import send_once
+
+DOM = "example.com"
+
+
+class Flow(RootTestCase):
+    def setUp(self):
+        super().setUp()
+        for prog in ("qmail-send", "qmail-queue", "qmail-lspawn", "vadduser"):
+            if not os.path.exists(self.root.bin(prog)):
+                self.skipTest(f"{prog} is not built yet")
+        self.root.add_domain(DOM)
+        self.root.add_user(f"joe@{DOM}")
+        self.root.add_user(f"sender@{DOM}")
+        self.out = os.path.join(self.root.dir, "unused")
+
+    def sendmail(self, *args, msg):
+        r = self.root.run("sendmail", *args, input=msg)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def read(self, path):
+        with open(path, "rb") as f:
+            return f.read()
+
+    def test_sendmail_to_vadduser_user_and_unknown_bounces(self):
+        self.sendmail("-t", "-i", f"-fsender@{DOM}",
+                      msg=f"To: joe@{DOM}\nSubject: hi\n\nhello \xe9 joe\r\n".encode("latin-1"))
+        self.sendmail(f"-fsender@{DOM}", f"nobody@{DOM}", msg=b"Subject: lost\n\nfor nobody\n")
+        log = send_once(self.root, self.out)
+        [m] = [self.read(p) for p in maildir_messages(self.root.maildir("joe", DOM))]
+        self.assertTrue(m.startswith(f"Return-Path: <sender@{DOM}>\nDelivered-To: joe@{DOM}\n".encode()), m[:300])
+        self.assertTrue(m.endswith(b"\n\nhello \xe9 joe\r\n"), m)
+        self.assertIn(b"\nMessage-ID: <", m)
+        self.assertIn(b"\nFrom: sender@example.com\n", m)
+        news = os.listdir(os.path.join(self.root.maildir("joe", DOM), "new"))
+        self.assertRegex(news[0], r",S=\d+$")
+        [b] = [self.read(p).decode(errors="replace") for p in maildir_messages(self.root.maildir("sender", DOM))]
+        self.assertIn("From: MAILER-DAEMON@", b)
+        self.assertIn("Subject: failure notice\n", b)
+        self.assertIn("Hi. This is the qmail-send program at ", b)
+        self.assertIn(f"<nobody@{DOM}>:\nSorry, no mailbox here by that name. vpopmail (#5.1.1)\n", b)
+        self.assertIn("--- Below this line is a copy of the message.", b)
+        self.assertIn("for nobody\n", b)
+        self.assertTrue(b.startswith("Return-Path: <>\n"), b[:100])
+
+    def test_forward_in_user_dot_qmail_and_catch_all_address(self):
+        # joe forwards a copy to sender and keeps one.
+        with open(os.path.join(self.root.domain_dir(DOM), "joe", ".qmail"), "w") as f:
+            f.write(f"./Maildir/\n&sender@{DOM}\n")
+        # Unknown users of the domain go to joe.
+        with open(os.path.join(self.root.domain_dir(DOM), ".qmail-default"), "w") as f:
+            f.write(f"| {self.root.bin('vdelivermail')} '' joe@{DOM}\n")
+        self.sendmail("-fsomeone@else.example", f"stranger@{DOM}", msg=b"Subject: catch\n\nall\n")
+        log = send_once(self.root, self.out)
+        joe = [self.read(p) for p in maildir_messages(self.root.maildir("joe", DOM))]
+        snd = [self.read(p) for p in maildir_messages(self.root.maildir("sender", DOM))]
+        self.assertEqual(len(joe), 1, log)
+        self.assertEqual(len(snd), 1, log)
+        self.assertIn(f"Delivered-To: stranger@{DOM}\n".encode(), joe[0])
+        self.assertIn(f"Delivered-To: joe@{DOM}\n".encode(), snd[0])
+        self.assertTrue(snd[0].endswith(b"\n\nall\n"))
+
+    def test_forward_loop_is_bounced_not_repeated(self):
+        with open(os.path.join(self.root.domain_dir(DOM), "joe", ".qmail"), "w") as f:
+            f.write(f"&joe@{DOM}\n")
+        self.sendmail(f"-fsender@{DOM}", f"joe@{DOM}", msg=b"Subject: loop\n\nround\n")
+        log = send_once(self.root, self.out)
+        b = [self.read(p).decode(errors="replace") for p in maildir_messages(self.root.maildir("sender", DOM))]
+        self.assertEqual(len(b), 1, log)
+        self.assertIn("looping", b[0])
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,132 @@
+"""qmail-inject and sendmail: options cron, PHP mail() and scripts use, header
+rewriting, envelope, exit codes. qmail-queue is replaced through QMAILQUEUE
+by a recorder (the path from sendmail to a Maildir is in test_local_flow)."""
+import os
+import tempfile
+import unittest
+
+from harness import Root
+
+
+class Inject(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.root = Root(me="mail.example.com")
+        cls.root.write_control("defaultdomain", "example.com\n")
+        cls.tmp = tempfile.mkdtemp(dir=cls.root.dir)
+        cls.qq = os.path.join(cls.tmp, "qq")
+        cls.out = os.path.join(cls.tmp, "out")
+        with open(cls.qq, "w") as f:
+            f.write(f"#!/bin/sh\ncat > {cls.out}.msg\ncat <&1 > {cls.out}.env\n"
+                    f"exit $(cat {cls.out}.code 2>/dev/null || echo 0)\n")
+        os.chmod(cls.qq, 0o755)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.root.cleanup()
+
+    def setUp(self):
+        for ext in (".msg", ".env", ".code"):
+            if os.path.exists(self.out + ext):
+                os.unlink(self.out + ext)
+
+    def run_prog(self, prog, *args, msg=b"", env=None):
+        e = {"QMAILQUEUE": self.qq, "USER": "www", "LOGNAME": "www", "NAME": "",
+             "MAILNAME": "", "QMAILNAME": "", "QMAILUSER": "", "MAILUSER": "",
+             "QMAILHOST": "", "MAILHOST": "", "VQMAIL_NOW": "812090813"}
+        e.update(env or {})
+        return self.root.run(prog, *args, input=msg, env=e)
+
+    def queued(self):
+        with open(self.out + ".msg", "rb") as f:
+            msg = f.read()
+        with open(self.out + ".env", "rb") as f:
+            env = f.read()
+        return msg, env
+
+    def test_php_mail_style(self):
+        # PHP: sendmail -t -i, with -f from sendmail_path.
+        msg = b"To: joe@example.net\nSubject: order\nX-PHP-Originating-Script: 33:a.php\n\nbody\r\n\x00\xe9\n.\nafter dot\n"
+        r = self.run_prog("sendmail", "-t", "-i", "-fshop@site.example", msg=msg)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        m, env = self.queued()
+        self.assertEqual(env, b"Fshop@site.example\0Tjoe@example.net\0\0")
+        head, body = m.split(b"\n\n", 1)
+        self.assertEqual(body, b"body\r\n\x00\xe9\n.\nafter dot\n")
+        self.assertIn(b"\nFrom: shop@site.example\n", b"\n" + head + b"\n")
+        self.assertIn(b"Date: 26 Sep 1995 04:46:53 -0000", head)
+        self.assertRegex(head, rb"Message-ID: <19950926044653\.\d+\.qmail@mail\.example\.com>")
+
+    def test_cron_style_local_user(self):
+        # cron: sendmail -FCronDaemon -i -odi -oem -oi -t, To: a bare user name.
+        msg = b"To: root\nSubject: Cron <www@host> job\n\noutput\n"
+        r = self.run_prog("sendmail", "-FCronDaemon", "-i", "-odi", "-oem", "-oi", "-t", msg=msg)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        m, env = self.queued()
+        self.assertEqual(env, b"Fwww@mail.example.com\0Troot@mail.example.com\0\0")
+        self.assertIn(b"To: root@mail.example.com\n", m)
+        self.assertIn(b"From: CronDaemon <www@mail.example.com>\n", m)
+
+    def test_bcc_removed_and_recipient(self):
+        msg = b"To: a@x.org\nBcc: hidden@y.org\nReturn-Path: <bounce@z.org>\n\nb\n"
+        r = self.run_prog("qmail-inject", msg=msg)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        m, env = self.queued()
+        self.assertNotIn(b"hidden", m)
+        self.assertNotIn(b"Return-Path", m)
+        self.assertEqual(env, b"Fbounce@z.org\0Ta@x.org\0Thidden@y.org\0\0")
+
+    def test_arguments_only_and_header_mode(self):
+        msg = b"To: a@x.org\n\nb\n"
+        self.assertEqual(self.run_prog("sendmail", "r@y.org", msg=msg).returncode, 0)
+        self.assertEqual(self.queued()[1], b"Fwww@mail.example.com\0Tr@y.org\0\0")
+        self.assertEqual(self.run_prog("qmail-inject", "-h", "-f", "", "r@y.org", msg=msg).returncode, 0)
+        self.assertEqual(self.queued()[1], b"F\0Ta@x.org\0\0")
+
+    def test_print_only(self):
+        r = self.run_prog("qmail-inject", "-n", msg=b"To: box\n\nhello")
+        self.assertEqual(r.returncode, 0)
+        self.assertIn(b"To: box@mail.example.com\n", r.stdout)
+        self.assertTrue(r.stdout.endswith(b"\n\nhello\n"))
+        self.assertFalse(os.path.exists(self.out + ".msg"))
+
+    def test_exit_codes(self):
+        r = self.run_prog("sendmail", "-q", msg=b"x")
+        self.assertEqual(r.returncode, 100)
+        self.assertIn(b"sendmail: usage: sendmail [ -t ] [ -fsender ] [ -Fname ] [ -bp ] [ -bs ] [ arg ... ]", r.stderr)
+        r = self.run_prog("qmail-inject", msg=b"Subject: none\n\nb\n")
+        self.assertEqual(r.returncode, 100)
+        self.assertIn(b"no recipients", r.stderr)
+        with open(self.out + ".code", "w") as f:
+            f.write("53")
+        r = self.run_prog("sendmail", "a@b.org", msg=b"\nb\n")
+        self.assertEqual(r.returncode, 111)
+        self.assertIn(b"qq write error or disk full (#4.3.0)", r.stderr)
+        with open(self.out + ".code", "w") as f:
+            f.write("11")
+        r = self.run_prog("sendmail", "a" * 1200 + "@b.org", msg=b"\nb\n")
+        self.assertEqual(r.returncode, 100)
+        self.assertIn(b"envelope address too long for qq (#5.1.3)", r.stderr)
+        r = self.run_prog("qmail-inject", "a@b.org", msg=b"", env={"QMAILQUEUE": "/nonexistent"})
+        self.assertEqual(r.returncode, 111)
+        self.assertIn(b"unable to exec qq", r.stderr)
+
+    def test_truncated_input(self):
+        r = self.run_prog("sendmail", "a@b.org", msg=b"To: a@b.org\nSubject: cut in the midd")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        m, _ = self.queued()
+        self.assertIn(b"Subject: cut in the midd\n", m)
+
+    def test_mailq_runs_qmail_qread(self):
+        if not os.path.exists(self.root.bin("qmail-qread")):
+            r = self.run_prog("mailq")
+            self.assertEqual(r.returncode, 111)
+            self.assertIn(b"unable to run", r.stderr)
+            self.skipTest("qmail-qread is not built yet")
+        for prog, args in (("mailq", ()), ("sendmail", ("-bp",))):
+            r = self.run_prog(prog, *args)
+            self.assertEqual(r.returncode, 0, r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
