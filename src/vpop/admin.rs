@@ -224,8 +224,8 @@ pub fn add_user(roots: &Roots, n: &NewUser) -> Result<Entry, VError> {
     let owner = d.owner();
     let lock = Lock::take(&d.dir, owner).map_err(io_err("can't lock vpasswd"))?;
     // Checked again under the lock: another vadduser may have won the race.
-    if lock
-        .get(&n.user)
+    // (Through the cdb, which is current under the lock or detected as stale.)
+    if vpasswd::lookup_locked(&lock, &d.dir, &n.user)
         .map_err(io_err("can't read vpasswd"))?
         .is_some()
     {

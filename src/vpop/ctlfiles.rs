@@ -12,6 +12,7 @@
 
 use std::fs::OpenOptions;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -213,12 +214,17 @@ pub fn del_domains(roots: &Roots, domains: &[String], assign_lines: &[String]) -
 }
 
 /// Sends SIGHUP to the qmail-send of this installation, if one runs: a
-/// process named `qmail-send` whose working directory is this root's queue
-/// (qmail-send runs in `QMAIL_HOME/queue`). Nothing running: nothing to do.
+/// process named `qmail-send` that works in this QMAIL_HOME (its working
+/// directory is the home or its queue, or its environment's `QMAIL_HOME` names
+/// it, or it has none and this is the default `/var/qmail`). Nothing running:
+/// nothing to do, quietly, as vpopmail's `signal_process`.
 pub fn hup_qmail_send(roots: &Roots) {
-    let Ok(queue) = std::fs::canonicalize(roots.queue()) else {
+    let canon = |p: &Path| std::fs::canonicalize(p).ok();
+    let Some(home) = canon(&roots.qmail) else {
         return;
     };
+    let queue = canon(&roots.queue());
+    let is_default = home == Path::new(crate::paths::DEFAULT_QMAIL_HOME);
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return;
     };
@@ -228,10 +234,25 @@ pub fn hup_qmail_send(roots: &Roots) {
             continue;
         };
         let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
-        if comm.trim_end() != "qmail-send" {
+        if comm.trim_end() != "qmail-send" || pid == std::process::id() as i32 {
             continue;
         }
-        if std::fs::read_link(p.path().join("cwd")).ok().as_deref() == Some(queue.as_path()) {
+        let cwd = std::fs::read_link(p.path().join("cwd")).ok();
+        let env_home = std::fs::read(p.path().join("environ")).ok().map(|env| {
+            env.split(|&b| b == 0)
+                .find_map(|kv| kv.strip_prefix(b"QMAIL_HOME=").map(|v| v.to_vec()))
+        });
+        let ours = cwd.as_deref() == Some(home.as_path())
+            || (queue.is_some() && cwd == queue)
+            || match env_home {
+                Some(Some(v)) if !v.is_empty() => {
+                    canon(Path::new(std::ffi::OsStr::from_bytes(&v))).as_deref()
+                        == Some(home.as_path())
+                }
+                Some(_) => is_default,
+                None => false,
+            };
+        if ours {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGHUP,

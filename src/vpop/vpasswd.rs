@@ -38,6 +38,23 @@ pub const VPASSWD_LOCK: &str = ".vpasswd.lock";
 
 /// Looks a user up in the domain directory `dir`.
 pub fn lookup(dir: &Path, user: &str, owner: Option<(u32, u32)>) -> io::Result<Option<Entry>> {
+    lookup_with(dir, user, owner, true)
+}
+
+/// Like [`lookup`], for a process that already holds the domain's [`Lock`]:
+/// never rebuilds the cdb (taking the lock a second time and closing it would
+/// release the caller's fcntl lock, which belongs to the process, not the
+/// descriptor).
+pub fn lookup_locked(_lock: &Lock, dir: &Path, user: &str) -> io::Result<Option<Entry>> {
+    lookup_with(dir, user, None, false)
+}
+
+fn lookup_with(
+    dir: &Path,
+    user: &str,
+    owner: Option<(u32, u32)>,
+    may_rebuild: bool,
+) -> io::Result<Option<Entry>> {
     let text = dir.join(VPASSWD);
     let cdbp = dir.join(VPASSWD_CDB);
     let text_m = std::fs::metadata(&text).and_then(|m| m.modified()).ok();
@@ -54,7 +71,7 @@ pub fn lookup(dir: &Path, user: &str, owner: Option<(u32, u32)>) -> io::Result<O
         }
         (None, None) => Ok(None),
         (None, Some(_)) => {
-            if may_write(dir) {
+            if may_rebuild && may_write(dir) {
                 // Rebuild as vpopmail does; if that fails, the text still answers.
                 if let Ok(lock) = Lock::take(dir, owner) {
                     let _ = lock.rebuild_cdb();

@@ -264,14 +264,17 @@ class Domains(RootTestCase):
         fake = os.path.join(r.dir, "qmail-send")
         shutil.copy(shutil.which("sleep"), fake)
         mine = subprocess.Popen([fake, "60"], cwd=r.q("queue"))
-        other = subprocess.Popen([fake, "60"], cwd=r.dir)
+        # qmail-start's child in this root: found by its QMAIL_HOME.
+        mine_env = subprocess.Popen([fake, "60"], cwd="/", env=r.env())
+        other = subprocess.Popen([fake, "60"], cwd=r.dir, env=dict(r.env(), QMAIL_HOME="/nonexistent"))
         try:
             self.assertEqual(self.vadd("hup.test", "pw").returncode, 0)
-            wait_until(lambda: mine.poll() is not None, 10, what="HUP to qmail-send")
-            self.assertEqual(mine.returncode, -signal.SIGHUP)
+            for p in (mine, mine_env):
+                wait_until(lambda: p.poll() is not None, 10, what="HUP to qmail-send")
+                self.assertEqual(p.returncode, -signal.SIGHUP)
             self.assertIsNone(other.poll())
         finally:
-            for p in (mine, other):
+            for p in (mine, mine_env, other):
                 if p.poll() is None:
                     p.kill()
                 p.wait(timeout=10)
