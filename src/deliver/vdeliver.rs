@@ -315,7 +315,8 @@ impl<'a> Delivery<'a> {
             head.push('\n');
         }
         let mut body = text.as_bytes();
-        if maildir::deliver(md, head.as_bytes(), &mut body, NameStyle::WithSize).is_ok() {
+        if let Ok(d) = maildir::deliver(md, head.as_bytes(), &mut body, NameStyle::WithSize) {
+            let _ = quota::append(md, d.size as i64, 1);
             let _ = std::fs::write(&stamp, b"");
         }
     }

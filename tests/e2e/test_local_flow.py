@@ -21,6 +21,9 @@ class Flow(RootTestCase):
         self.root.add_user(f"joe@{DOM}")
         self.root.add_user(f"sender@{DOM}")
         self.out = os.path.join(self.root.dir, "unused")
+        # Without qmail-remote, remote mail waits in the queue (no network in tests).
+        if os.path.exists(self.root.bin("qmail-remote")):
+            os.unlink(self.root.bin("qmail-remote"))
 
     def sendmail(self, *args, msg):
         r = self.root.run("sendmail", *args, input=msg)
@@ -76,6 +79,31 @@ class Flow(RootTestCase):
         b = [self.read(p).decode(errors="replace") for p in maildir_messages(self.root.maildir("sender", DOM))]
         self.assertEqual(len(b), 1, log)
         self.assertIn("looping", b[0])
+
+    def test_sendmail_bs_speaks_smtp_and_relays(self):
+        if not os.path.exists(self.root.bin("qmail-smtpd")):
+            self.skipTest("qmail-smtpd is not built yet")
+        dialog = (b"HELO client\r\nMAIL FROM:<sender@example.com>\r\n"
+                  b"RCPT TO:<joe@example.com>\r\nRCPT TO:<someone@elsewhere.example>\r\n"
+                  b"DATA\r\nSubject: bs\r\n\r\nvia -bs\r\n.\r\nQUIT\r\n")
+        r = self.root.run("sendmail", "-bs", input=dialog)
+        out = r.stdout.decode(errors="replace")
+        self.assertTrue(out.startswith("220 "), out)
+        # RELAYCLIENT is set: a foreign recipient is accepted too.
+        self.assertEqual(out.count("\r\n250 "), 5, out)
+        self.assertIn("\r\n221 ", out)
+        send_once(self.root, self.out)
+        [m] = [self.read(p) for p in maildir_messages(self.root.maildir("joe", DOM))]
+        self.assertIn(b"via -bs", m)
+        self.assertIn(b"sendmail-bs", m)
+
+    def test_mailq_lists_the_queue(self):
+        self.sendmail(f"-fsender@{DOM}", "someone@elsewhere.example", msg=b"Subject: q\n\nwait\n")
+        send_once(self.root, self.out)
+        for args in (("mailq",), ("sendmail", "-bp")):
+            r = self.root.run(*args)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn(b"someone@elsewhere.example", r.stdout)
 
 
 if __name__ == "__main__":

@@ -148,6 +148,34 @@ class Vdelivermail(unittest.TestCase):
         finally:
             os.unlink(over)
 
+    def test_quota_warning_once_a_day(self):
+        with open(self.root.v("etc", "quota-range"), "w") as f:
+            f.write("1 2G\n")
+        self.root.add_user(f"warn@{DOM}", "secret1", "-q", "5000")
+        warn = os.path.join(self.root.domain_dir(DOM), ".quotawarn.msg")
+        with open(warn, "w") as f:
+            f.write("Your mailbox is almost full.\n")
+        try:
+            self.assertEqual(self.vdel("warn", msg=b"x" * 4500).returncode, 0)
+            got = self.msgs("warn")
+            self.assertEqual(len(got), 2)
+            texts = []
+            for p in got:
+                with open(p, "rb") as f:
+                    texts.append(f.read())
+            self.assertTrue(any(b"Your mailbox is almost full." in t for t in texts))
+            md = self.root.maildir("warn", DOM)
+            with open(os.path.join(md, "maildirsize")) as f:
+                lines = f.read().splitlines()
+            self.assertEqual(sum(int(l.split()[1]) for l in lines[1:]), 2)
+            self.assertEqual(sum(int(l.split()[0]) for l in lines[1:]),
+                             sum(os.path.getsize(p) for p in got))
+            # Within 24 hours: no second warning.
+            self.assertEqual(self.vdel("warn", msg=b"y").returncode, 0)
+            self.assertEqual(len(self.msgs("warn")), 3)
+        finally:
+            os.unlink(warn)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -149,17 +149,21 @@ class Auth(SmtpdCase):
         self.assertEqual(c.docmd("STARTTLS"), (502, b"unimplemented (#5.5.1)"))
         c.quit()
 
-    def test_swaks_starttls_and_smtps(self):
+    def test_swaks_each_mechanism_plain_starttls_smtps(self):
         swaks = need_tool("swaks")
         plain = self.smtpd()
         smtps = self.smtpd(env={"SMTPS": "1"})
-        for opts, mech in [(["--port", str(plain.port), "-tls"], "LOGIN"),
-                           (["--port", str(plain.port), "-tls"], "PLAIN"),
-                           (["--port", str(smtps.port), "--tls-on-connect"], "PLAIN")]:
+        runs = [(opts, mech) for opts in (["--port", str(plain.port)],
+                                          ["--port", str(plain.port), "-tls"],
+                                          ["--port", str(smtps.port), "--tls-on-connect"])
+                for mech in ("PLAIN", "LOGIN", "CRAM-MD5")]
+        for opts, mech in runs:
             r = subprocess.run([swaks, "--server", "127.0.0.1", *opts, "--auth", mech,
                                 "--auth-user", "joe@example.test", "--auth-password", "secret1",
                                 "--from", "joe@example.test", "--to", "far@elsewhere.example"],
                                capture_output=True, text=True, timeout=30)
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
             self.assertIn("235 ok, go ahead", r.stdout)
-        self.assertEqual(len(self.queued(3)), 3)
+            if "-tls" in opts:
+                self.assertIn("<-  220 ready for tls", r.stdout)
+        self.assertEqual(len(self.queued(len(runs))), len(runs))

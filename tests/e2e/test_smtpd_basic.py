@@ -245,3 +245,18 @@ class SenderChecks(SmtpdCase):
         self.assertEqual(c.cmd("MAIL FROM:<me@localhost>"), OK)
         self.assertEqual(len(dns.queries), n)
         self.assertIn(("nx.example", "MX"), dns.queries)
+
+
+class HostingProfile(SmtpdCase):
+    def test_setup_root_writes_the_smtpd_controls(self):
+        import tempfile
+        from harness import REPO, BIN
+        d = tempfile.mkdtemp(prefix="vqmail-profile-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", d]))
+        subprocess.run([os.path.join(REPO, "scripts", "setup-root"), d], check=True, timeout=120,
+                       env=dict(os.environ, VQMAIL_BIN=BIN), capture_output=True)
+        ctl = lambda n: open(os.path.join(d, "var", "qmail", "control", n)).read()
+        self.assertEqual(ctl("smtpauthtls"), "0\n")   # plaintext AUTH allowed
+        self.assertEqual(ctl("rcptcheck"), "1\n")     # unknown vpopmail users: 550 at RCPT
+        self.assertEqual(ctl("mfcheck"), "1\n")       # sender domain DNS check
+        self.assertEqual(ctl("databytes"), "10485760\n")
