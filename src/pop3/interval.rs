@@ -7,14 +7,14 @@
 //! seconds and a newline, next to vpopmail's `lastauth`, which vchkpw updates
 //! on every successful authentication of any kind). The check and the update
 //! happen under an fcntl lock on that file, so two logins at the same moment
-//! cannot both pass; the new stamp is written atomically (tmp, fsync, rename)
+//! cannot both pass; the new stamp is written atomically (tmp, rename)
 //! and only when the session is admitted, so a refused login does not push
 //! the next allowed time further out. The clock is [`crate::timefmt::now`]
 //! (`VQMAIL_NOW` in tests). A stamp in the future (the clock went back) does
 //! not lock the account out: the login is admitted and the stamp rewritten.
 
 use std::fs::OpenOptions;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -62,10 +62,32 @@ pub fn admit(home: &Path, interval: u64, now: i64) -> io::Result<Admission> {
                 });
             }
         }
-        crate::fsutil::atomic_write(&path, format!("{now}\n").as_bytes(), 0o600)?;
+        write_stamp(&path, now)?;
         return Ok(Admission::Admitted);
     }
     Err(io::Error::other("lastpop3 keeps changing"))
+}
+
+/// Replaces the stamp atomically (a new file renamed over the old one). No
+/// fsync: after a crash the worst case is a lost or empty stamp, which admits
+/// one login early; two fsyncs per login would cost more than that is worth.
+fn write_stamp(path: &Path, now: i64) -> io::Result<()> {
+    let tmp = crate::fsutil::tmp_path(path);
+    let r = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(format!("{now}\n").as_bytes())?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
 }
 
 #[cfg(test)]

@@ -500,4 +500,37 @@ mod tests {
         assert_eq!(blasted(b"a\rb\n", 0), b"a\rb\r\n\r\n.\r\n");
         assert_eq!(blasted(b"h\n\n\n\nx\n", 1), b"h\r\n\r\n\r\n.\r\n");
     }
+
+    #[test]
+    fn random_commands_never_panic() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let verbs = [
+            "STAT", "LIST", "UIDL", "RETR", "TOP", "DELE", "LAST", "RSET", "NOOP", "CAPA", "XYZ",
+        ];
+        let (mut s, mut st) = setup(3);
+        for _ in 0..20_000 {
+            let mut line = verbs[(next() % 11) as usize].as_bytes().to_vec();
+            for _ in 0..next() % 4 {
+                line.extend_from_slice(b" ");
+                match next() % 3 {
+                    0 => line.extend_from_slice((next() % 5).to_string().as_bytes()),
+                    1 => line.extend_from_slice(next().to_string().as_bytes()),
+                    _ => line.push((next() % 256) as u8),
+                }
+            }
+            let mut out = Vec::new();
+            let o = s.line(&line, &mut st, &mut out).unwrap();
+            assert_eq!(o, Outcome::Continue);
+            assert!(
+                out.starts_with(b"+OK") || out.starts_with(b"-ERR"),
+                "{line:?}"
+            );
+        }
+    }
 }

@@ -389,4 +389,38 @@ mod tests {
         assert_eq!(say(&mut p, "USER a\0b").reply, reply::NUL_BYTE);
         assert_eq!(p.too_long().reply, reply::TOO_LONG);
     }
+
+    #[test]
+    fn random_lines_never_panic() {
+        // A small xorshift generator: deterministic, no dependency.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let words: [&[u8]; 9] = [
+            b"USER ",
+            b"PASS ",
+            b"APOP ",
+            b"AUTH PLAIN ",
+            b"CAPA",
+            b"STLS",
+            b"NOOP",
+            b"*",
+            b"=",
+        ];
+        let mut p = Popup::new(opts());
+        for _ in 0..20_000 {
+            let mut line = words[(next() % 9) as usize].to_vec();
+            for _ in 0..next() % 40 {
+                line.push((next() % 256) as u8);
+            }
+            let s = p.line(&line, next() % 2 == 0);
+            if matches!(s.action, Action::StartTls) {
+                p.tls_started();
+            }
+        }
+    }
 }
