@@ -38,15 +38,10 @@ fn main() -> ExitCode {
             Err(exec(c))
         }
         inject::SendmailAction::Inject(args, env) => {
-            let mut input = Vec::new();
-            if let Some(mut f) = vqmail::sys::inherit_file(0) {
-                f.read_to_end(&mut input).map_err(|e| {
-                    Fail::temp(format!(
-                        "sendmail: fatal: read error: {}",
-                        vqmail::deliver::errstr(&e)
-                    ))
-                })?;
-            }
+            let mut input: Box<dyn Read> = match vqmail::sys::inherit_file(0) {
+                Some(f) => Box::new(f),
+                None => Box::new(std::io::empty()),
+            };
             let lookup = |k: &str| {
                 env.iter()
                     .find(|(n, _)| n == k)
@@ -57,7 +52,7 @@ fn main() -> ExitCode {
                 &roots,
                 &args,
                 &lookup,
-                &input,
+                &mut input,
                 &mut std::io::stdout().lock(),
             )
         }

@@ -12,8 +12,7 @@
 pub mod addr;
 
 use std::collections::HashMap;
-use std::ffi::OsString;
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
 
 use super::{qq, Fail};
 use crate::control::Control;
@@ -394,22 +393,108 @@ pub fn prepare(o: &Options, s: &Settings, input: &[u8], now: i64) -> Result<Prep
     })
 }
 
+/// The most header qmail-inject reads before it gives up.
+pub const MAX_HEADER: u64 = 4 << 20;
+
+/// Reads the header part of a message from `r`: the lines up to the empty
+/// line (which is consumed) or up to the first line that is not a field
+/// (which is returned as the start of the body).
+pub fn read_header(r: &mut dyn BufRead) -> Result<(Vec<u8>, Vec<u8>), Fail> {
+    let mut head = Vec::new();
+    let mut first = true;
+    loop {
+        let mut line = Vec::new();
+        let room = MAX_HEADER.saturating_sub(head.len() as u64);
+        if room == 0 {
+            return Err(Fail::perm(format!(
+                "qmail-inject: fatal: the header is longer than {MAX_HEADER} bytes"
+            )));
+        }
+        let n = r
+            .take(room)
+            .read_until(b'\n', &mut line)
+            .map_err(read_fail)?;
+        if n == 0 {
+            return Ok((head, Vec::new()));
+        }
+        if line == b"\n" || line == b"\r\n" {
+            return Ok((head, Vec::new()));
+        }
+        let mbox_from = first && line.starts_with(b"From ");
+        first = false;
+        let cont = (line[0] == b' ' || line[0] == b'\t') && !head.is_empty();
+        let colon = line.iter().position(|&b| b == b':');
+        let field = colon.is_some_and(|c| c > 0 && line[..c].iter().all(|&b| b > 32 && b < 127));
+        if !(mbox_from || cont || field) {
+            return Ok((head, line));
+        }
+        head.extend_from_slice(&line);
+    }
+}
+
+fn read_fail(e: std::io::Error) -> Fail {
+    Fail::temp(format!(
+        "qmail-inject: fatal: read error: {}",
+        super::errstr(&e)
+    ))
+}
+
+/// A reader that adds a final newline to non-empty input lacking one.
+struct EnsureNewline<R> {
+    inner: R,
+    any: bool,
+    last: u8,
+    done: bool,
+}
+
+impl<R: Read> Read for EnsureNewline<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.done || buf.is_empty() {
+            return Ok(0);
+        }
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.any = true;
+            self.last = buf[n - 1];
+            return Ok(n);
+        }
+        self.done = true;
+        if self.any && self.last != b'\n' {
+            buf[0] = b'\n';
+            return Ok(1);
+        }
+        Ok(0)
+    }
+}
+
 /// qmail-inject with `argv` (without the program name), `env` and the
-/// message `input`. `out` receives the `-n` output.
+/// message on `input`. The header is read into memory (at most
+/// [`MAX_HEADER`] bytes); the body is streamed to qmail-queue unchanged.
+/// `out` receives the `-n` output.
 pub fn run(
     roots: &Roots,
     argv: &[String],
     env: &dyn Fn(&str) -> Option<String>,
-    input: &[u8],
+    input: &mut dyn Read,
     out: &mut dyn Write,
 ) -> Result<(), Fail> {
     let o = parse_args(argv)?;
     let s = Settings::load(roots, env)?;
-    let p = prepare(&o, &s, input, crate::timefmt::now())?;
+    let mut r = BufReader::with_capacity(64 * 1024, input);
+    let (head, body_start) = read_header(&mut r)?;
+    let p = prepare(&o, &s, &head, crate::timefmt::now())?;
+    let mut body = EnsureNewline {
+        inner: (&body_start[..]).chain(r),
+        any: false,
+        last: 0,
+        done: false,
+    };
     if o.print {
-        let _ = out.write_all(&p.message);
-        let _ = out.flush();
-        return Ok(());
+        let res = out
+            .write_all(&p.message)
+            .and_then(|()| std::io::copy(&mut body, out).map(|_| ()))
+            .and_then(|()| out.flush());
+        return res.map_err(|e| Fail::temp(format!("qmail-inject: fatal: {}", super::errstr(&e))));
     }
     if p.recips.is_empty() {
         return Err(Fail::perm("qmail-inject: fatal: no recipients"));
@@ -419,12 +504,10 @@ pub fn run(
         Some(q) if !q.is_empty() => std::path::PathBuf::from(q),
         _ => roots.qmail_bin("qmail-queue"),
     };
-    let env_add: Vec<(OsString, OsString)> = Vec::new();
-    let mut body: &[u8] = &p.message;
     qq::submit(
         &prog,
-        &env_add,
-        b"",
+        &[],
+        &p.message,
         &mut body,
         p.sender.as_bytes(),
         &recips,
@@ -627,6 +710,37 @@ mod tests {
         let p = prepare(&parse_args(&a(&["-h"])).unwrap(), &s(), input, 0).unwrap();
         assert_eq!(p.recips, a(&["new@x.org", "hidden@x.org"]));
         assert!(!String::from_utf8_lossy(&p.message).contains("hidden"));
+    }
+
+    #[test]
+    fn header_reading_and_final_newline() {
+        let mut r: &[u8] = b"From x y\nTo: a\n b\nSubject: s\n\nbody";
+        let (h, b) = read_header(&mut r).unwrap();
+        assert_eq!(h, b"From x y\nTo: a\n b\nSubject: s\n");
+        assert!(b.is_empty());
+        assert_eq!(r, b"body");
+        let mut r: &[u8] = b"To: a\nnot a header line\nmore\n";
+        let (h, b) = read_header(&mut r).unwrap();
+        assert_eq!(h, b"To: a\n");
+        assert_eq!(b, b"not a header line\n");
+        let mut out = Vec::new();
+        let mut e = EnsureNewline {
+            inner: &b"abc"[..],
+            any: false,
+            last: 0,
+            done: false,
+        };
+        std::io::copy(&mut e, &mut out).unwrap();
+        assert_eq!(out, b"abc\n");
+        let mut out = Vec::new();
+        let mut e = EnsureNewline {
+            inner: &b""[..],
+            any: false,
+            last: 0,
+            done: false,
+        };
+        std::io::copy(&mut e, &mut out).unwrap();
+        assert!(out.is_empty());
     }
 
     #[test]

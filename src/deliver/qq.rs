@@ -115,7 +115,12 @@ pub fn submit(
         envelope.push(0);
     }
     envelope.push(0);
-    failed |= env_file.write_all(&envelope).is_err();
+    // After a failed message transfer (a read error on our side) the
+    // envelope is withheld: qmail-queue then sees a truncated envelope and
+    // queues nothing.
+    if !failed {
+        failed |= env_file.write_all(&envelope).is_err();
+    }
     drop(env_file);
     let status = match child.wait() {
         Ok(s) => s,

@@ -422,6 +422,11 @@ impl Send {
 
     // ------------------------------------------------------------ todo
 
+    /// Processes every message in todo/ in one batch: first all info and
+    /// channel files are written, then all are fsynced (with their
+    /// directories, each once), and only then are the todo files removed. On a
+    /// journaling file system the first fsync commits the whole batch, so a
+    /// burst of new messages costs little more than one.
     fn scan_todo(&mut self, now: i64) {
         let ids = match self.q.list_flat("todo") {
             Ok(v) => v,
@@ -430,18 +435,60 @@ impl Send {
                 return;
             }
         };
-        for id in ids {
+        for chunk in ids.chunks(100) {
             if self.exitasap {
                 return;
             }
-            // A message of ours still being delivered never has a todo file; a
-            // todo file whose number we are delivering means a crash left info
-            // behind and qmail-queue reused nothing: process it normally.
-            self.todo_one(id, now);
+            let mut batch = Vec::new();
+            for &id in chunk {
+                if let Some(t) = self.todo_prepare(id, now) {
+                    batch.push(t);
+                }
+            }
+            // fsync every file of the batch, then every directory once, on
+            // parallel threads so the journal commits them together.
+            let files: Vec<std::path::PathBuf> =
+                batch.iter().flat_map(|t| t.files.iter().cloned()).collect();
+            let failed = sync_parallel(&files);
+            let mut synced = Vec::new();
+            let mut dirs = BTreeSet::new();
+            for t in batch {
+                match t.files.iter().find(|f| failed.contains(*f)) {
+                    Some(p) => self.log(&format!("warning: trouble fsyncing {}\n", rel(p))),
+                    None => {
+                        dirs.extend(
+                            t.files
+                                .iter()
+                                .map(|f| crate::fsutil::parent_dir(f).to_path_buf()),
+                        );
+                        synced.push(t);
+                    }
+                }
+            }
+            let dirs: Vec<std::path::PathBuf> = dirs.into_iter().collect();
+            if let Some(d) = sync_parallel(&dirs).iter().next() {
+                self.log(&format!("warning: trouble fsyncing {}\n", d.display()));
+                return;
+            }
+            for t in synced {
+                self.log(&t.info_line);
+                if !self.clean(&format!("todo/{}", t.id)) {
+                    continue;
+                }
+                for (c, has) in t.chans.iter().enumerate() {
+                    if *has {
+                        self.pending[c].insert((now, t.id));
+                    }
+                }
+                if !t.chans.iter().any(|&h| h) {
+                    self.done.insert((now, t.id));
+                }
+            }
         }
     }
 
-    fn todo_one(&mut self, id: u64, now: i64) {
+    /// Writes info and the channel files of todo/N (not yet synced).
+    fn todo_prepare(&mut self, id: u64, now: i64) -> Option<Prepared> {
         let todo = self.q.todo(id);
         let data = match std::fs::read(&todo) {
             Ok(d) => d,
@@ -449,7 +496,7 @@ impl Send {
                 if e.kind() != io::ErrorKind::NotFound {
                     self.log(&format!("warning: unable to open {}\n", rel(&todo)));
                 }
-                return;
+                return None;
             }
         };
         let size = match std::fs::metadata(self.q.mess(id)) {
@@ -459,14 +506,14 @@ impl Send {
                     "warning: unable to stat {}\n",
                     rel(&self.q.mess(id))
                 ));
-                return;
+                return None;
             }
         };
         for p in [self.q.chan(0, id), self.q.chan(1, id), self.q.info(id)] {
             if let Err(e) = std::fs::remove_file(&p) {
                 if e.kind() != io::ErrorKind::NotFound {
                     self.log(&format!("warning: unable to unlink {}\n", rel(&p)));
-                    return;
+                    return None;
                 }
             }
         }
@@ -486,61 +533,29 @@ impl Send {
             chans[c].extend_from_slice(&a);
             chans[c].push(0);
         }
-        if let Err(p) = self.write_preprocessed(id, &info, &chans, now) {
-            self.log(&format!("warning: trouble writing to {}\n", rel(&p)));
-            return;
-        }
-        self.log(&format!(
-            "info msg {id}: bytes {size} from <{}> qp {pid} uid {uid}\n",
-            logsafe(&sender)
-        ));
-        if !self.clean(&format!("todo/{id}")) {
-            return;
-        }
-        let mut any = false;
-        for (c, ch) in chans.iter().enumerate() {
-            if !ch.is_empty() {
-                self.pending[c].insert((now, id));
-                any = true;
+        let mut files = vec![self.q.info(id)];
+        let mut jobs = vec![(self.q.info(id), info)];
+        for (c, d) in chans.iter().enumerate() {
+            if !d.is_empty() {
+                files.push(self.q.chan(c, id));
+                jobs.push((self.q.chan(c, id), d.clone()));
             }
         }
-        if !any {
-            self.done.insert((now, id));
-        }
-    }
-
-    /// info, local, remote: created exclusively, written, fsynced with their
-    /// directories. The error names the file in trouble.
-    fn write_preprocessed(
-        &self,
-        id: u64,
-        info: &[u8],
-        chans: &[Vec<u8>; 2],
-        now: i64,
-    ) -> Result<(), std::path::PathBuf> {
-        let write = |p: &std::path::Path, data: &[u8], birth: Option<i64>| -> io::Result<()> {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(p)?;
-            f.write_all(data)?;
-            if let Some(t) = birth {
-                let st = UNIX_EPOCH + Duration::from_secs(t.max(0) as u64);
-                f.set_times(FileTimes::new().set_accessed(st).set_modified(st))?;
-            }
-            f.sync_all()?;
-            crate::fsutil::fsync_dir(crate::fsutil::parent_dir(p))
-        };
-        let ip = self.q.info(id);
-        write(&ip, info, Some(now)).map_err(|_| ip.clone())?;
-        for (c, data) in chans.iter().enumerate() {
-            if !data.is_empty() {
-                let p = self.q.chan(c, id);
-                write(&p, data, Some(now)).map_err(|_| p.clone())?;
+        for (p, d) in &jobs {
+            if write_new(p, d, now).is_err() {
+                self.log(&format!("warning: trouble writing to {}\n", rel(p)));
+                return None;
             }
         }
-        Ok(())
+        Some(Prepared {
+            id,
+            files,
+            chans: [!chans[0].is_empty(), !chans[1].is_empty()],
+            info_line: format!(
+                "info msg {id}: bytes {size} from <{}> qp {pid} uid {uid}\n",
+                logsafe(&sender)
+            ),
+        })
     }
 
     fn clean(&mut self, req: &str) -> bool {
@@ -955,6 +970,48 @@ impl Send {
             Err(io::Error::other("qmail-queue failed"))
         }
     }
+}
+
+/// A todo entry whose files are written but not yet synced.
+struct Prepared {
+    id: u64,
+    files: Vec<std::path::PathBuf>,
+    chans: [bool; 2],
+    info_line: String,
+}
+
+/// Creates a queue file exclusively (mode 0600) with its times set to `birth`.
+fn write_new(p: &std::path::Path, data: &[u8], birth: i64) -> io::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(p)?;
+    f.write_all(data)?;
+    let st = UNIX_EPOCH + Duration::from_secs(birth.max(0) as u64);
+    f.set_times(FileTimes::new().set_accessed(st).set_modified(st))
+}
+
+/// fsyncs files (or directories) on up to 16 threads at once; the ones that
+/// failed.
+fn sync_parallel(paths: &[std::path::PathBuf]) -> BTreeSet<std::path::PathBuf> {
+    let failed = std::sync::Mutex::new(BTreeSet::new());
+    let per = paths.len().div_ceil(16).max(1);
+    std::thread::scope(|s| {
+        for chunk in paths.chunks(per) {
+            let failed = &failed;
+            s.spawn(move || {
+                for p in chunk {
+                    if File::open(p).and_then(|f| f.sync_all()).is_err() {
+                        if let Ok(mut f) = failed.lock() {
+                            f.insert(p.clone());
+                        }
+                    }
+                }
+            });
+        }
+    });
+    failed.into_inner().unwrap_or_default()
 }
 
 fn set_times(p: &std::path::Path, t: i64) -> io::Result<()> {
