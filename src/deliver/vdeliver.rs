@@ -372,28 +372,12 @@ impl<'a> Delivery<'a> {
     /// Forwards through `qmail-inject -- ADDR` with RPLINE (the envelope
     /// sender for qmail-inject) and our Delivered-To line in front.
     fn forward(&self, addr: &[u8], msg: &mut Message) -> Result<(), Fail> {
-        let mut head = self.rpline.clone();
-        let dt = self
-            .dtline
-            .as_deref()
-            .and_then(|d| d.strip_prefix(b"Delivered-To: "))
-            .map(|d| {
-                let pre = format!("{}-", self.domain);
-                let d = if d.len() >= pre.len()
-                    && d[..pre.len()].eq_ignore_ascii_case(pre.as_bytes())
-                {
-                    &d[pre.len()..]
-                } else {
-                    d
-                };
-                d.to_vec()
-            })
-            .unwrap_or_else(|| format!("{}\n", self.addr()).into_bytes());
-        head.extend_from_slice(b"Delivered-To: ");
-        head.extend_from_slice(&dt);
-        if !head.ends_with(b"\n") {
-            head.push(b'\n');
-        }
+        let head = forward_header(
+            &self.rpline,
+            self.dtline.as_deref(),
+            &self.user,
+            &self.domain,
+        );
         let inject = self.roots.qmail_bin("qmail-inject");
         let mut child = Command::new(&inject)
             .arg("--")
@@ -425,5 +409,63 @@ impl<'a> Delivery<'a> {
             Some(c) => Err(Fail::silent(c.clamp(0, 255) as u8)),
             None => Err(Fail::temp("qmail-inject crashed. (#4.3.0)")),
         }
+    }
+}
+
+/// The lines put in front of a forwarded message: RPLINE (qmail-inject takes
+/// the envelope sender from it) and `Delivered-To:` with the address from
+/// DTLINE minus qmail-local's `DOMAIN-` prefix (else `user@domain`).
+pub fn forward_header(rpline: &[u8], dtline: Option<&[u8]>, user: &str, domain: &str) -> Vec<u8> {
+    let mut head = rpline.to_vec();
+    if !head.is_empty() && !head.ends_with(b"\n") {
+        head.push(b'\n');
+    }
+    let pre = format!("{domain}-");
+    let addr = dtline
+        .and_then(|d| d.strip_prefix(b"Delivered-To: "))
+        .map(|d| {
+            if d.len() >= pre.len() && d[..pre.len()].eq_ignore_ascii_case(pre.as_bytes()) {
+                d[pre.len()..].to_vec()
+            } else {
+                d.to_vec()
+            }
+        })
+        .unwrap_or_else(|| format!("{user}@{domain}").into_bytes());
+    head.extend_from_slice(b"Delivered-To: ");
+    head.extend_from_slice(&addr);
+    if !head.ends_with(b"\n") {
+        head.push(b'\n');
+    }
+    head
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forward_header_strips_the_domain_prefix() {
+        assert_eq!(
+            forward_header(
+                b"Return-Path: <a@b>\n",
+                Some(b"Delivered-To: example.com-joe@example.com\n"),
+                "joe",
+                "example.com"
+            ),
+            b"Return-Path: <a@b>\nDelivered-To: joe@example.com\n"
+        );
+        assert_eq!(
+            forward_header(b"Return-Path: <>\n", None, "joe", "example.com"),
+            b"Return-Path: <>\nDelivered-To: joe@example.com\n"
+        );
+        assert_eq!(
+            forward_header(
+                b"",
+                Some(b"Delivered-To: other@x.org"),
+                "joe",
+                "example.com"
+            ),
+            b"Delivered-To: other@x.org\n"
+        );
     }
 }

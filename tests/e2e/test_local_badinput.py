@@ -166,5 +166,43 @@ class OddInput(unittest.TestCase):
         self.assertNotIn(b"\nX-Evil", data)
 
 
+class Killed(unittest.TestCase):
+    """qmail-local killed at random moments: new/ never holds a partial file."""
+
+    def test_kill_during_maildir_delivery(self):
+        import random
+        import signal
+        import time
+        root = Root()
+        self.addCleanup(root.cleanup)
+        home = tempfile.mkdtemp(dir=root.dir)
+        os.chmod(home, 0o700)
+        md = os.path.join(home, "Maildir")
+        for d in ("", "tmp", "new", "cur"):
+            os.mkdir(os.path.join(md, d), 0o700)
+        body = b"Subject: big\n\n" + (b"0123456789abcdef" * 4096 + b"\n") * 64  # about 4 MB
+        msgfile = os.path.join(root.dir, "msg")
+        with open(msgfile, "wb") as f:
+            f.write(body)
+        want = b"Return-Path: <a@example.org>\nDelivered-To: joe@example.com\n" + body
+        rnd = random.Random(7)
+        outcomes = {0: 0, -9: 0}
+        for _ in range(15):
+            with open(msgfile, "rb") as fin:
+                p = subprocess.Popen([root.bin("qmail-local"), "--", "joe", home, "joe", "", "",
+                                      "example.com", "a@example.org", "./Maildir/"],
+                                     stdin=fin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     env=root.env())
+                time.sleep(rnd.uniform(0, 0.05))
+                p.send_signal(signal.SIGKILL)
+                rc = p.wait(timeout=30)
+            outcomes[rc] = outcomes.get(rc, 0) + 1
+        for name in os.listdir(os.path.join(md, "new")):
+            with open(os.path.join(md, "new", name), "rb") as f:
+                self.assertEqual(f.read(), want, f"partial file delivered: {name}")
+        # Every run that exited 0 delivered exactly one file.
+        self.assertGreaterEqual(len(os.listdir(os.path.join(md, "new"))), outcomes.get(0, 0))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -7,6 +7,11 @@ import unittest
 
 from harness import Root, maildir_messages
 
+def slurp(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
 MSG = b"From: a@example.org\nSubject: hi\n\nbody\r\nbare\rCR \x00NUL \xe9\xff 8bit\nFrom me\n"
 
 
@@ -38,7 +43,7 @@ class QmailLocal(unittest.TestCase):
                              "example.com", sender, aliasempty, input=msg, env=env)
 
     def delivered(self):
-        return [open(p, "rb").read() for p in maildir_messages(os.path.join(self.home, "Maildir"))]
+        return [slurp(p) for p in maildir_messages(os.path.join(self.home, "Maildir"))]
 
     def test_aliasempty_maildir_bytes_unchanged(self):
         r = self.local()
@@ -99,10 +104,18 @@ class QmailLocal(unittest.TestCase):
         r = self.local(local="joe-fw", dash="-", ext="fw", env={"QMAILQUEUE": qq})
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertRegex(r.stdout, rb"^did 0\+2\+0\nqp \d+\n$")
-        self.assertEqual(open(out + ".msg", "rb").read(), b"Delivered-To: joe-fw@example.com\n" + MSG)
-        self.assertEqual(open(out + ".env", "rb").read(),
+        self.assertEqual(slurp(out + ".msg"), b"Delivered-To: joe-fw@example.com\n" + MSG)
+        self.assertEqual(slurp(out + ".env"),
                          b"Fjoe-fw-owner@example.com\0Ta@one.example\0Tb@two.example\0\0")
-        self.assertEqual(open(out + ".calls").read(), "x\n")
+        self.assertEqual(slurp(out + ".calls").decode(), "x\n")
+        # -owner-default as well: the VERP form of the owner address.
+        self.qmail(".qmail-fw-owner-default", "x\n")
+        r = self.local(local="joe-fw", dash="-", ext="fw", env={"QMAILQUEUE": qq})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(slurp(out + ".env").startswith(b"Fjoe-fw-owner-@example.com-@[]\0"))
+        # A bounce (empty sender) keeps its empty sender.
+        r = self.local(local="joe-fw", dash="-", ext="fw", sender="", env={"QMAILQUEUE": qq})
+        self.assertTrue(slurp(out + ".env").startswith(b"F\0T"))
         # qmail-queue failing temporarily: 111 and qmail's text.
         with open(qq, "w") as f:
             f.write("#!/bin/sh\ncat >/dev/null\nexit 53\n")
@@ -114,7 +127,7 @@ class QmailLocal(unittest.TestCase):
         self.qmail(".qmail-mb", "./mbox\n")
         r = self.local(local="joe-mb", dash="-", ext="mb", sender="")
         self.assertEqual(r.returncode, 0, r.stderr)
-        data = open(os.path.join(self.home, "mbox"), "rb").read()
+        data = slurp(os.path.join(self.home, "mbox"))
         self.assertTrue(data.startswith(b"From MAILER-DAEMON "))
         self.assertIn(b"Return-Path: <>\nDelivered-To: joe-mb@example.com\n", data)
         self.assertIn(b"\n>From me\n\n", data)

@@ -79,6 +79,14 @@ class Vdelivermail(unittest.TestCase):
         self.assertEqual(self.vdel("postmaster").returncode, 0)
         self.assertEqual(len(self.msgs("postmaster")), before + 1)
 
+    def test_missing_maildir_is_created(self):
+        self.root.add_user(f"fresh@{DOM}")
+        import shutil
+        shutil.rmtree(os.path.join(self.root.domain_dir(DOM), "fresh"))
+        r = self.vdel("fresh")
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertEqual(len(self.msgs("fresh")), 1)
+
     def test_syntax_error(self):
         r = self.vdel("joe", args=["bounce-no-mailbox"])
         self.assertEqual(r.returncode, 111)

@@ -57,7 +57,7 @@ class Chain(RootTestCase):
             f.write("example.test\n")
         self.put("1.a.h")
         port = self.chain().port
-        for user in ("joe@example.test", "joe%example.test", "JOE@Example.Test", "joe"):
+        for user in ("joe@example.test", "joe%example.test", "joe/example.test", "JOE@Example.Test", "joe"):
             p = self.login(port, user)
             self.assertEqual(p.stat(), (1, len(M1)), user)
             self.assertEqual(p.uidl()[1], [b"1 1.a.h"])

@@ -81,6 +81,20 @@ class Tls(p3.Pop3Case):
         self.assertEqual(b"\n".join(lines), msg)  # poplib drops the extra empty line's CRLF
         s.quit()
 
+    def test_pipelined_retrs_through_the_relay_do_not_deadlock(self):
+        body = b"".join(b"%06d %s\n" % (i, b"y" * 90) for i in range(1000))
+        self.put("1.big.h", b"Subject: p\n\n" + body)
+        c = p3.Raw(self.pop3(pop3s=True).port, tls=True)
+        c.line()
+        c.cmd("USER joe")
+        c.cmd("PASS secret")
+        n = 200
+        c.send("RETR 1\r\n" * n + "QUIT\r\n")
+        for _ in range(n):
+            self.assertTrue(c.multi().endswith(b"%06d %s\r\n\r\n.\r\n" % (999, b"y" * 90)))
+        self.assertEqual(c.line(), b"+OK \r\n")
+        self.assertTrue(c.closed())
+
     def test_dropped_tls_session_deletes_nothing(self):
         self.put("1.m.h", M1)
         c = p3.Raw(self.pop3(pop3s=True).port, tls=True)
@@ -112,16 +126,28 @@ class Tls(p3.Pop3Case):
         self.curl(f"pop3s://127.0.0.1:{tls}/1", "-k", "-X", "DELE", "-I")
         self.assertEqual(self.files("new") + self.files("cur"), [])
 
-    def fetchmail(self, port, tls_opts):
-        fetchmail = need_tool("fetchmail")
+    def test_fetchmail_keep_uidl_fetches_each_message_once(self):
+        port = self.pop3().port
+        self.put("1.m.h", M1)
         work = tempfile.mkdtemp(dir=self.root.dir)
+        got, log = self.fetchmail(port, "sslproto '' keep", work, "uidl")
+        self.assertEqual(len(got), 1, log)
+        self.put("2.m.h", M1)  # 1.m.h is in cur/ now, with the same UIDL
+        self.assertEqual(self.files("cur"), ["1.m.h:2,"])
+        got, log = self.fetchmail(port, "sslproto '' keep", work, "uidl")
+        self.assertEqual(len(got), 2, log)  # one more message in the same output directory
+        self.assertEqual(self.files("cur"), ["1.m.h:2,", "2.m.h:2,"])
+
+    def fetchmail(self, port, tls_opts, work=None, server_opts=""):
+        fetchmail = need_tool("fetchmail")
+        work = work or tempfile.mkdtemp(dir=self.root.dir)
         out = os.path.join(work, "out")
-        os.mkdir(out)
+        os.makedirs(out, exist_ok=True)
         rc = os.path.join(work, "rc")
         with open(rc, "w") as f:
-            f.write(f'poll 127.0.0.1 with proto POP3 port {port}\n'
+            f.write(f'poll 127.0.0.1 with proto POP3 port {port} {server_opts}\n'
                     f'  user "joe" there with password "secret" is "root" here\n'
-                    f'  options fetchall {tls_opts} mda "/bin/sh -c \'cat > {out}/$$\'"\n')
+                    f'  options {"" if "keep" in tls_opts else "fetchall"} {tls_opts} mda "/bin/sh -c \'cat > {out}/$$\'"\n')
         os.chmod(rc, 0o600)
         r = subprocess.run([fetchmail, "-f", rc, "--nosyslog", "--pidfile", os.path.join(work, "pid")],
                            env=dict(os.environ, FETCHMAILHOME=work, HOME=work),
