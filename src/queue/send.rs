@@ -620,7 +620,12 @@ impl Send {
         let path = self.q.chan(c, id);
         let (data, sender, birth) = match (std::fs::read(&path), self.getinfo(id)) {
             (Ok(d), Some((s, b))) => (d, s, b),
-            (Err(e), _) if e.kind() == io::ErrorKind::NotFound => return,
+            (Err(e), _) if e.kind() == io::ErrorKind::NotFound => {
+                // Gone already (finished by an earlier run): see whether the
+                // message is done.
+                self.done.insert((now, id));
+                return;
+            }
             _ => {
                 self.log(&format!(
                     "warning: trouble opening {}; will try again later\n",

@@ -23,6 +23,7 @@ printf '%s\n' "$*" >> "$STUB_OUT/argv"
 case "$local" in
   fail*) echo "Sorry, no mailbox here by that name. (#5.1.1)"; exit 100 ;;
   defer*) echo "Temporary stub failure. (#4.3.0)"; exit 111 ;;
+  slow*) sleep 1 ;;
 esac
 d="$STUB_OUT/$local@$domain"
 mkdir -p "$d" || exit 111
@@ -420,6 +421,17 @@ class Daemon(RootTestCase):
         self.proc.send_signal(signal.SIGTERM)
         self.assertEqual(self.proc.wait(timeout=10), 0)
         self.assertTrue(self.text().rstrip().endswith("status: exiting"))
+
+    def test_term_lets_deliveries_in_progress_finish(self):
+        self.assertEqual(queue(self.root, "x\n", "s@localhost", ["slow@localhost"]), 0)
+        wait_until(lambda: "to local slow@localhost" in self.text(), 10, what="delivery start")
+        self.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(self.proc.wait(timeout=10), 0)
+        log = self.text()
+        self.assertIn("exitasap", log)
+        self.assertLess(log.index("delivery 1: success"), log.index("status: exiting"))
+        self.assertEqual(len(delivered(self.out, "slow@localhost")), 1)
+        self.assertEqual(queue_files(self.root), [])
 
     def test_second_instance_refused(self):
         p = subprocess.run([self.root.bin("qmail-start"), "./Maildir/"], env=self.root.env(STUB_OUT=self.out),

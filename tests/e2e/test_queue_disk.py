@@ -1,0 +1,71 @@
+"""A full disk: the queue on a 1 MB tmpfs. qmail-queue answers qmail's temporary
+code 53 and leaves nothing behind; qmail-send that cannot write info/local keeps
+the message in todo/ and delivers it once space is back. Needs the right to
+mount a tmpfs (root); skipped otherwise."""
+import errno
+import os
+import subprocess
+import unittest
+
+from harness import RootTestCase
+from test_queue_delivery import delivered, queue, queue_files, send_once, setup_stubs
+
+
+class DiskFull(RootTestCase):
+    def setUp(self):
+        super().setUp()
+        self.out = setup_stubs(self.root, remote=False)
+        q = self.root.q("queue")
+        if os.geteuid() != 0:
+            self.skipTest("mounting a tmpfs needs root")
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0750", "tmpfs", q],
+                           capture_output=True)
+        if r.returncode != 0:
+            self.skipTest(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+        self.addCleanup(subprocess.run, ["umount", "-l", q], capture_output=True)
+        for d in ("pid", "intd", "todo", "bounce", "lock"):
+            os.mkdir(os.path.join(q, d), 0o700)
+        for d in ("mess", "info", "local", "remote"):
+            for i in range(23):
+                os.makedirs(os.path.join(q, d, str(i)), 0o700)
+        open(os.path.join(q, "lock", "sendmutex"), "w").close()
+        with open(os.path.join(q, "lock", "tcpto"), "wb") as f:
+            f.write(b"\0" * 1024)
+        os.mkfifo(os.path.join(q, "lock", "trigger"), 0o622)
+        self.q = q
+
+    def fill(self):
+        path = os.path.join(self.q, "filler")
+        with open(path, "wb", buffering=0) as f:
+            for size in (65536, 4096, 512, 1):
+                try:
+                    while True:
+                        f.write(b"\0" * size)
+                except OSError as e:
+                    self.assertEqual(e.errno, errno.ENOSPC)
+        return path
+
+    def test_qmail_queue_answers_53_and_leaves_nothing(self):
+        big = b"Subject: big\n\n" + b"x" * (2 * 1024 * 1024)
+        self.assertEqual(queue(self.root, big, "s@localhost", ["joe@localhost"]), 53)
+        self.assertEqual(queue_files(self.root), [])
+        self.assertEqual(queue(self.root, "Subject: small\n\nok\n", "s@localhost", ["joe@localhost"]), 0)
+        send_once(self.root, self.out)
+        self.assertEqual(len(delivered(self.out, "joe@localhost")), 1)
+        self.assertEqual(queue_files(self.root), [])
+
+    def test_qmail_send_keeps_todo_until_space_returns(self):
+        self.assertEqual(queue(self.root, "Subject: t\n\nx\n", "s@localhost", ["joe@localhost"]), 0)
+        filler = self.fill()
+        log = send_once(self.root, self.out)
+        self.assertRegex(log, r"warning: trouble writing to info/\d+/\d+")
+        self.assertEqual(delivered(self.out, "joe@localhost"), [])
+        self.assertEqual(len([f for f in queue_files(self.root) if f.startswith("todo/")]), 1)
+        os.unlink(filler)
+        send_once(self.root, self.out)
+        self.assertEqual(len(delivered(self.out, "joe@localhost")), 1)
+        self.assertEqual(queue_files(self.root), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
