@@ -597,7 +597,8 @@ pub fn sendmail_args(argv: &[String]) -> Result<SendmailAction, Fail> {
             None if !bare.is_empty() => env.push(("QMAILUSER".to_string(), bare.clone())),
             None => {}
         }
-        args.push(format!("-f{bare}"));
+        args.push("-f".to_string());
+        args.push(bare);
     }
     args.push("--".to_string());
     args.extend(argv[i.min(argv.len())..].iter().cloned());
@@ -743,6 +744,30 @@ mod tests {
         assert!(out.is_empty());
     }
 
+    struct Chunks<'a>(&'a [u8], usize);
+    impl Read for Chunks<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(self.0.len()).min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn header_reading_in_any_chunking() {
+        let input = b"To: a@b.org,\n c@d.org\r\nSubject: x\n\nbody\nline\n";
+        for size in 1..=512 {
+            let mut r = BufReader::with_capacity(size.max(1), Chunks(input, size));
+            let (h, b) = read_header(&mut r).unwrap();
+            assert_eq!(h, b"To: a@b.org,\n c@d.org\r\nSubject: x\n", "chunk {size}");
+            assert!(b.is_empty());
+            let mut rest = Vec::new();
+            r.read_to_end(&mut rest).unwrap();
+            assert_eq!(rest, b"body\nline\n", "chunk {size}");
+        }
+    }
+
     #[test]
     fn sendmail_options() {
         match sendmail_args(&a(&[
@@ -757,7 +782,7 @@ mod tests {
         .unwrap()
         {
             SendmailAction::Inject(args, env) => {
-                assert_eq!(args, a(&["-H", "-fwww@site.org", "--"]));
+                assert_eq!(args, a(&["-H", "-f", "www@site.org", "--"]));
                 assert!(env.contains(&("QMAILUSER".into(), "www".into())));
                 assert!(env.contains(&("QMAILHOST".into(), "site.org".into())));
                 assert!(env.contains(&("MAILNAME".into(), "Web Site".into())));
@@ -766,7 +791,7 @@ mod tests {
         }
         match sendmail_args(&a(&["-oem", "-fx@y", "a@b", "-c@d"])).unwrap() {
             SendmailAction::Inject(args, _) => {
-                assert_eq!(args, a(&["-a", "-fx@y", "--", "a@b", "-c@d"]))
+                assert_eq!(args, a(&["-a", "-f", "x@y", "--", "a@b", "-c@d"]))
             }
             x => panic!("{x:?}"),
         }
