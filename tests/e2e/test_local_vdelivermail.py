@@ -86,6 +86,9 @@ class Vdelivermail(unittest.TestCase):
         r = self.vdel("fresh")
         self.assertEqual(r.returncode, 0, r.stdout)
         self.assertEqual(len(self.msgs("fresh")), 1)
+        import stat
+        mode = stat.S_IMODE(os.stat(os.path.join(self.root.domain_dir(DOM), "fresh")).st_mode)
+        self.assertEqual(mode, 0o700)
 
     def test_syntax_error(self):
         r = self.vdel("joe", args=["bounce-no-mailbox"])
