@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     let action = match name {
         "mailq" => Ok(inject::SendmailAction::ListQueue),
         "newaliases" => Err(Fail::perm(
-            "sendmail: fatal: please use fastforward or .qmail files; there is no aliases database",
+            "sendmail: fatal: please use fastforward/newaliases instead",
         )),
         _ => inject::sendmail_args(&argv),
     };
@@ -26,6 +26,10 @@ fn main() -> ExitCode {
         }
         inject::SendmailAction::Smtp => {
             let mut c = Command::new(roots.qmail_bin("qmail-smtpd"));
+            if std::env::var_os("PROTO").is_some() {
+                // Already under a TCP server: leave its variables alone.
+                return Err(exec(c));
+            }
             c.env("RELAYCLIENT", "")
                 .env("DATABYTES", "0")
                 .env("PROTO", "TCP")

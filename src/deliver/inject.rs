@@ -565,12 +565,12 @@ pub fn sendmail_args(argv: &[String]) -> Result<SendmailAction, Fail> {
                 "m" => {}
                 _ => return Err(usage()),
             },
-            // Ignored, with a value.
-            b'B' | b'p' | b'N' | b'R' | b'V' | b'L' | b'h' | b'O' => {
+            // Ignored, with a value (-oi, -o i, -oem, -e m ...).
+            b'o' | b'e' | b'B' | b'p' | b'N' | b'R' | b'V' | b'L' | b'h' | b'O' => {
                 let _ = value(&mut i)?;
             }
-            // Ignored.
-            b'i' | b'o' | b'v' | b'm' | b'e' | b'x' | b'E' | b'J' | b'U' | b'G' => {}
+            // Ignored (-E and -J with whatever is attached).
+            b'i' | b'v' | b'm' | b'x' | b'E' | b'J' | b'U' | b'G' => {}
             _ => return Err(usage()),
         }
         i += 1;
@@ -584,10 +584,15 @@ pub fn sendmail_args(argv: &[String]) -> Result<SendmailAction, Fail> {
         "-a".to_string()
     }];
     let mut env = Vec::new();
-    if let Some(n) = name {
-        env.push(("MAILNAME".to_string(), n));
-    }
     if let Some(f) = sender {
+        // As qmail's sendmail: the From line is built from the sender alone
+        // (an empty value counts as unset).
+        for var in ["QMAILNAME", "NAME", "QMAILHOST", "MAILHOST"] {
+            env.push((var.to_string(), String::new()));
+        }
+        if name.is_none() {
+            env.push(("MAILNAME".to_string(), String::new()));
+        }
         let bare = f.trim_start_matches('<').trim_end_matches('>').to_string();
         match bare.rfind('@') {
             Some(at) => {
@@ -600,6 +605,14 @@ pub fn sendmail_args(argv: &[String]) -> Result<SendmailAction, Fail> {
         args.push("-f".to_string());
         args.push(bare);
     }
+    if let Some(n) = name {
+        env.push(("MAILNAME".to_string(), n));
+    }
+    // The last setting of a variable wins.
+    let mut seen = std::collections::HashSet::new();
+    env.reverse();
+    env.retain(|(k, _)| seen.insert(k.clone()));
+    env.reverse();
     args.push("--".to_string());
     args.extend(argv[i.min(argv.len())..].iter().cloned());
     Ok(SendmailAction::Inject(args, env))
@@ -783,8 +796,10 @@ mod tests {
         {
             SendmailAction::Inject(args, env) => {
                 assert_eq!(args, a(&["-H", "-f", "www@site.org", "--"]));
-                assert!(env.contains(&("QMAILUSER".into(), "www".into())));
-                assert!(env.contains(&("QMAILHOST".into(), "site.org".into())));
+                let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+                assert_eq!(get("QMAILUSER"), Some("www"));
+                assert_eq!(get("QMAILHOST"), Some("site.org"));
+                assert_eq!(get("NAME"), Some(""));
                 assert!(env.contains(&("MAILNAME".into(), "Web Site".into())));
             }
             x => panic!("{x:?}"),
