@@ -169,7 +169,11 @@ impl<'a> Delivery<'a> {
         let dir = PathBuf::from(&entry.dir);
         let md = dir.join("Maildir");
         if !md.join("new").is_dir() {
-            std::fs::create_dir_all(&dir)
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
                 .and_then(|()| maildir::create(&md, 0o700))
                 .map_err(|_| Fail::perm("Auto creation of maildir failed. (#5.9.8)"))?;
         }
@@ -242,7 +246,7 @@ impl<'a> Delivery<'a> {
             ))
         })?;
         if check.over {
-            self.quota_warning(md, dom, &check.quota, &check.usage, true);
+            self.quota_warning(md, dom, &check.quota, &check.usage);
             return Err(self.over_quota(dom));
         }
         let r = msg
@@ -270,7 +274,7 @@ impl<'a> Delivery<'a> {
             bytes: check.usage.bytes + done.size as i64,
             count: check.usage.count + 1,
         };
-        self.quota_warning(md, dom, &check.quota, &after, false);
+        self.quota_warning(md, dom, &check.quota, &after);
         Ok(())
     }
 
@@ -283,15 +287,8 @@ impl<'a> Delivery<'a> {
 
     /// `.quotawarn.msg` (domain, then global) delivered into the Maildir at
     /// most once a day when the mailbox is 90% full or more.
-    fn quota_warning(
-        &self,
-        md: &Path,
-        dom: &vpop::Domain,
-        q: &Quota,
-        u: &quota::Usage,
-        force: bool,
-    ) {
-        if q.is_unlimited() || (!force && q.percent(u) < QUOTA_WARN_PERCENT) {
+    fn quota_warning(&self, md: &Path, dom: &vpop::Domain, q: &Quota, u: &quota::Usage) {
+        if q.is_unlimited() || q.percent(u) < QUOTA_WARN_PERCENT {
             return;
         }
         let Some(text) = self.domain_msg(dom, ".quotawarn.msg") else {

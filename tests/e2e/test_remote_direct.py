@@ -6,11 +6,12 @@ The exchangers of the test zones all live on 127.0.0.1, so the tests put
 control/smtproutes "::PORT" (MX lookup as usual, another port).
 """
 import os
+import shutil
 import subprocess
 import tempfile
 import unittest
 
-from harness import RootTestCase, need_module, need_tool
+from harness import Root, need_module, need_tool
 from dnsserver import shared_dns, stop_shared_dns
 from smtppeer import Peer, make_certs
 
@@ -24,18 +25,38 @@ def parse_report(out):
     return [(p[:1].decode(), p[1:].decode()) for p in parts[:-1]]
 
 
-class RemoteCase(RootTestCase):
-    def setUp(self):
+class RemoteCase(unittest.TestCase):
+    """One root per test class (setting one up is the slow part); every test
+    starts from the same control files."""
+
+    # Control files the tests write; removed before each test.
+    RESET = ("smtproutes", "notipme", "helohost", "tlsrequired", "tlshosts", "notlshosts",
+             "timeoutremote", "moreipme")
+
+    @classmethod
+    def setUpClass(cls):
         need_module("dnslib")
         need_module("aiosmtpd")
-        super().setUp()
+        cls.root = Root()
+        cls.npeers = 0
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.root.cleanup()
+
+    def setUp(self):
+        for name in self.RESET:
+            p = self.root.control(name)
+            if os.path.isdir(p):
+                shutil.rmtree(p)
+            elif os.path.exists(p):
+                os.unlink(p)
         self.dns = shared_dns()
         self.root.write_control("notipme", "127.0.0.1\n")
         self.root.write_control("helohost", "out.vqmail.test\n")
-        self.npeers = 0
 
     def peer(self, *opts, route=True):
-        self.npeers += 1
+        type(self).npeers += 1
         p = Peer(os.path.join(self.root.dir, "peer%d" % self.npeers), *opts).start()
         self.addCleanup(p.stop)
         if route:
@@ -273,6 +294,20 @@ class TestRouting(RemoteCase):
             if len(firsts) == 2:
                 break
         self.assertEqual(firsts, {"x.tie.test", "y.tie.test"})
+
+    def test_silent_peer_times_out_after_timeoutremote(self):
+        import socket
+        import time
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen(4)  # connections complete in the backlog; nobody ever speaks
+        self.addCleanup(s.close)
+        self.root.write_control("smtproutes", "::%d\n" % s.getsockname()[1])
+        self.root.write_control("timeoutremote", "1\n")
+        t = time.monotonic()
+        rep = self.remote("mx.test", "a@b", "u@mx.test")
+        self.assertEqual(rep, [("Z", "Connected to 127.0.0.1 but connection died. (#4.4.2)\n")])
+        self.assertLess(time.monotonic() - t, 20)
 
     def test_ipv6_exchanger(self):
         port = self.dead_port()

@@ -185,7 +185,7 @@ impl Ctx<'_> {
                     let why = if timed_out {
                         "connection timed out".to_string()
                     } else {
-                        e.to_string()
+                        plain_error(&e)
                     };
                     failures.push_str(&format!("{}[{}]:{port}: {why}\n", t.name, t.ip));
                 }
@@ -349,9 +349,10 @@ impl Ctx<'_> {
                     Ok(c) => c,
                     Err(e) => {
                         return Report::temp(format!(
-                            "{}{}[{ip}]:{port}: TLS handshake failed ({reason}), then {e}\n",
+                            "{}{}[{ip}]:{port}: TLS handshake failed ({reason}), then {}\n",
                             text::NO_CONNECTION,
-                            t.name
+                            t.name,
+                            plain_error(&e)
                         ))
                     }
                 };
@@ -387,6 +388,16 @@ impl Ctx<'_> {
             Err(r) => return r,
         };
         s.transaction(&ext, sender, recips, msg, note)
+    }
+}
+
+/// An I/O error as a reader wants it: `Connection refused`, without Rust's
+/// ` (os error 111)`.
+fn plain_error(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
     }
 }
 
