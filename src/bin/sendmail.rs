@@ -8,7 +8,7 @@ use std::process::{Command, ExitCode};
 use vqmail::deliver::{inject, Fail};
 
 fn main() -> ExitCode {
-    let mut args = std::env::args();
+    let mut args = std::env::args_os().map(|a| a.to_string_lossy().into_owned());
     let argv0 = args.next().unwrap_or_default();
     let argv: Vec<String> = args.collect();
     let roots = vqmail::paths::Roots::from_env();

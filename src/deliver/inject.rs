@@ -551,7 +551,7 @@ pub fn sendmail_args(argv: &[String]) -> Result<SendmailAction, Fail> {
             break;
         }
         let opt = a.as_bytes()[1];
-        let rest = &a[2..];
+        let rest = a.get(2..).unwrap_or("");
         // An option with a value, attached or as the next argument.
         let value = |i: &mut usize| -> Result<String, Fail> {
             if !rest.is_empty() {
@@ -831,5 +831,7 @@ mod tests {
         );
         assert_eq!(sendmail_args(&a(&["-bs"])).unwrap(), SendmailAction::Smtp);
         assert_eq!(sendmail_args(&a(&["-q"])).unwrap_err().text, SENDMAIL_USAGE);
+        assert_eq!(sendmail_args(&a(&["-é"])).unwrap_err().code, 100);
+        assert_eq!(parse_args(&a(&["-é"])).unwrap_err().code, 100);
     }
 }
