@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use vqmail::deliver::inject;
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
+    // Lossy: a non-UTF-8 argument must not crash the program.
+    let argv: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let roots = vqmail::paths::Roots::from_env();
     let mut input: Box<dyn std::io::Read> = match vqmail::sys::inherit_file(0) {
         Some(f) => Box::new(f),

@@ -23,7 +23,7 @@ fn main() -> ExitCode {
     if relay::normalize_ip(&first).is_some() && args.len() == 1 {
         return done(relay::open(&roots, &first), "unable to record the IP");
     }
-    if first.starts_with('-') {
+    if first.starts_with('-') || relay::normalize_ip(&first).is_some() {
         eprintln!(
             "relay-open: usage: relay-open IP | relay-open -c | relay-open PROGRAM [ARGS...]"
         );

@@ -8,7 +8,7 @@ use std::process::{Command, ExitCode};
 use vqmail::deliver::{inject, Fail};
 
 fn main() -> ExitCode {
-    let mut args = std::env::args();
+    let mut args = std::env::args_os().map(|a| a.to_string_lossy().into_owned());
     let argv0 = args.next().unwrap_or_default();
     let argv: Vec<String> = args.collect();
     let roots = vqmail::paths::Roots::from_env();
@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     let action = match name {
         "mailq" => Ok(inject::SendmailAction::ListQueue),
         "newaliases" => Err(Fail::perm(
-            "sendmail: fatal: please use fastforward or .qmail files; there is no aliases database",
+            "sendmail: fatal: please use fastforward/newaliases instead",
         )),
         _ => inject::sendmail_args(&argv),
     };
@@ -26,6 +26,10 @@ fn main() -> ExitCode {
         }
         inject::SendmailAction::Smtp => {
             let mut c = Command::new(roots.qmail_bin("qmail-smtpd"));
+            if std::env::var_os("PROTO").is_some() {
+                // Already under a TCP server: leave its variables alone.
+                return Err(exec(c));
+            }
             c.env("RELAYCLIENT", "")
                 .env("DATABYTES", "0")
                 .env("PROTO", "TCP")

@@ -287,7 +287,7 @@ pub fn prepare(o: &Options, s: &Settings, input: &[u8], now: i64) -> Result<Prep
     let mut header: Vec<u8> = Vec::with_capacity(input.len().min(1 << 16) + 256);
     let mut header_recips = Vec::new();
     let mut return_path: Option<String> = None;
-    let mut seen: HashMap<&str, bool> = HashMap::new();
+    let mut seen: HashMap<String, bool> = HashMap::new();
     for f in &fields {
         let lname = f.lname.as_str();
         let recip_field = if resent {
@@ -309,11 +309,7 @@ pub fn prepare(o: &Options, s: &Settings, input: &[u8], now: i64) -> Result<Prep
         {
             continue;
         }
-        for k in ["date", "from", "message-id", "to", "cc"] {
-            if lname == k {
-                seen.insert(k, true);
-            }
-        }
+        seen.insert(lname.to_string(), true);
         if ADDRESS_FIELDS.contains(&lname) {
             let colon = f.raw.iter().position(|&b| b == b':').unwrap_or(0);
             let (new_raw, addrs) = match std::str::from_utf8(&f.raw[colon + 1..]) {
@@ -343,24 +339,34 @@ pub fn prepare(o: &Options, s: &Settings, input: &[u8], now: i64) -> Result<Prep
             header.push(b'\n');
         }
     }
-    if !seen.contains_key("message-id") && !s.flags.contains('i') {
-        header.extend_from_slice(format!("Message-ID: {}\n", message_id(s, now)).as_bytes());
+    // Added fields go in front of the message's own, as qmail-inject does;
+    // a message with Resent- fields gets the Resent- forms.
+    let pre = if resent { "resent-" } else { "" };
+    let show = if resent { "Resent-" } else { "" };
+    let has = |k: &str| seen.contains_key(format!("{pre}{k}").as_str());
+    let mut added = String::new();
+    if !has("date") {
+        added += &format!("{show}Date: {}\n", crate::timefmt::qmail_date(now));
     }
-    if !seen.contains_key("date") {
-        header.extend_from_slice(format!("Date: {}\n", crate::timefmt::qmail_date(now)).as_bytes());
+    if !has("message-id") && !s.flags.contains('i') {
+        added += &format!("{show}Message-ID: {}\n", message_id(s, now));
     }
-    if !seen.contains_key("from") && !s.flags.contains('f') {
+    if !has("from") && !s.flags.contains('f') {
         let a = d.complete(&format!("{}@{}", s.user, s.host));
-        let from = match &s.name {
-            Some(n) if s.flags.contains('c') => format!("From: {a} ({n})\n"),
-            Some(n) => format!("From: {} <{a}>\n", quote_phrase(n)),
-            None => format!("From: {a}\n"),
+        added += &match &s.name {
+            Some(n) if s.flags.contains('c') => format!("{show}From: {a} ({n})\n"),
+            Some(n) => format!("{show}From: {} <{a}>\n", quote_phrase(n)),
+            None => format!("{show}From: {a}\n"),
         };
-        header.extend_from_slice(from.as_bytes());
     }
-    if !seen.contains_key("to") && !seen.contains_key("cc") {
-        header.extend_from_slice(b"Cc: recipient list not shown: ;\n");
+    if !has("to") && !has("cc") {
+        added += &format!("{show}Cc: recipient list not shown: ;\n");
     }
+    let header = {
+        let mut h = added.into_bytes();
+        h.extend_from_slice(&header);
+        h
+    };
     let arg_recips: Vec<String> = o.recips.iter().map(|r| d.complete(r)).collect();
     let recips = match o.mode {
         Mode::Args => arg_recips,
@@ -545,7 +551,7 @@ pub fn sendmail_args(argv: &[String]) -> Result<SendmailAction, Fail> {
             break;
         }
         let opt = a.as_bytes()[1];
-        let rest = &a[2..];
+        let rest = a.get(2..).unwrap_or("");
         // An option with a value, attached or as the next argument.
         let value = |i: &mut usize| -> Result<String, Fail> {
             if !rest.is_empty() {
@@ -565,12 +571,12 @@ pub fn sendmail_args(argv: &[String]) -> Result<SendmailAction, Fail> {
                 "m" => {}
                 _ => return Err(usage()),
             },
-            // Ignored, with a value.
-            b'B' | b'p' | b'N' | b'R' | b'V' | b'L' | b'h' | b'O' => {
+            // Ignored, with a value (-oi, -o i, -oem, -e m ...).
+            b'o' | b'e' | b'B' | b'p' | b'N' | b'R' | b'V' | b'L' | b'h' | b'O' => {
                 let _ = value(&mut i)?;
             }
-            // Ignored.
-            b'i' | b'o' | b'v' | b'm' | b'e' | b'x' | b'E' | b'J' | b'U' | b'G' => {}
+            // Ignored (-E and -J with whatever is attached).
+            b'i' | b'v' | b'm' | b'x' | b'E' | b'J' | b'U' | b'G' => {}
             _ => return Err(usage()),
         }
         i += 1;
@@ -584,10 +590,15 @@ pub fn sendmail_args(argv: &[String]) -> Result<SendmailAction, Fail> {
         "-a".to_string()
     }];
     let mut env = Vec::new();
-    if let Some(n) = name {
-        env.push(("MAILNAME".to_string(), n));
-    }
     if let Some(f) = sender {
+        // As qmail's sendmail: the From line is built from the sender alone
+        // (an empty value counts as unset).
+        for var in ["QMAILNAME", "NAME", "QMAILHOST", "MAILHOST"] {
+            env.push((var.to_string(), String::new()));
+        }
+        if name.is_none() {
+            env.push(("MAILNAME".to_string(), String::new()));
+        }
         let bare = f.trim_start_matches('<').trim_end_matches('>').to_string();
         match bare.rfind('@') {
             Some(at) => {
@@ -600,6 +611,14 @@ pub fn sendmail_args(argv: &[String]) -> Result<SendmailAction, Fail> {
         args.push("-f".to_string());
         args.push(bare);
     }
+    if let Some(n) = name {
+        env.push(("MAILNAME".to_string(), n));
+    }
+    // The last setting of a variable wins.
+    let mut seen = std::collections::HashSet::new();
+    env.reverse();
+    env.retain(|(k, _)| seen.insert(k.clone()));
+    env.reverse();
     args.push("--".to_string());
     args.extend(argv[i.min(argv.len())..].iter().cloned());
     Ok(SendmailAction::Inject(args, env))
@@ -650,8 +669,12 @@ mod tests {
         let (head, body) = text.split_at(text.windows(2).position(|w| w == b"\n\n").unwrap() + 2);
         let head = String::from_utf8(head.to_vec()).unwrap();
         assert!(
-            head.starts_with(
-                "To: bob@example.com, Carol <carol@box.example.com>\nSubject: hi\n  folded\n"
+            head.starts_with("Date: 26 Sep 1995 04:46:53 -0000\nMessage-ID: <"),
+            "{head}"
+        );
+        assert!(
+            head.ends_with(
+                "From: Joe User <joe@example.com>\nTo: bob@example.com, Carol <carol@box.example.com>\nSubject: hi\n  folded\n\n"
             ),
             "{head}"
         );
@@ -710,7 +733,12 @@ mod tests {
         let input = b"To: old@x.org\nResent-To: new@x.org\nResent-Bcc: hidden@x.org\n\nb\n";
         let p = prepare(&parse_args(&a(&["-h"])).unwrap(), &s(), input, 0).unwrap();
         assert_eq!(p.recips, a(&["new@x.org", "hidden@x.org"]));
-        assert!(!String::from_utf8_lossy(&p.message).contains("hidden"));
+        let m = String::from_utf8_lossy(&p.message).into_owned();
+        assert!(!m.contains("hidden"));
+        assert!(m.starts_with("Resent-Date: "), "{m}");
+        assert!(m.contains("\nResent-Message-ID: <"));
+        assert!(m.contains("\nResent-From: Joe User <joe@example.com>\n"));
+        assert!(!m.contains("\nDate:"));
     }
 
     #[test]
@@ -783,8 +811,10 @@ mod tests {
         {
             SendmailAction::Inject(args, env) => {
                 assert_eq!(args, a(&["-H", "-f", "www@site.org", "--"]));
-                assert!(env.contains(&("QMAILUSER".into(), "www".into())));
-                assert!(env.contains(&("QMAILHOST".into(), "site.org".into())));
+                let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+                assert_eq!(get("QMAILUSER"), Some("www"));
+                assert_eq!(get("QMAILHOST"), Some("site.org"));
+                assert_eq!(get("NAME"), Some(""));
                 assert!(env.contains(&("MAILNAME".into(), "Web Site".into())));
             }
             x => panic!("{x:?}"),
@@ -801,5 +831,7 @@ mod tests {
         );
         assert_eq!(sendmail_args(&a(&["-bs"])).unwrap(), SendmailAction::Smtp);
         assert_eq!(sendmail_args(&a(&["-q"])).unwrap_err().text, SENDMAIL_USAGE);
+        assert_eq!(sendmail_args(&a(&["-é"])).unwrap_err().code, 100);
+        assert_eq!(parse_args(&a(&["-é"])).unwrap_err().code, 100);
     }
 }

@@ -256,8 +256,8 @@ pub fn add_user(roots: &Roots, n: &NewUser) -> Result<Entry, VError> {
         n.gecos.clone()
     };
     let mut e = Entry::new(&n.user, &crypted, &gecos, &dir_s);
-    if let Some(q) = &n.quota {
-        e.quota = q.clone();
+    if let Some(q) = n.quota.clone().or_else(|| default_quota(&d)) {
+        e.quota = q;
     }
     if n.store_clear && n.crypted.is_none() {
         e.clear = Some(n.clear.clone().unwrap_or_default());
@@ -274,6 +274,32 @@ pub fn add_user(roots: &Roots, n: &NewUser) -> Result<Entry, VError> {
     vpasswd::chown_to(&user_dir.join("lastauth"), owner);
     update_maildirsize(&user_dir, &e.quota, owner);
     Ok(e)
+}
+
+/// The default quota of new users from the domain limits
+/// (`DOMDIR/.qmailadmin-limits`, lines `default_quota: BYTES` and
+/// `default_maxmsgcount: N`), as vpopmail's vadduser takes it; `None` (so
+/// `NOQUOTA`) when neither is set.
+pub fn default_quota(d: &Domain) -> Option<String> {
+    let text = std::fs::read_to_string(d.dir.join(".qmailadmin-limits")).ok()?;
+    let (mut bytes, mut count) = (0u64, 0u64);
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let v = v.trim().parse::<u64>().unwrap_or(0);
+        match k.trim() {
+            "default_quota" => bytes = v,
+            "default_maxmsgcount" => count = v,
+            _ => {}
+        }
+    }
+    match (bytes, count) {
+        (0, 0) => None,
+        (b, 0) => Some(format!("{b}S")),
+        (0, c) => Some(format!("{c}C")),
+        (b, c) => Some(format!("{b}S,{c}C")),
+    }
 }
 
 /// The user the domain's `.qmail-default` delivers unknown addresses to, if

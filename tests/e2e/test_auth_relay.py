@@ -196,6 +196,8 @@ class Relay(RootTestCase):
     def test_usage(self):
         self.assertEqual(self.root.run("relay-open").returncode, 100)
         self.assertEqual(self.root.run("relay-open", "-x").returncode, 100)
+        self.assertEqual(self.root.run("relay-open", "1.2.3.4", "extra").returncode, 100)
+        self.assertEqual(self.root.run("relay-open", "-c", "extra").returncode, 100)
         self.assertEqual(self.root.run("clearopensmtp", "x").returncode, 100)
 
 

@@ -258,5 +258,39 @@ class Vchkpw(AuthCase):
         self.assertEqual(talk(smtp.port), "R=")
 
 
+
+class WithAdminTools(AuthCase):
+    """vchkpw reads what the real vadddomain, vadduser, vmoduser and vpasswd write."""
+
+    def setUp(self):
+        super().setUp()
+        for prog in ("vadddomain", "vadduser", "vmoduser", "vpasswd"):
+            if not os.path.exists(self.root.bin(prog)):
+                self.skipTest(f"{prog} is not built")
+
+    def check(self, login, password, challenge="", port="110"):
+        data = f"{login}\0{password}\0{challenge}\0".encode()
+        argv = ["sh", "-c", 'exec 3<&0 </dev/null; exec "$@"', "sh", self.root.bin("vchkpw"), "true"]
+        return subprocess.run(argv, input=data, capture_output=True, timeout=30,
+                              env=self.root.env(TCPREMOTEIP="10.2.2.2", TCPLOCALPORT=port)).returncode
+
+    def test_users_made_by_the_admin_tools(self):
+        self.root.add_domain("tools.test", "pm-pass1")
+        self.root.add_user("kim@tools.test", "kim-pass1")
+        self.root.run("vadduser", "-C", "lee@tools.test", "lee-pass1", check=True)
+        self.assertEqual(self.check("kim@tools.test", "kim-pass1"), 0)
+        self.assertEqual(self.check("postmaster@tools.test", "pm-pass1"), 0)
+        self.assertEqual(self.check("kim@tools.test", "nope"), 3)
+        ts = "<1.2@tools.test>"
+        self.assertEqual(self.check("lee@tools.test", hashlib.md5((ts + "lee-pass1").encode()).hexdigest(), ts), 0)
+        self.assertEqual(self.check("kim@tools.test", hashlib.md5((ts + "kim-pass1").encode()).hexdigest(), ts), 3)
+        self.root.run("vmoduser", "-p", "kim@tools.test", check=True)
+        self.assertEqual(self.check("kim@tools.test", "kim-pass1"), 1)
+        self.assertEqual(self.check("kim@tools.test", "kim-pass1", port="587"), 0)
+        self.root.run("vpasswd", "lee@tools.test", "lee-pass2", check=True)
+        self.assertEqual(self.check("lee@tools.test", "lee-pass1"), 3)
+        self.assertEqual(self.check("lee@tools.test", "lee-pass2"), 0)
+
+
 if __name__ == "__main__":
     unittest.main()

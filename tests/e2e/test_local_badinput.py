@@ -118,6 +118,33 @@ class FullDisk(unittest.TestCase):
                                        env=env).returncode, 0)
         self.assertEqual(len(maildir_messages(self.md)), 2)
 
+    def test_sendmail_with_a_full_queue_disk(self):
+        if not os.path.exists(self.root.bin("qmail-queue")):
+            self.skipTest("qmail-queue is not built yet")
+        # The queue moves onto the small file system, with its modes and owners.
+        q = self.root.q("queue")
+        qmnt = tempfile.mkdtemp(dir=self.root.dir, prefix="q-")
+        why = try_mount_tmpfs(qmnt, size="512k")
+        if why:
+            self.skipTest(why)
+        self.addCleanup(lambda: subprocess.run(["umount", qmnt], capture_output=True))
+        subprocess.run(["cp", "-a", q + "/.", qmnt], check=True)
+        saved = q + ".saved"
+        os.rename(q, saved)
+        os.symlink(qmnt, q)
+
+        def restore():
+            os.unlink(q)
+            os.rename(saved, q)
+        self.addCleanup(restore)
+        filler = fill(qmnt)
+        r = self.root.run("sendmail", "joe@example.org", input=b"Subject: x\n\n" + b"b" * 20000 + b"\n")
+        self.assertEqual(r.returncode, 111, r.stderr)
+        self.assertIn(b"qmail-inject: fatal: qq write error or disk full (#4.3.0)", r.stderr)
+        os.unlink(filler)
+        r = self.root.run("sendmail", "joe@example.org", input=b"Subject: x\n\nsmall\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+
 
 class OddInput(unittest.TestCase):
     @classmethod

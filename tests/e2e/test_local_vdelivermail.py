@@ -90,6 +90,20 @@ class Vdelivermail(unittest.TestCase):
         mode = stat.S_IMODE(os.stat(os.path.join(self.root.domain_dir(DOM), "fresh")).st_mode)
         self.assertEqual(mode, 0o700)
 
+    def test_extension_address(self):
+        self.root.add_user(f"ext@{DOM}")
+        d = os.path.join(self.root.domain_dir(DOM), "ext")
+        before = len(self.msgs("ext"))
+        # user-anything reaches user when there is no such user ...
+        self.assertEqual(self.vdel("ext-news").returncode, 0)
+        self.assertEqual(len(self.msgs("ext")), before + 1)
+        # ... and the user's .qmail-EXT decides when it exists.
+        with open(os.path.join(d, ".qmail-lists"), "w") as f:
+            f.write("|cat > lists-got\n")
+        self.assertEqual(self.vdel("ext-lists").returncode, 0)
+        self.assertTrue(os.path.exists(os.path.join(d, "lists-got")))
+        self.assertEqual(len(self.msgs("ext")), before + 1)
+
     def test_syntax_error(self):
         r = self.vdel("joe", args=["bounce-no-mailbox"])
         self.assertEqual(r.returncode, 111)

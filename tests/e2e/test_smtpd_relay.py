@@ -73,6 +73,20 @@ class Battery(RelayCase):
         self.assertEqual(c.cmd("RCPT TO:<someone@LOCALHOST>"), OK)
         self.assertEqual(c.cmd("RCPT TO:<postmaster>"), OK)
 
+    def test_morercpthosts_cdb(self):
+        r = self.root
+        with open(r.control("morercpthosts"), "w") as f:
+            f.write("More.Example\n.wild.example\n")
+        r.run("qmail-newmrh", check=True)
+        self.assertTrue(os.path.exists(r.control("morercpthosts.cdb")))
+        srv = self.smtpd()
+        c = self.connect(srv)
+        self.assertEqual(c.cmd("MAIL FROM:<someone@example.net>"), OK)
+        for to, want in [("a@more.example", OK), ("a@MORE.example", OK), ("a@x.wild.example", OK),
+                         ("a@wild.example", NO_RELAY), ("a@evil.example", NO_RELAY),
+                         ("a%evil.example@more.example", NO_RELAY)]:
+            self.assertEqual(c.cmd(f"RCPT TO:<{to}>"), want, to)
+
     def test_accepted_after_auth(self):
         srv = self.smtpd()
         c = self.connect(srv)

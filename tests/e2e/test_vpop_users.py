@@ -93,6 +93,11 @@ class Users(RootTestCase):
         self.assertRegex(p.stdout, rb"^Random password: [0-9A-Za-z]{20}\n$")
         names = [l.split(":")[0] for l in self.vpasswd_lines()]
         self.assertEqual(names, sorted(names))
+        # The default quota comes from the domain limits, as in vpopmail.
+        with open(os.path.join(self.dom, ".qmailadmin-limits"), "w") as fh:
+            fh.write("maxpopaccounts: 100\ndefault_quota: 104857600\ndefault_maxmsgcount: 5000\n")
+        self.assertEqual(r.run("vadduser", "lim@example.com", "pw1").returncode, 0)
+        self.assertEqual(self.entry("lim")[6], "104857600S,5000C")
 
     def test_existing_vpopmail_lines_survive_byte_for_byte(self):
         r = self.root
@@ -326,6 +331,10 @@ class Users(RootTestCase):
             ("vuserinfo", []),
             ("vuserinfo", ["../x@example.com"]),
         ]
+        p = r.run("vadduser", "new@nowhere.com", "pw")
+        self.assertEqual((p.returncode, p.stdout), (255, b"Error: Domain does not exist\n"))
+        p = r.run("vadduser", "joe@example.com", "pw")
+        self.assertEqual((p.returncode, p.stdout), (255, b"Error: User already exists\n"))
         for prog, args in cases:
             p = r.run(prog, *args, input="")
             self.assertNotEqual(p.returncode, 0, (prog, args))

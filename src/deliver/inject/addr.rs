@@ -249,6 +249,23 @@ mod tests {
     }
 
     #[test]
+    fn never_panics_on_odd_input() {
+        let alphabet: Vec<char> = "a@b.<>,;:()\\\" \té€\n".chars().collect();
+        let mut x: u64 = 12345;
+        for _ in 0..5000 {
+            let mut v = String::new();
+            for _ in 0..(x % 24) {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                v.push(alphabet[(x >> 33) as usize % alphabet.len()]);
+            }
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            let _ = rewrite_list(&v, &d());
+        }
+    }
+
+    #[test]
     fn lists() {
         let d = d();
         let (v, a) = rewrite_list(
