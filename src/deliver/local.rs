@@ -20,6 +20,9 @@ use super::{errstr, mbox, program, qq, Fail};
 use crate::maildir::{self, NameStyle};
 use crate::paths::Roots;
 
+/// How long one Maildir delivery may take (qmail's alarm).
+pub const MAILDIR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(86400);
+
 /// The usage text.
 pub const USAGE: &str =
     "qmail-local: usage: qmail-local [ -nN ] user homedir local dash ext domain sender aliasempty";
@@ -447,7 +450,21 @@ pub fn deliver_maildir(
         inner: r,
         failed: false,
     };
-    maildir::deliver(dir, prefix, &mut t, NameStyle::Plain).map_err(|_| {
+    // qmail's 24-hour alarm: a delivery hanging on a dead file server ends
+    // as a temporary failure (the message stays queued; the file in tmp/ was
+    // never linked into new/).
+    let (done, waiting) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            waiting.recv_timeout(MAILDIR_TIMEOUT)
+        {
+            let _ = writeln!(io::stderr(), "Timeout on maildir delivery. (#4.3.0)");
+            std::process::exit(111);
+        }
+    });
+    let result = maildir::deliver(dir, prefix, &mut t, NameStyle::Plain);
+    drop(done);
+    result.map_err(|_| {
         if t.failed {
             Fail::temp("Unable to read message. (#4.3.0)")
         } else {
