@@ -71,6 +71,17 @@ class Flow(RootTestCase):
         self.assertIn(f"Delivered-To: joe@{DOM}\n".encode(), snd[0])
         self.assertTrue(snd[0].endswith(b"\n\nall\n"))
 
+    def test_domain_alias_file(self):
+        # An alias as vpopmail's valias/qmailadmin write it: DOMDIR/.qmail-info.
+        with open(os.path.join(self.root.domain_dir(DOM), ".qmail-info"), "w") as f:
+            f.write(f"&joe@{DOM}\n")
+        self.sendmail(f"-fsender@{DOM}", f"Info@{DOM}", msg=b"Subject: alias\n\nto info\n")
+        log = send_once(self.root, self.out)
+        joe = [self.read(p) for p in maildir_messages(self.root.maildir("joe", DOM))]
+        self.assertEqual(len(joe), 1, log)
+        # The local part keeps its case, as in qmail.
+        self.assertIn(f"Delivered-To: {DOM}-Info@{DOM}\n".encode(), joe[0])
+
     def test_forward_loop_is_bounced_not_repeated(self):
         with open(os.path.join(self.root.domain_dir(DOM), "joe", ".qmail"), "w") as f:
             f.write(f"&joe@{DOM}\n")

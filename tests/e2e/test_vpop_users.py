@@ -331,6 +331,10 @@ class Users(RootTestCase):
             ("vuserinfo", []),
             ("vuserinfo", ["../x@example.com"]),
         ]
+        p = r.run("vadduser", "new@nowhere.com", "pw")
+        self.assertEqual((p.returncode, p.stdout), (255, b"Error: Domain does not exist\n"))
+        p = r.run("vadduser", "joe@example.com", "pw")
+        self.assertEqual((p.returncode, p.stdout), (255, b"Error: User already exists\n"))
         for prog, args in cases:
             p = r.run(prog, *args, input="")
             self.assertNotEqual(p.returncode, 0, (prog, args))

@@ -67,9 +67,11 @@ pub fn vadduser(args: &[String]) -> i32 {
             Err(e) => return fail(&e),
         }
     }
-    // Everything that can be checked is, before asking for a password.
+    // Everything that can be checked is, before asking for a password. These
+    // checks exit 255 as vpopmail's vadduser does (its `vexit(-1)`).
     if let Err(e) = admin::check_new_user(&roots, &n) {
-        return fail(&e);
+        fail(&e);
+        return 255;
     }
     if !no_pw && n.crypted.is_none() {
         let pw = match (ops.get(1), &random) {
