@@ -36,6 +36,30 @@ pub fn atomic_write(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     atomic_write_with(path, mode, |f| f.write_all(data))
 }
 
+/// Replaces `path` with `data` through a temporary file and a rename, without
+/// fsync: readers never see a torn file, but a crash may lose the update. For
+/// state that is cheap to lose and written on every login (`lastauth`, the
+/// open-smtp timestamps), where two fsyncs would cost more than the login.
+pub fn replace_unsynced(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    let tmp = tmp_path(path);
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        f.write_all(data)?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// Like [`atomic_write`], with the content produced by `fill`.
 pub fn atomic_write_with(
     path: &Path,

@@ -12,9 +12,11 @@
 //!   entry beats prefix rules and the catch-all;
 //! * `relay-clear-minutes`: the window (60 in the hosting profile).
 //!
-//! Writers replace `open-smtp` through `open-smtp.tmp.PID` and `tcp.smtp.cdb`
-//! through `tcp.smtp.tmp.PID` (write, fsync, rename): a crash leaves the old
-//! or the new file and at worst a stale temporary file. Readers take no lock.
+//! Writers replace `open-smtp` through `open-smtp.tmp.PID` (write, rename) and
+//! `tcp.smtp.cdb` through `tcp.smtp.tmp.PID` (write, fsync, rename): a crash
+//! leaves the old or the new file and at worst a stale temporary file; only
+//! open-smtp's newest timestamps may be lost (that user logs in again).
+//! Readers take no lock.
 //!
 //! IPv6 addresses (other than `::ffff:`-mapped IPv4, which is stripped) are
 //! recorded in open-smtp, so [`is_open`] sees them, but are left out of the cdb:
@@ -217,7 +219,10 @@ fn write_open_smtp(roots: &Roots, lines: &[String]) -> io::Result<()> {
         text.push('\n');
     }
     let path: PathBuf = roots.vpop_etc("open-smtp");
-    crate::fsutil::atomic_write(&path, text.as_bytes(), 0o644)?;
+    // Written on every POP3/IMAP login. A crash may lose the newest timestamps
+    // (the user logs in again), never tear the file; tcp.smtp.cdb, rebuilt only
+    // for a new IP, is still fsynced.
+    crate::fsutil::replace_unsynced(&path, text.as_bytes(), 0o644)?;
     chown_vpopmail(&path);
     Ok(())
 }

@@ -312,7 +312,30 @@ impl Send {
         }
         self.pqfinish();
         self.log("status: exiting\n");
+        self.reap_helpers();
         0
+    }
+
+    /// Closes the command pipes, so the spawners and qmail-clean finish, and
+    /// collects them (qmail-send is their parent), waiting at most 10 seconds.
+    fn reap_helpers(self) {
+        use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+        let Fds { cmd, clean_cmd, .. } = self.fds;
+        drop(cmd);
+        drop(clean_cmd);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => {
+                    if std::time::Instant::now() > deadline {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Ok(_) => {}
+                Err(_) => return, // no children left
+            }
+        }
     }
 
     /// Once mode: nothing new in todo/, nothing due now.

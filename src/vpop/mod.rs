@@ -100,7 +100,8 @@ pub fn find_user(roots: &Roots, user: &str, domain: &str) -> io::Result<Option<(
 pub fn set_lastauth(dir: &Path, ip: &str) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let path = dir.join("lastauth");
-    crate::fsutil::atomic_write(&path, ip.as_bytes(), 0o600)?;
+    // Informational only: a crash may lose it, never tear it (no fsync per login).
+    crate::fsutil::replace_unsynced(&path, ip.as_bytes(), 0o600)?;
     if let Ok(m) = std::fs::metadata(dir) {
         vpasswd::chown_to(&path, Some((m.uid(), m.gid())));
     }
