@@ -9,7 +9,7 @@ PYTHON ?= python3
 RUN_DIR ?= $(CURDIR)/run
 E2E_JOBS ?= 3
 
-.PHONY: all build release test unit e2e man lint fmt run stop bench clean
+.PHONY: all build release deps test unit e2e man lint fmt run stop bench clean
 
 all: build
 
@@ -28,7 +28,10 @@ e2e: build
 man:
 	scripts/check-man
 
-test: build man
+deps:
+	scripts/install-deps test
+
+test: deps build man
 	$(CARGO) test --lib --bins
 	$(PYTHON) tests/e2e/run.py -j $(E2E_JOBS)
 
@@ -40,6 +43,7 @@ fmt:
 	$(CARGO) fmt --all
 
 run: release
+	scripts/install-deps run
 	VQMAIL_BIN=$(CURDIR)/target/release scripts/run-local start $(RUN_DIR)
 
 stop:
