@@ -96,7 +96,7 @@ class Domains(RootTestCase):
         with open(os.path.join(dom, ".qmail-default"), "rb") as f:
             self.assertEqual(f.read(), f"| {r.vpop}/bin/vdelivermail '' bounce-no-mailbox\n".encode())
         self.assertEqual(stat.S_IMODE(os.stat(os.path.join(dom, ".qmail-default")).st_mode), 0o600)
-        self.assertEqual(r.read("var/qmail/control/rcpthosts"), b"example.com\nlocalhost\nlocalhost\n")
+        self.assertEqual(r.read("var/qmail/control/rcpthosts"), b"example.com\nlocalhost\n")
         self.assertEqual(r.read("var/qmail/control/virtualdomains"), b"example.com:example.com\n")
         for f in ("rcpthosts", "virtualdomains", "locals"):
             self.assertEqual(stat.S_IMODE(os.stat(r.control(f)).st_mode), 0o644, f)
@@ -188,7 +188,7 @@ class Domains(RootTestCase):
         for d in ("zeta.org", "alpha.org", "www.alpha.org", "beta.net"):
             self.assertEqual(self.vadd(d, "pw").returncode, 0)
         self.assertEqual(r.read("var/qmail/control/rcpthosts"),
-                         b"alpha.org\nwww.alpha.org\nbeta.net\nlocalhost\nlocalhost\nzeta.org\n")
+                         b"alpha.org\nwww.alpha.org\nbeta.net\nlocalhost\nzeta.org\n")
         names = [l.split(b":")[0] for l in r.read("var/qmail/users/assign").splitlines()]
         self.assertEqual(names, [b"+alpha.org-", b"+www.alpha.org-", b"+beta.net-", b"+zeta.org-", b"."])
 
