@@ -23,27 +23,11 @@ pub fn program(roots: &Roots) -> PathBuf {
 /// qmail's text for a qmail-queue exit code: `""` for success, else a
 /// `D` (permanent) or `Z` (temporary) letter and the text.
 pub fn exit_text(code: i32, write_failed: bool) -> &'static str {
-    match code {
-        115 | 11 => "Denvelope address too long for qq (#5.1.3)",
-        31 => "Dmail server permanently rejected message (#5.3.0)",
-        51 => "Zqq out of memory (#4.3.0)",
-        52 => "Zqq timeout (#4.3.0)",
-        53 => "Zqq write error or disk full (#4.3.0)",
-        0 if !write_failed => "",
-        0 | 54 => "Zqq read error (#4.3.0)",
-        55 => "Zqq unable to read configuration (#4.3.0)",
-        56 => "Zqq trouble making network connection (#4.3.0)",
-        61 => "Zqq trouble in home directory (#4.3.0)",
-        62..=66 => "Zqq trouble creating files in queue (#4.3.0)",
-        71 => "Zmail server temporarily rejected message (#4.3.0)",
-        72 => "Zconnection to mail server timed out (#4.4.1)",
-        73 => "Zconnection to mail server rejected (#4.4.1)",
-        74 => "Zcommunication with mail server failed (#4.4.2)",
-        81 | 91 => "Zqq internal bug (#4.3.0)",
-        120 => "Zunable to exec qq (#4.3.0)",
-        11..=40 => "Dqq permanent problem (#5.3.0)",
-        _ => "Zqq temporary problem (#4.3.0)",
+    // qmail.c: a write to qmail-queue that failed makes even exit 0 a read error.
+    if code == 0 && write_failed {
+        return "Zqq read error (#4.3.0)";
     }
+    crate::queue::enqueue::exit_text(code)
 }
 
 /// A failed hand-over: permanent or not, and qmail's text (without the letter).

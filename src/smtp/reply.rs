@@ -144,26 +144,11 @@ pub fn sender_no_dns(addr: &str) -> Vec<u8> {
 /// qmail-queue failed: its exit code as qmail_close() words it (COMPAT 3),
 /// `554` for a permanent result, `451` for a temporary one.
 pub fn queue_failure(code: Option<i32>) -> Vec<u8> {
-    let text = match code {
-        Some(11) | Some(115) => "Denvelope address too long for qq (#5.1.3)",
-        Some(31) => "Dmail server permanently rejected message (#5.3.0)",
-        Some(c) if (11..=40).contains(&c) => "Dqq permanent problem (#5.3.0)",
-        Some(51) => "Zqq out of memory (#4.3.0)",
-        Some(52) => "Zqq timeout (#4.3.0)",
-        Some(53) => "Zqq write error or disk full (#4.3.0)",
-        Some(54) => "Zqq read error (#4.3.0)",
-        Some(55) => "Zqq unable to read configuration (#4.3.0)",
-        Some(56) => "Zqq trouble making network connection (#4.3.0)",
-        Some(61) => "Zqq trouble in home directory (#4.3.0)",
-        Some(62..=66) => "Zqq trouble creating files in queue (#4.3.0)",
-        Some(71) => "Zmail server temporarily rejected message (#4.3.0)",
-        Some(72) => "Zconnection to mail server timed out (#4.4.1)",
-        Some(73) => "Zconnection to mail server rejected (#4.4.1)",
-        Some(74) => "Zcommunication with mail server failed (#4.4.2)",
-        Some(81) | Some(91) => "Zqq internal bug (#4.3.0)",
-        Some(120) => "Zunable to exec qq (#4.3.0)",
-        Some(_) => "Zqq temporary problem (#4.3.0)",
+    let text = match code.map(crate::queue::enqueue::exit_text) {
         None => "Zqq crashed (#4.3.0)",
+        // Exit 0 is not a failure; if it is reported as one, say "temporary".
+        Some("") => "Zqq temporary problem (#4.3.0)",
+        Some(t) => t,
     };
     let code = if text.starts_with('D') { "554" } else { "451" };
     format!("{code} {}\r\n", &text[1..]).into_bytes()
