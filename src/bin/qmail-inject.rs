@@ -12,18 +12,8 @@ fn main() -> ExitCode {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let roots = vqmail::paths::Roots::from_env();
-    let mut input: Box<dyn std::io::Read> = match vqmail::sys::inherit_file(0) {
-        Some(f) => Box::new(f),
-        None => Box::new(std::io::empty()),
-    };
     let env = |k: &str| std::env::var(k).ok();
-    let result = inject::run(
-        &roots,
-        &argv,
-        &env,
-        &mut input,
-        &mut std::io::stdout().lock(),
-    );
+    let result = inject::run_stdio(&roots, &argv, &env);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {

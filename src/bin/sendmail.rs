@@ -1,7 +1,7 @@
 //! sendmail [-t] [-fsender] [-Fname] [-bp] [-bs] [arg ...]: the sendmail
 //! interface for programs, on top of qmail-inject (sendmail(8)). Invoked as
 //! `mailq` it lists the queue; as `newaliases` it explains and fails.
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode};
 
@@ -42,23 +42,13 @@ fn main() -> ExitCode {
             Err(exec(c))
         }
         inject::SendmailAction::Inject(args, env) => {
-            let mut input: Box<dyn Read> = match vqmail::sys::inherit_file(0) {
-                Some(f) => Box::new(f),
-                None => Box::new(std::io::empty()),
-            };
             let lookup = |k: &str| {
                 env.iter()
                     .find(|(n, _)| n == k)
                     .map(|(_, v)| v.clone())
                     .or_else(|| std::env::var(k).ok())
             };
-            inject::run(
-                &roots,
-                &args,
-                &lookup,
-                &mut input,
-                &mut std::io::stdout().lock(),
-            )
+            inject::run_stdio(&roots, &args, &lookup)
         }
     });
     match result {

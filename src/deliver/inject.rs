@@ -473,6 +473,20 @@ impl<R: Read> Read for EnsureNewline<R> {
     }
 }
 
+/// [`run`] on this process's fd 0 (the message; none is an empty message)
+/// and standard output, as qmail-inject and sendmail call it.
+pub fn run_stdio(
+    roots: &Roots,
+    argv: &[String],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), Fail> {
+    let mut input: Box<dyn Read> = match crate::sys::inherit_file(0) {
+        Some(f) => Box::new(f),
+        None => Box::new(std::io::empty()),
+    };
+    run(roots, argv, env, &mut input, &mut std::io::stdout().lock())
+}
+
 /// qmail-inject with `argv` (without the program name), `env` and the
 /// message on `input`. The header is read into memory (at most
 /// [`MAX_HEADER`] bytes); the body is streamed to qmail-queue unchanged.

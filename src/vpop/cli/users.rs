@@ -20,6 +20,27 @@ fn full_address(roots: &Roots, email: &str) -> Result<(String, String), i32> {
     Ok((u, d))
 }
 
+/// The `email_address [passwd]` operands of vadduser and vpasswd: the user
+/// and domain, or the exit code after the error line.
+fn user_and_password_operands(
+    roots: &Roots,
+    ops: &[String],
+    random: bool,
+    usage: &str,
+) -> Result<(String, String), i32> {
+    let Some(email) = ops.first() else {
+        return Err(usage_error("no email address given", usage));
+    };
+    if ops.len() > 2 {
+        return Err(usage_error("too many arguments", usage));
+    }
+    if random && ops.len() > 1 {
+        out("Error: don't use -r option when giving password on command line\n");
+        return Err(255);
+    }
+    full_address(roots, email)
+}
+
 /// vadduser: adds a user. `-C` (ours) also stores the clear-text password.
 pub fn vadduser(args: &[String]) -> i32 {
     let roots = Roots::from_env();
@@ -45,20 +66,11 @@ pub fn vadduser(args: &[String]) -> i32 {
             _ => {}
         }
     }
-    let Some(email) = ops.first() else {
-        return usage_error("no email address given", VADDUSER_USAGE);
-    };
-    if ops.len() > 2 {
-        return usage_error("too many arguments", VADDUSER_USAGE);
-    }
-    if random.is_some() && ops.len() > 1 {
-        out("Error: don't use -r option when giving password on command line\n");
-        return 255;
-    }
-    let (user, domain) = match full_address(&roots, email) {
-        Ok(x) => x,
-        Err(c) => return c,
-    };
+    let (user, domain) =
+        match user_and_password_operands(&roots, &ops, random.is_some(), VADDUSER_USAGE) {
+            Ok(x) => x,
+            Err(c) => return c,
+        };
     n.user = user;
     n.domain = domain;
     if let Some(q) = quota_in {
@@ -77,7 +89,7 @@ pub fn vadduser(args: &[String]) -> i32 {
         let pw = match (ops.get(1), &random) {
             (Some(p), _) => p.clone(),
             (None, Some(r)) => r.clone(),
-            (None, None) => prompt_password(email),
+            (None, None) => prompt_password(&ops[0]),
         };
         if pw.is_empty() {
             out("Error: No password entered\n");
@@ -138,17 +150,7 @@ pub fn vpasswd(args: &[String]) -> i32 {
             _ => {}
         }
     }
-    let Some(email) = ops.first() else {
-        return usage_error("no email address given", usage);
-    };
-    if ops.len() > 2 {
-        return usage_error("too many arguments", usage);
-    }
-    if random.is_some() && ops.len() > 1 {
-        out("Error: don't use -r option when giving password on command line\n");
-        return 255;
-    }
-    let (user, domain) = match full_address(&roots, email) {
+    let (user, domain) = match user_and_password_operands(&roots, &ops, random.is_some(), usage) {
         Ok(x) => x,
         Err(c) => return c,
     };
@@ -165,7 +167,7 @@ pub fn vpasswd(args: &[String]) -> i32 {
     let pw = match (ops.get(1), &random) {
         (Some(p), _) => p.clone(),
         (None, Some(r)) => r.clone(),
-        (None, None) => prompt_password(email),
+        (None, None) => prompt_password(&ops[0]),
     };
     if pw.is_empty() {
         out("Error: No password entered\n");
