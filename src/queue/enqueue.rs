@@ -138,7 +138,7 @@ pub enum Invoker {
 impl Invoker {
     /// Classifies a real uid by the qmail accounts that exist.
     pub fn of_uid(uid: u32) -> Invoker {
-        let is = |name: &str| crate::sys::account(name).is_some_and(|a| a.uid == uid);
+        let is = |name: &str| crate::sys::qmail_account(name).is_some_and(|a| a.uid == uid);
         if is("alias") {
             Invoker::Alias
         } else if is("qmaild") {

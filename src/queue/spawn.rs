@@ -114,7 +114,7 @@ fn mess_path(mess_dir: &Path, rel: &[u8]) -> Option<PathBuf> {
 /// True when the qmail accounts are missing or we are not root: programs keep
 /// the invoking identity (tests, a sandbox root).
 pub fn sandbox() -> bool {
-    !nix::unistd::geteuid().is_root() || crate::sys::account("qmails").is_none()
+    !nix::unistd::geteuid().is_root() || crate::sys::qmail_account("qmails").is_none()
 }
 
 /// Opens the message for a delivery, checking that qmail-queue wrote it.
@@ -122,7 +122,7 @@ fn open_mess(p: &Path) -> Result<File, Vec<u8>> {
     let f =
         File::open(p).map_err(|_| b"Zqmail-spawn unable to open message. (#4.3.0)\n".to_vec())?;
     if !sandbox() {
-        if let (Some(q), Ok(m)) = (crate::sys::account("qmailq"), f.metadata()) {
+        if let (Some(q), Ok(m)) = (crate::sys::qmail_account("qmailq"), f.metadata()) {
             if m.uid() != q.uid {
                 return Err(b"ZSorry, message has wrong owner. (#4.3.5)\n".to_vec());
             }
@@ -266,7 +266,7 @@ pub fn getpw(roots: &Roots, local: &[u8]) -> Option<Assign> {
             None => break,
         }
     }
-    let (uid, gid, home) = match crate::sys::account("alias") {
+    let (uid, gid, home) = match crate::sys::qmail_account("alias") {
         Some(a) => (a.uid, a.gid, a.home),
         None => (
             nix::unistd::geteuid().as_raw(),

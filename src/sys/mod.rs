@@ -102,12 +102,40 @@ pub fn account(name: &str) -> Option<Account> {
     })
 }
 
-/// Looks a group up by name.
-pub fn group_gid(name: &str) -> Option<u32> {
-    nix::unistd::Group::from_name(name)
-        .ok()
-        .flatten()
-        .map(|g| g.gid.as_raw())
+/// Looks one of the mail system's own accounts up (`alias`, `qmaild`, `qmaill`,
+/// `qmailp`, `qmailq`, `qmailr`, `qmails`, `vpopmail`). qmail fixes these ids
+/// when it is built; we read them from `/etc/passwd` on each start, which costs
+/// one small read instead of a name-service start-up (nsswitch, dlopen of its
+/// modules) in every short-lived program. Only a root process, which decides on
+/// privileges with the answer, asks the name service when the file lacks the name.
+pub fn qmail_account(name: &str) -> Option<Account> {
+    static PASSWD: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let text = PASSWD.get_or_init(|| std::fs::read("/etc/passwd").unwrap_or_default());
+    passwd_entry(text, name).or_else(|| {
+        if nix::unistd::geteuid().is_root() {
+            account(name)
+        } else {
+            None
+        }
+    })
+}
+
+/// The account `name` in passwd(5) text.
+fn passwd_entry(text: &[u8], name: &str) -> Option<Account> {
+    use std::os::unix::ffi::OsStrExt;
+    text.split(|&b| b == b'\n').find_map(|line| {
+        let f: Vec<&[u8]> = line.split(|&b| b == b':').collect();
+        if f.len() < 7 || f[0] != name.as_bytes() {
+            return None;
+        }
+        let num = |b: &[u8]| std::str::from_utf8(b).ok()?.parse::<u32>().ok();
+        Some(Account {
+            name: name.to_string(),
+            uid: num(f[2])?,
+            gid: num(f[3])?,
+            home: std::path::PathBuf::from(std::ffi::OsStr::from_bytes(f[5])),
+        })
+    })
 }
 
 static SANDBOX_WARNED: AtomicBool = AtomicBool::new(false);
@@ -117,7 +145,7 @@ static SANDBOX_WARNED: AtomicBool = AtomicBool::new(false);
 /// In a sandbox (the account does not exist, or the process is not root), the
 /// process keeps its identity and says so once on stderr; `Ok(false)` then.
 pub fn become_user(prog: &str, name: &str) -> io::Result<bool> {
-    match account(name) {
+    match qmail_account(name) {
         Some(a) if nix::unistd::geteuid().is_root() => {
             set_ids(a.uid, a.gid)?;
             Ok(true)
@@ -158,6 +186,20 @@ pub fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwd_entries_by_name() {
+        let t = b"root:x:0:0:root:/root:/bin/bash\nqmaild:x:1001:1002::/var/qmail:/bin/false\nbad:x:y:1::/:/bin/sh\nshort:x:1:1\n";
+        let a = passwd_entry(t, "qmaild").unwrap();
+        assert_eq!(
+            (a.uid, a.gid, a.home.to_str().unwrap()),
+            (1001, 1002, "/var/qmail")
+        );
+        assert!(passwd_entry(t, "qmail").is_none());
+        assert!(passwd_entry(t, "bad").is_none());
+        assert!(passwd_entry(t, "short").is_none());
+        assert_eq!(passwd_entry(t, "root").unwrap().uid, 0);
+    }
 
     #[test]
     fn fcntl_lock_excludes_another_process_only() {
