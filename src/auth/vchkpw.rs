@@ -436,13 +436,10 @@ pub fn log_notice(line: &str) {
 /// user (qmail-smtpd as qmaild, or a local user): drop back to that user, so
 /// the program never runs with vpopmail's rights it was not started with.
 fn switch_identity(service: Service, d: &Domain) -> Result<(), (u8, String)> {
-    use nix::unistd::{getgid, getuid, setgroups, setresgid, setresuid, Gid, Uid, User};
+    use nix::unistd::{getgid, getuid, setgroups, setresgid, setresuid, Gid, Uid};
     let ruid = getuid();
     if service != Service::Smtp && (ruid.is_root() || nix::unistd::geteuid().is_root()) {
-        let real = User::from_uid(Uid::from_raw(d.uid))
-            .ok()
-            .flatten()
-            .is_some();
+        let real = crate::sys::account_by_uid(d.uid).is_some();
         if !real || d.uid == 0 {
             return Ok(());
         }

@@ -91,46 +91,41 @@ pub struct Account {
     pub home: std::path::PathBuf,
 }
 
-/// Looks a system account up by name.
+/// Looks a system account up by name in `/etc/passwd`.
+///
+/// qmail fixes its accounts' ids when it is built; we read them from the file on
+/// each use. The programs are linked statically and each runs once per
+/// connection or delivery, so they do not start the name service (nsswitch,
+/// loadable modules): accounts that live only in NIS or LDAP are not seen.
 pub fn account(name: &str) -> Option<Account> {
-    let u = nix::unistd::User::from_name(name).ok().flatten()?;
-    Some(Account {
-        name: u.name,
-        uid: u.uid.as_raw(),
-        gid: u.gid.as_raw(),
-        home: u.dir,
-    })
+    let text = std::fs::read("/etc/passwd").ok()?;
+    passwd_entry(&text, |f| f[0] == name.as_bytes())
 }
 
-/// Looks one of the mail system's own accounts up (`alias`, `qmaild`, `qmaill`,
-/// `qmailp`, `qmailq`, `qmailr`, `qmails`, `vpopmail`). qmail fixes these ids
-/// when it is built; we read them from `/etc/passwd` on each start, which costs
-/// one small read instead of a name-service start-up (nsswitch, dlopen of its
-/// modules) in every short-lived program. Only a root process, which decides on
-/// privileges with the answer, asks the name service when the file lacks the name.
+/// Looks a system account up by uid in `/etc/passwd` (see [`account`]).
+pub fn account_by_uid(uid: u32) -> Option<Account> {
+    let text = std::fs::read("/etc/passwd").ok()?;
+    let uid = uid.to_string();
+    passwd_entry(&text, |f| f[2] == uid.as_bytes())
+}
+
+/// One of the mail system's own accounts (`alias`, `qmaild`, `qmaill`, `qmailp`,
+/// `qmailq`, `qmailr`, `qmails`, `vpopmail`).
 pub fn qmail_account(name: &str) -> Option<Account> {
-    static PASSWD: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    let text = PASSWD.get_or_init(|| std::fs::read("/etc/passwd").unwrap_or_default());
-    passwd_entry(text, name).or_else(|| {
-        if nix::unistd::geteuid().is_root() {
-            account(name)
-        } else {
-            None
-        }
-    })
+    account(name)
 }
 
-/// The account `name` in passwd(5) text.
-fn passwd_entry(text: &[u8], name: &str) -> Option<Account> {
+/// The first passwd(5) line whose fields satisfy `want`.
+fn passwd_entry(text: &[u8], want: impl Fn(&[&[u8]]) -> bool) -> Option<Account> {
     use std::os::unix::ffi::OsStrExt;
     text.split(|&b| b == b'\n').find_map(|line| {
         let f: Vec<&[u8]> = line.split(|&b| b == b':').collect();
-        if f.len() < 7 || f[0] != name.as_bytes() {
+        if f.len() < 7 || f[0].is_empty() || !want(&f) {
             return None;
         }
         let num = |b: &[u8]| std::str::from_utf8(b).ok()?.parse::<u32>().ok();
         Some(Account {
-            name: name.to_string(),
+            name: String::from_utf8(f[0].to_vec()).ok()?,
             uid: num(f[2])?,
             gid: num(f[3])?,
             home: std::path::PathBuf::from(std::ffi::OsStr::from_bytes(f[5])),
@@ -190,15 +185,22 @@ mod tests {
     #[test]
     fn passwd_entries_by_name() {
         let t = b"root:x:0:0:root:/root:/bin/bash\nqmaild:x:1001:1002::/var/qmail:/bin/false\nbad:x:y:1::/:/bin/sh\nshort:x:1:1\n";
-        let a = passwd_entry(t, "qmaild").unwrap();
+        let by = |n: &str| passwd_entry(t, |f| f[0] == n.as_bytes());
+        let a = by("qmaild").unwrap();
         assert_eq!(
             (a.uid, a.gid, a.home.to_str().unwrap()),
             (1001, 1002, "/var/qmail")
         );
-        assert!(passwd_entry(t, "qmail").is_none());
-        assert!(passwd_entry(t, "bad").is_none());
-        assert!(passwd_entry(t, "short").is_none());
-        assert_eq!(passwd_entry(t, "root").unwrap().uid, 0);
+        assert!(by("qmail").is_none());
+        assert!(by("bad").is_none());
+        assert!(by("short").is_none());
+        assert_eq!(by("root").unwrap().uid, 0);
+        let u = passwd_entry(t, |f| f[2] == b"1001".as_slice()).unwrap();
+        assert_eq!(u.name, "qmaild");
+        assert_eq!(
+            account_by_uid(0).map(|a| a.name),
+            account("root").map(|a| a.name)
+        );
     }
 
     #[test]
