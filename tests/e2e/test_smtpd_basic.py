@@ -3,13 +3,29 @@ DATA decoding (SMTP smuggling), limits and bad input, sender checks."""
 import os
 import re
 import smtplib
+import socket
 import subprocess
 import time
 
-from harness import need_tool
+from harness import need_tool, wait_until
 from smtpd_lib import SmtpdCase, Raw, DnsServer
 
 OK = "250 ok\r\n"
+
+
+def children(pid):
+    """The pids whose parent is pid (from /proc)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    st = f.read()
+            except OSError:
+                continue
+            if int(st.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(d))
+    return out
 NO_RELAY = "553 sorry, that domain isn't allowed to be relayed thru this MTA (#5.7.1)\r\n"
 SMTPLF = "451 See http://pobox.com/~djb/docs/smtplf.html.\r\n"
 
@@ -194,6 +210,37 @@ class Limits(SmtpdCase):
         self.assertEqual(c.reply(), "451 timeout (#4.4.2)\r\n")
         self.assertTrue(c.closed())
         self.assertLess(time.monotonic() - t, 5)
+
+    def test_write_timeout(self):
+        """A client that sends commands but never reads their replies: once the
+        socket buffers are full, qmail-smtpd's write waits timeoutsmtpd seconds
+        and the process ends (it is not left blocked for ever)."""
+        self.root.write_control("timeoutsmtpd", "1\n")
+        srv = self.smtpd()
+        s = socket.socket()
+        self.addCleanup(s.close)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", srv.port))
+        [child] = wait_until(lambda: children(srv.proc.pid), what="the qmail-smtpd process")
+        s.setblocking(False)
+        chunk = b"NOOP\r\n" * 10000
+        stalled = None
+
+        def gone():
+            nonlocal stalled
+            if not os.path.exists(f"/proc/{child}"):
+                return True
+            try:
+                for _ in range(1000):
+                    s.send(chunk)
+            except BlockingIOError:
+                stalled = stalled or time.monotonic()
+            except OSError:
+                pass
+            return False
+        wait_until(gone, timeout=30, interval=0.05, what="qmail-smtpd to give up writing")
+        self.assertIsNotNone(stalled, "the client's sends never blocked")
+        self.assertGreaterEqual(time.monotonic() - stalled, 0.9)
 
     def test_address_too_long(self):
         srv = self.smtpd()
