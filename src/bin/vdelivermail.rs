@@ -5,6 +5,12 @@ use std::process::ExitCode;
 
 use vqmail::deliver::{message::Message, vdeliver, Fail};
 
+/// Marks this file as vqmail's vdelivermail: qmail-local then runs it inside
+/// its own process instead of starting it (dot-qmail(5)).
+#[used]
+#[link_section = ".vqmail"]
+static VQMAIL_PROGRAM: [u8; 28] = *b"vqmail-program vdelivermail\0";
+
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let roots = vqmail::paths::Roots::from_env();

@@ -6,6 +6,9 @@
 //! words (`|/home/vpopmail/bin/vdelivermail '' bounce-no-mailbox`) means the
 //! same to the shell as to execve, so it is started without the shell; any
 //! other command, or one whose start fails, goes to `/bin/sh -c` unchanged.
+//! When that program is vqmail's own vdelivermail (its `.vqmail` ELF section
+//! says so), it runs inside this process, with the same arguments, variables,
+//! message, output and exit codes; any other file at that path is executed.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -33,7 +36,16 @@ pub fn run(
     env: &[(OsString, OsString)],
     stdin: File,
 ) -> Result<Outcome, Fail> {
-    let direct = simple_words(command).and_then(|words| {
+    let words = simple_words(command);
+    if let Some(w) = &words {
+        let prog = Path::new(OsStr::from_bytes(&w[0]));
+        if own_program(prog).as_deref() == Some("vdelivermail") {
+            if let Some(r) = vdelivermail_here(&w[1..], env, &stdin) {
+                return r;
+            }
+        }
+    }
+    let direct = words.and_then(|words| {
         let mut c = Command::new(OsStr::from_bytes(&words[0]));
         c.args(words[1..].iter().map(|w| OsStr::from_bytes(w)))
             .current_dir(dir)
@@ -57,12 +69,109 @@ pub fn run(
     if status.signal().is_some() {
         return Err(Fail::temp("Aack, child crashed. (#4.3.0)"));
     }
-    match status.code().unwrap_or(111) {
+    exit_outcome(status.code().unwrap_or(111))
+}
+
+/// Runs vqmail's vdelivermail in this process, as its own process would run
+/// with `args`, `env` added to our environment and the message on stdin.
+/// `None` when it cannot (relative roots): the caller starts the program.
+fn vdelivermail_here(
+    args: &[Vec<u8>],
+    env: &[(OsString, OsString)],
+    stdin: &File,
+) -> Option<Result<Outcome, Fail>> {
+    use super::{message::Message, vdeliver};
+    let roots = crate::paths::Roots::from_env();
+    if !roots.qmail.is_absolute() || !roots.vpopmail.is_absolute() {
+        return None;
+    }
+    let get = |k: &str| {
+        match env.iter().rev().find(|(n, _)| n == k) {
+            Some((_, v)) => Some(v.clone()),
+            None => std::env::var_os(k),
+        }
+        .map(|v| v.as_bytes().to_vec())
+    };
+    let venv = vdeliver::Env {
+        ext: get("EXT"),
+        host: get("HOST"),
+        dtline: get("DTLINE"),
+        rpline: get("RPLINE"),
+        sender: get("SENDER"),
+        vars: env.to_vec(),
+    };
+    let args: Vec<OsString> = args.iter().map(|a| OsStr::from_bytes(a).into()).collect();
+    let result = stdin
+        .try_clone()
+        .and_then(Message::from_file)
+        .map_err(|_| Fail::temp("Unable to read message. (#4.3.0)"))
+        .and_then(|mut msg| vdeliver::run(&roots, &args, &venv, &mut msg));
+    Some(match result {
+        Ok(()) => Ok(Outcome::Continue),
+        Err(f) => {
+            if !f.text.is_empty() {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{}", f.text);
+                let _ = out.flush();
+            }
+            exit_outcome(f.code as i32)
+        }
+    })
+}
+
+/// What a program's exit code means to qmail-local.
+fn exit_outcome(code: i32) -> Result<Outcome, Fail> {
+    match code {
         0 => Ok(Outcome::Continue),
         99 => Ok(Outcome::Stop),
         c if program_code_is_permanent(c) => Err(Fail::silent(100)),
         _ => Err(Fail::silent(111)),
     }
+}
+
+/// The name in a vqmail program's `.vqmail` ELF section
+/// (`vqmail-program NAME`), read from the file at `path`; `None` for any other
+/// file (another vdelivermail, a script, no such file).
+pub fn own_program(path: &Path) -> Option<String> {
+    use std::os::unix::fs::FileExt;
+    let f = File::open(path).ok()?;
+    let read = |off: u64, len: u64| -> Option<Vec<u8>> {
+        let mut b = vec![0; usize::try_from(len).ok()?];
+        f.read_exact_at(&mut b, off).ok()?;
+        Some(b)
+    };
+    let h = read(0, 64)?;
+    // 64-bit little-endian ELF only (the section table below assumes it).
+    if !h.starts_with(b"\x7fELF\x02\x01") {
+        return None;
+    }
+    let n16 = |b: &[u8], o: usize| u64::from(u16::from_le_bytes([b[o], b[o + 1]]));
+    let n32 = |b: &[u8], o: usize| u64::from(u32::from_le_bytes(b[o..o + 4].try_into().unwrap()));
+    let n64 = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
+    let (shoff, entsize, num, strndx) =
+        (n64(&h, 0x28), n16(&h, 0x3a), n16(&h, 0x3c), n16(&h, 0x3e));
+    if entsize < 64 || num == 0 || strndx >= num {
+        return None;
+    }
+    let table = read(shoff, entsize * num)?;
+    let section = |i: u64| &table[(i * entsize) as usize..(i * entsize + 64) as usize];
+    let strtab = section(strndx);
+    if n64(strtab, 0x20) > 1 << 20 {
+        return None;
+    }
+    let names = read(n64(strtab, 0x18), n64(strtab, 0x20))?;
+    let s = (0..num).map(section).find(|s| {
+        let at = n32(s, 0) as usize;
+        names.get(at..).is_some_and(|n| n.starts_with(b".vqmail\0"))
+    })?;
+    if n64(s, 0x20) > 256 {
+        return None;
+    }
+    let data = read(n64(s, 0x18), n64(s, 0x20))?;
+    let name = data.strip_prefix(b"vqmail-program ")?;
+    let name = &name[..name.iter().position(|&b| b == 0)?];
+    String::from_utf8(name.to_vec()).ok()
 }
 
 /// The words of a command the shell would run as `execve(words[0], words)`:
@@ -112,6 +221,49 @@ pub fn simple_words(command: &[u8]) -> Option<Vec<Vec<u8>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A minimal 64-bit ELF file whose `.vqmail` section holds `marker`.
+    fn elf(marker: &[u8]) -> Vec<u8> {
+        let names = b"\0.shstrtab\0.vqmail\0";
+        let (names_at, data_at) = (64 + 3 * 64, 64 + 3 * 64 + names.len());
+        let mut f = vec![0u8; 64];
+        f[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        f[0x28..0x30].copy_from_slice(&64u64.to_le_bytes());
+        f[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+        f[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
+        f[0x3e..0x40].copy_from_slice(&1u16.to_le_bytes());
+        let sh = |name: u32, off: usize, size: usize| {
+            let mut h = vec![0u8; 64];
+            h[..4].copy_from_slice(&name.to_le_bytes());
+            h[0x18..0x20].copy_from_slice(&(off as u64).to_le_bytes());
+            h[0x20..0x28].copy_from_slice(&(size as u64).to_le_bytes());
+            h
+        };
+        f.extend(sh(0, 0, 0));
+        f.extend(sh(1, names_at, names.len()));
+        f.extend(sh(11, data_at, marker.len()));
+        f.extend_from_slice(names);
+        f.extend_from_slice(marker);
+        f
+    }
+
+    #[test]
+    fn own_programs_are_known_by_their_elf_section() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("prog");
+        std::fs::write(&p, elf(b"vqmail-program vdelivermail\0")).unwrap();
+        assert_eq!(own_program(&p).as_deref(), Some("vdelivermail"));
+        std::fs::write(&p, elf(b"another-program vdelivermail\0")).unwrap();
+        assert_eq!(own_program(&p), None);
+        let mut cut = elf(b"vqmail-program vdelivermail\0");
+        cut.truncate(cut.len() - 5);
+        std::fs::write(&p, cut).unwrap();
+        assert_eq!(own_program(&p), None);
+        std::fs::write(&p, "#!/bin/sh\nexit 0\n").unwrap();
+        assert_eq!(own_program(&p), None);
+        assert_eq!(own_program(Path::new("/bin/sh")), None);
+        assert_eq!(own_program(&t.path().join("missing")), None);
+    }
 
     #[test]
     fn simple_commands_are_split_as_the_shell_would() {

@@ -41,6 +41,10 @@ pub struct Env {
     pub rpline: Option<Vec<u8>>,
     /// `$SENDER`.
     pub sender: Option<Vec<u8>>,
+    /// Variables for the programs it starts (`|` lines, qmail-inject): the
+    /// delivery's environment when it runs inside qmail-local; empty in its own
+    /// process, whose children inherit that environment anyway.
+    pub vars: Vec<(OsString, OsString)>,
 }
 
 impl Env {
@@ -53,6 +57,7 @@ impl Env {
             dtline: get("DTLINE"),
             rpline: get("RPLINE"),
             sender: get("SENDER"),
+            vars: Vec::new(),
         }
     }
 }
@@ -102,6 +107,7 @@ struct Delivery<'a> {
     domain: String,
     rpline: Vec<u8>,
     dtline: Option<Vec<u8>>,
+    vars: Vec<(OsString, OsString)>,
 }
 
 impl<'a> Delivery<'a> {
@@ -121,6 +127,7 @@ impl<'a> Delivery<'a> {
             domain: domain.to_string(),
             rpline,
             dtline: env.dtline.clone(),
+            vars: env.vars.clone(),
         }
     }
 
@@ -218,7 +225,7 @@ impl<'a> Delivery<'a> {
                     let stdin = msg
                         .child_stdin()
                         .map_err(|_| Fail::temp("Unable to rewind message. (#4.3.0)"))?;
-                    if program::run(&cmd, dir, &[], stdin)? == program::Outcome::Stop {
+                    if program::run(&cmd, dir, &self.vars, stdin)? == program::Outcome::Stop {
                         return Err(Fail::silent(99));
                     }
                 }
@@ -379,6 +386,7 @@ impl<'a> Delivery<'a> {
         let mut child = Command::new(&inject)
             .arg("--")
             .arg(OsStr::from_bytes(addr))
+            .envs(self.vars.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .spawn()
             .map_err(|e| {

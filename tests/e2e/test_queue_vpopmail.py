@@ -44,6 +44,35 @@ class VpopmailChain(RootTestCase):
         self.assertIn("<nobody@example.com>:\nSorry, no mailbox here by that name. vpopmail (#5.1.1)\n", b)
         self.assertIn("--- Below this line is a copy of the message.\n\nReturn-Path: <sender@example.com>\n", b)
 
+    def test_programs_of_a_user_qmail_get_the_delivery_environment(self):
+        """vdelivermail runs a user's .qmail `|` line with qmail-local's
+        variables (SENDER, RECIPIENT, EXT, HOST ...)."""
+        out = os.path.join(self.root.dir, "env.out")
+        home = os.path.dirname(self.root.maildir("joe", "example.com"))
+        with open(os.path.join(home, ".qmail"), "w") as f:
+            f.write(f'|echo "$SENDER $RECIPIENT $EXT $HOST" > {out}\n')
+        self.assertEqual(queue(self.root, "Subject: hi\n\nhello\n", "sender@example.com",
+                               ["joe@example.com"]), 0)
+        log = send_once(self.root, self.out)
+        with open(out) as f:
+            self.assertEqual(f.read(), "sender@example.com example.com-joe@example.com joe example.com\n", log)
+
+    def test_another_vdelivermail_at_the_path_is_executed(self):
+        """qmail-local runs vqmail's own vdelivermail in its process; any other
+        program at that path (vpopmail's, a wrapper) is started as before."""
+        out = os.path.join(self.root.dir, "other.out")
+        prog = self.root.bin("vdelivermail")
+        os.unlink(prog)
+        with open(prog, "w") as f:
+            f.write(f'#!/bin/sh\necho "other $# [$1] $2 $EXT@$HOST" >> {out}\nexit 0\n')
+        os.chmod(prog, 0o755)
+        self.assertEqual(queue(self.root, "Subject: hi\n\nhello\n", "sender@example.com",
+                               ["joe@example.com"]), 0)
+        log = send_once(self.root, self.out)
+        with open(out) as f:
+            self.assertEqual(f.read(), "other 2 [] bounce-no-mailbox joe@example.com\n", log)
+        self.assertEqual(maildir_messages(self.root.maildir("joe", "example.com")), [])
+
 
 if __name__ == "__main__":
     unittest.main()
