@@ -1020,23 +1020,28 @@ fn write_new(p: &std::path::Path, data: &[u8], birth: i64) -> io::Result<()> {
     f.set_times(FileTimes::new().set_accessed(st).set_modified(st))
 }
 
-/// fsyncs files (or directories) on up to 16 threads at once; the ones that
-/// failed.
+/// fsyncs files (or directories) on up to 16 threads at once, this one
+/// included; the ones that failed.
 fn sync_parallel(paths: &[std::path::PathBuf]) -> BTreeSet<std::path::PathBuf> {
     let failed = std::sync::Mutex::new(BTreeSet::new());
     let per = paths.len().div_ceil(16).max(1);
-    std::thread::scope(|s| {
-        for chunk in paths.chunks(per) {
-            let failed = &failed;
-            s.spawn(move || {
-                for p in chunk {
-                    if File::open(p).and_then(|f| f.sync_all()).is_err() {
-                        if let Ok(mut f) = failed.lock() {
-                            f.insert(p.clone());
-                        }
-                    }
+    let sync = |chunk: &[std::path::PathBuf]| {
+        for p in chunk {
+            if File::open(p).and_then(|f| f.sync_all()).is_err() {
+                if let Ok(mut f) = failed.lock() {
+                    f.insert(p.clone());
                 }
-            });
+            }
+        }
+    };
+    let mut chunks = paths.chunks(per);
+    let first = chunks.next();
+    std::thread::scope(|s| {
+        for chunk in chunks {
+            s.spawn(move || sync(chunk));
+        }
+        if let Some(chunk) = first {
+            sync(chunk);
         }
     });
     failed.into_inner().unwrap_or_default()
