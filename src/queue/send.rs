@@ -164,6 +164,7 @@ pub struct Send {
     todo_now: bool,
     exitasap: bool,
     trigger: Option<File>,
+    spares: Spares,
 }
 
 impl Send {
@@ -180,6 +181,7 @@ impl Send {
             }
         };
         let q = Queue::new(roots.queue());
+        let q_dir_info = q.dir().join("info");
         let now = crate::timefmt::now();
         let slots = [
             (0..cfg.concurrency[0]).map(|_| None).collect(),
@@ -210,6 +212,7 @@ impl Send {
             todo_now: true,
             exitasap: false,
             trigger,
+            spares: Spares::open(&q_dir_info),
         })
     }
 
@@ -565,7 +568,7 @@ impl Send {
             }
         }
         for (p, d) in &jobs {
-            if write_new(p, d, now).is_err() {
+            if self.spares.write_new(p, d, now).is_err() {
                 self.log(&format!("warning: trouble writing to {}\n", rel(p)));
                 return None;
             }
@@ -827,7 +830,7 @@ impl Send {
         let job = self.jobs[c].remove(j);
         let path = self.q.chan(c, job.id);
         if job.complete {
-            if let Err(e) = std::fs::remove_file(&path) {
+            if let Err(e) = self.spares.retire(&path) {
                 if e.kind() != io::ErrorKind::NotFound {
                     self.log(&format!(
                         "warning: unable to unlink {}; will try again later\n",
@@ -900,7 +903,7 @@ impl Send {
             return;
         }
         self.log(&format!("end msg {id}\n"));
-        if std::fs::remove_file(self.q.info(id)).is_err() {
+        if self.spares.retire(&self.q.info(id)).is_err() {
             self.log(&format!(
                 "warning: unable to unlink {}; will try again later\n",
                 rel(&self.q.info(id))
@@ -1008,6 +1011,98 @@ struct Prepared {
     info_line: String,
 }
 
+/// Spare files for qmail-send's own queue files (info, local, remote), kept in
+/// `info/spare/`: a finished file is emptied and renamed there instead of being
+/// removed, and a new one is a spare renamed into place. Renames cost the file
+/// system less than creating and freeing inodes; qmail (and qmail-qstat) never
+/// look into `info/spare/`. At most [`Spares::MAX`] are kept.
+struct Spares {
+    dir: Option<std::path::PathBuf>,
+    names: Vec<std::path::PathBuf>,
+    next: u64,
+}
+
+impl Spares {
+    const MAX: usize = 256;
+
+    fn open(info: &std::path::Path) -> Spares {
+        let dir = info.join("spare");
+        let ok = std::fs::create_dir(&dir).is_ok()
+            || std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir());
+        let mut names = Vec::new();
+        let mut next = 0;
+        if ok {
+            if let Ok(rd) = std::fs::read_dir(&dir) {
+                for e in rd.flatten() {
+                    if let Some(n) = super::parse_id(&e.file_name().to_string_lossy()) {
+                        next = next.max(n + 1);
+                        names.push(e.path());
+                    }
+                }
+            }
+        }
+        Spares {
+            dir: ok.then_some(dir),
+            names,
+            next,
+        }
+    }
+
+    /// Creates `p` (which must not exist) holding `data`, times set to `birth`.
+    fn write_new(&mut self, p: &std::path::Path, data: &[u8], birth: i64) -> io::Result<()> {
+        while let Some(spare) = self.names.pop() {
+            let reuse = || -> io::Result<()> {
+                let mut f = OpenOptions::new().write(true).truncate(true).open(&spare)?;
+                f.write_all(data)?;
+                let st = UNIX_EPOCH + Duration::from_secs(birth.max(0) as u64);
+                f.set_times(FileTimes::new().set_accessed(st).set_modified(st))?;
+                nix::fcntl::renameat2(
+                    nix::fcntl::AT_FDCWD,
+                    spare.as_path(),
+                    nix::fcntl::AT_FDCWD,
+                    p,
+                    nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+                )
+                .map_err(io::Error::from)
+            };
+            match reuse() {
+                Ok(()) => return Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                    self.names.push(spare);
+                    return Err(e);
+                }
+                Err(_) => {
+                    let _ = std::fs::remove_file(&spare);
+                }
+            }
+        }
+        write_new(p, data, birth)
+    }
+
+    /// Removes `p`: empties it and keeps it as a spare, or unlinks it.
+    fn retire(&mut self, p: &std::path::Path) -> io::Result<()> {
+        if let Some(dir) = self.dir.as_ref().filter(|_| self.names.len() < Self::MAX) {
+            let spare = dir.join(self.next.to_string());
+            // Renamed first: a crash in between leaves a full spare, never an
+            // empty queue file.
+            match std::fs::rename(p, &spare) {
+                Ok(()) => {
+                    let _ = OpenOptions::new()
+                        .write(true)
+                        .open(&spare)
+                        .and_then(|f| f.set_len(0));
+                    self.next += 1;
+                    self.names.push(spare);
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(e),
+                Err(_) => {}
+            }
+        }
+        std::fs::remove_file(p)
+    }
+}
+
 /// Creates a queue file exclusively (mode 0600) with its times set to `birth`.
 fn write_new(p: &std::path::Path, data: &[u8], birth: i64) -> io::Result<()> {
     let mut f = OpenOptions::new()
@@ -1070,6 +1165,49 @@ fn rel(p: &std::path::Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spare_files_are_reused_in_place_of_new_inodes() {
+        use std::os::unix::fs::MetadataExt;
+        let d = tempfile::tempdir().unwrap();
+        let info = d.path().join("info");
+        std::fs::create_dir_all(info.join("1")).unwrap();
+        let mut sp = Spares::open(&info);
+        let a = info.join("1").join("1");
+        sp.write_new(&a, b"Fa@b\0", 1000).unwrap();
+        let ino = std::fs::metadata(&a).unwrap().ino();
+        assert_eq!(std::fs::metadata(&a).unwrap().mtime(), 1000);
+        // Retired: emptied and kept under info/spare/.
+        sp.retire(&a).unwrap();
+        assert!(!a.exists());
+        let spares: Vec<_> = std::fs::read_dir(info.join("spare"))
+            .unwrap()
+            .flatten()
+            .collect();
+        assert_eq!(spares.len(), 1);
+        assert_eq!(spares[0].metadata().unwrap().len(), 0);
+        // A new file takes the spare: same inode, new contents and times.
+        let b = info.join("1").join("2");
+        sp.write_new(&b, b"Fc@d\0", 2000).unwrap();
+        let m = std::fs::metadata(&b).unwrap();
+        assert_eq!((m.ino(), m.len(), m.mtime()), (ino, 5, 2000));
+        assert_eq!(std::fs::read(&b).unwrap(), b"Fc@d\0");
+        // Never over an existing file.
+        sp.retire(&b).unwrap();
+        std::fs::write(&a, "x").unwrap();
+        assert!(sp.write_new(&a, b"y", 0).is_err());
+        assert_eq!(std::fs::read(&a).unwrap(), b"x");
+        // A missing file is NotFound, as unlink says; a new qmail-send finds
+        // the spares left behind.
+        assert_eq!(
+            sp.retire(&info.join("1").join("9")).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        let mut again = Spares::open(&info);
+        assert_eq!(again.names.len(), 1);
+        again.write_new(&info.join("1").join("3"), b"z", 0).unwrap();
+        assert_eq!(std::fs::read_dir(info.join("spare")).unwrap().count(), 0);
+    }
 
     #[test]
     fn relative_names() {

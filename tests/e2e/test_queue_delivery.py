@@ -113,12 +113,13 @@ def delivered(stub_out, addr):
 
 
 def queue_files(root):
-    """Every file left in the queue (relative names), except lock/."""
+    """Every file left in the queue (relative names), except lock/ and
+    qmail-send's spare files (info/spare/, which hold no message)."""
     out = []
     base = root.q("queue")
     for dp, _, fs in os.walk(base):
         rel = os.path.relpath(dp, base)
-        if rel.startswith("lock"):
+        if rel.startswith("lock") or rel == os.path.join("info", "spare"):
             continue
         out += [os.path.join(rel, f) for f in fs]
     return sorted(out)
