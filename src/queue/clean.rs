@@ -6,6 +6,9 @@
 //! * `todo/N`: the message has been preprocessed: remove `intd/N` and `todo/N`;
 //! * `foop/N`: the message is finished (or an orphan): remove `intd/N` and `mess/S/N`.
 //!
+//! The last name of a finished file (`todo/N`, `mess/S/N`) is kept as a spare
+//! for qmail-queue ([`super::spare`]) rather than unlinked.
+//!
 //! At start, pid files older than 36 hours (left by a qmail-queue that was
 //! killed) are removed.
 
@@ -15,14 +18,18 @@ use std::os::unix::fs::MetadataExt;
 use super::{parse_id, Queue, OSSIFIED};
 
 fn unlink_ok(p: &std::path::Path) -> bool {
-    match std::fs::remove_file(p) {
+    removed(std::fs::remove_file(p))
+}
+
+fn removed(r: io::Result<()>) -> bool {
+    match r {
         Ok(()) => true,
         Err(e) => e.kind() == io::ErrorKind::NotFound,
     }
 }
 
 /// Handles one request; the answer byte.
-pub fn handle(q: &Queue, req: &[u8]) -> u8 {
+pub fn handle(q: &Queue, spares: &mut super::spare::Keeper, req: &[u8]) -> u8 {
     let s = String::from_utf8_lossy(req);
     let (kind, num) = match s.split_once('/') {
         Some(x) => x,
@@ -32,8 +39,8 @@ pub fn handle(q: &Queue, req: &[u8]) -> u8 {
         return b'!';
     };
     let ok = match kind {
-        "todo" => unlink_ok(&q.intd(id)) && unlink_ok(&q.todo(id)),
-        "foop" => unlink_ok(&q.intd(id)) && unlink_ok(&q.mess(id)),
+        "todo" => unlink_ok(&q.intd(id)) && removed(spares.remove(&q.todo(id))),
+        "foop" => unlink_ok(&q.intd(id)) && removed(spares.remove(&q.mess(id))),
         _ => false,
     };
     if ok {
@@ -60,6 +67,7 @@ pub fn clean_pids(q: &Queue, now: i64) {
 /// The request loop, until qmail-send closes its end.
 pub fn serve(q: &Queue, input: impl Read, mut output: impl Write, now: i64) -> io::Result<()> {
     clean_pids(q, now);
+    let mut spares = super::spare::Keeper::open(q);
     let mut r = BufReader::new(input);
     let mut req = Vec::new();
     loop {
@@ -74,7 +82,7 @@ pub fn serve(q: &Queue, input: impl Read, mut output: impl Write, now: i64) -> i
             continue;
         }
         req.pop();
-        let a = handle(q, &req);
+        let a = handle(q, &mut spares, &req);
         output.write_all(&[a])?;
         output.flush()?;
     }

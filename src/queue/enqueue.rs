@@ -3,7 +3,8 @@
 //! The message comes on fd 0, the envelope on fd 1: `F<sender>\0`, then
 //! `T<recipient>\0` for each recipient, then one more `\0`. The steps, each of
 //! which a crash may interrupt (see the module docs of [`crate::queue`]):
-//! create `pid/PID.TIME.SEQ` exclusively and take its inode number as the
+//! create `pid/PID.TIME.SEQ` exclusively (or rename a spare file there, see
+//! [`super::spare`]) and take its inode number as the
 //! message number N; link it to `mess/S/N` and remove the pid file; write the
 //! Received line and the message; create `intd/N` with the envelope; fsync
 //! both (concurrently); link `intd/N` to `todo/N`; fsync `todo/`; pull the
@@ -213,10 +214,13 @@ fn enqueue_steps(
     made: &mut Made,
 ) -> Result<u64, i32> {
     // pid/PID.TIME.SEQ, exclusively: its inode number is the message number.
+    // A spare file (finished messages' inodes, see queue::spare) is renamed
+    // into place when there is one.
+    let mut spares = super::spare::Taker::list(q);
     let mut pidfile = None;
     for seq in 1..=9 {
         let p = q.dir().join("pid").join(format!("{pid}.{now}.{seq}"));
-        match create_excl(&p) {
+        match spares.take(&p).map(Ok).unwrap_or_else(|| create_excl(&p)) {
             Ok(f) => {
                 pidfile = Some((p, f));
                 break;
@@ -248,7 +252,11 @@ fn enqueue_steps(
     // The envelope, then intd/N, then the todo link.
     let env = read_envelope(envelope)?;
     let intd = q.intd(id);
-    let f = match create_excl(&intd) {
+    let f = match spares
+        .take(&intd)
+        .map(Ok)
+        .unwrap_or_else(|| create_excl(&intd))
+    {
         Ok(f) => f,
         Err(_) => return Err(exit::INTD),
     };

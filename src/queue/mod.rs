@@ -33,6 +33,7 @@ pub mod enqueue;
 pub mod qread;
 pub mod rewrite;
 pub mod send;
+pub mod spare;
 pub mod spawn;
 pub mod start;
 

@@ -1023,7 +1023,7 @@ struct Spares {
 }
 
 impl Spares {
-    const MAX: usize = 256;
+    const MAX: usize = 1024;
 
     fn open(info: &std::path::Path) -> Spares {
         let dir = info.join("spare");

@@ -113,13 +113,13 @@ def delivered(stub_out, addr):
 
 
 def queue_files(root):
-    """Every file left in the queue (relative names), except lock/ and
-    qmail-send's spare files (info/spare/, which hold no message)."""
+    """Every file left in the queue (relative names), except lock/ and the
+    spare files (info/spare/, pid/spare/), which hold no message."""
     out = []
     base = root.q("queue")
     for dp, _, fs in os.walk(base):
         rel = os.path.relpath(dp, base)
-        if rel.startswith("lock") or rel == os.path.join("info", "spare"):
+        if rel.startswith("lock") or rel in ("info/spare", "pid/spare"):
             continue
         out += [os.path.join(rel, f) for f in fs]
     return sorted(out)

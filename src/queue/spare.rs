@@ -1,0 +1,216 @@
+//! Spare files for qmail-queue, in `pid/spare/`.
+//!
+//! When a message is finished, qmail-clean renames its last `mess` and `todo`
+//! names there and empties them instead of unlinking them; qmail-queue renames
+//! a spare into place (its pid file, its `intd/N`) instead of creating a file.
+//! The queue's layout and every name in it stay as qmail has them; only fewer
+//! inodes are created and freed, which costs some file systems a lot (ext4
+//! without a journal scans every recently freed inode on each creation).
+//!
+//! A spare is claimed by renaming it to its new name, never over an existing
+//! one, and only then emptied and written, so two qmail-queues never share
+//! one and no queue file ever shows another message's bytes. qmail's own
+//! programs never look into `pid/spare/`.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use super::Queue;
+
+/// At most this many spares are kept (a few more between counts).
+pub const MAX: usize = 1024;
+
+/// The spare directory.
+pub fn dir(q: &Queue) -> PathBuf {
+    q.dir().join("pid").join("spare")
+}
+
+/// The spares seen once by a qmail-queue run.
+pub struct Taker {
+    names: Vec<PathBuf>,
+    next: usize,
+}
+
+impl Taker {
+    /// Lists the spares (none when the directory is missing).
+    pub fn list(q: &Queue) -> Taker {
+        let names: Vec<PathBuf> = match std::fs::read_dir(dir(q)) {
+            Ok(rd) => rd.flatten().map(|e| e.path()).collect(),
+            Err(_) => Vec::new(),
+        };
+        // Concurrent qmail-queues start at different places.
+        let next = match names.len() {
+            0 => 0,
+            n => std::process::id() as usize % n,
+        };
+        Taker { names, next }
+    }
+
+    /// Claims a spare as `to`, which must not exist, and opens it emptied for
+    /// reading and writing; `None` when no spare could be had (the caller
+    /// creates the file).
+    pub fn take(&mut self, to: &Path) -> Option<File> {
+        for _ in 0..4 {
+            if self.names.is_empty() {
+                return None;
+            }
+            let from = self.names.swap_remove(self.next % self.names.len());
+            match nix::fcntl::renameat2(
+                nix::fcntl::AT_FDCWD,
+                from.as_path(),
+                nix::fcntl::AT_FDCWD,
+                to,
+                nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+            ) {
+                Ok(()) => {}
+                Err(nix::errno::Errno::ENOENT) => continue,
+                Err(_) => return None,
+            }
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .truncate(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(to)
+                .ok()
+                .filter(|f| f.metadata().is_ok_and(|m| m.is_file()));
+            if f.is_none() {
+                let _ = std::fs::remove_file(to);
+            }
+            return f;
+        }
+        None
+    }
+}
+
+/// qmail-clean's side: keeps removed files as spares.
+pub struct Keeper {
+    dir: Option<PathBuf>,
+    count: usize,
+    since_count: u32,
+    seq: u64,
+}
+
+impl Keeper {
+    /// Makes the spare directory if needed and counts what it holds.
+    pub fn open(q: &Queue) -> Keeper {
+        let d = dir(q);
+        let ok = std::fs::create_dir(&d).is_ok()
+            || std::fs::symlink_metadata(&d).is_ok_and(|m| m.is_dir());
+        let mut k = Keeper {
+            dir: ok.then_some(d),
+            count: 0,
+            since_count: 0,
+            seq: 0,
+        };
+        k.recount();
+        k
+    }
+
+    fn recount(&mut self) {
+        self.since_count = 0;
+        self.count = match self.dir.as_ref().map(std::fs::read_dir) {
+            Some(Ok(rd)) => rd.count(),
+            _ => MAX,
+        };
+    }
+
+    /// Removes the name `p` (the file's last one): renamed into the spare
+    /// directory and emptied, or unlinked when there are enough spares.
+    /// A missing `p` is `NotFound`, as for unlink.
+    pub fn remove(&mut self, p: &Path) -> io::Result<()> {
+        // Spares taken by qmail-queue since the last count show up here.
+        self.since_count += 1;
+        if self.since_count > 32 {
+            self.recount();
+        }
+        if let Some(d) = self.dir.as_ref().filter(|_| self.count < MAX) {
+            self.seq += 1;
+            let spare = d.join(format!("{}.{}", std::process::id(), self.seq));
+            match std::fs::rename(p, &spare) {
+                Ok(()) => {
+                    let _ = OpenOptions::new()
+                        .write(true)
+                        .open(&spare)
+                        .and_then(|f| f.set_len(0));
+                    self.count += 1;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(e),
+                Err(_) => {}
+            }
+        }
+        std::fs::remove_file(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn kept_files_come_back_empty_under_their_new_name() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("pid")).unwrap();
+        let q = Queue::new(d.path());
+        let mut k = Keeper::open(&q);
+        let a = d.path().join("a");
+        std::fs::write(&a, "old message").unwrap();
+        let ino = std::fs::metadata(&a).unwrap().ino();
+        k.remove(&a).unwrap();
+        assert!(!a.exists());
+        assert_eq!(
+            k.remove(&d.path().join("missing")).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        let mut t = Taker::list(&q);
+        // Never over an existing name.
+        std::fs::write(d.path().join("b"), "x").unwrap();
+        assert!(t.take(&d.path().join("b")).is_none());
+        assert_eq!(std::fs::read(d.path().join("b")).unwrap(), b"x");
+        let mut t = Taker::list(&q);
+        let c = d.path().join("c");
+        let mut f = t.take(&c).unwrap();
+        assert_eq!(f.metadata().unwrap().ino(), ino);
+        let mut s = String::new();
+        f.read_to_string(&mut s).unwrap();
+        assert_eq!(s, "");
+        f.write_all(b"new").unwrap();
+        assert_eq!(std::fs::read(&c).unwrap(), b"new");
+        assert!(t.take(&d.path().join("e")).is_none());
+        assert_eq!(std::fs::read_dir(dir(&q)).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn keeps_at_most_max() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("pid")).unwrap();
+        let q = Queue::new(d.path());
+        let mut k = Keeper::open(&q);
+        for i in 0..MAX + 40 {
+            let p = d.path().join(i.to_string());
+            std::fs::write(&p, "m").unwrap();
+            k.remove(&p).unwrap();
+            assert!(!p.exists());
+        }
+        let n = std::fs::read_dir(dir(&q)).unwrap().count();
+        assert_eq!(n, MAX);
+        // Taken spares are counted again later, and then kept again.
+        for i in 0..100 {
+            let mut t = Taker::list(&q);
+            assert!(t.take(&d.path().join(format!("t{i}"))).is_some());
+        }
+        assert_eq!(std::fs::read_dir(dir(&q)).unwrap().count(), MAX - 100);
+        for i in 0..100 {
+            let p = d.path().join(format!("again{i}"));
+            std::fs::write(&p, "m").unwrap();
+            k.remove(&p).unwrap();
+        }
+        let n = std::fs::read_dir(dir(&q)).unwrap().count();
+        assert!((MAX - 34..=MAX).contains(&n), "{n}");
+    }
+}
