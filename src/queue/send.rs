@@ -165,7 +165,20 @@ pub struct Send {
     exitasap: bool,
     trigger: Option<File>,
     spares: Spares,
+    /// A todo batch whose files are being fsynced on a helper thread.
+    syncing: Option<Syncing>,
 }
+
+/// A todo batch in flight: the fsync thread and what to finish afterwards.
+struct Syncing {
+    thread: std::thread::JoinHandle<SyncResult>,
+    done: std::os::fd::OwnedFd,
+    batch: Vec<Prepared>,
+    now: i64,
+}
+
+/// Files whose fsync failed; a directory whose fsync failed.
+type SyncResult = (BTreeSet<std::path::PathBuf>, Option<std::path::PathBuf>);
 
 impl Send {
     /// Sets qmail-send up: controls, the send mutex, the trigger. `once` makes
@@ -213,6 +226,7 @@ impl Send {
             exitasap: false,
             trigger,
             spares: Spares::open(&q_dir_info),
+            syncing: None,
         })
     }
 
@@ -283,7 +297,7 @@ impl Send {
                 }
             }
             if !self.exitasap {
-                if self.todo_now || now >= self.next_todo {
+                if self.syncing.is_none() && (self.todo_now || now >= self.next_todo) {
                     self.todo_now = false;
                     self.next_todo = now + SLEEP_TODO;
                     self.scan_todo(now);
@@ -302,6 +316,9 @@ impl Send {
                 for c in 0..2 {
                     self.fill(c, now);
                 }
+            }
+            if self.exitasap {
+                self.finish_todo(true);
             }
             let inflight = self.inflight();
             if self.exitasap && inflight == 0 {
@@ -347,6 +364,7 @@ impl Send {
         (0..2).all(|c| !self.alive[c] || (!due(&self.pending[c]) && self.jobs[c].is_empty()))
             && !due(&self.done)
             && !self.todo_now
+            && self.syncing.is_none()
     }
 
     /// How long to wait for reports or the trigger: not at all when there is
@@ -358,7 +376,12 @@ impl Send {
                 && self.slots[c].iter().any(|d| d.is_none())
                 && (self.jobs[c].iter().any(|j| !j.todo.is_empty()) || due(&self.pending[c]))
         });
-        if work || due(&self.done) || self.todo_now || (self.once && self.inflight() == 0) {
+        let todo = self.todo_now && self.syncing.is_none();
+        if work
+            || due(&self.done)
+            || todo
+            || (self.once && self.inflight() == 0 && self.syncing.is_none())
+        {
             0
         } else {
             1000
@@ -373,6 +396,15 @@ impl Send {
             let mut fds = Vec::new();
             fds.push(PollFd::new(self.fds.rep[0].as_fd(), PollFlags::POLLIN));
             fds.push(PollFd::new(self.fds.rep[1].as_fd(), PollFlags::POLLIN));
+            let syncing = self.syncing.as_ref().map(|s| s.done.as_fd());
+            fds.push(PollFd::new(
+                syncing.unwrap_or(self.fds.rep[0].as_fd()),
+                if syncing.is_some() {
+                    PollFlags::POLLIN
+                } else {
+                    PollFlags::empty()
+                },
+            ));
             if let Some(t) = &self.trigger {
                 fds.push(PollFd::new(t.as_fd(), PollFlags::POLLIN));
             }
@@ -380,9 +412,10 @@ impl Send {
                 for (i, ready) in rep_ready.iter_mut().enumerate() {
                     *ready = self.alive[i] && fds[i].any().unwrap_or(false);
                 }
-                trig = fds.get(2).is_some_and(|f| f.any().unwrap_or(false));
+                trig = fds.get(3).is_some_and(|f| f.any().unwrap_or(false));
             }
         }
+        self.finish_todo(false);
         if trig {
             let mut buf = [0u8; 256];
             if let Some(t) = &mut self.trigger {
@@ -461,54 +494,94 @@ impl Send {
                 return;
             }
         };
-        for chunk in ids.chunks(100) {
-            if self.exitasap {
-                return;
+        if self.exitasap || ids.is_empty() {
+            return;
+        }
+        if ids.len() > 100 {
+            self.todo_now = true; // the rest right after this batch
+        }
+        let mut batch = Vec::new();
+        for &id in ids.iter().take(100) {
+            if let Some(t) = self.todo_prepare(id, now) {
+                batch.push(t);
             }
-            let mut batch = Vec::new();
-            for &id in chunk {
-                if let Some(t) = self.todo_prepare(id, now) {
-                    batch.push(t);
-                }
-            }
-            // fsync every file of the batch, then every directory once, on
-            // parallel threads so the journal commits them together.
-            let files: Vec<std::path::PathBuf> =
-                batch.iter().flat_map(|t| t.files.iter().cloned()).collect();
+        }
+        // fsync every file of the batch, then every directory once, on
+        // parallel threads so the journal commits them together; meanwhile
+        // deliveries go on. The batch is finished when the thread is done.
+        let Ok((rd, wr)) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+        else {
+            self.log("alert: unable to make a pipe, sleeping...\n");
+            return;
+        };
+        let jobs: Vec<Vec<std::path::PathBuf>> = batch.iter().map(|t| t.files.clone()).collect();
+        let thread = std::thread::spawn(move || {
+            let files: Vec<std::path::PathBuf> = jobs.iter().flatten().cloned().collect();
             let failed = sync_parallel(&files);
-            let mut synced = Vec::new();
-            let mut dirs = BTreeSet::new();
-            for t in batch {
-                match t.files.iter().find(|f| failed.contains(*f)) {
-                    Some(p) => self.log(&format!("warning: trouble fsyncing {}\n", rel(p))),
-                    None => {
-                        dirs.extend(
-                            t.files
-                                .iter()
-                                .map(|f| crate::fsutil::parent_dir(f).to_path_buf()),
-                        );
-                        synced.push(t);
-                    }
-                }
-            }
+            let dirs: BTreeSet<std::path::PathBuf> = jobs
+                .iter()
+                .filter(|fs| !fs.iter().any(|f| failed.contains(f)))
+                .flatten()
+                .map(|f| crate::fsutil::parent_dir(f).to_path_buf())
+                .collect();
             let dirs: Vec<std::path::PathBuf> = dirs.into_iter().collect();
-            if let Some(d) = sync_parallel(&dirs).iter().next() {
-                self.log(&format!("warning: trouble fsyncing {}\n", d.display()));
-                return;
+            let dir_failed = sync_parallel(&dirs).into_iter().next();
+            let _ = nix::unistd::write(&wr, b"x");
+            (failed, dir_failed)
+        });
+        self.syncing = Some(Syncing {
+            thread,
+            done: rd,
+            batch,
+            now,
+        });
+    }
+
+    /// Finishes the todo batch in flight once its fsyncs are done (or, with
+    /// `wait`, after waiting for them): logs, asks qmail-clean to remove the
+    /// todo files, and schedules the deliveries.
+    fn finish_todo(&mut self, wait: bool) {
+        if !self
+            .syncing
+            .as_ref()
+            .is_some_and(|s| wait || s.thread.is_finished())
+        {
+            return;
+        }
+        let Some(Syncing {
+            thread, batch, now, ..
+        }) = self.syncing.take()
+        else {
+            return;
+        };
+        let (failed, dir_failed) = thread.join().unwrap_or_else(|_| {
+            let all = batch.iter().flat_map(|t| t.files.iter().cloned()).collect();
+            (all, None)
+        });
+        let mut synced = Vec::new();
+        for t in batch {
+            match t.files.iter().find(|f| failed.contains(*f)) {
+                Some(p) => self.log(&format!("warning: trouble fsyncing {}\n", rel(p))),
+                None => synced.push(t),
             }
-            for t in synced {
-                self.log(&t.info_line);
-                if !self.clean(&format!("todo/{}", t.id)) {
-                    continue;
+        }
+        if let Some(d) = dir_failed {
+            self.log(&format!("warning: trouble fsyncing {}\n", d.display()));
+            return;
+        }
+        for t in synced {
+            self.log(&t.info_line);
+            if !self.clean(&format!("todo/{}", t.id)) {
+                continue;
+            }
+            for (c, has) in t.chans.iter().enumerate() {
+                if *has {
+                    self.pending[c].insert((now, t.id));
                 }
-                for (c, has) in t.chans.iter().enumerate() {
-                    if *has {
-                        self.pending[c].insert((now, t.id));
-                    }
-                }
-                if !t.chans.iter().any(|&h| h) {
-                    self.done.insert((now, t.id));
-                }
+            }
+            if !t.chans.iter().any(|&h| h) {
+                self.done.insert((now, t.id));
             }
         }
     }
