@@ -13,6 +13,7 @@
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -135,7 +136,13 @@ fn exit_outcome(code: i32) -> Result<Outcome, Fail> {
 /// file (another vdelivermail, a script, no such file).
 pub fn own_program(path: &Path) -> Option<String> {
     use std::os::unix::fs::FileExt;
-    let f = File::open(path).ok()?;
+    // Never wait on a FIFO or read a device: regular files only.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .ok()
+        .filter(|f| f.metadata().is_ok_and(|m| m.is_file()))?;
     let read = |off: u64, len: u64| -> Option<Vec<u8>> {
         let mut b = vec![0; usize::try_from(len).ok()?];
         f.read_exact_at(&mut b, off).ok()?;
@@ -262,6 +269,10 @@ mod tests {
         std::fs::write(&p, "#!/bin/sh\nexit 0\n").unwrap();
         assert_eq!(own_program(&p), None);
         assert_eq!(own_program(Path::new("/bin/sh")), None);
+        assert_eq!(own_program(Path::new("/dev/zero")), None);
+        let fifo = t.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert_eq!(own_program(&fifo), None);
         assert_eq!(own_program(&t.path().join("missing")), None);
     }
 
