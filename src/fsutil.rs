@@ -31,6 +31,28 @@ pub fn parent_dir(path: &Path) -> &Path {
     }
 }
 
+/// Makes `cmd` start in `dir`, through [`Command::current_dir`] only when this
+/// process is not already there: with a directory change the standard library
+/// cannot use posix_spawn in a static build and falls back to a full fork.
+pub fn start_in(cmd: &mut std::process::Command, dir: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let here = match (std::fs::metadata("."), std::fs::metadata(dir)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    };
+    if !here {
+        cmd.current_dir(dir);
+    }
+}
+
+/// Moves this process into `dir` (an absolute path) for good, as qmail's
+/// programs do with their home; errors are left to the operations that follow.
+pub fn settle_in(dir: &Path) {
+    if dir.is_absolute() {
+        let _ = std::env::set_current_dir(dir);
+    }
+}
+
 /// Writes `data` to `path` atomically with permission `mode`.
 pub fn atomic_write(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     atomic_write_with(path, mode, |f| f.write_all(data))

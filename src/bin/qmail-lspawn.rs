@@ -4,6 +4,7 @@ use vqmail::queue::spawn;
 
 fn main() {
     let roots = vqmail::paths::Roots::from_env();
+    vqmail::fsutil::settle_in(&roots.qmail);
     let aliasempty = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "./Mailbox".into());

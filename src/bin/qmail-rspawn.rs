@@ -4,6 +4,7 @@ use vqmail::queue::spawn;
 
 fn main() {
     let roots = vqmail::paths::Roots::from_env();
+    vqmail::fsutil::settle_in(&roots.qmail);
     let (Some(cmds), Some(reports)) = (vqmail::sys::inherit_file(0), vqmail::sys::inherit_file(1))
     else {
         std::process::exit(111);

@@ -6,6 +6,8 @@
 
 fn main() {
     let roots = vqmail::paths::Roots::from_env();
+    // As qmail-smtpd does: it works from the qmail home.
+    vqmail::fsutil::settle_in(roots.qmail_home());
     let args = vqmail::smtp::server::Args::parse(std::env::args_os().skip(1).collect());
     std::process::exit(vqmail::smtp::server::run(&roots, args));
 }

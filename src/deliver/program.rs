@@ -48,8 +48,8 @@ pub fn run(
     }
     let direct = words.and_then(|words| {
         let mut c = Command::new(OsStr::from_bytes(&words[0]));
+        crate::fsutil::start_in(&mut c, dir);
         c.args(words[1..].iter().map(|w| OsStr::from_bytes(w)))
-            .current_dir(dir)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::from(stdin.try_clone().ok()?));
         // A failed start (missing, not executable, a script without #!) is
@@ -58,14 +58,18 @@ pub fn run(
     });
     let status = match direct {
         Some(s) => s,
-        None => Command::new("/bin/sh")
-            .arg("-c")
-            .arg(OsStr::from_bytes(command))
-            .current_dir(dir)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::from(stdin))
-            .status()
-            .map_err(|e| Fail::temp(format!("Unable to run /bin/sh: {}. (#4.3.0)", errstr(&e))))?,
+        None => {
+            let mut sh = Command::new("/bin/sh");
+            crate::fsutil::start_in(&mut sh, dir);
+            sh.arg("-c")
+                .arg(OsStr::from_bytes(command))
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .stdin(Stdio::from(stdin))
+                .status()
+                .map_err(|e| {
+                    Fail::temp(format!("Unable to run /bin/sh: {}. (#4.3.0)", errstr(&e)))
+                })?
+        }
     };
     if status.signal().is_some() {
         return Err(Fail::temp("Aack, child crashed. (#4.3.0)"));

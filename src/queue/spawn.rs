@@ -330,8 +330,8 @@ pub fn deliver_local(roots: &Roots, aliasempty: &str, req: &Request) -> Vec<u8> 
                 .iter()
                 .map(|s| os(s)),
         )
-        .arg(aliasempty)
-        .current_dir(&roots.qmail);
+        .arg(aliasempty);
+    crate::fsutil::start_in(&mut cmd, &roots.qmail);
     if !sandbox && nix::unistd::geteuid().as_raw() != a.uid {
         cmd.uid(a.uid).gid(a.gid);
     }
@@ -411,8 +411,8 @@ pub fn deliver_remote(roots: &Roots, req: &Request) -> Vec<u8> {
     };
     let mut cmd = Command::new(roots.qmail_bin("qmail-remote"));
     cmd.arg0("qmail-remote")
-        .args([os(host), os(&req.sender), os(&req.recip)])
-        .current_dir(&roots.qmail);
+        .args([os(host), os(&req.sender), os(&req.recip)]);
+    crate::fsutil::start_in(&mut cmd, &roots.qmail);
     match run_child(cmd, mess, 10_000) {
         Err(_) => b"ZUnable to run qmail-remote.\n".to_vec(),
         Ok((_, _, true)) => b"Zqmail-remote crashed.\n".to_vec(),

@@ -296,11 +296,9 @@ impl Queue {
             _ => roots.qmail_bin("qmail-queue"),
         };
         let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
-        let mut child = Command::new(prog)
-            .current_dir(roots.qmail_home())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::from(rd))
-            .spawn()?;
+        let mut cmd = Command::new(prog);
+        crate::fsutil::start_in(&mut cmd, roots.qmail_home());
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::from(rd)).spawn()?;
         let stdin = child
             .stdin
             .take()
