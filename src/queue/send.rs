@@ -570,9 +570,13 @@ impl Send {
             self.log(&format!("warning: trouble fsyncing {}\n", d.display()));
             return;
         }
-        for t in synced {
+        for t in &synced {
             self.log(&t.info_line);
-            if !self.clean(&format!("todo/{}", t.id)) {
+        }
+        let reqs: Vec<String> = synced.iter().map(|t| format!("todo/{}", t.id)).collect();
+        let cleaned = self.clean_all(&reqs);
+        for (t, ok) in synced.into_iter().zip(cleaned) {
+            if !ok {
                 continue;
             }
             for (c, has) in t.chans.iter().enumerate() {
@@ -657,22 +661,36 @@ impl Send {
         })
     }
 
-    fn clean(&mut self, req: &str) -> bool {
-        let mut msg = req.as_bytes().to_vec();
-        msg.push(0);
-        let mut a = [0u8; 1];
-        let ok = self.fds.clean_cmd.write_all(&msg).is_ok()
-            && self.fds.clean_rep.read_exact(&mut a).is_ok();
+    /// Sends qmail-clean several requests at once, then reads their answers
+    /// (it answers each in order); whether each was done.
+    fn clean_all(&mut self, reqs: &[String]) -> Vec<bool> {
+        let mut msg = Vec::new();
+        for r in reqs {
+            msg.extend_from_slice(r.as_bytes());
+            msg.push(0);
+        }
+        let mut answers = vec![0u8; reqs.len()];
+        let ok = msg.is_empty()
+            || (self.fds.clean_cmd.write_all(&msg).is_ok()
+                && self.fds.clean_rep.read_exact(&mut answers).is_ok());
         if !ok {
             self.log("alert: oh no! lost qmail-clean connection! dying...\n");
             self.exitasap = true;
-            return false;
+            return vec![false; reqs.len()];
         }
-        if a[0] != b'+' {
-            self.log(&format!("warning: qmail-clean unable to clean up {req}\n"));
-            return false;
-        }
-        true
+        reqs.iter()
+            .zip(answers)
+            .map(|(r, a)| {
+                if a != b'+' {
+                    self.log(&format!("warning: qmail-clean unable to clean up {r}\n"));
+                }
+                a == b'+'
+            })
+            .collect()
+    }
+
+    fn clean(&mut self, req: &str) -> bool {
+        self.clean_all(&[req.to_string()])[0]
     }
 
     fn cleanup(&mut self, now: i64) {
