@@ -63,29 +63,25 @@ pub fn atomic_write(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
 /// state that is cheap to lose and written on every login (`lastauth`, the
 /// open-smtp timestamps), where two fsyncs would cost more than the login.
 pub fn replace_unsynced(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
-    let tmp = tmp_path(path);
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        f.write_all(data)?;
-        drop(f);
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    replace_via_tmp(path, mode, false, |f| f.write_all(data))
 }
 
 /// Like [`atomic_write`], with the content produced by `fill`.
 pub fn atomic_write_with(
     path: &Path,
     mode: u32,
+    fill: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<()> {
+    replace_via_tmp(path, mode, true, fill)
+}
+
+/// Writes a temporary file beside `path` with exactly `mode`, then renames it
+/// over `path`; `durable` fsyncs the file before and the directory after the
+/// rename. The temporary file is removed on failure.
+fn replace_via_tmp(
+    path: &Path,
+    mode: u32,
+    durable: bool,
     fill: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> io::Result<()> {
     let tmp = tmp_path(path);
@@ -100,10 +96,15 @@ pub fn atomic_write_with(
         f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         fill(&mut f)?;
         f.flush()?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         drop(f);
         std::fs::rename(&tmp, path)?;
-        fsync_dir(parent_dir(path))
+        if durable {
+            fsync_dir(parent_dir(path))?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -232,7 +232,7 @@ fn chown_vpopmail(path: &std::path::Path) {
     if !nix::unistd::geteuid().is_root() {
         return;
     }
-    if let Some(a) = sys::qmail_account("vpopmail") {
+    if let Some(a) = sys::account("vpopmail") {
         let _ = nix::unistd::chown(
             path,
             Some(nix::unistd::Uid::from_raw(a.uid)),

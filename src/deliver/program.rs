@@ -90,21 +90,7 @@ fn vdelivermail_here(
     if !roots.qmail.is_absolute() || !roots.vpopmail.is_absolute() {
         return None;
     }
-    let get = |k: &str| {
-        match env.iter().rev().find(|(n, _)| n == k) {
-            Some((_, v)) => Some(v.clone()),
-            None => std::env::var_os(k),
-        }
-        .map(|v| v.as_bytes().to_vec())
-    };
-    let venv = vdeliver::Env {
-        ext: get("EXT"),
-        host: get("HOST"),
-        dtline: get("DTLINE"),
-        rpline: get("RPLINE"),
-        sender: get("SENDER"),
-        vars: env.to_vec(),
-    };
+    let venv = vdeliver::Env::with_vars(env.to_vec());
     let args: Vec<OsString> = args.iter().map(|a| OsStr::from_bytes(a).into()).collect();
     let result = stdin
         .try_clone()

@@ -89,16 +89,7 @@ pub fn submit(
         drop(w);
     }
     let mut env_file = std::fs::File::from(env_w);
-    let mut envelope = Vec::with_capacity(64);
-    envelope.push(b'F');
-    envelope.extend_from_slice(sender);
-    envelope.push(0);
-    for r in recips {
-        envelope.push(b'T');
-        envelope.extend_from_slice(r);
-        envelope.push(0);
-    }
-    envelope.push(0);
+    let envelope = crate::queue::enqueue::envelope(sender, recips);
     // After a failed message transfer (a read error on our side) the
     // envelope is withheld: qmail-queue then sees a truncated envelope and
     // queues nothing.

@@ -50,14 +50,27 @@ pub struct Env {
 impl Env {
     /// From the process environment.
     pub fn from_process() -> Env {
-        let get = |k: &str| std::env::var_os(k).map(|v| v.as_bytes().to_vec());
+        Env::with_vars(Vec::new())
+    }
+
+    /// From `vars` (a delivery's variables, as qmail-local gives them to its
+    /// programs) over the process environment; `vars` also go to the programs
+    /// vdelivermail starts. How qmail-local runs vdelivermail in-process.
+    pub fn with_vars(vars: Vec<(OsString, OsString)>) -> Env {
+        let get = |k: &str| {
+            match vars.iter().rev().find(|(n, _)| n == k) {
+                Some((_, v)) => Some(v.clone()),
+                None => std::env::var_os(k),
+            }
+            .map(|v| v.as_bytes().to_vec())
+        };
         Env {
             ext: get("EXT"),
             host: get("HOST"),
             dtline: get("DTLINE"),
             rpline: get("RPLINE"),
             sender: get("SENDER"),
-            vars: Vec::new(),
+            vars,
         }
     }
 }

@@ -79,6 +79,22 @@ pub struct Envelope {
     pub recipients: Vec<Vec<u8>>,
 }
 
+/// An envelope in qmail-queue's format: `F<sender>\0`, `T<recipient>\0` for
+/// each recipient, then one more `\0`.
+pub fn envelope<R: AsRef<[u8]>>(sender: &[u8], recipients: &[R]) -> Vec<u8> {
+    let mut e = Vec::with_capacity(64);
+    e.push(b'F');
+    e.extend_from_slice(sender);
+    e.push(0);
+    for r in recipients {
+        e.push(b'T');
+        e.extend_from_slice(r.as_ref());
+        e.push(0);
+    }
+    e.push(0);
+    e
+}
+
 /// Reads an envelope in qmail-queue's format; `Err(exit code)` as qmail-queue:
 /// 54 on EOF before the final NUL, 91 on a bad record byte, 11 on an address of
 /// 1003 bytes or more.
@@ -139,15 +155,11 @@ pub enum Invoker {
 impl Invoker {
     /// Classifies a real uid by the qmail accounts that exist.
     pub fn of_uid(uid: u32) -> Invoker {
-        let is = |name: &str| crate::sys::qmail_account(name).is_some_and(|a| a.uid == uid);
-        if is("alias") {
-            Invoker::Alias
-        } else if is("qmaild") {
-            Invoker::Network
-        } else if is("qmails") {
-            Invoker::Bounce
-        } else {
-            Invoker::Uid(uid)
+        match crate::sys::account_by_uid(uid).map(|a| a.name).as_deref() {
+            Some("alias") => Invoker::Alias,
+            Some("qmaild") => Invoker::Network,
+            Some("qmails") => Invoker::Bounce,
+            _ => Invoker::Uid(uid),
         }
     }
 }
@@ -361,6 +373,8 @@ mod tests {
         assert_eq!(ok.sender, b"a@b");
         assert_eq!(ok.recipients, vec![b"c@d".to_vec(), b"e@f".to_vec()]);
         assert_eq!(read_envelope(&b"F\0\0"[..]).unwrap().sender, b"");
+        assert_eq!(envelope(b"a@b", &[b"c@d", b"e@f"]), b"Fa@b\0Tc@d\0Te@f\0\0");
+        assert_eq!(envelope::<&[u8]>(b"", &[]), b"F\0\0");
         assert_eq!(read_envelope(&b"Fa@b\0Tc@d\0"[..]), Err(54));
         assert_eq!(read_envelope(&b"Fa@b\0Tc@d"[..]), Err(54));
         assert_eq!(read_envelope(&b""[..]), Err(54));

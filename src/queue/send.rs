@@ -396,23 +396,19 @@ impl Send {
             let mut fds = Vec::new();
             fds.push(PollFd::new(self.fds.rep[0].as_fd(), PollFlags::POLLIN));
             fds.push(PollFd::new(self.fds.rep[1].as_fd(), PollFlags::POLLIN));
-            let syncing = self.syncing.as_ref().map(|s| s.done.as_fd());
-            fds.push(PollFd::new(
-                syncing.unwrap_or(self.fds.rep[0].as_fd()),
-                if syncing.is_some() {
-                    PollFlags::POLLIN
-                } else {
-                    PollFlags::empty()
-                },
-            ));
-            if let Some(t) = &self.trigger {
+            let trig_at = self.trigger.as_ref().map(|t| {
                 fds.push(PollFd::new(t.as_fd(), PollFlags::POLLIN));
+                fds.len() - 1
+            });
+            // The todo batch's fsync thread says it is done on this pipe.
+            if let Some(s) = &self.syncing {
+                fds.push(PollFd::new(s.done.as_fd(), PollFlags::POLLIN));
             }
             if nix::poll::poll(&mut fds, ms).is_ok() {
                 for (i, ready) in rep_ready.iter_mut().enumerate() {
                     *ready = self.alive[i] && fds[i].any().unwrap_or(false);
                 }
-                trig = fds.get(3).is_some_and(|f| f.any().unwrap_or(false));
+                trig = trig_at.is_some_and(|i| fds[i].any().unwrap_or(false));
             }
         }
         self.finish_todo(false);
@@ -1062,18 +1058,15 @@ impl Send {
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| self.roots.qmail_bin("qmail-queue"));
         let (er, ew) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
-        let mut child = Command::new(prog)
+        let mut cmd = Command::new(prog);
+        crate::fsutil::start_in(&mut cmd, &self.roots.qmail);
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::from(er))
             .stderr(Stdio::null())
-            .current_dir(&self.roots.qmail)
             .spawn()?;
         let qp = child.id();
-        let mut env = b"F".to_vec();
-        env.extend_from_slice(sender);
-        env.extend_from_slice(b"\0T");
-        env.extend_from_slice(recip);
-        env.extend_from_slice(b"\0\0");
+        let env = super::enqueue::envelope(sender, &[recip]);
         let mut ew = File::from(ew);
         let r = (|| -> io::Result<()> {
             ew.write_all(&env)?;
@@ -1118,8 +1111,7 @@ impl Spares {
 
     fn open(info: &std::path::Path) -> Spares {
         let dir = info.join("spare");
-        let ok = std::fs::create_dir(&dir).is_ok()
-            || std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir());
+        let ok = super::spare::prepare_dir(&dir);
         let mut names = Vec::new();
         let mut next = 0;
         if ok {
@@ -1142,23 +1134,12 @@ impl Spares {
     /// Creates `p` (which must not exist) holding `data`, times set to `birth`.
     fn write_new(&mut self, p: &std::path::Path, data: &[u8], birth: i64) -> io::Result<()> {
         while let Some(spare) = self.names.pop() {
-            let reuse = || -> io::Result<()> {
-                let mut f = OpenOptions::new().write(true).truncate(true).open(&spare)?;
-                f.write_all(data)?;
-                let st = UNIX_EPOCH + Duration::from_secs(birth.max(0) as u64);
-                f.set_times(FileTimes::new().set_accessed(st).set_modified(st))?;
-                nix::fcntl::renameat2(
-                    nix::fcntl::AT_FDCWD,
-                    spare.as_path(),
-                    nix::fcntl::AT_FDCWD,
-                    p,
-                    nix::fcntl::RenameFlags::RENAME_NOREPLACE,
-                )
-                .map_err(io::Error::from)
-            };
-            match reuse() {
-                Ok(()) => return Ok(()),
-                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+            match super::spare::claim(&spare, p) {
+                Ok(mut f) => {
+                    f.write_all(data)?;
+                    return set_birth(&f, birth);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     self.names.push(spare);
                     return Err(e);
                 }
@@ -1174,14 +1155,8 @@ impl Spares {
     fn retire(&mut self, p: &std::path::Path) -> io::Result<()> {
         if let Some(dir) = self.dir.as_ref().filter(|_| self.names.len() < Self::MAX) {
             let spare = dir.join(self.next.to_string());
-            // Renamed first: a crash in between leaves a full spare, never an
-            // empty queue file.
-            match std::fs::rename(p, &spare) {
+            match super::spare::keep(p, &spare) {
                 Ok(()) => {
-                    let _ = OpenOptions::new()
-                        .write(true)
-                        .open(&spare)
-                        .and_then(|f| f.set_len(0));
                     self.next += 1;
                     self.names.push(spare);
                     return Ok(());
@@ -1202,6 +1177,11 @@ fn write_new(p: &std::path::Path, data: &[u8], birth: i64) -> io::Result<()> {
         .mode(0o600)
         .open(p)?;
     f.write_all(data)?;
+    set_birth(&f, birth)
+}
+
+/// Sets a queue file's times to `birth` (qmail reads a message's age from them).
+fn set_birth(f: &File, birth: i64) -> io::Result<()> {
     let st = UNIX_EPOCH + Duration::from_secs(birth.max(0) as u64);
     f.set_times(FileTimes::new().set_accessed(st).set_modified(st))
 }
@@ -1234,8 +1214,7 @@ fn sync_parallel(paths: &[std::path::PathBuf]) -> BTreeSet<std::path::PathBuf> {
 }
 
 fn set_times(p: &std::path::Path, t: i64) -> io::Result<()> {
-    let st = UNIX_EPOCH + Duration::from_secs(t.max(0) as u64);
-    File::open(p)?.set_times(FileTimes::new().set_accessed(st).set_modified(st))
+    set_birth(&File::open(p)?, t)
 }
 
 /// A queue path as qmail logs it: relative to the queue directory.

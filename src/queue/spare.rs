@@ -27,6 +27,52 @@ pub fn dir(q: &Queue) -> PathBuf {
     q.dir().join("pid").join("spare")
 }
 
+/// Makes a spare directory if needed; whether it can be used.
+pub fn prepare_dir(d: &Path) -> bool {
+    std::fs::create_dir(d).is_ok() || std::fs::symlink_metadata(d).is_ok_and(|m| m.is_dir())
+}
+
+/// Claims the spare `from` as `to`, never over an existing name
+/// (`AlreadyExists`), and opens it emptied for reading and writing. A spare
+/// another process took first is `NotFound`.
+pub fn claim(from: &Path, to: &Path) -> io::Result<File> {
+    nix::fcntl::renameat2(
+        nix::fcntl::AT_FDCWD,
+        from,
+        nix::fcntl::AT_FDCWD,
+        to,
+        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+    )
+    .map_err(io::Error::from)?;
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(to)
+        .and_then(|f| match f.metadata()?.is_file() {
+            true => Ok(f),
+            false => Err(io::Error::from_raw_os_error(libc::EINVAL)),
+        });
+    if f.is_err() {
+        let _ = std::fs::remove_file(to);
+    }
+    f
+}
+
+/// Removes the name `p` by renaming it to `spare` and emptying it (renamed
+/// first: a crash in between leaves a full spare, never an empty queue file).
+/// A missing `p` is `NotFound`, as for unlink; on other errors the caller
+/// unlinks.
+pub fn keep(p: &Path, spare: &Path) -> io::Result<()> {
+    std::fs::rename(p, spare)?;
+    let _ = OpenOptions::new()
+        .write(true)
+        .open(spare)
+        .and_then(|f| f.set_len(0));
+    Ok(())
+}
+
 /// The spares seen once by a qmail-queue run.
 pub struct Taker {
     names: Vec<PathBuf>,
@@ -57,29 +103,11 @@ impl Taker {
                 return None;
             }
             let from = self.names.swap_remove(self.next % self.names.len());
-            match nix::fcntl::renameat2(
-                nix::fcntl::AT_FDCWD,
-                from.as_path(),
-                nix::fcntl::AT_FDCWD,
-                to,
-                nix::fcntl::RenameFlags::RENAME_NOREPLACE,
-            ) {
-                Ok(()) => {}
-                Err(nix::errno::Errno::ENOENT) => continue,
+            match claim(&from, to) {
+                Ok(f) => return Some(f),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(_) => return None,
             }
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .truncate(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(to)
-                .ok()
-                .filter(|f| f.metadata().is_ok_and(|m| m.is_file()));
-            if f.is_none() {
-                let _ = std::fs::remove_file(to);
-            }
-            return f;
         }
         None
     }
@@ -97,8 +125,7 @@ impl Keeper {
     /// Makes the spare directory if needed and counts what it holds.
     pub fn open(q: &Queue) -> Keeper {
         let d = dir(q);
-        let ok = std::fs::create_dir(&d).is_ok()
-            || std::fs::symlink_metadata(&d).is_ok_and(|m| m.is_dir());
+        let ok = prepare_dir(&d);
         let mut k = Keeper {
             dir: ok.then_some(d),
             count: 0,
@@ -129,12 +156,8 @@ impl Keeper {
         if let Some(d) = self.dir.as_ref().filter(|_| self.count < MAX) {
             self.seq += 1;
             let spare = d.join(format!("{}.{}", std::process::id(), self.seq));
-            match std::fs::rename(p, &spare) {
+            match keep(p, &spare) {
                 Ok(()) => {
-                    let _ = OpenOptions::new()
-                        .write(true)
-                        .open(&spare)
-                        .and_then(|f| f.set_len(0));
                     self.count += 1;
                     return Ok(());
                 }

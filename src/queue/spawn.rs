@@ -112,9 +112,19 @@ fn mess_path(mess_dir: &Path, rel: &[u8]) -> Option<PathBuf> {
 }
 
 /// True when the qmail accounts are missing or we are not root: programs keep
-/// the invoking identity (tests, a sandbox root).
+/// the invoking identity (tests, a sandbox root). Looked up once per process,
+/// as qmail fixes its accounts when it is built.
 pub fn sandbox() -> bool {
-    !nix::unistd::geteuid().is_root() || crate::sys::qmail_account("qmails").is_none()
+    static SANDBOX: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SANDBOX.get_or_init(|| {
+        !nix::unistd::geteuid().is_root() || crate::sys::account("qmails").is_none()
+    })
+}
+
+/// The uid of `qmailq`, which owns every message file (once per process).
+fn qmailq_uid() -> Option<u32> {
+    static QMAILQ: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *QMAILQ.get_or_init(|| crate::sys::account("qmailq").map(|a| a.uid))
 }
 
 /// Opens the message for a delivery, checking that qmail-queue wrote it.
@@ -122,8 +132,8 @@ fn open_mess(p: &Path) -> Result<File, Vec<u8>> {
     let f =
         File::open(p).map_err(|_| b"Zqmail-spawn unable to open message. (#4.3.0)\n".to_vec())?;
     if !sandbox() {
-        if let (Some(q), Ok(m)) = (crate::sys::qmail_account("qmailq"), f.metadata()) {
-            if m.uid() != q.uid {
+        if let (Some(q), Ok(m)) = (qmailq_uid(), f.metadata()) {
+            if m.uid() != q {
                 return Err(b"ZSorry, message has wrong owner. (#4.3.5)\n".to_vec());
             }
         }
@@ -266,7 +276,7 @@ pub fn getpw(roots: &Roots, local: &[u8]) -> Option<Assign> {
             None => break,
         }
     }
-    let (uid, gid, home) = match crate::sys::qmail_account("alias") {
+    let (uid, gid, home) = match crate::sys::account("alias") {
         Some(a) => (a.uid, a.gid, a.home),
         None => (
             nix::unistd::geteuid().as_raw(),

@@ -25,7 +25,7 @@ fn as_account(cmd: &mut Command, name: &str) {
     if !nix::unistd::geteuid().is_root() {
         return;
     }
-    if let Some(a) = crate::sys::qmail_account(name) {
+    if let Some(a) = crate::sys::account(name) {
         cmd.uid(a.uid).gid(a.gid);
     }
 }

@@ -338,16 +338,7 @@ impl Queue {
             }
         }
         if !self.broken {
-            let mut env = Vec::with_capacity(64);
-            env.push(b'F');
-            env.extend_from_slice(from);
-            env.push(0);
-            for r in rcpts {
-                env.push(b'T');
-                env.extend_from_slice(r);
-                env.push(0);
-            }
-            env.push(0);
+            let env = crate::queue::enqueue::envelope(from, rcpts);
             if let Some(mut e) = self.envelope.take() {
                 let _ = e.write_all(&env);
             }

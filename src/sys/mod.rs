@@ -109,12 +109,6 @@ pub fn account_by_uid(uid: u32) -> Option<Account> {
     passwd_entry(&text, |f| f[2] == uid.as_bytes())
 }
 
-/// One of the mail system's own accounts (`alias`, `qmaild`, `qmaill`, `qmailp`,
-/// `qmailq`, `qmailr`, `qmails`, `vpopmail`).
-pub fn qmail_account(name: &str) -> Option<Account> {
-    account(name)
-}
-
 /// The first passwd(5) line whose fields satisfy `want`.
 fn passwd_entry(text: &[u8], want: impl Fn(&[&[u8]]) -> bool) -> Option<Account> {
     use std::os::unix::ffi::OsStrExt;
@@ -140,7 +134,7 @@ static SANDBOX_WARNED: AtomicBool = AtomicBool::new(false);
 /// In a sandbox (the account does not exist, or the process is not root), the
 /// process keeps its identity and says so once on stderr; `Ok(false)` then.
 pub fn become_user(prog: &str, name: &str) -> io::Result<bool> {
-    match qmail_account(name) {
+    match account(name) {
         Some(a) if nix::unistd::geteuid().is_root() => {
             set_ids(a.uid, a.gid)?;
             Ok(true)

@@ -28,7 +28,7 @@ pub const NULL_REMOTE_IP: &str = "0.0.0.0";
 /// The owner of new domains: the `vpopmail` account when it exists, else the
 /// invoking user (a sandbox).
 pub fn default_owner() -> (u32, u32) {
-    match crate::sys::qmail_account("vpopmail") {
+    match crate::sys::account("vpopmail") {
         Some(a) => (a.uid, a.gid),
         None => (
             nix::unistd::geteuid().as_raw(),
