@@ -27,9 +27,23 @@ pub fn dir(q: &Queue) -> PathBuf {
     q.dir().join("pid").join("spare")
 }
 
-/// Makes a spare directory if needed; whether it can be used.
+/// Makes a spare directory if needed and removes hidden files a crash left
+/// in it (see [`keep`]); whether it can be used.
 pub fn prepare_dir(d: &Path) -> bool {
-    std::fs::create_dir(d).is_ok() || std::fs::symlink_metadata(d).is_ok_and(|m| m.is_dir())
+    if std::fs::create_dir(d).is_ok() {
+        return true;
+    }
+    if !std::fs::symlink_metadata(d).is_ok_and(|m| m.is_dir()) {
+        return false;
+    }
+    if let Ok(rd) = std::fs::read_dir(d) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with('.') {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    true
 }
 
 /// Claims the spare `from` as `to`, never over an existing name
@@ -60,17 +74,39 @@ pub fn claim(from: &Path, to: &Path) -> io::Result<File> {
     f
 }
 
-/// Removes the name `p` by renaming it to `spare` and emptying it (renamed
-/// first: a crash in between leaves a full spare, never an empty queue file).
-/// A missing `p` is `NotFound`, as for unlink; on other errors the caller
-/// unlinks.
+/// Removes the name `p` by making it the spare `spare`, emptied. The file is
+/// emptied under a hidden name (`.NAME`, which no taker looks at) and only then
+/// renamed to `spare`: emptied after it became a spare, it could cut a file a
+/// qmail-queue had just claimed and written. A crash leaves a full hidden file
+/// (removed by [`prepare_dir`]), never an empty queue file. A missing `p` is
+/// `NotFound`, as for unlink; on other errors the caller unlinks.
 pub fn keep(p: &Path, spare: &Path) -> io::Result<()> {
-    std::fs::rename(p, spare)?;
-    let _ = OpenOptions::new()
+    let name = spare.file_name().unwrap_or_default().to_string_lossy();
+    let hidden = spare.with_file_name(format!(".{name}"));
+    std::fs::rename(p, &hidden)?;
+    let emptied = OpenOptions::new()
         .write(true)
-        .open(spare)
+        .open(&hidden)
         .and_then(|f| f.set_len(0));
+    if emptied
+        .and_then(|_| std::fs::rename(&hidden, spare))
+        .is_err()
+    {
+        let _ = std::fs::remove_file(&hidden);
+    }
     Ok(())
+}
+
+/// The names of the spares in `d` (hidden files being emptied are not spares).
+pub fn names(d: &Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(d) {
+        Ok(rd) => rd
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .map(|e| e.path())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// The spares seen once by a qmail-queue run.
@@ -82,10 +118,7 @@ pub struct Taker {
 impl Taker {
     /// Lists the spares (none when the directory is missing).
     pub fn list(q: &Queue) -> Taker {
-        let names: Vec<PathBuf> = match std::fs::read_dir(dir(q)) {
-            Ok(rd) => rd.flatten().map(|e| e.path()).collect(),
-            Err(_) => Vec::new(),
-        };
+        let names = names(&dir(q));
         // Concurrent qmail-queues start at different places.
         let next = match names.len() {
             0 => 0,
@@ -190,6 +223,15 @@ mod tests {
             k.remove(&d.path().join("missing")).unwrap_err().kind(),
             io::ErrorKind::NotFound
         );
+        // Emptied under a hidden name first, none of which stays behind; a
+        // hidden file left by a crash is no spare and goes at the next start.
+        assert!(names(&dir(&q))
+            .iter()
+            .all(|n| std::fs::metadata(n).unwrap().len() == 0));
+        std::fs::write(dir(&q).join(".9.9"), "half kept").unwrap();
+        assert_eq!(names(&dir(&q)).len(), 1);
+        assert!(prepare_dir(&dir(&q)));
+        assert!(!dir(&q).join(".9.9").exists());
         let mut t = Taker::list(&q);
         // Never over an existing name.
         std::fs::write(d.path().join("b"), "x").unwrap();
