@@ -8,22 +8,32 @@ CARGO ?= cargo
 PYTHON ?= python3
 RUN_DIR ?= $(CURDIR)/run
 E2E_JOBS ?= 3
+# The programs are linked statically: against musl when its Rust target and musl-gcc
+# are installed (scripts/install-deps adds them on Debian), else against glibc
+# (.cargo/config.toml). A program that starts once per connection or delivery starts
+# in about half the time with musl. TARGET=... overrides; the programs land in
+# target/$(TARGET)/debug and target/$(TARGET)/release.
+HOST_TRIPLE := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+MUSL_TRIPLE := $(subst -gnu,-musl,$(HOST_TRIPLE))
+TARGET ?= $(shell rustup target list --installed 2>/dev/null | grep -qx '$(MUSL_TRIPLE)' && command -v musl-gcc >/dev/null && echo '$(MUSL_TRIPLE)' || echo '$(HOST_TRIPLE)')
+DEBUG_BIN = $(CURDIR)/target/$(TARGET)/debug
+RELEASE_BIN = $(CURDIR)/target/$(TARGET)/release
 
 .PHONY: all build release deps test unit e2e man lint fmt run stop bench clean
 
 all: build
 
 build:
-	$(CARGO) build --bins
+	$(CARGO) build --bins --target $(TARGET)
 
 release:
-	$(CARGO) build --release --bins
+	$(CARGO) build --release --bins --target $(TARGET)
 
 unit:
-	$(CARGO) test --lib --bins
+	$(CARGO) test --lib --bins --target $(TARGET)
 
 e2e: build
-	$(PYTHON) tests/e2e/run.py -j $(E2E_JOBS) $(E2E)
+	VQMAIL_BIN=$(DEBUG_BIN) $(PYTHON) tests/e2e/run.py -j $(E2E_JOBS) $(E2E)
 
 man:
 	scripts/check-man
@@ -31,9 +41,10 @@ man:
 deps:
 	scripts/install-deps test
 
-test: deps build man
-	$(CARGO) test --lib --bins
-	$(PYTHON) tests/e2e/run.py -j $(E2E_JOBS)
+test: deps
+	$(MAKE) build man
+	$(CARGO) test --lib --bins --target $(TARGET)
+	VQMAIL_BIN=$(DEBUG_BIN) $(PYTHON) tests/e2e/run.py -j $(E2E_JOBS)
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -42,15 +53,16 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-run: release
+run:
 	scripts/install-deps run
-	VQMAIL_BIN=$(CURDIR)/target/release scripts/run-local start $(RUN_DIR)
+	$(MAKE) release
+	VQMAIL_BIN=$(RELEASE_BIN) scripts/run-local start $(RUN_DIR)
 
 stop:
 	scripts/run-local stop $(RUN_DIR)
 
 bench: release
-	bench/run $(BENCH)
+	VQMAIL_BIN=$(RELEASE_BIN) bench/run $(BENCH)
 
 clean:
 	$(CARGO) clean

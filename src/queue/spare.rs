@@ -50,14 +50,7 @@ pub fn prepare_dir(d: &Path) -> bool {
 /// (`AlreadyExists`), and opens it emptied for reading and writing. A spare
 /// another process took first is `NotFound`.
 pub fn claim(from: &Path, to: &Path) -> io::Result<File> {
-    nix::fcntl::renameat2(
-        nix::fcntl::AT_FDCWD,
-        from,
-        nix::fcntl::AT_FDCWD,
-        to,
-        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
-    )
-    .map_err(io::Error::from)?;
+    crate::sys::queue::rename_noreplace(from, to)?;
     let f = OpenOptions::new()
         .read(true)
         .write(true)

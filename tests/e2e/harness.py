@@ -7,6 +7,7 @@ server a test starts is stopped by its pid.
 
     from harness import Root, TcpServer, wait_until, need_tool
 """
+import glob
 import os
 import shutil
 import signal
@@ -17,7 +18,18 @@ import time
 import unittest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.environ.get("VQMAIL_BIN") or os.path.join(REPO, "target", "debug")
+
+
+def _default_bin():
+    """The newest debug build: make puts it in target/TRIPLE/debug, cargo alone in target/debug."""
+    builds = glob.glob(os.path.join(REPO, "target", "debug", "qmail-queue")) + glob.glob(
+        os.path.join(REPO, "target", "*", "debug", "qmail-queue"))
+    if not builds:
+        return os.path.join(REPO, "target", "debug")
+    return os.path.dirname(max(builds, key=os.path.getmtime))
+
+
+BIN = os.environ.get("VQMAIL_BIN") or _default_bin()
 IN_CI = os.environ.get("CI", "") not in ("", "0", "false")
 
 VPOP_PROGRAMS = {
