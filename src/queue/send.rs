@@ -1107,7 +1107,7 @@ struct Spares {
 }
 
 impl Spares {
-    const MAX: usize = 1024;
+    const MAX: usize = super::spare::MAX;
 
     fn open(info: &std::path::Path) -> Spares {
         let dir = info.join("spare");
