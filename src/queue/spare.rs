@@ -105,13 +105,13 @@ pub fn names(d: &Path) -> Vec<PathBuf> {
 /// The spares seen once by a qmail-queue run.
 pub struct Taker {
     names: Vec<PathBuf>,
-    next: usize,
+    next: u64,
 }
 
 impl Taker {
     /// How many spares one qmail-queue run looks at: the first ones in the
     /// directory, which one read of it returns, however many it holds.
-    const LOOK: usize = 48;
+    const LOOK: usize = 64;
 
     /// Lists some spares (none when the directory is missing).
     pub fn list(q: &Queue) -> Taker {
@@ -124,11 +124,10 @@ impl Taker {
                 .collect(),
             Err(_) => Vec::new(),
         };
-        // Concurrent qmail-queues start at different places.
-        let next = match names.len() {
-            0 => 0,
-            n => std::process::id() as usize % n,
-        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let next = (u64::from(std::process::id()) << 32 | u64::from(nanos)) | 1;
         Taker { names, next }
     }
 
@@ -136,11 +135,18 @@ impl Taker {
     /// reading and writing; `None` when no spare could be had (the caller
     /// creates the file).
     pub fn take(&mut self, to: &Path) -> Option<File> {
-        for _ in 0..4 {
+        for _ in 0..8 {
             if self.names.is_empty() {
                 return None;
             }
-            let from = self.names.swap_remove(self.next % self.names.len());
+            // Concurrent qmail-queues saw much the same names: each tries
+            // them in its own order (xorshift), so they seldom collide.
+            self.next ^= self.next << 13;
+            self.next ^= self.next >> 7;
+            self.next ^= self.next << 17;
+            let from = self
+                .names
+                .swap_remove((self.next % self.names.len() as u64) as usize);
             match claim(&from, to) {
                 Ok(f) => return Some(f),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
