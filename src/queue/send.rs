@@ -1096,8 +1096,12 @@ struct Prepared {
 }
 
 /// Spare files for qmail-send's own queue files (info, local, remote), kept in
-/// `info/spare/`: a finished file is emptied and renamed there instead of being
-/// removed, and a new one is a spare renamed into place. Renames cost the file
+/// `info/spare/`: a finished file is renamed there instead of being removed,
+/// and a new one is a spare renamed into place, then emptied and written. Only
+/// qmail-send uses this directory, so a spare is not emptied when it is kept
+/// (these files are small); what a spare held is never read, and a file
+/// renamed into place is trusted only once the todo file that made it has been
+/// synced and removed (todo/N is processed again after a crash). Renames cost the file
 /// system less than creating and freeing inodes; qmail (and qmail-qstat) never
 /// look into `info/spare/`. At most [`Spares::MAX`] are kept.
 struct Spares {
@@ -1155,7 +1159,7 @@ impl Spares {
     fn retire(&mut self, p: &std::path::Path) -> io::Result<()> {
         if let Some(dir) = self.dir.as_ref().filter(|_| self.names.len() < Self::MAX) {
             let spare = dir.join(self.next.to_string());
-            match super::spare::keep(p, &spare) {
+            match std::fs::rename(p, &spare) {
                 Ok(()) => {
                     self.next += 1;
                     self.names.push(spare);
@@ -1247,7 +1251,7 @@ mod tests {
         sp.write_new(&a, b"Fa@b\0", 1000).unwrap();
         let ino = std::fs::metadata(&a).unwrap().ino();
         assert_eq!(std::fs::metadata(&a).unwrap().mtime(), 1000);
-        // Retired: emptied and kept under info/spare/.
+        // Retired: kept under info/spare/ as it is.
         sp.retire(&a).unwrap();
         assert!(!a.exists());
         let spares: Vec<_> = std::fs::read_dir(info.join("spare"))
@@ -1255,13 +1259,13 @@ mod tests {
             .flatten()
             .collect();
         assert_eq!(spares.len(), 1);
-        assert_eq!(spares[0].metadata().unwrap().len(), 0);
-        // A new file takes the spare: same inode, new contents and times.
+        assert_eq!(spares[0].metadata().unwrap().ino(), ino);
+        // A new file takes the spare: same inode, emptied, new contents and times.
         let b = info.join("1").join("2");
-        sp.write_new(&b, b"Fc@d\0", 2000).unwrap();
+        sp.write_new(&b, b"Fc\0", 2000).unwrap();
         let m = std::fs::metadata(&b).unwrap();
-        assert_eq!((m.ino(), m.len(), m.mtime()), (ino, 5, 2000));
-        assert_eq!(std::fs::read(&b).unwrap(), b"Fc@d\0");
+        assert_eq!((m.ino(), m.len(), m.mtime()), (ino, 3, 2000));
+        assert_eq!(std::fs::read(&b).unwrap(), b"Fc\0");
         // Never over an existing file.
         sp.retire(&b).unwrap();
         std::fs::write(&a, "x").unwrap();
