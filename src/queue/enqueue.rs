@@ -7,7 +7,7 @@
 //! [`super::spare`]) and take its inode number as the
 //! message number N; link it to `mess/S/N` and remove the pid file; write the
 //! Received line and the message; create `intd/N` with the envelope; fsync
-//! both (concurrently); link `intd/N` to `todo/N`; fsync `todo/`; pull the
+//! both and `mess/S/` (concurrently); link `intd/N` to `todo/N`; fsync `todo/`; pull the
 //! trigger; exit 0. On any failure
 //! before the todo link, what was created is truncated and removed.
 
@@ -283,12 +283,22 @@ fn enqueue_steps(
         data.push(0);
     }
     (&f).write_all(&data).map_err(|_| exit::WRITE)?;
-    // Both files must be on disk before the todo link; their fsyncs overlap
-    // (one disk round trip instead of two). Until the link, a crash leaves
-    // only files that qmail-send's cleanup removes (state S2/S3).
+    // Both files, and the name mess/S/N, must be on disk before the todo
+    // link; their fsyncs overlap. The directory is synced because POSIX
+    // asks for it: a file system syncs a new file's directory entry with the
+    // file at most when the file was created (ext4 without a journal), and
+    // this one was linked. Until the todo link, a crash leaves only files
+    // that qmail-send's cleanup removes (state S2/S3).
+    let mess_dir = q
+        .mess(id)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     let mess_synced = std::thread::scope(|s| {
         let m = s.spawn(|| file.sync_all());
-        let i = f.sync_all();
+        let i = f
+            .sync_all()
+            .and_then(|_| crate::fsutil::fsync_dir(&mess_dir));
         (m.join().is_ok_and(|r| r.is_ok()), i.is_ok())
     });
     if mess_synced != (true, true) {
