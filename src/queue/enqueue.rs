@@ -7,8 +7,8 @@
 //! [`super::spare`]) and take its inode number as the
 //! message number N; link it to `mess/S/N` and remove the pid file; write the
 //! Received line and the message; create `intd/N` with the envelope; fsync
-//! both and `mess/S/` (concurrently); link `intd/N` to `todo/N`; fsync `todo/`; pull the
-//! trigger; exit 0. On any failure
+//! both and `mess/S/` (concurrently); link `intd/N` to `todo/N`; pull the
+//! trigger; fsync `todo/`; exit 0. On any failure
 //! before the todo link, what was created is truncated and removed.
 
 use std::fs::{File, OpenOptions};
@@ -307,11 +307,13 @@ fn enqueue_steps(
     if std::fs::hard_link(&intd, q.todo(id)).is_err() {
         return Err(exit::TODO);
     }
-    // The todo link is the commit point; make it durable before exit 0.
-    let _ = crate::fsutil::fsync_dir(&q.dir().join("todo"));
+    // The todo link is the commit point; it is made durable before exit 0.
+    // qmail-send is woken first, so that it reads todo/N (whose files are
+    // on disk) while todo/ is synced.
     made.mess = None;
     made.intd = None;
     pull_trigger(q);
+    let _ = crate::fsutil::fsync_dir(&q.dir().join("todo"));
     Ok(id)
 }
 
