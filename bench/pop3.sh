@@ -12,7 +12,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 SB=${SHARED_BENCH:-$repo/../shared/bench}
-BIN=${VQMAIL_BIN:-$repo/target/release}
+BIN=${VQMAIL_BIN:-$("$repo/scripts/bin-dir" release || echo "$repo/target/release")}
 REPS=${POP3_BENCH_REPS:-3}
 PORT=${POP3_BENCH_PORT:-12110}
 SESSIONS=${POP3_BENCH_SESSIONS:-200}

@@ -12,7 +12,7 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
-BIN=${VQMAIL_BIN:-$repo/target/release}
+BIN=${VQMAIL_BIN:-$("$repo/scripts/bin-dir" release || echo "$repo/target/release")}
 N=${QUEUE_BENCH_N:-1000}
 SIZE=${QUEUE_BENCH_SIZE:-5000}
 CONC=${QUEUE_BENCH_CONC:-4}

@@ -9,7 +9,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 SB=${SHARED_BENCH:-$repo/../shared/bench}
-BIN=${VQMAIL_BIN:-$repo/target/release}
+BIN=${VQMAIL_BIN:-$("$repo/scripts/bin-dir" release || echo "$repo/target/release")}
 N=${REMOTE_BENCH_N:-300}
 PORT=${REMOTE_BENCH_PORT:-12526}
 

@@ -13,7 +13,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 SB=${SHARED_BENCH:-$repo/../shared/bench}
-BIN=${VQMAIL_BIN:-$repo/target/release}
+BIN=${VQMAIL_BIN:-$("$repo/scripts/bin-dir" release || echo "$repo/target/release")}
 REPS=${SMTP_BENCH_REPS:-3}
 N=${SMTP_BENCH_N:-2000}
 SIZE=${SMTP_BENCH_SIZE:-5000}

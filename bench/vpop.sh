@@ -12,7 +12,7 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
-BIN=${VQMAIL_BIN:-$repo/target/release}
+BIN=${VQMAIL_BIN:-$("$repo/scripts/bin-dir" release || echo "$repo/target/release")}
 USERS=${VPOP_BENCH_USERS:-10000}
 REPS=${VPOP_BENCH_REPS:-25}
 [ -x "$BIN/vadduser" ] || { echo "vpop bench: build first (make release)" >&2; exit 1; }

@@ -7,7 +7,6 @@ server a test starts is stopped by its pid.
 
     from harness import Root, TcpServer, wait_until, need_tool
 """
-import glob
 import os
 import shutil
 import signal
@@ -21,12 +20,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def _default_bin():
-    """The newest debug build: make puts it in target/TRIPLE/debug, cargo alone in target/debug."""
-    builds = glob.glob(os.path.join(REPO, "target", "debug", "qmail-queue")) + glob.glob(
-        os.path.join(REPO, "target", "*", "debug", "qmail-queue"))
-    if not builds:
-        return os.path.join(REPO, "target", "debug")
-    return os.path.dirname(max(builds, key=os.path.getmtime))
+    """The newest debug build (scripts/bin-dir: make puts it in target/TRIPLE/debug)."""
+    r = subprocess.run([os.path.join(REPO, "scripts", "bin-dir"), "debug"], capture_output=True, text=True)
+    return r.stdout.strip() or os.path.join(REPO, "target", "debug")
 
 
 BIN = os.environ.get("VQMAIL_BIN") or _default_bin()
