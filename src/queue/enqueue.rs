@@ -6,9 +6,9 @@
 //! create `pid/PID.TIME.SEQ` exclusively (or rename a spare file there, see
 //! [`super::spare`]) and take its inode number as the
 //! message number N; link it to `mess/S/N` and remove the pid file; write the
-//! Received line and the message; create `intd/N` with the envelope; fsync
-//! both and `mess/S/` (concurrently); link `intd/N` to `todo/N`; pull the
-//! trigger; fsync `todo/`; exit 0. On any failure
+//! Received line and the message (`mess/S/` is synced meanwhile); create
+//! `intd/N` with the envelope; fsync both (concurrently); link `intd/N` to
+//! `todo/N`; pull the trigger; fsync `todo/`; exit 0. On any failure
 //! before the todo link, what was created is truncated and removed.
 
 use std::fs::{File, OpenOptions};
@@ -248,6 +248,17 @@ fn enqueue_steps(
         let _ = std::fs::remove_file(&pidpath);
         return Err(exit::MESS);
     }
+    // mess/S/N is a new name (a link, to a spare or to the pid file), which a
+    // file system need not make durable with the file (ext4 without a journal
+    // does so only for a file it has just created): mess/S/ is synced now,
+    // while the message comes in, and must be done before the todo link.
+    let mess_dir = mess.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mess_dir_synced = {
+        let d = mess_dir.clone();
+        std::thread::Builder::new()
+            .spawn(move || crate::fsutil::fsync_dir(&d).is_ok())
+            .ok()
+    };
     made.mess = Some((mess, file.try_clone().map_err(|_| exit::MESS)?));
     if std::fs::remove_file(&pidpath).is_err() {
         return Err(exit::PID);
@@ -283,25 +294,23 @@ fn enqueue_steps(
         data.push(0);
     }
     (&f).write_all(&data).map_err(|_| exit::WRITE)?;
-    // Both files, and the name mess/S/N, must be on disk before the todo
-    // link; their fsyncs overlap. The directory is synced because POSIX
-    // asks for it: a file system syncs a new file's directory entry with the
-    // file at most when the file was created (ext4 without a journal), and
-    // this one was linked. Until the todo link, a crash leaves only files
-    // that qmail-send's cleanup removes (state S2/S3).
-    let mess_dir = q
-        .mess(id)
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let mess_synced = std::thread::scope(|s| {
-        let m = s.spawn(|| file.sync_all());
-        let i = f
-            .sync_all()
-            .and_then(|_| crate::fsutil::fsync_dir(&mess_dir));
-        (m.join().is_ok_and(|r| r.is_ok()), i.is_ok())
+    // Both files must be on disk before the todo link; their fsyncs overlap
+    // (without a thread to spare, one after the other). Until the link, a
+    // crash leaves only files that qmail-send's cleanup removes (state S2/S3).
+    let synced = std::thread::scope(|s| {
+        let m = std::thread::Builder::new().spawn_scoped(s, || file.sync_all());
+        let i = f.sync_all();
+        let m = match m {
+            Ok(m) => m.join().is_ok_and(|r| r.is_ok()),
+            Err(_) => file.sync_all().is_ok(),
+        };
+        (m, i.is_ok())
     });
-    if mess_synced != (true, true) {
+    let dir_synced = match mess_dir_synced {
+        Some(t) => t.join().unwrap_or(false),
+        None => crate::fsutil::fsync_dir(&mess_dir).is_ok(),
+    };
+    if synced != (true, true) || !dir_synced {
         return Err(exit::WRITE);
     }
     if std::fs::hard_link(&intd, q.todo(id)).is_err() {

@@ -512,7 +512,7 @@ impl Send {
             return;
         };
         let jobs: Vec<Vec<std::path::PathBuf>> = batch.iter().map(|t| t.files.clone()).collect();
-        let thread = std::thread::spawn(move || {
+        let thread = std::thread::Builder::new().spawn(move || {
             let files: Vec<std::path::PathBuf> = jobs.iter().flatten().cloned().collect();
             let failed = sync_parallel(&files);
             let dirs: BTreeSet<std::path::PathBuf> = jobs
@@ -526,6 +526,11 @@ impl Send {
             let _ = nix::unistd::write(&wr, b"x");
             (failed, dir_failed)
         });
+        let Ok(thread) = thread else {
+            // The files stay in todo/ and are written again next time.
+            self.log("alert: unable to start a thread, sleeping...\n");
+            return;
+        };
         self.syncing = Some(Syncing {
             thread,
             done: rd,
@@ -1208,7 +1213,13 @@ fn sync_parallel(paths: &[std::path::PathBuf]) -> BTreeSet<std::path::PathBuf> {
     let first = chunks.next();
     std::thread::scope(|s| {
         for chunk in chunks {
-            s.spawn(move || sync(chunk));
+            // Without a thread to spare, this one does the chunk.
+            if std::thread::Builder::new()
+                .spawn_scoped(s, move || sync(chunk))
+                .is_err()
+            {
+                sync(chunk);
+            }
         }
         if let Some(chunk) = first {
             sync(chunk);

@@ -71,35 +71,67 @@ pub fn serve(
         let recip = fields.pop().unwrap_or_default();
         let sender = fields.pop().unwrap_or_default();
         let path = fields.pop().unwrap_or_default();
-        let deliver = Arc::clone(&deliver);
-        let out = Arc::clone(&out);
         let mess = mess_path(mess_dir, &path);
         threads.retain(|t: &std::thread::JoinHandle<()>| !t.is_finished());
-        threads.push(std::thread::spawn(move || {
-            let mut report = match mess {
-                Some(mess) => deliver(&Request {
-                    mess,
-                    sender,
-                    recip,
-                }),
-                None => b"ZInternal qmail-spawn bug: bad message name. (#4.3.0)\n".to_vec(),
-            };
-            report.retain(|&b| b != 0);
-            if report.is_empty() {
-                report.push(b'Z');
+        let job = Job {
+            deliver: Arc::clone(&deliver),
+            out: Arc::clone(&out),
+            slot,
+            mess,
+            sender,
+            recip,
+        };
+        // Without a thread to spare, the delivery runs here, in turn.
+        let (tx, rx) = std::sync::mpsc::channel::<Job<_>>();
+        match std::thread::Builder::new().spawn(move || {
+            if let Ok(job) = rx.recv() {
+                job.run();
             }
-            let mut msg = slot.to_vec();
-            msg.extend_from_slice(&report);
-            msg.push(0);
-            if let Ok(mut o) = out.lock() {
-                let _ = o.write_all(&msg).and_then(|_| o.flush());
+        }) {
+            Ok(t) => {
+                let _ = tx.send(job);
+                threads.push(t);
             }
-        }));
+            Err(_) => job.run(),
+        }
     }
     for t in threads {
         let _ = t.join();
     }
     Ok(())
+}
+
+/// One delivery of the spawner loop and where its report goes.
+struct Job<W> {
+    deliver: Arc<Deliver>,
+    out: Arc<Mutex<W>>,
+    slot: [u8; 2],
+    mess: Option<PathBuf>,
+    sender: Vec<u8>,
+    recip: Vec<u8>,
+}
+
+impl<W: Write> Job<W> {
+    fn run(self) {
+        let mut report = match self.mess {
+            Some(mess) => (self.deliver)(&Request {
+                mess,
+                sender: self.sender,
+                recip: self.recip,
+            }),
+            None => b"ZInternal qmail-spawn bug: bad message name. (#4.3.0)\n".to_vec(),
+        };
+        report.retain(|&b| b != 0);
+        if report.is_empty() {
+            report.push(b'Z');
+        }
+        let mut msg = self.slot.to_vec();
+        msg.extend_from_slice(&report);
+        msg.push(0);
+        if let Ok(mut o) = self.out.lock() {
+            let _ = o.write_all(&msg).and_then(|_| o.flush());
+        }
+    }
 }
 
 /// `S/N` below `mess/`, digits only.
