@@ -454,7 +454,8 @@ pub fn deliver_maildir(
     // as a temporary failure (the message stays queued; the file in tmp/ was
     // never linked into new/).
     let (done, waiting) = std::sync::mpsc::channel::<()>();
-    std::thread::spawn(move || {
+    // (Without a thread to spare, the delivery goes on without the alarm.)
+    let _ = std::thread::Builder::new().spawn(move || {
         if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
             waiting.recv_timeout(MAILDIR_TIMEOUT)
         {
