@@ -1,0 +1,133 @@
+"""`make run`'s services (scripts/run-local), with real clients: SMTP, submission
+with STARTTLS and AUTH, SMTPS with CRAM-MD5 for the demo account, POP3 and POP3S,
+delivery by qmail-send to the demo Maildir, and `stop`. The ports are moved by
+VQMAIL_PORT_OFFSET to free ones."""
+import os
+import poplib
+import random
+import shutil
+import smtplib
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import unittest
+
+from harness import BIN, REPO, maildir_messages, need_tool, wait_until
+
+PORTS = {"smtp": 2625, "submission": 2587, "smtps": 2465, "pop3": 2110, "pop3s": 2995}
+
+
+def free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def listening(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), 1).close()
+        return True
+    except OSError:
+        return False
+
+
+def no_verify():
+    c = ssl.create_default_context()
+    c.check_hostname = False
+    c.verify_mode = ssl.CERT_NONE
+    return c
+
+
+class RunLocal(unittest.TestCase):
+    def setUp(self):
+        need_tool("tcpserver")
+        self.dir = tempfile.mkdtemp(prefix="vqmail-run-")
+        self.addCleanup(shutil.rmtree, self.dir, ignore_errors=True)
+        for _ in range(50):
+            off = random.randrange(20000, 40000)
+            if all(free(p + off) for p in PORTS.values()):
+                break
+        else:
+            self.skipTest("no free ports")
+        self.port = {k: v + off for k, v in PORTS.items()}
+        self.env = dict(os.environ, VQMAIL_BIN=BIN, VQMAIL_PORT_OFFSET=str(off))
+        self.run_local = os.path.join(REPO, "scripts", "run-local")
+        r = subprocess.run([self.run_local, "start", self.dir], env=self.env,
+                           capture_output=True, text=True, timeout=120)
+        self.addCleanup(subprocess.run, [self.run_local, "stop", self.dir], env=self.env,
+                        capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.out = r.stdout
+        for p in self.port.values():
+            wait_until(lambda: listening(p), what=f"port {p}")
+
+    def test_services_and_stop(self):
+        for name, p in self.port.items():
+            self.assertIn(f"{name}: 127.0.0.1:{p}", self.out)
+        self.assertIn(f"swaks --server 127.0.0.1:{self.port['submission']} -tls", self.out)
+        maildir = os.path.join(self.dir, "home", "vpopmail", "domains", "example.test", "demo", "Maildir")
+
+        # SMTP: local mail is taken without AUTH; relaying is not.
+        with smtplib.SMTP("127.0.0.1", self.port["smtp"], timeout=30) as s:
+            s.ehlo("client.example")
+            s.sendmail("postmaster@example.test", ["demo@example.test"],
+                       "Subject: run-local one\r\n\r\nhello\r\n")
+            s.mail("postmaster@example.test")
+            code, _ = s.rcpt("someone@example.net")
+            self.assertEqual(code, 553)
+
+        # Submission: STARTTLS, then AUTH; then relaying is allowed.
+        with smtplib.SMTP("127.0.0.1", self.port["submission"], timeout=30) as s:
+            s.ehlo("client.example")
+            self.assertTrue(s.has_extn("starttls"))
+            s.starttls(context=no_verify())
+            s.ehlo("client.example")
+            s.login("demo@example.test", "demo-pass1")
+            s.mail("demo@example.test")
+            code, _ = s.rcpt("someone@example.net")
+            self.assertEqual(code, 250)
+            s.rset()
+
+        # SMTPS: TLS from the start; CRAM-MD5 works for the demo account.
+        with smtplib.SMTP_SSL("127.0.0.1", self.port["smtps"], timeout=30, context=no_verify()) as s:
+            s.ehlo("client.example")
+            self.assertIn("CRAM-MD5", s.esmtp_features.get("auth", ""))
+            s.user, s.password = "demo@example.test", "demo-pass1"
+            code, _ = s.auth("CRAM-MD5", s.auth_cram_md5)
+            self.assertEqual(code, 235)
+            s.sendmail("demo@example.test", ["demo@example.test"],
+                       "Subject: run-local two\r\n\r\nhello again\r\n")
+
+        # qmail-send delivers both into the demo Maildir.
+        wait_until(lambda: len(maildir_messages(maildir)) == 2, timeout=30, what="two deliveries")
+        # qmail-pop3d lists only messages from before the current second.
+        newest = max(os.stat(m).st_mtime for m in maildir_messages(maildir))
+        wait_until(lambda: time.time() >= int(newest) + 1, timeout=5, what="the next second")
+
+        # POP3 for demo, POP3S for postmaster (the poll limit counts per account).
+        p = poplib.POP3("127.0.0.1", self.port["pop3"], timeout=30)
+        p.user("demo@example.test")
+        p.pass_("demo-pass1")
+        count, _ = p.stat()
+        self.assertEqual(count, 2)
+        subjects = {line for i in (1, 2) for line in p.retr(i)[1] if line.startswith(b"Subject:")}
+        self.assertEqual(subjects, {b"Subject: run-local one", b"Subject: run-local two"})
+        p.quit()
+        p = poplib.POP3_SSL("127.0.0.1", self.port["pop3s"], timeout=30, context=no_verify())
+        p.user("postmaster@example.test")
+        p.pass_("postmaster-pass1")
+        self.assertEqual(p.stat()[0], 0)
+        p.quit()
+
+        # stop: every service is gone.
+        r = subprocess.run([self.run_local, "stop", self.dir], env=self.env,
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for port in self.port.values():
+            wait_until(lambda: not listening(port), what=f"port {port} closed")
+        self.assertEqual(os.listdir(os.path.join(self.dir, "pids")), [])
