@@ -11,26 +11,26 @@ E2E_JOBS ?= 3
 # The programs are linked statically: against musl when its Rust target and musl-gcc
 # are installed (scripts/install-deps adds them on Debian), else against glibc
 # (.cargo/config.toml). A program that starts once per connection or delivery starts
-# in about half the time with musl. TARGET=... overrides; the programs land in
-# target/$(TARGET)/debug and target/$(TARGET)/release.
+# in about half the time with musl. VQMAIL_TARGET=... overrides; the programs land in
+# target/$(VQMAIL_TARGET)/debug and target/$(VQMAIL_TARGET)/release.
 HOST_TRIPLE := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
 MUSL_TRIPLE := $(subst -gnu,-musl,$(HOST_TRIPLE))
-TARGET ?= $(shell rustup target list --installed 2>/dev/null | grep -qx '$(MUSL_TRIPLE)' && command -v musl-gcc >/dev/null && echo '$(MUSL_TRIPLE)' || echo '$(HOST_TRIPLE)')
-DEBUG_BIN = $(CURDIR)/target/$(TARGET)/debug
-RELEASE_BIN = $(CURDIR)/target/$(TARGET)/release
+VQMAIL_TARGET ?= $(shell rustup target list --installed 2>/dev/null | grep -qx '$(MUSL_TRIPLE)' && command -v musl-gcc >/dev/null && echo '$(MUSL_TRIPLE)' || echo '$(HOST_TRIPLE)')
+DEBUG_BIN = $(CURDIR)/target/$(VQMAIL_TARGET)/debug
+RELEASE_BIN = $(CURDIR)/target/$(VQMAIL_TARGET)/release
 
 .PHONY: all build release deps test unit e2e man lint fmt run stop bench clean
 
 all: build
 
 build:
-	$(CARGO) build --bins --target $(TARGET)
+	$(CARGO) build --bins --target $(VQMAIL_TARGET)
 
 release:
-	$(CARGO) build --release --bins --target $(TARGET)
+	$(CARGO) build --release --bins --target $(VQMAIL_TARGET)
 
 unit:
-	$(CARGO) test --lib --bins --target $(TARGET)
+	$(CARGO) test --lib --bins --target $(VQMAIL_TARGET)
 
 e2e: build
 	VQMAIL_BIN=$(DEBUG_BIN) $(PYTHON) tests/e2e/run.py -j $(E2E_JOBS) $(E2E)
@@ -43,7 +43,7 @@ deps:
 
 test: deps
 	$(MAKE) build man
-	$(CARGO) test --lib --bins --target $(TARGET)
+	$(CARGO) test --lib --bins --target $(VQMAIL_TARGET)
 	VQMAIL_BIN=$(DEBUG_BIN) $(PYTHON) tests/e2e/run.py -j $(E2E_JOBS)
 
 lint:
