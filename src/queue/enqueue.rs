@@ -250,15 +250,21 @@ fn enqueue_steps(
     }
     // mess/S/N is a new name (a link, to a spare or to the pid file), which a
     // file system need not make durable with the file (ext4 without a journal
-    // does so only for a file it has just created): mess/S/ is synced now,
-    // while the message comes in, and must be done before the todo link.
+    // does so only for a file it has just created). One helper thread syncs
+    // mess/S/ now, while the message comes in, then the message file once it
+    // is written, while this thread syncs the envelope; both must be done
+    // before the todo link. (Without a thread to spare, this one does it all.)
     let mess_dir = mess.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mess_dir_synced = {
+    let (written, is_written) = std::sync::mpsc::channel::<()>();
+    let helper = file.try_clone().ok().and_then(|f| {
         let d = mess_dir.clone();
         std::thread::Builder::new()
-            .spawn(move || crate::fsutil::fsync_dir(&d).is_ok())
+            .spawn(move || {
+                let dir = crate::fsutil::fsync_dir(&d).is_ok();
+                dir && is_written.recv().is_ok() && f.sync_all().is_ok()
+            })
             .ok()
-    };
+    });
     made.mess = Some((mess, file.try_clone().map_err(|_| exit::MESS)?));
     if std::fs::remove_file(&pidpath).is_err() {
         return Err(exit::PID);
@@ -271,6 +277,7 @@ fn enqueue_steps(
     copy(&mut msg, &mut w)?;
     w.flush().map_err(|_| exit::WRITE)?;
     drop(w);
+    let _ = written.send(());
 
     // The envelope, then intd/N, then the todo link.
     let env = read_envelope(envelope)?;
@@ -294,23 +301,14 @@ fn enqueue_steps(
         data.push(0);
     }
     (&f).write_all(&data).map_err(|_| exit::WRITE)?;
-    // Both files must be on disk before the todo link; their fsyncs overlap
-    // (without a thread to spare, one after the other). Until the link, a
-    // crash leaves only files that qmail-send's cleanup removes (state S2/S3).
-    let synced = std::thread::scope(|s| {
-        let m = std::thread::Builder::new().spawn_scoped(s, || file.sync_all());
-        let i = f.sync_all();
-        let m = match m {
-            Ok(m) => m.join().is_ok_and(|r| r.is_ok()),
-            Err(_) => file.sync_all().is_ok(),
-        };
-        (m, i.is_ok())
-    });
-    let dir_synced = match mess_dir_synced {
+    // Until the todo link, a crash leaves only files that qmail-send's
+    // cleanup removes (state S2/S3).
+    let intd_synced = f.sync_all().is_ok();
+    let mess_synced = match helper {
         Some(t) => t.join().unwrap_or(false),
-        None => crate::fsutil::fsync_dir(&mess_dir).is_ok(),
+        None => crate::fsutil::fsync_dir(&mess_dir).is_ok() && file.sync_all().is_ok(),
     };
-    if synced != (true, true) || !dir_synced {
+    if !(intd_synced && mess_synced) {
         return Err(exit::WRITE);
     }
     if std::fs::hard_link(&intd, q.todo(id)).is_err() {
