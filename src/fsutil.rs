@@ -31,15 +31,25 @@ pub fn parent_dir(path: &Path) -> &Path {
     }
 }
 
+/// The directory this process last moved into with [`chdir`], as named then.
+static CWD: std::sync::Mutex<Option<std::path::PathBuf>> = std::sync::Mutex::new(None);
+
+/// Changes this process's working directory; every change goes through here,
+/// so that [`start_in`] knows where the process is without asking.
+pub fn chdir(dir: &Path) -> io::Result<()> {
+    std::env::set_current_dir(dir)?;
+    if let Ok(mut c) = CWD.lock() {
+        *c = Some(dir.to_path_buf());
+    }
+    Ok(())
+}
+
 /// Makes `cmd` start in `dir`, through [`Command::current_dir`] only when this
-/// process is not already there: with a directory change the standard library
-/// cannot use posix_spawn in a static build and falls back to a full fork.
+/// process is not already there (by [`chdir`]): with a directory change the
+/// standard library cannot use posix_spawn in a static build and falls back
+/// to a full fork.
 pub fn start_in(cmd: &mut std::process::Command, dir: &Path) {
-    use std::os::unix::fs::MetadataExt;
-    let here = match (std::fs::metadata("."), std::fs::metadata(dir)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    };
+    let here = CWD.lock().is_ok_and(|c| c.as_deref() == Some(dir));
     if !here {
         cmd.current_dir(dir);
     }
@@ -49,7 +59,7 @@ pub fn start_in(cmd: &mut std::process::Command, dir: &Path) {
 /// programs do with their home; errors are left to the operations that follow.
 pub fn settle_in(dir: &Path) {
     if dir.is_absolute() {
-        let _ = std::env::set_current_dir(dir);
+        let _ = chdir(dir);
     }
 }
 

@@ -33,6 +33,7 @@ pub mod fsutil;
 pub mod io;
 pub mod maildir;
 pub mod paths;
+pub mod pool;
 pub mod pop3;
 pub mod queue;
 pub mod relay;

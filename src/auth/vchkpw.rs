@@ -478,7 +478,7 @@ fn enter(dir: &Path) -> io::Result<()> {
     if !md.is_dir() {
         crate::maildir::create(&md, 0o700)?;
     }
-    std::env::set_current_dir(dir)
+    crate::fsutil::chdir(dir)
 }
 
 #[cfg(test)]

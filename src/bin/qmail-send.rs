@@ -5,6 +5,8 @@ use vqmail::sys::inherit_file as fd;
 
 fn main() {
     let roots = vqmail::paths::Roots::from_env();
+    // As qmail-send does: it works from the qmail home.
+    vqmail::fsutil::settle_in(&roots.qmail);
     let once = std::env::var("VQMAIL_SEND_ONCE").is_ok_and(|v| !v.is_empty() && v != "0");
     let (Some(log), Some(l1), Some(l2), Some(r3), Some(r4), Some(c5), Some(c6)) =
         (fd(0), fd(1), fd(2), fd(3), fd(4), fd(5), fd(6))

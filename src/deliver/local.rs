@@ -229,7 +229,7 @@ pub fn run(
     out: &mut dyn Write,
 ) -> Result<Counts, Fail> {
     let home = Path::new(OsStr::from_bytes(&args.home));
-    std::env::set_current_dir(home).map_err(|e| {
+    crate::fsutil::chdir(home).map_err(|e| {
         Fail::temp(format!(
             "Unable to switch to {}: {}. (#4.3.0)",
             home.display(),

@@ -272,7 +272,7 @@ pub fn pop3d(args: Vec<OsString>) -> i32 {
         say(&mut out, reply::NO_MAILDIR);
         return 0;
     };
-    if std::env::set_current_dir(dir).is_err() {
+    if crate::fsutil::chdir(std::path::Path::new(dir)).is_err() {
         say(&mut out, reply::NO_MAILDIR);
         return 0;
     }

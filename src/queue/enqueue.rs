@@ -291,15 +291,10 @@ fn enqueue_steps(
         Err(_) => return Err(exit::INTD),
     };
     made.intd = Some((intd.clone(), f.try_clone().map_err(|_| exit::INTD)?));
-    let mut data = Vec::with_capacity(64 + env.sender.len());
-    data.extend_from_slice(format!("u{uid}\0p{pid}\0F").as_bytes());
-    data.extend_from_slice(&env.sender);
-    data.push(0);
-    for r in &env.recipients {
-        data.push(b'T');
-        data.extend_from_slice(r);
-        data.push(0);
-    }
+    // u and p records, then the envelope without its closing empty record.
+    let mut data = format!("u{uid}\0p{pid}\0").into_bytes();
+    data.extend_from_slice(&self::envelope(&env.sender, &env.recipients));
+    data.pop();
     (&f).write_all(&data).map_err(|_| exit::WRITE)?;
     // Until the todo link, a crash leaves only files that qmail-send's
     // cleanup removes (state S2/S3).

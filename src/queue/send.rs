@@ -1201,68 +1201,39 @@ type SyncJob = (
     std::sync::mpsc::Sender<(std::path::PathBuf, bool)>,
 );
 
-/// qmail-send's fsync threads: started once and reused (a thread start costs
-/// about 70 µs here, and every todo batch syncs two sets of paths).
-static SYNC_POOL: std::sync::OnceLock<Option<std::sync::Mutex<std::sync::mpsc::Sender<SyncJob>>>> =
-    std::sync::OnceLock::new();
-
-fn sync_pool() -> Option<&'static std::sync::Mutex<std::sync::mpsc::Sender<SyncJob>>> {
-    SYNC_POOL
-        .get_or_init(|| {
-            let (tx, rx) = std::sync::mpsc::channel::<SyncJob>();
-            let rx = Arc::new(std::sync::Mutex::new(rx));
-            let mut started = 0;
-            for _ in 0..16 {
-                let rx = Arc::clone(&rx);
-                let worker = move || loop {
-                    let job = match rx.lock() {
-                        Ok(r) => r.recv(),
-                        Err(_) => return,
-                    };
-                    let Ok((p, reply)) = job else { return };
-                    let ok = File::open(&p).and_then(|f| f.sync_all()).is_ok();
-                    let _ = reply.send((p, ok));
-                };
-                if std::thread::Builder::new().spawn(worker).is_ok() {
-                    started += 1;
-                }
-            }
-            (started > 0).then(|| std::sync::Mutex::new(tx))
-        })
-        .as_ref()
+fn sync_one((p, reply): SyncJob) {
+    let ok = File::open(&p).and_then(|f| f.sync_all()).is_ok();
+    let _ = reply.send((p, ok));
 }
 
-/// fsyncs files (or directories) on up to 16 threads at once; the ones that
-/// failed. (Without threads, one after the other.)
+/// fsyncs files (or directories) on up to 16 threads at once, reused from
+/// one call to the next ([`crate::pool`]); the ones that failed.
 fn sync_parallel(paths: &[std::path::PathBuf]) -> BTreeSet<std::path::PathBuf> {
-    let mut failed = BTreeSet::new();
-    let mut sent = BTreeSet::new();
+    static POOL: std::sync::OnceLock<std::sync::Mutex<crate::pool::Pool<SyncJob>>> =
+        std::sync::OnceLock::new();
+    let pool = POOL.get_or_init(|| std::sync::Mutex::new(crate::pool::Pool::new(16, sync_one)));
     let (reply, replies) = std::sync::mpsc::channel();
-    if let Some(Ok(jobs)) = sync_pool().map(|p| p.lock()) {
-        for p in paths {
-            if jobs.send((p.clone(), reply.clone())).is_ok() {
-                sent.insert(p.clone());
-            }
-        }
-    }
-    drop(reply);
-    let mut pending = sent.clone();
-    while !pending.is_empty() {
-        let Ok((p, ok)) = replies.recv() else { break };
-        pending.remove(&p);
-        if !ok {
-            failed.insert(p);
-        }
-    }
-    // What no worker took, or answered for, is synced here.
+    let mut pool = pool.lock().ok();
     for p in paths {
-        if (!sent.contains(p) || pending.contains(p))
-            && File::open(p).and_then(|f| f.sync_all()).is_err()
-        {
-            failed.insert(p.clone());
+        let job = (p.clone(), reply.clone());
+        let back = match pool.as_mut() {
+            Some(pool) => pool.submit(job).err(),
+            None => Some(job),
+        };
+        // Without a thread to spare, here.
+        if let Some(job) = back {
+            sync_one(job);
         }
     }
-    failed
+    drop((pool, reply));
+    // Every job drops its sender when it has answered.
+    let answered: Vec<(std::path::PathBuf, bool)> = replies.iter().collect();
+    let ok: BTreeSet<&std::path::PathBuf> = answered
+        .iter()
+        .filter(|(_, ok)| *ok)
+        .map(|(p, _)| p)
+        .collect();
+    paths.iter().filter(|p| !ok.contains(p)).cloned().collect()
 }
 
 fn set_times(p: &std::path::Path, t: i64) -> io::Result<()> {
@@ -1350,7 +1321,6 @@ mod tests {
                 vec![d.path().join("missing")]
             );
         }
-        assert!(sync_pool().is_some());
         assert!(sync_parallel(&[]).is_empty());
     }
 

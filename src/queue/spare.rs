@@ -90,16 +90,15 @@ pub fn keep(p: &Path, spare: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// The names of the spares in `d` (hidden files being emptied are not spares).
-pub fn names(d: &Path) -> Vec<PathBuf> {
-    match std::fs::read_dir(d) {
-        Ok(rd) => rd
-            .flatten()
-            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-            .map(|e| e.path())
-            .collect(),
-        Err(_) => Vec::new(),
-    }
+/// The spares in `d`, in directory order (hidden files being emptied are not
+/// spares; none when `d` is missing).
+pub fn names(d: &Path) -> impl Iterator<Item = PathBuf> {
+    std::fs::read_dir(d)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
 }
 
 /// The spares seen once by a qmail-queue run.
@@ -115,15 +114,7 @@ impl Taker {
 
     /// Lists some spares (none when the directory is missing).
     pub fn list(q: &Queue) -> Taker {
-        let names: Vec<PathBuf> = match std::fs::read_dir(dir(q)) {
-            Ok(rd) => rd
-                .flatten()
-                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-                .take(Self::LOOK)
-                .map(|e| e.path())
-                .collect(),
-            Err(_) => Vec::new(),
-        };
+        let names = names(&dir(q)).take(Self::LOOK).collect();
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
@@ -239,11 +230,9 @@ mod tests {
         );
         // Emptied under a hidden name first, none of which stays behind; a
         // hidden file left by a crash is no spare and goes at the next start.
-        assert!(names(&dir(&q))
-            .iter()
-            .all(|n| std::fs::metadata(n).unwrap().len() == 0));
+        assert!(names(&dir(&q)).all(|n| std::fs::metadata(n).unwrap().len() == 0));
         std::fs::write(dir(&q).join(".9.9"), "half kept").unwrap();
-        assert_eq!(names(&dir(&q)).len(), 1);
+        assert_eq!(names(&dir(&q)).count(), 1);
         assert!(prepare_dir(&dir(&q)));
         assert!(!dir(&q).join(".9.9").exists());
         let mut t = Taker::list(&q);

@@ -38,10 +38,9 @@ pub struct Request {
 pub type Deliver = dyn Fn(&Request) -> Vec<u8> + Send + Sync;
 
 /// The spawner loop: reads commands from `input`, runs each with `deliver` on a
-/// worker thread, writes reports to `output`; returns when `input` ends and
-/// every delivery has reported. A worker waits for the next delivery when it is
-/// done (starting a thread costs about 70 µs here); a new one is started only
-/// when none is idle, so no delivery waits for another.
+/// worker thread ([`crate::pool`]: reused, and a new one whenever none is idle,
+/// so no delivery waits for another), writes reports to `output`; returns when
+/// `input` ends and every delivery has reported.
 pub fn serve(
     mess_dir: &Path,
     deliver: Arc<Deliver>,
@@ -50,10 +49,8 @@ pub fn serve(
 ) -> io::Result<()> {
     let out = Arc::new(Mutex::new(output));
     let mut r = BufReader::new(input);
-    let (jobs, queue) = std::sync::mpsc::channel::<Job<_>>();
-    let queue = Arc::new(Mutex::new(queue));
-    let idle = Arc::new(Mutex::new(0usize));
-    let mut workers = Vec::new();
+    // qmail-send never has more deliveries in flight than its concurrency.
+    let mut pool = crate::pool::Pool::new(usize::MAX, Job::run_reporting_panics);
     loop {
         let mut slot = [0u8; 2];
         match r.read_exact(&mut slot) {
@@ -85,66 +82,13 @@ pub fn serve(
             sender,
             recip,
         };
-        let to_idle = match idle.lock() {
-            Ok(mut n) if *n > 0 => {
-                *n -= 1;
-                true
-            }
-            _ => false,
-        };
-        if let Err(e) = jobs.send(job) {
-            e.0.run();
-            continue;
-        }
-        if to_idle {
-            continue;
-        }
-        let (q, i) = (Arc::clone(&queue), Arc::clone(&idle));
-        match std::thread::Builder::new().spawn(move || worker(&q, &i)) {
-            Ok(t) => workers.push(t),
-            // Without a thread to spare, the delivery runs here, in turn
-            // (unless a worker already waits for it).
-            Err(_) => {
-                let job = queue.try_lock().ok().and_then(|q| q.try_recv().ok());
-                match job {
-                    Some(job) => job.run(),
-                    None => {
-                        if let Ok(mut n) = idle.lock() {
-                            *n = n.saturating_sub(1);
-                        }
-                    }
-                }
-            }
+        // Without a thread to spare, the delivery runs here, in turn.
+        if let Err(job) = pool.submit(job) {
+            job.run_reporting_panics();
         }
     }
-    drop(jobs);
-    for t in workers {
-        let _ = t.join();
-    }
+    pool.finish();
     Ok(())
-}
-
-/// A worker: runs deliveries until the spawner loop ends.
-fn worker<W: Write>(queue: &Mutex<std::sync::mpsc::Receiver<Job<W>>>, idle: &Mutex<usize>) {
-    loop {
-        let job = match queue.lock() {
-            Ok(q) => q.recv(),
-            Err(_) => return,
-        };
-        let Ok(job) = job else { return };
-        let (slot, out) = (job.slot, Arc::clone(&job.out));
-        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run())).is_err() {
-            // qmail-send must hear of every delivery it started.
-            let mut msg = slot.to_vec();
-            msg.extend_from_slice(b"ZInternal qmail-spawn bug: the delivery failed. (#4.3.0)\n\0");
-            if let Ok(mut o) = out.lock() {
-                let _ = o.write_all(&msg).and_then(|_| o.flush());
-            }
-        }
-        if let Ok(mut n) = idle.lock() {
-            *n += 1;
-        }
-    }
 }
 
 /// One delivery of the spawner loop and where its report goes.
@@ -159,7 +103,7 @@ struct Job<W> {
 
 impl<W: Write> Job<W> {
     fn run(self) {
-        let mut report = match self.mess {
+        let report = match self.mess {
             Some(mess) => (self.deliver)(&Request {
                 mess,
                 sender: self.sender,
@@ -167,16 +111,32 @@ impl<W: Write> Job<W> {
             }),
             None => b"ZInternal qmail-spawn bug: bad message name. (#4.3.0)\n".to_vec(),
         };
-        report.retain(|&b| b != 0);
-        if report.is_empty() {
-            report.push(b'Z');
+        send_report(&self.out, self.slot, report);
+    }
+
+    /// Runs the delivery; one that panics is reported as a temporary
+    /// failure (qmail-send must hear of every delivery it started).
+    fn run_reporting_panics(self) {
+        let (slot, out) = (self.slot, Arc::clone(&self.out));
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run())).is_err() {
+            let text = b"ZInternal qmail-spawn bug: the delivery failed. (#4.3.0)\n";
+            send_report(&out, slot, text.to_vec());
         }
-        let mut msg = self.slot.to_vec();
-        msg.extend_from_slice(&report);
-        msg.push(0);
-        if let Ok(mut o) = self.out.lock() {
-            let _ = o.write_all(&msg).and_then(|_| o.flush());
-        }
+    }
+}
+
+/// Writes a report for qmail-send: the slot, the letter and text (no NUL
+/// inside; an empty one is `Z`), a NUL.
+fn send_report<W: Write>(out: &Mutex<W>, slot: [u8; 2], mut report: Vec<u8>) {
+    report.retain(|&b| b != 0);
+    if report.is_empty() {
+        report.push(b'Z');
+    }
+    let mut msg = slot.to_vec();
+    msg.extend_from_slice(&report);
+    msg.push(0);
+    if let Ok(mut o) = out.lock() {
+        let _ = o.write_all(&msg).and_then(|_| o.flush());
     }
 }
 
@@ -572,21 +532,11 @@ mod tests {
             v
         });
         let out = Arc::new(Mutex::new(Vec::new()));
-        struct W(Arc<Mutex<Vec<u8>>>);
-        impl Write for W {
-            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
         serve(
             d.path(),
             deliver,
             &b"\x01\x003/26\0s\0a@b\0\x02\x00x/y\0s\0c@d\0"[..],
-            W(out.clone()),
+            Shared(out.clone()),
         )
         .unwrap();
         let o = out.lock().unwrap().clone();

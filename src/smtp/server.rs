@@ -151,7 +151,6 @@ fn is_timeout(e: &io::Error) -> bool {
 
 /// Runs one SMTP connection on fd 0/1; returns the exit code.
 pub fn run(roots: &Roots, args: Args) -> i32 {
-    let _ = std::env::set_current_dir(roots.qmail_home());
     let duplex = match Duplex::stdio(None) {
         Ok(d) => d,
         Err(e) => {
