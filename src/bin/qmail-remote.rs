@@ -5,13 +5,11 @@
 //! exits 0. See qmail-remote(8).
 
 use std::io::Write;
+use std::os::unix::ffi::OsStringExt;
 
 fn main() {
     let roots = vqmail::paths::Roots::from_env();
-    let args: Vec<String> = std::env::args_os()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+    let args: Vec<Vec<u8>> = std::env::args_os().skip(1).map(|a| a.into_vec()).collect();
     let input = vqmail::sys::inherit_file(0);
     let report = vqmail::smtp::client::run(&roots, &args, input);
     if let Some(mut out) = vqmail::sys::inherit_file(1) {

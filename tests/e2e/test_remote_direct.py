@@ -142,7 +142,8 @@ class TestDelivery(RemoteCase):
         letter, text = rep[-1]
         self.assertEqual(letter, "Z", text)
         self.assertTrue(text.startswith("TLS not available: connect failed: "), text)
-        self.assertTrue(text.endswith("; connected to 127.0.0.1.\n"), text)
+        self.assertTrue(text.endswith("; connected to 127.0.0.1.\n"
+                                      "Session with mx1.mx.test[127.0.0.1]:%d: no TLS.\n" % p.port), text)
         self.assertEqual(p.messages(), [])
 
     def test_plaintext_after_starttls_reply_is_refused(self):
@@ -182,12 +183,13 @@ class TestDelivery(RemoteCase):
     def test_tlshosts_pem_name_mismatch(self):
         need_tool("openssl")
         ca, cert, key = self.certs("other.test")
-        self.peer("--starttls", cert, key)
+        p = self.peer("--starttls", cert, key)
         os.makedirs(self.root.control("tlshosts"), exist_ok=True)
         with open(ca) as src, open(self.root.control("tlshosts/mx1.mx.test.pem"), "w") as dst:
             dst.write(src.read())
         rep = self.remote("mx.test", "me@vqmail.test", "u@mx.test")
-        self.assertEqual(rep[-1], ("Z", "TLS unable to verify server mx1.mx.test: received certificate for other.test; connected to 127.0.0.1.\n"))
+        self.assertEqual(rep[-1], ("Z", "TLS unable to verify server mx1.mx.test: received certificate for other.test; connected to 127.0.0.1.\n"
+                                        "Session with mx1.mx.test[127.0.0.1]:%d: no TLS.\n" % p.port))
 
     def test_tlshosts_pem_without_starttls(self):
         self.peer()
@@ -236,8 +238,8 @@ class TestRouting(RemoteCase):
             "servfail-host.test": ("Z", "Sorry, I couldn't find any host by that name. (#4.1.2)\n"),
             "noaddr.test": ("D", "Name service error for mx.noaddr.test: Host found but no data record of requested type\n"
                                  "Sorry, I couldn't find a mail exchanger or IP address. (#5.4.4)\n"),
-            "empty.test": ("D", "Name service error for empty.test: Host found but no data record of requested type\n"
-                                "Sorry, I couldn't find a mail exchanger or IP address. (#5.4.4)\n"),
+            # neither MX nor address records: qmail's "no host" text
+            "empty.test": ("D", "Sorry, I couldn't find any host named empty.test. (#5.1.2)\n"),
             "nullmx.test": ("D", "Sorry, nullmx.test does not accept mail (it publishes a null MX). (#5.1.10)\n"),
         }
         for host, want in cases.items():
@@ -306,7 +308,8 @@ class TestRouting(RemoteCase):
         self.root.write_control("timeoutremote", "1\n")
         t = time.monotonic()
         rep = self.remote("mx.test", "a@b", "u@mx.test")
-        self.assertEqual(rep, [("Z", "Connected to 127.0.0.1 but connection died. (#4.4.2)\n")])
+        self.assertEqual(rep, [("Z", "Connected to 127.0.0.1 but connection died. (#4.4.2)\n"
+                                     "Session with mx1.mx.test[127.0.0.1]:%d: no TLS.\n" % s.getsockname()[1])])
         self.assertLess(time.monotonic() - t, 20)
 
     def test_ipv6_exchanger(self):
@@ -316,6 +319,139 @@ class TestRouting(RemoteCase):
         rep = self.remote("v6.test", "a@b", "u@v6.test")
         self.assertEqual(rep[0][0], "Z")
         self.assertIn("\nmx.v6.test[::1]:%d: " % port, rep[0][1])
+
+
+class RawPeer:
+    """A scripted SMTP server on 127.0.0.1 for one connection: sends
+    `greeting`, then answers each line it reads with the reply `answer(line)`
+    gives (None: close). Records every byte the client sent."""
+
+    def __init__(self, greeting=b"220 raw.test ESMTP\r\n", answer=None):
+        import socket
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.sock.settimeout(30)
+        self.port = self.sock.getsockname()[1]
+        self.greeting = greeting
+        self.answer = answer or self.default
+        self.received = b""
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def default(line):
+        if line.startswith(b"DATA"):
+            return b"354 go\r\n"
+        if line.startswith(b"QUIT"):
+            return None
+        return b"250 ok\r\n"
+
+    def serve(self):
+        try:
+            c, _ = self.sock.accept()
+        except OSError:
+            return
+        c.settimeout(30)
+        with c:
+            c.sendall(self.greeting)
+            buf = b""
+            in_data = False
+            while True:
+                try:
+                    d = c.recv(65536)
+                except OSError:
+                    return
+                if not d:
+                    return
+                self.received += d
+                buf += d
+                while b"\r\n" in buf:
+                    line, buf = buf.split(b"\r\n", 1)
+                    if in_data:
+                        if line == b".":
+                            in_data = False
+                            c.sendall(b"250 queued\r\n")
+                        continue
+                    r = self.answer(line)
+                    if r is None:
+                        return
+                    c.sendall(r)
+                    if r.startswith(b"354"):
+                        in_data = True
+
+    def stop(self):
+        self.sock.close()
+        self.thread.join(10)
+
+
+class TestAddressesOnTheWire(RemoteCase):
+    def raw(self, **kw):
+        p = RawPeer(**kw)
+        self.addCleanup(p.stop)
+        self.root.write_control("smtproutes", "::%d\n" % p.port)
+        return p
+
+    def test_local_parts_are_quoted_and_8bit_bytes_kept(self):
+        p = self.raw()
+        rep = self.remote("mx.test", b"s\xe9nder@vqmail.test", "jane doe@mx.test", "a..b@mx.test",
+                          b"j\xe9r\xf4me@mx.test", 'q"uote@mx.test', "plain.name@mx.test")
+        self.assertEqual([l for l, _ in rep], ["r", "r", "r", "r", "r", "K"], rep)
+        p.stop()
+        self.assertIn(b'MAIL FROM:<"s\xe9nder"@vqmail.test>', p.received)
+        for want in (b'RCPT TO:<"jane doe"@mx.test>\r\n', b'RCPT TO:<"a..b"@mx.test>\r\n',
+                     b'RCPT TO:<"j\xe9r\xf4me"@mx.test>\r\n', b'RCPT TO:<"q\\"uote"@mx.test>\r\n',
+                     b"RCPT TO:<plain.name@mx.test>\r\n"):
+            self.assertIn(want, p.received)
+
+    def test_line_breaks_in_addresses_never_reach_the_wire(self):
+        p = self.raw()
+        rep = self.remote("mx.test", "a@vqmail.test", "ok@mx.test", "x@mx.test>\r\nRCPT TO:<evil@mx.test",
+                          "last@mx.test")
+        self.assertEqual([l for l, _ in rep], ["r", "h", "r", "K"], rep)
+        self.assertEqual(rep[1][1], "Sorry, this address contains a line break, which SMTP cannot carry. (#5.1.3)\n")
+        p.stop()
+        self.assertNotIn(b"evil", p.received)
+        self.assertEqual(p.received.count(b"RCPT TO:"), 2)
+        # A sender with a line break fails the whole message, and nothing is sent.
+        q = self.raw()
+        rep = self.remote("mx.test", "a@b\nRSET", "ok@mx.test")
+        self.assertEqual(rep, [("D", "Sorry, the envelope sender contains a line break, which SMTP cannot carry. (#5.1.7)\n")])
+        q.stop()
+        self.assertEqual(q.received, b"")
+
+    def test_refused_greeting_or_name_is_temporary_with_session_line(self):
+        self.raw(greeting=b"554 busy, try later\r\n")
+        rep = self.remote("mx.test", "a@b", "u@mx.test")
+        self.assertEqual(rep[0][0], "Z", rep)
+        self.assertTrue(rep[0][1].startswith("Connected to 127.0.0.1 but greeting failed.\nRemote host said: 554 busy"), rep)
+        self.assertTrue(rep[0][1].endswith(":%d: no TLS.\n" % self.root_port()), rep)
+        self.assertIn("Session with mx1.mx.test[127.0.0.1]:", rep[0][1])
+        self.raw(answer=lambda line: None if line.startswith(b"QUIT") else b"550 go away\r\n")
+        rep = self.remote("mx.test", "a@b", "u@mx.test")
+        self.assertEqual(rep[0][0], "Z", rep)
+        self.assertIn("but my name was rejected.\n", rep[0][1])
+        self.assertIn("\nSession with mx1.mx.test[127.0.0.1]:", rep[0][1])
+
+    def root_port(self):
+        with open(self.root.control("smtproutes")) as f:
+            return int(f.read().strip().rsplit(":", 1)[1])
+
+    def test_literal_hosts_are_named_once(self):
+        port = self.dead_port()
+        self.root.write_control("smtproutes", ":[127.0.0.1]:%d\n" % port)
+        rep = self.remote("other.test", "a@b", "u@other.test")
+        self.assertEqual(rep[0][0], "Z")
+        self.assertIn("\n[127.0.0.1]:%d: " % port, rep[0][1])
+
+    def test_smtproutes_line_with_a_bad_port_defers(self):
+        for bad in ("notaport", "99999", "0"):
+            with self.subTest(port=bad):
+                self.root.write_control("smtproutes", "mx.test:127.0.0.1:%s\n" % bad)
+                rep = self.remote("mx.test", "a@b", "u@mx.test")
+                self.assertEqual(rep, [("Z", "Unable to read control files: control/smtproutes has the bad port "
+                                             "%s for this domain. (#4.3.0)\n" % bad)])
 
 
 class TestImplicitTls(RemoteCase):

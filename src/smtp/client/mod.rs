@@ -105,9 +105,10 @@ pub fn interface_addresses() -> Vec<IpAddr> {
     v
 }
 
-/// The whole program: argv (after the program name), the message file on
-/// fd 0; returns the report for fd 1.
-pub fn run(roots: &Roots, args: &[String], input: Option<File>) -> Report {
+/// The whole program: argv (after the program name; addresses are bytes,
+/// passed on unchanged), the message file on fd 0; returns the report for
+/// fd 1.
+pub fn run(roots: &Roots, args: &[Vec<u8>], input: Option<File>) -> Report {
     if args.len() < 3 {
         return Report::perm(text::USAGE);
     }
@@ -128,7 +129,8 @@ pub fn run(roots: &Roots, args: &[String], input: Option<File>) -> Report {
         cfg: &cfg,
         res: &res,
     };
-    ctx.deliver(&args[0], &args[1], &args[2..], &mut msg)
+    let host = String::from_utf8_lossy(&args[0]);
+    ctx.deliver(&host, &args[1], &args[2..], &mut msg)
 }
 
 struct Ctx<'a> {
@@ -138,8 +140,29 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn deliver(&self, host: &str, sender: &str, recips: &[String], msg: &mut Message) -> Report {
+    fn deliver(&self, host: &str, sender: &[u8], recips: &[Vec<u8>], msg: &mut Message) -> Report {
+        // No SMTP command can carry a CR or LF: such an address is refused
+        // here rather than written into the session (command injection).
+        if session::has_line_break(sender) {
+            return Report::perm(text::SENDER_LINE_BREAK);
+        }
+        if recips.iter().any(|r| session::has_line_break(r)) {
+            let good: Vec<Vec<u8>> = recips
+                .iter()
+                .filter(|r| !session::has_line_break(r))
+                .cloned()
+                .collect();
+            let rep = if good.is_empty() {
+                Report::perm(text::NO_RECIPIENTS)
+            } else {
+                self.deliver(host, sender, &good, msg)
+            };
+            return report::merge_refused(recips, session::has_line_break, rep);
+        }
         let route = route::find_route(&self.cfg.routes, host);
+        if let Some(bad) = route.and_then(|r| r.bad_port.as_deref()) {
+            return Report::temp(text::bad_route_port(bad));
+        }
         let relay = route.filter(|r| !r.relay.is_empty());
         let port = route.and_then(|r| r.port).unwrap_or(PORT);
         let targets = match relay {
@@ -164,10 +187,7 @@ impl Ctx<'_> {
         for t in &targets {
             let now = crate::timefmt::now();
             if tcpto.is_dead(t.ip, now) {
-                failures.push_str(&format!(
-                    "{}[{}]: skipped, timed out recently\n",
-                    t.name, t.ip
-                ));
+                failures.push_str(&format!("{}: skipped, timed out recently\n", t.peer()));
                 continue;
             }
             match self.connect(t, port) {
@@ -187,7 +207,7 @@ impl Ctx<'_> {
                     } else {
                         plain_error(&e)
                     };
-                    failures.push_str(&format!("{}[{}]:{port}: {why}\n", t.name, t.ip));
+                    failures.push_str(&format!("{}:{port}: {why}\n", t.peer()));
                 }
             }
         }
@@ -195,20 +215,29 @@ impl Ctx<'_> {
     }
 
     /// Recipient domains with their CNAMEs resolved (qmail's addrmangle).
-    fn canonical_recipients(&self, recips: &[String]) -> Result<Vec<String>, Report> {
+    fn canonical_recipients(&self, recips: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, Report> {
         let mut out = Vec::with_capacity(recips.len());
         for r in recips {
-            let Some(at) = r.rfind('@') else {
+            let Some(at) = r.iter().rposition(|&b| b == b'@') else {
                 out.push(r.clone());
                 continue;
             };
             let (local, dom) = (&r[..at], &r[at + 1..]);
+            let Ok(dom) = std::str::from_utf8(dom) else {
+                out.push(r.clone());
+                continue;
+            };
             if dom.is_empty() || dom.starts_with('[') || route::literal(dom).is_some() {
                 out.push(r.clone());
                 continue;
             }
             match self.res.canonical(dom) {
-                Ok(c) if c != dom.to_ascii_lowercase() => out.push(format!("{local}@{c}")),
+                Ok(c) if c != dom.to_ascii_lowercase() => {
+                    let mut a = local.to_vec();
+                    a.push(b'@');
+                    a.extend_from_slice(c.as_bytes());
+                    out.push(a);
+                }
                 Ok(_) => out.push(r.clone()),
                 Err(dns::Error::Temporary(_)) => return Err(Report::temp(text::CNAME_TEMP)),
                 Err(_) => out.push(r.clone()),
@@ -225,6 +254,8 @@ impl Ctx<'_> {
         Ok(s)
     }
 
+    /// One session with `t`. Its report ends with the `Session with` line
+    /// (exchanger, address, port, TLS or not), whatever happened.
     #[allow(clippy::too_many_arguments)]
     fn attempt(
         &self,
@@ -232,12 +263,36 @@ impl Ctx<'_> {
         t: &Target,
         port: u16,
         domain: &str,
-        sender: &str,
-        recips: &[String],
+        sender: &[u8],
+        recips: &[Vec<u8>],
+        msg: &mut Message,
+    ) -> Report {
+        let peer = format!("{}:{port}", t.peer());
+        let mut rep = self.session(tcp, t, &peer, port, domain, sender, recips, msg);
+        if !rep.text.contains("Session with ") {
+            rep.text
+                .push_str(&format!("Session with {peer}: no TLS.\n"));
+        }
+        rep
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn session(
+        &self,
+        tcp: TcpStream,
+        t: &Target,
+        peer: &str,
+        port: u16,
+        domain: &str,
+        sender: &[u8],
+        recips: &[Vec<u8>],
         msg: &mut Message,
     ) -> Report {
         let ip = t.ip.to_string();
-        let peer = format!("{}[{ip}]:{port}", t.name);
+        let with_note = |mut r: Report, note: &str| {
+            r.text.push_str(note);
+            r
+        };
         let policy = tls::policy(self.roots, &self.cfg.tls_required, &t.name, domain);
         let cfg = match policy {
             Policy::Never => None,
@@ -335,8 +390,10 @@ impl Ctx<'_> {
                 let mut s = Session::new(Stream::Tls(Box::new(tls_stream)), &t.name, &ip);
                 let ext = match s.hello(&self.cfg.helohost) {
                     Ok(Ok(e)) => e,
-                    Ok(Err(r)) => return r,
-                    Err(d) => return Report::temp(text::died(&ip, false, &d.detail)),
+                    Ok(Err(r)) => return with_note(r, &note),
+                    Err(d) => {
+                        return with_note(Report::temp(text::died(&ip, false, &d.detail)), &note)
+                    }
                 };
                 s.transaction(&ext, sender, recips, msg, &note)
             }
@@ -349,9 +406,8 @@ impl Ctx<'_> {
                     Ok(c) => c,
                     Err(e) => {
                         return Report::temp(format!(
-                            "{}{}[{ip}]:{port}: TLS handshake failed ({reason}), then {}\n",
+                            "{}{peer}: TLS handshake failed ({reason}), then {}\n",
                             text::NO_CONNECTION,
-                            t.name,
                             plain_error(&e)
                         ))
                     }
@@ -377,15 +433,18 @@ impl Ctx<'_> {
     fn converse(
         &self,
         mut s: Session<Stream>,
-        sender: &str,
-        recips: &[String],
+        sender: &[u8],
+        recips: &[Vec<u8>],
         msg: &mut Message,
         note: &str,
     ) -> Report {
         let ip = s_ip(&s);
         let ext = match self.open(&mut s, &ip) {
             Ok(e) => e,
-            Err(r) => return r,
+            Err(mut r) => {
+                r.text.push_str(note);
+                return r;
+            }
         };
         s.transaction(&ext, sender, recips, msg, note)
     }

@@ -97,6 +97,38 @@ impl Report {
     }
 }
 
+/// The report for all of `recips` when those for which `refused` holds were
+/// refused with [`text::RECIPIENT_LINE_BREAK`] and `rep` is the report for
+/// the others, in order. A recipient `rep` has no report for gets the
+/// message's outcome, as qmail-rspawn would give it.
+pub fn merge_refused(recips: &[Vec<u8>], refused: impl Fn(&[u8]) -> bool, rep: Report) -> Report {
+    let mut theirs = rep.recips.into_iter();
+    let mut out = Vec::with_capacity(recips.len());
+    for r in recips {
+        if refused(r) {
+            out.push(Rcpt::Perm(text::RECIPIENT_LINE_BREAK.to_string()));
+            continue;
+        }
+        out.push(theirs.next().unwrap_or_else(|| match rep.letter {
+            Letter::Success => Rcpt::Accepted,
+            Letter::Temporary => Rcpt::Temp(rep.text.clone()),
+            Letter::Permanent => Rcpt::Perm(rep.text.clone()),
+        }));
+    }
+    let letter = if out.contains(&Rcpt::Accepted) {
+        rep.letter
+    } else if rep.letter == Letter::Success {
+        Letter::Permanent
+    } else {
+        rep.letter
+    };
+    Report {
+        recips: out,
+        letter,
+        text: rep.text,
+    }
+}
+
 /// qmail's texts (and the few vqmail adds, COMPAT section A). Each is
 /// complete with its final newline.
 pub mod text {
@@ -118,6 +150,14 @@ pub mod text {
     pub const READ_MESSAGE: &str = "Unable to read message. (#4.3.0)\n";
     /// Control files unreadable.
     pub const READ_CONTROLS: &str = "Unable to read control files. (#4.3.0)\n";
+    /// The envelope sender holds a CR or LF (vqmail's text).
+    pub const SENDER_LINE_BREAK: &str =
+        "Sorry, the envelope sender contains a line break, which SMTP cannot carry. (#5.1.7)\n";
+    /// A recipient holds a CR or LF (vqmail's text).
+    pub const RECIPIENT_LINE_BREAK: &str =
+        "Sorry, this address contains a line break, which SMTP cannot carry. (#5.1.3)\n";
+    /// Every recipient was refused before any connection.
+    pub const NO_RECIPIENTS: &str = "Sorry, no recipient could be sent. (#5.1.3)\n";
     /// We are the best MX.
     pub const IPME: &str = "Sorry. Although I'm listed as a best-preference MX or A for that host,\nit isn't in my control/locals file, so I don't treat it as local. (#5.4.6)\n";
 
@@ -133,6 +173,10 @@ pub mod text {
     pub fn name_service_nxdomain(host: &str) -> String {
         format!("Name service error for {host}: Host not found\n")
     }
+    /// The smtproutes line for the domain has a port that is not one.
+    pub fn bad_route_port(port: &str) -> String {
+        format!("Unable to read control files: control/smtproutes has the bad port {port} for this domain. (#4.3.0)\n")
+    }
     /// RFC 7505 null MX.
     pub fn null_mx(host: &str) -> String {
         format!("Sorry, {host} does not accept mail (it publishes a null MX). (#5.1.10)\n")
@@ -147,5 +191,47 @@ pub mod text {
     /// TLS was required and could not be had (COMPAT section A).
     pub fn tls_not_available(reason: &str, ip: &str) -> String {
         format!("TLS not available: connect failed: {reason}; connected to {ip}.\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_recipients_keep_their_places() {
+        let all: Vec<Vec<u8>> = vec![b"a@x".to_vec(), b"b\r\n@x".to_vec(), b"c@x".to_vec()];
+        let bad = |r: &[u8]| r.contains(&b'\n');
+        let rep = Report {
+            recips: vec![Rcpt::Accepted, Rcpt::Temp("later\n".into())],
+            letter: Letter::Success,
+            text: "ok\n".into(),
+        };
+        let m = merge_refused(&all, bad, rep);
+        assert_eq!(
+            m.recips,
+            vec![
+                Rcpt::Accepted,
+                Rcpt::Perm(text::RECIPIENT_LINE_BREAK.into()),
+                Rcpt::Temp("later\n".into())
+            ]
+        );
+        assert_eq!(m.letter, Letter::Success);
+        // The session died before any recipient: they get its outcome.
+        let m = merge_refused(&all, bad, Report::temp("died\n"));
+        assert_eq!(m.recips[0], Rcpt::Temp("died\n".into()));
+        assert_eq!(m.recips[2], Rcpt::Temp("died\n".into()));
+        assert_eq!(m.letter, Letter::Temporary);
+        // Nothing left to send.
+        let m = merge_refused(&all[1..2], bad, Report::perm(text::NO_RECIPIENTS));
+        assert_eq!(
+            m.to_bytes(),
+            format!(
+                "h{}\0D{}\0",
+                text::RECIPIENT_LINE_BREAK,
+                text::NO_RECIPIENTS
+            )
+            .into_bytes()
+        );
     }
 }

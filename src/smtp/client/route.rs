@@ -18,6 +18,17 @@ pub struct Target {
     pub pref: u32,
 }
 
+impl Target {
+    /// `name[ip]` as reports show it; `[ip]` for an address literal.
+    pub fn peer(&self) -> String {
+        if literal(&self.name).is_some() {
+            format!("[{}]", self.ip)
+        } else {
+            format!("{}[{}]", self.name, self.ip)
+        }
+    }
+}
+
 /// One `control/smtproutes` line: `domain:relay[:port]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteEntry {
@@ -27,6 +38,9 @@ pub struct RouteEntry {
     pub relay: String,
     /// The port, when given.
     pub port: Option<u16>,
+    /// A port was given but is not a number from 1 to 65535: the route
+    /// still applies, and its mail is deferred with this text.
+    pub bad_port: Option<String>,
 }
 
 /// Parses smtproutes lines (a relay may be a `[literal]`, IPv6 included).
@@ -45,14 +59,18 @@ pub fn parse_routes(lines: &[String]) -> Vec<RouteEntry> {
                     None => (rest, None),
                 }
             };
-            let port = match port {
-                Some(p) if !p.trim().is_empty() => Some(p.trim().parse::<u16>().ok()?),
-                _ => None,
+            let (port, bad_port) = match port.map(str::trim) {
+                Some(p) if !p.is_empty() => match p.parse::<u16>() {
+                    Ok(n) if n > 0 => (Some(n), None),
+                    _ => (None, Some(p.to_string())),
+                },
+                _ => (None, None),
             };
             Some(RouteEntry {
                 key: key.trim().to_ascii_lowercase(),
                 relay: relay.trim().to_string(),
                 port,
+                bad_port,
             })
         })
         .collect()
@@ -182,12 +200,7 @@ pub fn resolve_mx(res: &Resolver, host: &str, rng: &mut Rng) -> Result<Vec<Targe
                     })
                     .collect()),
                 Err(Error::Temporary(_)) => Err(Report::temp(text::DNS_TEMP)),
-                Err(Error::NxDomain) => Err(Report::perm(text::no_host(&host))),
-                Err(Error::NoData) => Err(Report::perm(format!(
-                    "{}{}",
-                    text::name_service_nodata(&host),
-                    text::NO_MX
-                ))),
+                Err(Error::NxDomain | Error::NoData) => Err(Report::perm(text::no_host(&host))),
             };
         }
     };
@@ -254,12 +267,19 @@ mod tests {
             ":smarthost.example:587",
             "bad line",
             "bad.port:x:99999",
+            "typo.port:relay.test:notaport",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
         let r = parse_routes(&lines);
-        assert_eq!(r.len(), 5);
+        assert_eq!(r.len(), 7);
+        // A bad port keeps the route (its mail is deferred, not sent elsewhere).
+        let bad = find_route(&r, "bad.port").unwrap();
+        assert_eq!((bad.port, bad.bad_port.as_deref()), (None, Some("99999")));
+        let typo = find_route(&r, "typo.port").unwrap();
+        assert_eq!(typo.bad_port.as_deref(), Some("notaport"));
+        assert_eq!(find_route(&r, "mx.test").unwrap().bad_port, None);
         let f = |h: &str| find_route(&r, h).map(|e| (e.relay.clone(), e.port));
         assert_eq!(f("Example.COM"), Some(("relay.example.net".into(), None)));
         assert_eq!(f("a.example.org"), Some(("[192.0.2.9]".into(), Some(2525))));

@@ -103,6 +103,49 @@ impl From<io::Error> for Died {
     }
 }
 
+/// An envelope address as it goes into `MAIL FROM:<>` or `RCPT TO:<>`
+/// (qmail's addrmangle and quote): a local part that is not a dot-atom, or
+/// that has 8-bit bytes, goes in double quotes with `"` and `\\` escaped; the
+/// domain is unchanged, and so is an address without `@`. The caller keeps
+/// CR and LF out (see [`has_line_break`]).
+pub fn mangle(addr: &[u8]) -> Vec<u8> {
+    let Some(at) = addr.iter().rposition(|&b| b == b'@') else {
+        return addr.to_vec();
+    };
+    let (local, domain) = addr.split_at(at);
+    let mut out = Vec::with_capacity(addr.len() + 4);
+    if needs_quotes(local) {
+        out.push(b'"');
+        for &b in local {
+            if b == b'"' || b == b'\\' {
+                out.push(b'\\');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(local);
+    }
+    out.extend_from_slice(domain);
+    out
+}
+
+/// Whether a local part needs quotes: RFC 5321 specials, space, control or
+/// 8-bit bytes, or dots at either end or doubled.
+fn needs_quotes(local: &[u8]) -> bool {
+    let atext = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b);
+    !local.is_empty()
+        && (local.iter().any(|&b| !atext(b))
+            || local.starts_with(b".")
+            || local.ends_with(b".")
+            || local.windows(2).any(|w| w == b".."))
+}
+
+/// Whether an address holds a CR or LF, which no SMTP command can carry.
+pub fn has_line_break(addr: &[u8]) -> bool {
+    addr.iter().any(|&b| b == b'\r' || b == b'\n')
+}
+
 /// A session on a connected stream.
 pub struct Session<S> {
     rd: LineReader<S>,
@@ -117,7 +160,11 @@ impl<S: Read + Write> Session<S> {
     pub fn new(stream: S, name: &str, ip: &str) -> Session<S> {
         Session {
             rd: LineReader::new(stream),
-            peer: format!("{name}[{ip}]"),
+            peer: if super::route::literal(name).is_some() {
+                format!("[{ip}]")
+            } else {
+                format!("{name}[{ip}]")
+            },
             ip: ip.to_string(),
         }
     }
@@ -138,9 +185,10 @@ impl<S: Read + Write> Session<S> {
     }
 
     /// Writes one command line (CRLF added).
-    pub fn send(&mut self, cmd: &str) -> Result<(), Died> {
+    pub fn send(&mut self, cmd: impl AsRef<[u8]>) -> Result<(), Died> {
+        let cmd = cmd.as_ref();
         let mut b = Vec::with_capacity(cmd.len() + 2);
-        b.extend_from_slice(cmd.as_bytes());
+        b.extend_from_slice(cmd);
         b.extend_from_slice(b"\r\n");
         self.send_raw(&b)
     }
@@ -194,10 +242,10 @@ impl<S: Read + Write> Session<S> {
     }
 
     /// `while talking to HOST[IP]:` + the command + the reply.
-    pub fn transcript(&self, cmds: &[&str], reply: &Reply) -> String {
+    pub fn transcript(&self, cmds: &[&[u8]], reply: &Reply) -> String {
         let mut t = format!("while talking to {}:\n", self.peer);
         for c in cmds {
-            let _ = writeln!(t, ">>> {c}");
+            let _ = writeln!(t, ">>> {}", String::from_utf8_lossy(c));
         }
         // The reply is already complete in `Remote host said:`; the
         // transcript repeats its start, so that a report stays well within
@@ -220,10 +268,10 @@ impl<S: Read + Write> Session<S> {
         if r.code == 220 {
             return Ok(Ok(()));
         }
+        // Temporary whatever the code, as qmail's: the server may be busy.
         let _ = self.send("QUIT");
-        let letter = Letter::for_code(r.code);
         Ok(Err(Report::msg(
-            letter,
+            Letter::Temporary,
             format!(
                 "Connected to {} but greeting failed.\n{}{}",
                 self.ip,
@@ -249,12 +297,12 @@ impl<S: Read + Write> Session<S> {
         }
         let _ = self.send("QUIT");
         Ok(Err(Report::msg(
-            Letter::for_code(r.code),
+            Letter::Temporary,
             format!(
                 "Connected to {} but my name was rejected.\n{}{}",
                 self.ip,
                 r.said(),
-                self.transcript(&[&helo], &r)
+                self.transcript(&[helo.as_bytes()], &r)
             ),
         )))
     }
@@ -272,8 +320,8 @@ impl<S: Read + Write> Session<S> {
     pub fn transaction(
         &mut self,
         ext: &Extensions,
-        sender: &str,
-        recips: &[String],
+        sender: &[u8],
+        recips: &[Vec<u8>],
         msg: &mut Message,
         note: &str,
     ) -> Report {
@@ -293,30 +341,37 @@ impl<S: Read + Write> Session<S> {
     fn transaction_inner(
         &mut self,
         ext: &Extensions,
-        sender: &str,
-        recips: &[String],
+        sender: &[u8],
+        recips: &[Vec<u8>],
         msg: &mut Message,
     ) -> Result<Report, (Vec<Rcpt>, bool, Died)> {
-        let mut mail = format!("MAIL FROM:<{sender}>");
+        let command = |verb: &str, addr: &[u8]| {
+            let mut c = verb.as_bytes().to_vec();
+            c.push(b'<');
+            c.extend_from_slice(&mangle(addr));
+            c.push(b'>');
+            c
+        };
+        let mut mail = command("MAIL FROM:", sender);
         if ext.size.is_some() {
-            let _ = write!(mail, " SIZE={}", msg.wire_len);
+            mail.extend_from_slice(format!(" SIZE={}", msg.wire_len).as_bytes());
         }
         if ext.eightbitmime && msg.eightbit {
-            mail.push_str(" BODY=8BITMIME");
+            mail.extend_from_slice(b" BODY=8BITMIME");
         }
-        let rcpts: Vec<String> = recips.iter().map(|r| format!("RCPT TO:<{r}>")).collect();
+        let rcpts: Vec<Vec<u8>> = recips.iter().map(|r| command("RCPT TO:", r)).collect();
         let mut out = Vec::new();
         let dead = |d: Died| (Vec::new(), false, d);
 
         // With PIPELINING, MAIL, every RCPT and DATA go in one write.
         if ext.pipelining {
-            let mut batch = String::new();
+            let mut batch = Vec::new();
             for c in std::iter::once(&mail).chain(rcpts.iter()) {
-                batch.push_str(c);
-                batch.push_str("\r\n");
+                batch.extend_from_slice(c);
+                batch.extend_from_slice(b"\r\n");
             }
-            batch.push_str("DATA\r\n");
-            self.send_raw(batch.as_bytes()).map_err(dead)?;
+            batch.extend_from_slice(b"DATA\r\n");
+            self.send_raw(&batch).map_err(dead)?;
         } else {
             self.send(&mail).map_err(dead)?;
         }
@@ -382,7 +437,7 @@ impl<S: Read + Write> Session<S> {
                     Letter::Temporary
                 },
                 format!("{} failed on DATA command.\n", self.ip),
-                &["DATA"],
+                &[b"DATA"],
                 &r,
             );
             rep.recips = out;
@@ -406,7 +461,7 @@ impl<S: Read + Write> Session<S> {
             self.quit(
                 Letter::for_code(r.code),
                 format!("{} failed after I sent the message.\n", self.ip),
-                &[&body, "."],
+                &[body.as_bytes(), b"."],
                 &r,
             )
         };
@@ -442,7 +497,7 @@ impl<S: Read + Write> Session<S> {
 
     /// QUIT without waiting, and a report: `head` + `Remote host said:` +
     /// the transcript.
-    fn quit(&mut self, letter: Letter, head: String, cmds: &[&str], r: &Reply) -> Report {
+    fn quit(&mut self, letter: Letter, head: String, cmds: &[&[u8]], r: &Reply) -> Report {
         let _ = self.send("QUIT");
         Report::msg(
             letter,
@@ -491,7 +546,7 @@ mod tests {
         };
         let mut s = Session::new(peer, "mx.example.net", "192.0.2.7");
         let mut msg = Message::from_bytes(b"Subject: t\n\n.hi\n".to_vec());
-        let recips: Vec<String> = recips.iter().map(|s| s.to_string()).collect();
+        let recips: Vec<Vec<u8>> = recips.iter().map(|s| s.as_bytes().to_vec()).collect();
         let rep = (|| -> Result<Report, Died> {
             if let Err(r) = s.greeting()? {
                 return Ok(r);
@@ -500,7 +555,7 @@ mod tests {
                 Ok(e) => e,
                 Err(r) => return Ok(r),
             };
-            Ok(s.transaction(&ext, "a@b", &recips, &mut msg, ""))
+            Ok(s.transaction(&ext, b"a@b", &recips, &mut msg, ""))
         })()
         .unwrap_or_else(|d| Report::temp(text::died("192.0.2.7", false, &d.detail)));
         let w = String::from_utf8(s.into_inner().written).unwrap();
@@ -565,8 +620,9 @@ mod tests {
 
     #[test]
     fn failures_and_their_letters() {
+        // A refused greeting or name is temporary, whatever the code (qmail's rule).
         let (rep, _) = run("554 go away\r\n", &["u@x"], 512);
-        assert_eq!(rep.letter, Letter::Permanent);
+        assert_eq!(rep.letter, Letter::Temporary);
         assert!(rep.text.starts_with(
             "Connected to 192.0.2.7 but greeting failed.\nRemote host said: 554 go away\n"
         ));
@@ -612,12 +668,51 @@ mod tests {
             "Connected to 192.0.2.7 but connection died. (#4.4.2)\n"
         );
         let (rep, _) = run("220 hi\r\n550 no\r\n550 no\r\n", &["u@x"], 512);
-        assert_eq!(rep.letter, Letter::Permanent);
+        assert_eq!(rep.letter, Letter::Temporary);
         assert!(rep.text.contains("but my name was rejected.\n"));
         assert!(rep.text.contains(">>> HELO me.example\n"));
         // NUL bytes and a missing code.
         let (rep, _) = run("2\0 x\r\n", &["u@x"], 512);
         assert_eq!(rep.letter, Letter::Temporary);
         assert!(rep.text.contains("Remote host said: 2? x\n"));
+    }
+
+    #[test]
+    fn addresses_are_quoted_as_qmail_quotes_them() {
+        let m = |a: &[u8]| String::from_utf8_lossy(&mangle(a)).into_owned();
+        assert_eq!(m(b"u@example.net"), "u@example.net");
+        assert_eq!(m(b"a.b+c=d@x"), "a.b+c=d@x");
+        assert_eq!(m(b"jane doe@mx.test"), "\"jane doe\"@mx.test");
+        assert_eq!(m(b"a..b@x"), "\"a..b\"@x");
+        assert_eq!(m(b".x@x"), "\".x\"@x");
+        assert_eq!(m(b"x.@x"), "\"x.\"@x");
+        assert_eq!(m(b"q\"uote@x"), "\"q\\\"uote\"@x");
+        assert_eq!(m(b"back\\slash@x"), "\"back\\\\slash\"@x");
+        assert_eq!(m(b"a@b@x"), "\"a@b\"@x");
+        assert_eq!(mangle(b"j\xe9r\xf4me@x"), b"\"j\xe9r\xf4me\"@x".to_vec());
+        assert_eq!(m(b""), "");
+        assert_eq!(m(b"postmaster"), "postmaster");
+        assert!(has_line_break(b"x@y>\r\nRCPT TO:<z@y"));
+        assert!(!has_line_break(b"x y@z"));
+        // On the wire, 8-bit and quoted addresses go out byte for byte.
+        let peer = Peer {
+            input: b"220 hi\r\n250 hi\r\n250 ok\r\n250 ok\r\n354 go\r\n250 ok\r\n".to_vec(),
+            pos: 0,
+            chunk: 512,
+            written: Vec::new(),
+        };
+        let mut s = Session::new(peer, "mx", "192.0.2.7");
+        let mut msg = Message::from_bytes(b"x\n".to_vec());
+        s.greeting().unwrap().unwrap();
+        let ext = s.hello("me").unwrap().unwrap();
+        let rep = s.transaction(&ext, b"s\xe9@a", &[b"jane doe@b".to_vec()], &mut msg, "");
+        assert_eq!(rep.letter, Letter::Success);
+        let w = s.into_inner().written;
+        let want: &[u8] = b"MAIL FROM:<\"s\xe9\"@a>\r\nRCPT TO:<\"jane doe\"@b>\r\n";
+        assert!(
+            w.windows(want.len()).any(|x| x == want),
+            "{}",
+            String::from_utf8_lossy(&w)
+        );
     }
 }

@@ -162,12 +162,40 @@ pub fn handshake(
             let text = match e.kind() {
                 io::ErrorKind::UnexpectedEof => "connection closed during handshake".to_string(),
                 io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "timed out".to_string(),
-                _ => e.to_string(),
+                _ => readable(&e.to_string()),
             };
             return Err((text, inner));
         }
     }
     Ok(StreamOwned::new(conn, tcp))
+}
+
+/// rustls prints some certificate errors as Rust debug output
+/// (`Other(OtherError(CaUsedAsEndEntity))`); a reader gets words instead
+/// (`ca used as end entity`).
+pub fn readable(text: &str) -> String {
+    const OTHER: &str = "Other(OtherError(";
+    let Some(start) = text.find(OTHER) else {
+        return text.to_string();
+    };
+    let rest = &text[start + OTHER.len()..];
+    let name: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    let mut words = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            words.push(' ');
+        }
+        words.push(if c == '_' {
+            ' '
+        } else {
+            c.to_ascii_lowercase()
+        });
+    }
+    let end = rest.find("))").map_or(rest.len(), |i| i + 2);
+    format!("{}{}{}", &text[..start], words.trim(), &rest[end..])
 }
 
 /// `TLSv1_3:TLS13_AES_256_GCM_SHA384`.
@@ -339,5 +367,17 @@ mod tests {
         assert_eq!(policy(&roots, &req, "../c", "x"), Policy::Opportunistic);
         std::fs::write(roots.control("tlshosts").join("exhaustivelist"), "").unwrap();
         assert_eq!(policy(&roots, &req, "c.test", "x"), Policy::Never);
+    }
+
+    #[test]
+    fn debug_output_becomes_words() {
+        assert_eq!(
+            readable("invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))"),
+            "invalid peer certificate: ca used as end entity"
+        );
+        assert_eq!(
+            readable("invalid peer certificate: UnknownIssuer"),
+            "invalid peer certificate: UnknownIssuer"
+        );
     }
 }
