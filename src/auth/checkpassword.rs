@@ -109,14 +109,21 @@ pub fn spawn<S: AsRef<OsStr>>(
 /// qmail-smtpd's check: runs `argv` (e.g. `vchkpw /bin/true`) with the request
 /// on descriptor 3, stdin from /dev/null and stdout to our stderr, waits, and
 /// says whether it was accepted. A field that cannot be carried is "no".
-/// `Err` when the program cannot be started (`454 oops, problem with child`).
+/// `Err` when the program cannot be started or was killed by a signal
+/// (`454 oops, problem with child`: the failure is ours, not the password's).
 pub fn run<S: AsRef<OsStr>>(
     argv: &[S],
     login: &[u8],
     password: &[u8],
     challenge: &[u8],
 ) -> io::Result<bool> {
-    Ok(run_outcome(argv, login, password, challenge)? == Outcome::Accepted)
+    match run_outcome(argv, login, password, challenge)? {
+        Outcome::Accepted => Ok(true),
+        Outcome::Rejected(_) => Ok(false),
+        Outcome::Crashed(sig) => Err(io::Error::other(format!(
+            "checkpassword program killed by signal {sig}"
+        ))),
+    }
 }
 
 /// Like [`run`], with the exact outcome.

@@ -21,26 +21,71 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Why `control/servercert.pem` cannot be used; the text says what is wrong
+/// (without the file's full path, which clients see).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetupError {
+    /// No usable certificate: for `454 TLS missing certificate: ...`.
+    Certificate(String),
+    /// No usable private key: for `454 TLS no valid RSA private key: ...`.
+    Key(String),
+}
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SetupError::Certificate(t) | SetupError::Key(t) => f.write_str(t),
+        }
+    }
+}
+
+impl std::error::Error for SetupError {}
+
 /// Loads a server configuration from a PEM file holding the certificate chain
-/// and the private key. The error text says what is wrong, for replies such as
-/// `454 TLS missing certificate: ... (#4.3.0)`.
-pub fn server_config(pem: &Path) -> Result<Arc<ServerConfig>, String> {
+/// and the private key.
+pub fn server_config(pem: &Path) -> Result<Arc<ServerConfig>, SetupError> {
+    let name = pem
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let cert_err = |t: String| SetupError::Certificate(t);
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(pem)
-        .map_err(|e| format!("unable to read {}: {e}", pem.display()))?
+        .map_err(|e| cert_err(format!("unable to read {name}: {}", pem_error(&e))))?
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("bad certificate in {}: {e}", pem.display()))?;
+        .map_err(|e| cert_err(format!("bad certificate in {name}: {}", pem_error(&e))))?;
     if certs.is_empty() {
-        return Err(format!("no certificate in {}", pem.display()));
+        return Err(cert_err(format!("no certificate in {name}")));
     }
     let key = PrivateKeyDer::from_pem_file(pem)
-        .map_err(|e| format!("no valid private key in {}: {e}", pem.display()))?;
+        .map_err(|e| SetupError::Key(format!("no private key in {name}: {}", pem_error(&e))))?;
     let cfg = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| cert_err(e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| {
+            SetupError::Key(format!(
+                "the key in {name} does not fit its certificate: {e}"
+            ))
+        })?;
     Ok(Arc::new(cfg))
+}
+
+/// A PEM reading error in words: the I/O error's text without its code,
+/// or what was missing.
+fn pem_error(e: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error as E;
+    match e {
+        E::Io(io) => {
+            let s = io.to_string();
+            match s.find(" (os error ") {
+                Some(i) => s[..i].to_string(),
+                None => s,
+            }
+        }
+        E::NoItemsFound => "nothing found".to_string(),
+        other => format!("{other:?}"),
+    }
 }
 
 /// A server connection: plaintext, or TLS over the same descriptors.
@@ -53,10 +98,27 @@ pub enum Conn {
 
 impl Conn {
     /// Runs the server handshake on `io` and returns the TLS connection.
-    pub fn accept(mut io: Duplex, cfg: Arc<ServerConfig>) -> io::Result<Conn> {
+    pub fn accept(io: Duplex, cfg: Arc<ServerConfig>) -> io::Result<Conn> {
+        Conn::accept_or_reply(io, cfg, |_| Vec::new())
+    }
+
+    /// [`Conn::accept`]; when the handshake fails, `reply(error)` is written
+    /// in plaintext before the error is returned (the TLS patch's last word).
+    pub fn accept_or_reply(
+        mut io: Duplex,
+        cfg: Arc<ServerConfig>,
+        reply: impl FnOnce(&io::Error) -> Vec<u8>,
+    ) -> io::Result<Conn> {
         let mut conn = ServerConnection::new(cfg).map_err(io::Error::other)?;
         while conn.is_handshaking() {
-            conn.complete_io(&mut io)?;
+            if let Err(e) = conn.complete_io(&mut io) {
+                let r = reply(&e);
+                if !r.is_empty() {
+                    let _ = io.write_all(&r);
+                    let _ = io.flush();
+                }
+                return Err(e);
+            }
         }
         Ok(Conn::Tls(Box::new(StreamOwned::new(conn, io))))
     }

@@ -60,17 +60,31 @@ pub fn parse(arg: &[u8]) -> Option<Vec<u8>> {
     Some(addr)
 }
 
-/// The ESMTP parameters after the closing `>` (`SIZE=n`, `BODY=8BITMIME`,
-/// `AUTH=<>`): the value of `SIZE`, if given and numeric.
+/// The ESMTP parameters after the address (`SIZE=n`, `BODY=8BITMIME`,
+/// `AUTH=<>`): the value of `SIZE`, if given and numeric; a number too large
+/// for 64 bits is `u64::MAX`. The address ends at `>`, or, written without
+/// `<>` (qmail takes that form too), at the first space after the colon.
 pub fn size_param(arg: &[u8]) -> Option<u64> {
-    let close = arg.iter().position(|&b| b == b'>')?;
-    let params = std::str::from_utf8(&arg[close + 1..]).ok()?;
+    let rest = if arg.contains(&b'<') {
+        let close = arg.iter().position(|&b| b == b'>')?;
+        &arg[close + 1..]
+    } else {
+        let colon = arg.iter().position(|&b| b == b':').map_or(0, |i| i + 1);
+        let a = &arg[colon..];
+        let start = a.iter().position(|&b| b != b' ').unwrap_or(a.len());
+        let a = &a[start..];
+        &a[a.iter().position(|&b| b == b' ').unwrap_or(a.len())..]
+    };
+    let params = std::str::from_utf8(rest).ok()?;
     params.split_ascii_whitespace().find_map(|p| {
         let (k, v) = p.split_once('=')?;
-        if k.eq_ignore_ascii_case("SIZE") {
-            v.parse::<u64>().ok()
-        } else {
-            None
+        if !k.eq_ignore_ascii_case("SIZE") {
+            return None;
+        }
+        match v.parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => Some(u64::MAX),
+            Err(_) => None,
         }
     })
 }
@@ -130,6 +144,14 @@ pub fn is_routed(addr: &[u8]) -> bool {
     addr.iter().any(|&b| b == b'%' || b == b'!') || addr.iter().filter(|&&b| b == b'@').count() > 1
 }
 
+/// [`is_routed`] only for a `!` (no `%`, one `@`): the one form an
+/// existing user's own address can take.
+pub fn only_bang_routed(addr: &[u8]) -> bool {
+    !addr.contains(&b'%')
+        && addr.iter().filter(|&&b| b == b'@').count() == 1
+        && addr.contains(&b'!')
+}
+
 /// `[d.d.d.d]` as an IPv4 address (qmail's ip_scanbracket), for the
 /// `user@[our IP]` → `user@localiphost` rewrite.
 pub fn bracket_ip(domain: &[u8]) -> Option<std::net::IpAddr> {
@@ -173,6 +195,13 @@ mod tests {
         assert_eq!(size_param(b"FROM:<a@b> BODY=8BITMIME size=7"), Some(7));
         assert_eq!(size_param(b"FROM:<a@b>"), None);
         assert_eq!(size_param(b"FROM:<a@b> SIZE=x"), None);
+        assert_eq!(
+            size_param(b"FROM:<a@b> SIZE=18446744073709551616"),
+            Some(u64::MAX)
+        );
+        assert_eq!(size_param(b"FROM:a@b SIZE=20000000"), Some(20_000_000));
+        assert_eq!(size_param(b"FROM: a@b  size=5"), Some(5));
+        assert_eq!(size_param(b"FROM:a@b"), None);
     }
 
     #[test]

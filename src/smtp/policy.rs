@@ -93,6 +93,12 @@ impl HostPolicy {
         if Self::has_dot_qmail(&d.dir, local) {
             return Ok(Verdict::Yes);
         }
+        // vdelivermail's qmail-ext rule: joe-lists@ is joe's when joe exists.
+        if let Some((base, _)) = local.split_once('-') {
+            if crate::vpop::find_user(&self.roots, base, domain)?.is_some() {
+                return Ok(Verdict::Yes);
+            }
+        }
         // The domain's catch-all: vdelivermail with bounce-no-mailbox refuses
         // unknown users; anything else (delete, an address, a Maildir)
         // accepts them.
@@ -111,6 +117,20 @@ impl HostPolicy {
 }
 
 impl Policy for HostPolicy {
+    fn is_vpop_user(&mut self, a: &[u8]) -> bool {
+        let (Some(Ok(domain)), Ok(local)) = (
+            addr::domain(a).map(std::str::from_utf8),
+            std::str::from_utf8(addr::local(a)),
+        ) else {
+            return false;
+        };
+        let local = local.to_ascii_lowercase();
+        matches!(
+            crate::vpop::find_user(&self.roots, &local, domain),
+            Ok(Some(_))
+        )
+    }
+
     fn badmailfrom(&mut self, a: &[u8]) -> bool {
         addr::badmailfrom(&self.badmailfrom, a)
     }

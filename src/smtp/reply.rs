@@ -66,10 +66,20 @@ pub const NO_CONTROLS: Reply = b"421 unable to read controls (#4.3.0)\r\n";
 /// Bytes sent after `STARTTLS` before the handshake (CVE-2011-0411): close.
 pub const PIPELINED_STARTTLS: Reply =
     b"554 sorry, commands pipelined after STARTTLS are refused (#5.5.1)\r\n";
-/// The TLS handshake failed (then close). The detail goes to the log.
-pub const TLS_FAILED: Reply = b"454 TLS connection failed (#4.3.0)\r\n";
-/// `control/servercert.pem` missing or unusable when STARTTLS was asked for.
-pub const TLS_NO_CERT: Reply = b"454 TLS not available: missing or bad certificate (#4.3.0)\r\n";
+/// The TLS handshake failed (then close), as the TLS patch says it.
+pub fn tls_failed(why: &str) -> Vec<u8> {
+    format!("454 TLS connection failed: {why} (#4.3.0)\r\n").into_bytes()
+}
+/// `control/servercert.pem` unusable when STARTTLS was asked for: the TLS
+/// patch's texts for a missing certificate or private key.
+pub fn tls_setup(e: &crate::io::tls::SetupError) -> Vec<u8> {
+    use crate::io::tls::SetupError as E;
+    match e {
+        E::Certificate(t) => format!("454 TLS missing certificate: {t} (#4.3.0)\r\n"),
+        E::Key(t) => format!("454 TLS no valid RSA private key: {t} (#4.3.0)\r\n"),
+    }
+    .into_bytes()
+}
 
 /// AUTH succeeded.
 pub const AUTH_OK: Reply = b"235 ok, go ahead (#2.0.0)\r\n";

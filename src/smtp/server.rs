@@ -228,7 +228,7 @@ pub fn run(roots: &Roots, args: Args) -> i32 {
                     Ok(c) => c,
                     Err(e) => {
                         eprintln!("qmail-smtpd: {e}");
-                        io.out.extend_from_slice(reply::TLS_NO_CERT);
+                        io.out.extend_from_slice(&reply::tls_setup(&e));
                         continue;
                     }
                 };
@@ -239,7 +239,7 @@ pub fn run(roots: &Roots, args: Args) -> i32 {
                 let Conn::Plain(d) = io.rd.into_inner() else {
                     return 1;
                 };
-                match Conn::accept(d, cfg) {
+                match Conn::accept_or_reply(d, cfg, tls_failed) {
                     Ok(c) => {
                         s.tls_started(c.cipher_description().unwrap_or_default());
                         io = Io {
@@ -271,11 +271,22 @@ pub fn run(roots: &Roots, args: Args) -> i32 {
     }
 }
 
+/// After a failed handshake, the TLS patch's last word, sent in plaintext
+/// (a client that gave up on TLS reads it; one mid-handshake ignores it).
+fn tls_failed(e: &io::Error) -> Vec<u8> {
+    let why = match e.kind() {
+        io::ErrorKind::UnexpectedEof => "connection closed during handshake".to_string(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "timeout".to_string(),
+        _ => e.to_string(),
+    };
+    reply::tls_failed(&why)
+}
+
 /// Implicit TLS (SMTPS) before the greeting.
 fn starttls(conn: Conn, pem: &std::path::Path) -> io::Result<Conn> {
     let cfg = tls::server_config(pem).map_err(io::Error::other)?;
     match conn {
-        Conn::Plain(d) => Conn::accept(d, cfg),
+        Conn::Plain(d) => Conn::accept_or_reply(d, cfg, tls_failed),
         c => Ok(c),
     }
 }

@@ -46,6 +46,11 @@ pub trait Policy {
     /// The recipient exists (only asked for local vpopmail domains; other
     /// domains answer `Yes`).
     fn recipient(&mut self, addr: &[u8]) -> Verdict;
+    /// The whole address is a vpopmail user of a local domain (so a `!` in
+    /// its name is a name, not a route).
+    fn is_vpop_user(&mut self, _addr: &[u8]) -> bool {
+        false
+    }
     /// Runs the checkpassword program: `Ok(true)` accepted, `Ok(false)`
     /// refused, `Err` the program could not be run.
     fn check_password(
@@ -368,22 +373,24 @@ impl Session {
         self.cfg.auth && (self.tls.is_some() || !self.cfg.auth_needs_tls)
     }
 
+    /// The EHLO keywords: the TLS patch's STARTTLS first, the AUTH patch's
+    /// two lines (COMPAT 7), SIZE, then netqmail's PIPELINING and 8BITMIME.
     fn extensions(&self) -> Vec<String> {
         let mut e = Vec::new();
         if self.cfg.tls_offered && self.tls.is_none() {
             e.push("STARTTLS".to_string());
         }
-        e.push("PIPELINING".to_string());
-        e.push("8BITMIME".to_string());
+        if self.auth_offered() {
+            e.push("AUTH LOGIN CRAM-MD5 PLAIN".to_string());
+            e.push("AUTH=LOGIN CRAM-MD5 PLAIN".to_string());
+        }
         if self.cfg.databytes > 0 {
             e.push(format!("SIZE {}", self.cfg.databytes));
         } else {
             e.push("SIZE".to_string());
         }
-        if self.auth_offered() {
-            e.push("AUTH LOGIN PLAIN CRAM-MD5".to_string());
-            e.push("AUTH=LOGIN PLAIN CRAM-MD5".to_string());
-        }
+        e.push("PIPELINING".to_string());
+        e.push("8BITMIME".to_string());
         e
     }
 
@@ -468,7 +475,10 @@ impl Session {
         }
         // Ours without asking about relay rights first: the open-smtp list is
         // only read for recipients that need it.
-        let ours = p.rcpthosts(&to) && !addr::is_routed(&to);
+        // A `!` is a route unless the whole address is a user of ours
+        // (vpopmail allows `!` in names).
+        let routed = addr::is_routed(&to) && !(addr::only_bang_routed(&to) && p.is_vpop_user(&to));
+        let ours = p.rcpthosts(&to) && !routed;
         if ours && self.cfg.relayclient.is_none() && self.auth_user.is_none() {
             if self.cfg.rcptcheck {
                 match p.recipient(&to) {
@@ -547,7 +557,7 @@ impl Session {
                 self.auth = AuthStep::Cram(ch);
                 Step::r(&line)
             }
-            b"" => Step::r(reply::AUTH_MALFORMED),
+            // No mechanism matches none of the patch's table: 504.
             _ => Step::r(reply::AUTH_TYPE),
         }
     }

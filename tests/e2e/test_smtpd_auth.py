@@ -121,6 +121,63 @@ class Auth(SmtpdCase):
         self.assertEqual(c.cmd("AUTH PLAIN " + base64.b64encode(b"\0a\0b").decode()),
                          "454 oops, problem with child and I can't auth (#4.3.0)\r\n")
 
+    def test_crashing_checkprogram_is_our_failure_not_a_wrong_password(self):
+        script = os.path.join(self.root.dir, "crash.sh")
+        with open(script, "w") as f:
+            f.write("#!/bin/sh\nkill -SEGV $$\n")
+        os.chmod(script, 0o755)
+        self.root.write_control("smtpauthdelay", "5\n")
+        srv = self.smtpd(args=["localhost", script, "/bin/true"])
+        c = Raw(srv.port)
+        c.reply()
+        t = time.monotonic()
+        self.assertEqual(c.cmd("AUTH PLAIN " + base64.b64encode(b"\0a@b\0c").decode()),
+                         "454 oops, problem with child and I can't auth (#4.3.0)\r\n")
+        self.assertLess(time.monotonic() - t, 4)  # no wrong-password delay
+
+    def test_ehlo_lines_and_bare_auth(self):
+        srv = self.smtpd()
+        c = Raw(srv.port)
+        c.reply()
+        lines = c.cmd("EHLO x").splitlines()
+        self.assertEqual(lines[1:4], ["250-STARTTLS", "250-AUTH LOGIN CRAM-MD5 PLAIN", "250-AUTH=LOGIN CRAM-MD5 PLAIN"])
+        self.assertEqual(lines[-2:], ["250-PIPELINING", "250 8BITMIME"])
+        self.assertEqual(c.cmd("AUTH"), "504 auth type unimplemented (#5.5.1)\r\n")
+
+    def test_tls_setup_errors_use_the_tls_patch_texts(self):
+        with open(self.pem) as f:
+            good = f.read()
+        self.addCleanup(lambda: open(self.pem, "w").write(good))
+        cert_only = good[good.index("-----BEGIN CERTIFICATE-----"):good.index("-----END CERTIFICATE-----") + 25] + "\n"
+        for content, want in (("garbage\n", "454 TLS missing certificate: no certificate in servercert.pem (#4.3.0)\r\n"),
+                              (cert_only, "454 TLS no valid RSA private key: ")):
+            with open(self.pem, "w") as f:
+                f.write(content)
+            srv = self.smtpd()
+            c = Raw(srv.port)
+            c.reply()
+            c.cmd("EHLO x")
+            r = c.cmd("STARTTLS")
+            self.assertTrue(r.startswith(want), r)
+            self.assertTrue(r.endswith(" (#4.3.0)\r\n"), r)
+            self.assertNotIn(self.root.dir, r)  # no path for clients to see
+
+    def test_failed_handshake_gets_the_tls_patch_reply(self):
+        srv = self.smtpd()
+        c = Raw(srv.port)
+        c.reply()
+        c.cmd("EHLO x")
+        self.assertEqual(c.cmd("STARTTLS"), "220 ready for tls\r\n")
+        c.send(b"this is not a TLS client hello at all\r\n")
+        c.s.settimeout(10)
+        got = c.buf
+        while True:  # a TLS alert, then the plaintext reply, then the close
+            b = c.s.recv(65536)
+            if not b:
+                break
+            got += b
+        self.assertRegex(got, rb"454 TLS connection failed: [^\r\n]+ \(#4\.3\.0\)\r\n$")
+
     def test_smtpauthtls_requires_tls_first(self):
         self.root.write_control("smtpauthtls", "1\n")
         srv = self.smtpd()

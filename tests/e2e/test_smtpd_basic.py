@@ -169,9 +169,13 @@ class Data(SmtpdCase):
         srv = self.smtpd()
         c = Raw(srv.port)
         c.reply()
-        self.assertEqual(c.cmd("EHLO x").splitlines()[-4:-2][-1], "250-SIZE 10485760")
-        self.assertEqual(c.cmd("MAIL FROM:<a@b.example> SIZE=10485761"),
-                         "552 sorry, that message size exceeds my databytes limit (#5.3.4)\r\n")
+        ehlo = c.cmd("EHLO x").splitlines()
+        self.assertEqual(ehlo[-3:], ["250-SIZE 10485760", "250-PIPELINING", "250 8BITMIME"])
+        too_big = "552 sorry, that message size exceeds my databytes limit (#5.3.4)\r\n"
+        self.assertEqual(c.cmd("MAIL FROM:<a@b.example> SIZE=10485761"), too_big)
+        # beyond 64 bits, and an address written without <>
+        self.assertEqual(c.cmd("MAIL FROM:<a@b.example> SIZE=18446744073709551616"), too_big)
+        self.assertEqual(c.cmd("MAIL FROM:a@b.example SIZE=20000000"), too_big)
         self.assertEqual(c.cmd("MAIL FROM:<a@b.example> SIZE=10485760 BODY=8BITMIME"), OK)
 
     def test_looping_message(self):

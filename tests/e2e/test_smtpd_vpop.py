@@ -57,8 +57,22 @@ class RcptCheck(VpopCase):
                          ("postmaster@example.test", OK), ("sales@example.test", OK),
                          ("list-subscribe@example.test", OK),
                          ("nobody@example.test", NO_MAILBOX), ("list@example.test", NO_MAILBOX),
+                         # vdelivermail delivers user-ext to user
+                         ("joe-lists@example.test", OK), ("Joe-Foo-Bar@example.test", OK),
+                         ("nobody-lists@example.test", NO_MAILBOX),
                          ("anyone@localhost", OK)]:
             self.assertEqual(c.cmd(f"RCPT TO:<{to}>"), want, to)
+
+    def test_user_with_a_bang_in_the_name_gets_outside_mail(self):
+        self.root.add_user("bang!user@example.test", "bangpass1")
+        srv = self.vsmtpd()
+        c = Raw(srv.port)
+        c.reply()
+        self.assertEqual(c.cmd("MAIL FROM:<someone@example.net>"), OK)
+        self.assertEqual(c.cmd("RCPT TO:<bang!user@example.test>"), OK)
+        # Other ! addresses are still routes, refused without relay rights.
+        self.assertEqual(c.cmd("RCPT TO:<evil.example!joe@example.test>"), NO_RELAY)
+        self.assertEqual(c.cmd("RCPT TO:<bang!user%evil.example@example.test>"), NO_RELAY)
 
     def test_catch_all_accepts_everything(self):
         dd = self.root.domain_dir("example.test")
