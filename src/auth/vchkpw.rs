@@ -205,8 +205,7 @@ pub fn check(
     let method = match method {
         Some(m) => m,
         None => {
-            let given = String::from_utf8_lossy(&req.password);
-            if !vpop::password::verify(&given, &entry.passwd) {
+            if !vpop::password::verify(&req.password, &entry.passwd) {
                 return Err(refuse(3, "password fail"));
             }
             Method::Plain
@@ -350,7 +349,19 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
     }
     let who = format!("{}@{}:{ip}", login.user, login.domain);
     let dir = PathBuf::from(&entry.dir);
-    if conn.service != Service::Smtp && !entry.has(flags::NO_RELAY) && !ip.is_empty() {
+    // A POP3 login the poll limit is about to refuse (qmail-pop3d decides)
+    // is not a login: it neither opens the relay nor counts as lastauth.
+    let poll_refused = conn.service == Service::Pop
+        && crate::pop3::interval::too_soon(
+            &dir,
+            crate::pop3::server::poll_interval(roots),
+            crate::timefmt::now(),
+        );
+    if conn.service != Service::Smtp
+        && !entry.has(flags::NO_RELAY)
+        && !ip.is_empty()
+        && !poll_refused
+    {
         if let Err(e) = relay::open(roots, &ip) {
             log(&format!(
                 "{}: unable to open the relay ({e}) {who}",
@@ -368,8 +379,8 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
             ));
         }
     };
-    let lastauth_done = dir.is_dir();
-    if lastauth_done {
+    let lastauth_done = poll_refused || dir.is_dir();
+    if lastauth_done && !poll_refused {
         write_lastauth();
     }
     if let Err((code, what)) = switch_identity(conn.service, &domain) {

@@ -1,9 +1,6 @@
 //! vdeluser: see vdeluser(8). The work is done in [`vqmail::vpop::cli::vdeluser`].
 
 fn main() {
-    let args: Vec<String> = std::env::args_os()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+    let args = vqmail::vpop::cli::args();
     std::process::exit(vqmail::vpop::cli::vdeluser(&args));
 }

@@ -1,9 +1,6 @@
 //! vpasswd: see vpasswd(8). The work is done in [`vqmail::vpop::cli::vpasswd`].
 
 fn main() {
-    let args: Vec<String> = std::env::args_os()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+    let args = vqmail::vpop::cli::args();
     std::process::exit(vqmail::vpop::cli::vpasswd(&args));
 }

@@ -33,6 +33,21 @@ pub enum Admission {
     },
 }
 
+/// Whether [`admit`] would refuse a login at `now`, without taking the lock
+/// or writing anything (vchkpw asks, so that a login the limit refuses does
+/// not open the POP-before-SMTP relay or count as `lastauth`).
+pub fn too_soon(home: &Path, interval: u64, now: i64) -> bool {
+    if interval == 0 {
+        return false;
+    }
+    let Ok(text) = std::fs::read_to_string(home.join(STAMP)) else {
+        return false;
+    };
+    text.trim()
+        .parse::<i64>()
+        .is_ok_and(|last| (0..).contains(&(now - last)) && ((now - last) as u64) < interval)
+}
+
 /// Decides whether a login at `now` may proceed, and records it if so.
 pub fn admit(home: &Path, interval: u64, now: i64) -> io::Result<Admission> {
     if interval == 0 {
@@ -93,6 +108,19 @@ fn write_stamp(path: &Path, now: i64) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn too_soon_only_looks() {
+        let d = tempfile::tempdir().unwrap();
+        let h = d.path();
+        assert!(!too_soon(h, 60, 1000));
+        assert_eq!(admit(h, 60, 1000).unwrap(), Admission::Admitted);
+        assert!(too_soon(h, 60, 1059));
+        assert!(!too_soon(h, 60, 1060));
+        assert!(!too_soon(h, 0, 1001));
+        assert!(!too_soon(h, 60, 999)); // a stamp in the future does not lock out
+        assert_eq!(std::fs::read_to_string(h.join(STAMP)).unwrap(), "1000\n");
+    }
 
     #[test]
     fn interval_counts_from_the_last_admitted_login() {

@@ -16,8 +16,10 @@
 //! during a session lands in `new/` under a name the session does not know,
 //! so it is neither listed nor touched until the next login.
 
+use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -77,8 +79,8 @@ impl Maildir {
             for e in fs::read_dir(self.dir.join(sub))? {
                 let e = e?;
                 let name = e.file_name();
-                let Some(name) = name.to_str() else { continue };
-                if name.starts_with('.') {
+                let name = name.as_bytes();
+                if name.starts_with(b".") {
                     continue;
                 }
                 let Ok(md) = fs::metadata(e.path()) else {
@@ -90,7 +92,7 @@ impl Maildir {
                 v.push((
                     md.mtime(),
                     Msg {
-                        name: format!("{sub}/{name}"),
+                        name: [sub.as_bytes(), b"/", name].concat(),
                         size: md.len(),
                         deleted: false,
                     },
@@ -104,13 +106,16 @@ impl Maildir {
     /// Where message `m` is now: its listed place, or `cur/` when another
     /// session moved it there (with any flags).
     fn locate(&self, m: &Msg) -> Option<PathBuf> {
-        let p = self.dir.join(&m.name);
+        let p = self.dir.join(OsStr::from_bytes(&m.name));
         if p.exists() {
             return Some(p);
         }
         let uid = m.uid();
-        let prefix = format!("{uid}:");
-        let exact = self.dir.join("cur").join(format!("{uid}:2,"));
+        let prefix = [uid, b":"].concat();
+        let exact = self
+            .dir
+            .join("cur")
+            .join(OsStr::from_bytes(&[uid, b":2,"].concat()));
         if exact.exists() {
             return Some(exact);
         }
@@ -119,7 +124,7 @@ impl Maildir {
             .flatten()
             .find_map(|e| {
                 let n = e.file_name();
-                let n = n.to_str()?;
+                let n = n.as_bytes();
                 (n.starts_with(&prefix) || n == uid).then(|| e.path())
             })
     }
@@ -144,10 +149,13 @@ impl Maildir {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                     Err(_) => c.all_unlinked = false,
                 }
-            } else if let Some(base) = m.name.strip_prefix("new/") {
-                let to = self.dir.join("cur").join(format!("{base}:2,"));
+            } else if let Some(base) = m.name.strip_prefix(b"new/") {
+                let to = self
+                    .dir
+                    .join("cur")
+                    .join(OsStr::from_bytes(&[base, b":2,"].concat()));
                 // If it fails (moved by another session), the message stays where it is.
-                if fs::rename(self.dir.join(&m.name), to).is_ok() {
+                if fs::rename(self.dir.join(OsStr::from_bytes(&m.name)), to).is_ok() {
                     c.moved += 1;
                 }
             }
@@ -165,7 +173,7 @@ impl Maildir {
 
 impl Store for Maildir {
     fn open(&mut self, m: &Msg) -> io::Result<Box<dyn Read + '_>> {
-        match File::open(self.dir.join(&m.name)) {
+        match File::open(self.dir.join(OsStr::from_bytes(&m.name))) {
             Ok(f) => Ok(Box::new(f)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let p = self.locate(m).ok_or(e)?;
@@ -179,7 +187,7 @@ impl Store for Maildir {
 /// The size Maildir++ counts for a message: `,S=NNN` in its name, else its
 /// size on disk.
 pub fn quota_size(m: &Msg) -> u64 {
-    crate::maildir::quota::size_from_name(m.uid()).unwrap_or(m.size)
+    crate::maildir::quota::size_from_name(&String::from_utf8_lossy(m.uid())).unwrap_or(m.size)
 }
 
 #[cfg(test)]
@@ -214,9 +222,9 @@ mod tests {
         put(d.path(), "new/3.c.h", b"ccc", 300);
         put(d.path(), "new/.hidden", b"x", 100);
         let l = m.scan(300).unwrap();
-        let names: Vec<_> = l.iter().map(|m| m.name.as_str()).collect();
+        let names: Vec<_> = l.iter().map(|m| String::from_utf8_lossy(&m.name)).collect();
         assert_eq!(names, ["new/1.a.h", "cur/2.b.h:2,S"]);
-        assert_eq!(l[1].uid(), "2.b.h");
+        assert_eq!(l[1].uid(), b"2.b.h");
         assert_eq!(m.scan(301).unwrap().len(), 3);
     }
 

@@ -14,8 +14,9 @@ use super::reply;
 /// One message of the listing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Msg {
-    /// `new/NAME` or `cur/NAME`, relative to the Maildir (as qmail keeps it).
-    pub name: String,
+    /// `new/NAME` or `cur/NAME`, relative to the Maildir (as qmail keeps it;
+    /// bytes, as the file system has them).
+    pub name: Vec<u8>,
     /// Size in bytes (the file's size, as qmail reports it).
     pub size: u64,
     /// Marked for deletion at QUIT.
@@ -24,12 +25,12 @@ pub struct Msg {
 
 impl Msg {
     /// The UIDL: the file name without `new/`/`cur/`, up to the first `:`.
-    pub fn uid(&self) -> &str {
-        let base = self
-            .name
-            .split_once('/')
-            .map_or(self.name.as_str(), |(_, b)| b);
-        base.split(':').next().unwrap_or(base)
+    pub fn uid(&self) -> &[u8] {
+        let base = match self.name.iter().position(|&b| b == b'/') {
+            Some(i) => &self.name[i + 1..],
+            None => &self.name[..],
+        };
+        base.split(|&b| b == b':').next().unwrap_or(base)
     }
 }
 
@@ -160,32 +161,35 @@ impl Session {
         Ok(Some(i))
     }
 
-    fn list_line(&self, i: usize, uidl: bool) -> String {
+    fn list_line(&self, i: usize, uidl: bool) -> Vec<u8> {
         let m = &self.msgs[i];
+        let mut l = format!("{} ", i + 1).into_bytes();
         if uidl {
-            format!("{} {}\r\n", i + 1, m.uid())
+            l.extend_from_slice(m.uid());
         } else {
-            format!("{} {}\r\n", i + 1, m.size)
+            l.extend_from_slice(m.size.to_string().as_bytes());
         }
+        l.extend_from_slice(b"\r\n");
+        l
     }
 
     fn listing(&self, arg: &[u8], uidl: bool, out: &mut dyn Write) -> io::Result<()> {
         if !arg.is_empty() {
             if let Some(i) = self.msgno(arg, out)? {
                 out.write_all(b"+OK ")?;
-                out.write_all(self.list_line(i, uidl).as_bytes())?;
+                out.write_all(&self.list_line(i, uidl))?;
             }
             return Ok(());
         }
-        let mut s = String::with_capacity(8 + self.msgs.len() * 24);
-        s.push_str("+OK \r\n");
+        let mut s = Vec::with_capacity(8 + self.msgs.len() * 24);
+        s.extend_from_slice(b"+OK \r\n");
         for (i, m) in self.msgs.iter().enumerate() {
             if !m.deleted {
-                s.push_str(&self.list_line(i, uidl));
+                s.extend_from_slice(&self.list_line(i, uidl));
             }
         }
-        s.push_str(".\r\n");
-        out.write_all(s.as_bytes())
+        s.extend_from_slice(b".\r\n");
+        out.write_all(&s)
     }
 
     fn top(
@@ -348,7 +352,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    struct Mem(HashMap<String, Vec<u8>>, usize);
+    struct Mem(HashMap<Vec<u8>, Vec<u8>>, usize);
     /// Hands out a message in chunks of .1 bytes.
     struct Chunks<'a>(&'a [u8], usize);
     impl Read for Chunks<'_> {

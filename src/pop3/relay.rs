@@ -136,8 +136,17 @@ pub fn relay(
         };
 
         if ch_in {
-            match child.read(&mut buf) {
-                Ok(0) => {
+            let got = match child.read(&mut buf) {
+                Ok(n) => Some(n),
+                Err(e) if is_would_block(&e) => None,
+                // A reset (the child ended without reading what the client
+                // had sent ahead) is an end like any other: a failed login
+                // still gets its -ERR and its delay.
+                Err(_) => Some(0),
+            };
+            match got {
+                None => {}
+                Some(0) => {
                     child_eof = true;
                     if !end.child_spoke {
                         let msg = silent_end();
@@ -147,12 +156,10 @@ pub fn relay(
                         c.send_close_notify();
                     }
                 }
-                Ok(n) => {
+                Some(n) => {
                     end.child_spoke = true;
                     put_client(&mut tls, &mut to_client, &buf[..n])?;
                 }
-                Err(e) if is_would_block(&e) => {}
-                Err(_) => child_eof = true,
             }
         }
         if wr_ready || (child_eof && client_out) {

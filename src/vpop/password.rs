@@ -10,14 +10,16 @@ use subtle::ConstantTimeEq;
 /// Salt alphabet of crypt(3).
 const SALT_CHARS: &[u8] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-/// True when `given` is the password behind the hash `stored`.
-pub fn verify(given: &str, stored: &str) -> bool {
+/// True when `given` (the bytes the client sent, whatever their encoding)
+/// is the password behind the hash `stored`.
+pub fn verify(given: impl AsRef<[u8]>, stored: &str) -> bool {
+    let given = given.as_ref();
     if stored.is_empty() || !plausible(stored) {
         return false;
     }
     // The hashing code is not ours; never let a malformed stored value take
     // the caller down.
-    let computed = std::panic::catch_unwind(|| pwhash::unix::crypt(given.as_bytes(), stored)).ok();
+    let computed = std::panic::catch_unwind(|| pwhash::unix::crypt(given, stored)).ok();
     match computed {
         Some(Ok(c)) => c.len() == stored.len() && bool::from(c.as_bytes().ct_eq(stored.as_bytes())),
         _ => false,
@@ -108,6 +110,23 @@ pub fn random_password(len: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_are_checked_as_the_bytes_given() {
+        // A hash vpopmail made from a Latin-1 password (crypt on raw bytes).
+        let h = pwhash::sha512_crypt::hash_with(
+            pwhash::HashSetup {
+                salt: Some("abcdefgh"),
+                rounds: None,
+            },
+            b"p\xe4sswort".as_slice(),
+        )
+        .unwrap();
+        assert!(verify(b"p\xe4sswort", &h));
+        assert!(!verify(b"p\xf6sswort", &h));
+        assert!(!verify("p\u{fffd}sswort", &h));
+        assert!(!verify("pässwort", &h));
+    }
 
     #[test]
     fn verifies_every_scheme() {

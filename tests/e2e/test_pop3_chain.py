@@ -105,6 +105,53 @@ class Chain(RootTestCase):
             p.pass_("secret1")
         p.close()
 
+    def test_commands_sent_ahead_do_not_skip_the_refusal_or_its_delay(self):
+        import socket
+        port = self.chain().port
+        for extra in (b"QUIT\r\n", b"STAT\r\nLIST\r\nQUIT\r\n"):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.recv(1000)
+            t0 = time.monotonic()
+            s.sendall(b"USER joe@example.test\r\nPASS wrong\r\n" + extra)
+            got = b""
+            while True:
+                b = s.recv(1000)
+                if not b:
+                    break
+                got += b
+            s.close()
+            self.assertEqual(got, b"+OK \r\n-ERR authorization failed\r\n", extra)
+            self.assertGreaterEqual(time.monotonic() - t0, 1.9)
+
+    def test_password_bytes_are_checked_as_sent(self):
+        need_tool("openssl")
+        if not os.path.exists(self.root.bin("vmoduser")):
+            self.skipTest("vmoduser not built yet")
+        # A hash made from a Latin-1 password, as vpopmail's crypt() makes it.
+        h = subprocess.run(["openssl", "passwd", "-6", "-salt", "abcdefgh", "-stdin"],
+                           input=b"p\xe4sswort\n", capture_output=True, check=True).stdout.strip().decode()
+        self.root.run("vmoduser", "-e", h, "joe@example.test", check=True)
+        port = self.chain().port
+        for pw, ok in ((b"p\xe4sswort", True), (b"p\xf6sswort", False), ("p\ufffdsswort".encode(), False)):
+            p = poplib.POP3("127.0.0.1", port, timeout=10)
+            p.user("joe@example.test")
+            p.sock.sendall(b"PASS " + pw + b"\r\n")
+            reply = p.file.readline()
+            self.assertEqual(reply.startswith(b"+OK"), ok, (pw, reply))
+            p.close()
+
+    def test_message_names_that_are_not_utf8(self):
+        name = b"1001.B\xff.vm"
+        p = os.path.join(os.fsencode(self.md), b"new", name)
+        with open(p, "wb") as f:
+            f.write(M1)
+        os.utime(p, (p3.PAST, p3.PAST))
+        c = self.login(self.chain().port, "joe@example.test")
+        self.assertEqual(c.uidl()[1], [b"1 " + name])
+        self.assertEqual(c.retr(1)[1][0], b"Subject: one")
+        c.quit()
+        self.assertEqual(os.listdir(os.path.join(os.fsencode(self.md), b"cur")), [name + b":2,"])
+
     def test_apop_with_a_clear_password(self):
         # Store the clear password (the 8th vpasswd field) and let the cdb be rebuilt.
         vp = os.path.join(self.root.domain_dir("example.test"), "vpasswd")
@@ -153,11 +200,21 @@ class Chain(RootTestCase):
             return n
 
         self.assertEqual(attempt(p3.PAST + 100), 1)
+        # A login the limit refuses neither opens the relay nor counts as lastauth.
+        osmtp = self.root.v("etc", "open-smtp")
+        open(osmtp, "w").close()
+        lastauth = os.path.join(os.path.dirname(self.md), "lastauth")
+        before = os.stat(lastauth).st_mtime_ns if os.path.exists(lastauth) else None
         self.assertEqual(attempt(p3.PAST + 110),
                          b"-ERR [LOGIN-DELAY] logged in too soon: this account may log in once "
                          b"every 60 seconds; try again in 50 seconds")
+        with open(osmtp) as f:
+            self.assertEqual(f.read(), "")
+        self.assertEqual(os.stat(lastauth).st_mtime_ns if os.path.exists(lastauth) else None, before)
         self.assertEqual(self.files(), ["1.a.h:2,"])
         self.assertEqual(attempt(p3.PAST + 160), 1)
+        with open(osmtp) as f:
+            self.assertIn("127.0.0.1:allow", f.read())
 
 
 if __name__ == "__main__":

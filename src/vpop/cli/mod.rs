@@ -107,6 +107,26 @@ pub fn usage_error(problem: &str, usage: &str) -> i32 {
     255
 }
 
+/// The program's arguments. Passwords are hashed and names stored as the
+/// bytes given, and vpopmail's files are text, so an argument that is not
+/// UTF-8 is refused (`Error:` line, exit 255) rather than changed.
+pub fn args() -> Vec<String> {
+    let mut v = Vec::new();
+    for a in std::env::args_os().skip(1) {
+        match a.into_string() {
+            Ok(s) => v.push(s),
+            Err(a) => {
+                out(&format!(
+                    "Error: argument is not UTF-8 text: {}\n",
+                    a.to_string_lossy()
+                ));
+                std::process::exit(255);
+            }
+        }
+    }
+    v
+}
+
 /// Reads one line without echo (when stdin is a terminal), after `prompt`
 /// on stderr. `None` at end of input.
 fn read_secret(prompt: &str) -> Option<String> {
@@ -118,15 +138,21 @@ fn read_secret(prompt: &str) -> Option<String> {
     } else {
         None
     };
-    let mut line = String::new();
-    let n = std::io::stdin().lock().read_line(&mut line);
+    let mut line = Vec::new();
+    let n = std::io::stdin().lock().read_until(b'\n', &mut line);
     if let Some(was) = echo {
         let _ = crate::sys::tty::set_echo(0, was);
         eprintln!();
     }
     match n {
         Ok(0) | Err(_) => None,
-        Ok(_) => Some(line.trim_end_matches(['\n', '\r']).to_string()),
+        Ok(_) => match String::from_utf8(line) {
+            Ok(l) => Some(l.trim_end_matches(['\n', '\r']).to_string()),
+            Err(_) => {
+                out("Error: the password is not UTF-8 text\n");
+                std::process::exit(255);
+            }
+        },
     }
 }
 
