@@ -6,8 +6,12 @@
 //! * `todo/N`: the message has been preprocessed: remove `intd/N` and `todo/N`;
 //! * `foop/N`: the message is finished (or an orphan): remove `intd/N` and `mess/S/N`.
 //!
-//! The last name of a finished file (`todo/N`, `mess/S/N`) is kept as a spare
-//! for qmail-queue ([`super::spare`]) rather than unlinked.
+//! The last name of a preprocessed envelope (`todo/N`) is kept as a spare
+//! for qmail-queue ([`super::spare`]) rather than unlinked. A message file
+//! (`mess/S/N`) is always unlinked, as qmail does: a delivery still running
+//! (a program that reads on in the background, or one orphaned by a
+//! qmail-send crash) keeps reading its own message from the open file, which
+//! a reused file would replace with another message.
 //!
 //! At start, pid files older than 36 hours (left by a qmail-queue that was
 //! killed) are removed.
@@ -40,7 +44,7 @@ pub fn handle(q: &Queue, spares: &mut super::spare::Keeper, req: &[u8]) -> u8 {
     };
     let ok = match kind {
         "todo" => unlink_ok(&q.intd(id)) && removed(spares.remove(&q.todo(id))),
-        "foop" => unlink_ok(&q.intd(id)) && removed(spares.remove(&q.mess(id))),
+        "foop" => unlink_ok(&q.intd(id)) && unlink_ok(&q.mess(id)),
         _ => false,
     };
     if ok {
@@ -99,12 +103,23 @@ mod tests {
         std::fs::create_dir_all(d.path().join("todo")).unwrap();
         std::fs::create_dir_all(d.path().join("intd")).unwrap();
         std::fs::create_dir_all(d.path().join("mess/5")).unwrap();
+        std::fs::create_dir_all(d.path().join("pid")).unwrap();
         std::fs::write(q.todo(5), "").unwrap();
         std::fs::write(q.intd(5), "").unwrap();
         std::fs::write(q.mess(5), "").unwrap();
         let mut out = Vec::new();
+        // A reader of the message (a delivery still running) keeps it.
+        std::fs::write(q.mess(5), "message five").unwrap();
+        let mut reader = std::fs::File::open(q.mess(5)).unwrap();
         serve(&q, &b"todo/5\0foop/5\0bad\0mess/../x\0"[..], &mut out, 0).unwrap();
         assert_eq!(out, b"++!!");
         assert!(!q.todo(5).exists() && !q.mess(5).exists() && !q.intd(5).exists());
+        // The todo file became a spare; the message file did not.
+        let spares: Vec<_> = super::super::spare::names(&super::super::spare::dir(&q)).collect();
+        assert_eq!(spares.len(), 1);
+        assert_eq!(std::fs::read(&spares[0]).unwrap(), b"");
+        let mut text = String::new();
+        reader.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "message five");
     }
 }

@@ -54,6 +54,30 @@ class Flow(RootTestCase):
         self.assertIn("for nobody\n", b)
         self.assertTrue(b.startswith("Return-Path: <>\n"), b[:100])
 
+    def test_a_delivery_still_reading_keeps_its_own_message(self):
+        """A program that goes on reading its message after qmail-local is done
+        (or a delivery orphaned by a qmail-send crash) must read that message,
+        whatever the queue does with later ones."""
+        import time
+        flag = os.path.join(self.root.dir, "flag")
+        out = os.path.join(self.root.dir, "late.out")
+        with open(os.path.join(self.root.domain_dir(DOM), ".qmail-late"), "w") as f:
+            f.write("|exec 3<&0; (i=0; while [ ! -e %s ] && [ $i -lt 300 ]; do sleep 0.05; i=$((i+1)); done; "
+                    "cat <&3 > %s.tmp; mv %s.tmp %s) >/dev/null 2>&1 &\n" % (flag, out, out, out))
+        self.sendmail(f"-fsender@{DOM}", f"late@{DOM}", msg=b"Subject: MESSAGE-A\n\nfor late only\n")
+        send_once(self.root, self.out)
+        for i in range(3):
+            self.sendmail(f"-fsender@{DOM}", f"joe@{DOM}", msg=b"Subject: MESSAGE-B%d\n\nprivate to joe\n" % i)
+        send_once(self.root, self.out)
+        self.assertEqual(len(maildir_messages(self.root.maildir("joe", DOM))), 3)
+        open(flag, "w").close()
+        deadline = time.monotonic() + 20
+        while not os.path.exists(out) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        got = self.read(out)
+        self.assertIn(b"Subject: MESSAGE-A\n\nfor late only\n", got)
+        self.assertNotIn(b"MESSAGE-B", got)
+
     def test_forward_in_user_dot_qmail_and_catch_all_address(self):
         # joe forwards a copy to sender and keeps one.
         with open(os.path.join(self.root.domain_dir(DOM), "joe", ".qmail"), "w") as f:
