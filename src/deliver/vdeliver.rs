@@ -322,15 +322,45 @@ impl<'a> Delivery<'a> {
                 return;
             }
         }
-        let mut head = format!(
-            "From: MAILER-DAEMON@{0}\nTo: {1}\nSubject: mailbox quota warning\nDate: {2}\n",
-            self.domain,
-            self.addr(),
-            crate::timefmt::rfc5322(now)
-        );
-        if !text.contains("\n\n") {
-            head.push('\n');
+        // vpopmail adds To: and Date: to the file, which normally has its
+        // own From: and Subject: headers; a file of body text alone gets
+        // ours too, and the blank line.
+        let date = crate::timefmt::rfc5322(now);
+        let mut head = String::new();
+        let first = text.lines().next().unwrap_or("");
+        let starts_with_headers = first.split_once(':').is_some_and(|(n, _)| {
+            !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+        let header_block = if starts_with_headers {
+            text.split("\n\n").next().unwrap_or("")
+        } else {
+            ""
+        };
+        let has_header = |name: &str| {
+            header_block.lines().any(|l| {
+                l.get(..name.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(name))
+            })
+        };
+        if !has_header("from:") {
+            head.push_str(&format!("From: MAILER-DAEMON@{}\n", self.domain));
         }
+        if !has_header("to:") {
+            head.push_str(&format!("To: {}\n", self.addr()));
+        }
+        if !has_header("subject:") {
+            head.push_str("Subject: mailbox quota warning\n");
+        }
+        if !has_header("date:") {
+            head.push_str(&format!("Date: {date}\n"));
+        }
+        if !starts_with_headers {
+            head.push('\n');
+        } else if !text.contains("\n\n") {
+            // Headers only: the message ends with its (empty) body.
+            head.clear();
+        }
+        let text = format!("{text}\n");
         let mut body = text.as_bytes();
         if let Ok(d) = maildir::deliver(md, head.as_bytes(), &mut body, NameStyle::WithSize) {
             let _ = quota::append(md, d.size as i64, 1);

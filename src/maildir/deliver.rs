@@ -74,18 +74,28 @@ pub fn deliver(
             return Err(e);
         }
     };
-    let name = match style {
-        NameStyle::Plain => base,
+    let named = |base: &str| match style {
+        NameStyle::Plain => base.to_string(),
         NameStyle::WithSize => format!("{base},S={size}"),
     };
     let newdir = maildir.join("new");
-    let target = newdir.join(&name);
-    if let Err(e) = std::fs::hard_link(&tmp, &target) {
-        // qmail: EEXIST here is almost certainly an earlier attempt that
-        // succeeded; any other error means not delivered.
-        if e.kind() != io::ErrorKind::AlreadyExists {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
+    let mut name = named(&base);
+    let mut target = newdir.join(&name);
+    let mut tries = 0;
+    loop {
+        match std::fs::hard_link(&tmp, &target) {
+            Ok(()) => break,
+            // Another message has that name (delivered in this second by a
+            // process with this pid): never take its place, take a new name.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 20 => {
+                tries += 1;
+                name = named(&unique_name(time, next_attempt()));
+                target = newdir.join(&name);
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
         }
     }
     if let Err(e) = crate::fsutil::fsync_dir(&newdir) {
@@ -101,9 +111,18 @@ pub fn deliver(
     })
 }
 
+/// Deliveries made by this process so far: the first one is named
+/// `TIME.PID.HOST`, every later one (a second Maildir line, vdelivermail's
+/// quota warning) gets a name of its own within the same second.
+static ATTEMPTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+fn next_attempt() -> u32 {
+    ATTEMPTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 fn create_tmp(tmpdir: &Path, time: i64) -> io::Result<(String, PathBuf, File)> {
-    let mut attempt = 0;
-    loop {
+    let mut attempt = next_attempt();
+    for _ in 0..=20 {
         let base = unique_name(time, attempt);
         let path = tmpdir.join(&base);
         match OpenOptions::new()
@@ -128,14 +147,12 @@ fn create_tmp(tmpdir: &Path, time: i64) -> io::Result<(String, PathBuf, File)> {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }
-        attempt += 1;
-        if attempt > 20 {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                "unable to find a unique name in tmp",
-            ));
-        }
+        attempt = next_attempt();
     }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "unable to find a unique name in tmp",
+    ))
 }
 
 #[cfg(test)]
@@ -202,5 +219,24 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let mut r: &[u8] = b"x";
         assert!(deliver(&d.path().join("nope"), b"", &mut r, NameStyle::Plain).is_err());
+    }
+
+    #[test]
+    fn two_deliveries_of_one_size_in_one_second_both_arrive() {
+        let (_d, m) = md();
+        let a = deliver(&m, b"", &mut &b"same size\n"[..], NameStyle::WithSize).unwrap();
+        let b = deliver(&m, b"", &mut &b"same size\n"[..], NameStyle::WithSize).unwrap();
+        assert_ne!(a.name, b.name);
+        // A file already in new/ is never replaced.
+        let base = unique_name(crate::timefmt::now(), 0);
+        std::fs::write(m.join("new").join(format!("{base},S=3")), "old").unwrap();
+        let c = deliver(&m, b"", &mut &b"new"[..], NameStyle::WithSize).unwrap();
+        assert_eq!(
+            std::fs::read(m.join("new").join(format!("{base},S=3"))).unwrap(),
+            b"old"
+        );
+        assert_eq!(std::fs::read(&c.path).unwrap(), b"new");
+        assert_eq!(std::fs::read_dir(m.join("new")).unwrap().count(), 4);
+        assert_eq!(std::fs::read_dir(m.join("tmp")).unwrap().count(), 0);
     }
 }

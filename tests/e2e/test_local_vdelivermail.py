@@ -201,6 +201,29 @@ class Vdelivermail(unittest.TestCase):
         finally:
             os.unlink(warn)
 
+    def test_quota_warning_keeps_the_files_own_headers(self):
+        with open(self.root.v("etc", "quota-range"), "w") as f:
+            f.write("1 2G\n")
+        self.root.add_user(f"warn2@{DOM}", "secret1", "-q", "5000")
+        warn = os.path.join(self.root.domain_dir(DOM), ".quotawarn.msg")
+        with open(warn, "w") as f:
+            f.write("From: postmaster@example.test\nSubject: quota warning\n\nYou are almost over quota.\n")
+        try:
+            self.assertEqual(self.vdel("warn2", msg=b"x" * 4500).returncode, 0)
+            texts = []
+            for p in self.msgs("warn2"):
+                with open(p, "rb") as f:
+                    texts.append(f.read())
+            [w] = [t for t in texts if b"almost over quota" in t]
+            head = w.split(b"\n\n")[0].split(b"\n")
+            self.assertEqual([l for l in head if l.startswith(b"From:")], [b"From: postmaster@example.test"])
+            self.assertEqual([l for l in head if l.startswith(b"Subject:")], [b"Subject: quota warning"])
+            self.assertIn(b"To: warn2@example.test", head)
+            self.assertEqual(len([l for l in head if l.startswith(b"Date: ")]), 1)
+            self.assertTrue(w.endswith(b"\n\nYou are almost over quota.\n"), w)
+        finally:
+            os.unlink(warn)
+
 
 if __name__ == "__main__":
     unittest.main()
