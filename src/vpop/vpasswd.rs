@@ -9,11 +9,11 @@
 //!
 //! Every change takes an exclusive fcntl lock on `DOMAIN/.vpasswd.lock` (the kind
 //! vpopmail takes; flock would not be seen by it), reads vpasswd, writes the new
-//! text to a temporary file, fsyncs, renames it over vpasswd, then builds
-//! `vpasswd.cdb` the same way (through `vpasswd.cdb.tmp`). A crash at any moment
-//! leaves the old or the new vpasswd, never a torn one; a crash between the two
-//! renames leaves a cdb older than vpasswd, which readers notice (above) and the
-//! next writer replaces.
+//! text and the new `vpasswd.cdb` to temporary files and fsyncs both, then
+//! renames them into place, vpasswd first. A write that fails (a full disk)
+//! changes nothing; a crash at any moment leaves the old or the new vpasswd,
+//! never a torn one; a crash between the two renames leaves a cdb older than
+//! vpasswd, which readers notice (above) and the next writer replaces.
 //!
 //! New users are inserted before the first line whose name sorts after them, as
 //! vpopmail's `vauth_adduser` does, so a sorted file stays sorted and a hand-made
@@ -128,6 +128,19 @@ fn read_lines(path: &Path) -> io::Result<Vec<String>> {
     })
 }
 
+/// Writes `data` to a new file at `p` (mode 0600) and fsyncs it.
+fn write_synced(p: &Path, data: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(p)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+
 /// Builds the vpasswd.cdb records from vpasswd lines, as vpopmail's
 /// `make_vpasswd_cdb` (key up to the first `:`, data after it; lines without
 /// `:` are skipped).
@@ -196,17 +209,46 @@ impl Lock {
         read_lines(&self.dir.join(VPASSWD))
     }
 
-    /// Writes `lines` as the new vpasswd and rebuilds the cdb, atomically each.
+    /// Writes `lines` as the new vpasswd and its cdb: both are written and
+    /// synced under temporary names first, and only then renamed into place,
+    /// so a failure (a full disk) changes nothing.
     pub fn write(&self, lines: &[String]) -> io::Result<()> {
         let path = self.dir.join(VPASSWD);
+        let cdb_path = self.dir.join(VPASSWD_CDB);
         let mut text = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
         for l in lines {
             text.push_str(l);
             text.push('\n');
         }
-        crate::fsutil::atomic_write(&path, text.as_bytes(), 0o600)?;
+        let cdb_bytes = cdb_from_lines(lines).to_bytes()?;
+        // Temporary files of writers killed before their renames (we hold
+        // the lock, so no other writer of ours is between them now).
+        if let Ok(rd) = std::fs::read_dir(&self.dir) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with("vpasswd.tmp.") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        let tmp = crate::fsutil::tmp_path(&path);
+        let cdb_tmp = self.dir.join(VPASSWD_CDB_TMP);
+        let staged = write_synced(&tmp, text.as_bytes())
+            .and_then(|_| write_synced(&cdb_tmp, &cdb_bytes))
+            .and_then(|_| std::fs::rename(&tmp, &path));
+        if let Err(e) = staged {
+            let _ = std::fs::remove_file(&tmp);
+            let _ = std::fs::remove_file(&cdb_tmp);
+            return Err(e);
+        }
         chown_to(&path, self.owner);
-        self.write_cdb(lines)
+        // vpasswd is in place; a cdb that cannot follow is only older than
+        // vpasswd, which readers notice (see the module text).
+        let r = std::fs::rename(&cdb_tmp, &cdb_path);
+        if r.is_err() {
+            let _ = std::fs::remove_file(&cdb_tmp);
+        }
+        chown_to(&cdb_path, self.owner);
+        r.and_then(|_| crate::fsutil::fsync_dir(&self.dir))
     }
 
     fn write_cdb(&self, lines: &[String]) -> io::Result<()> {
@@ -300,6 +342,32 @@ mod tests {
 
     fn e(name: &str) -> Entry {
         Entry::new(name, "$6$x$y", "", &format!("/d/{name}"))
+    }
+
+    #[test]
+    fn a_failed_write_changes_nothing_and_leftovers_go() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        let l = Lock::take(dir, None).unwrap();
+        l.add(&e("alice")).unwrap();
+        let before = std::fs::read(dir.join(VPASSWD)).unwrap();
+        let cdb_before = std::fs::read(dir.join(VPASSWD_CDB)).unwrap();
+        // The cdb cannot be written (as on a full disk): vpasswd stays as it was.
+        std::fs::create_dir(dir.join(VPASSWD_CDB_TMP)).unwrap();
+        assert!(l.add(&e("bob")).is_err());
+        assert_eq!(std::fs::read(dir.join(VPASSWD)).unwrap(), before);
+        assert_eq!(std::fs::read(dir.join(VPASSWD_CDB)).unwrap(), cdb_before);
+        std::fs::remove_dir(dir.join(VPASSWD_CDB_TMP)).unwrap();
+        // A writer killed earlier left its temporary file: the next one removes it.
+        std::fs::write(dir.join("vpasswd.tmp.99999"), "alice:x\n").unwrap();
+        l.add(&e("bob")).unwrap();
+        let names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("tmp"))
+            .collect();
+        assert!(names.is_empty(), "{names:?}");
+        assert_eq!(lookup(dir, "bob", None).unwrap().unwrap().name, "bob");
     }
 
     #[test]
