@@ -337,12 +337,19 @@ impl Send {
     }
 
     /// Closes the command pipes, so the spawners and qmail-clean finish, and
-    /// collects them (qmail-send is their parent), waiting at most 10 seconds.
+    /// the log, so the logger qmail-start started (also our child) sees its
+    /// end; collects them all, waiting at most 10 seconds.
     fn reap_helpers(self) {
         use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-        let Fds { cmd, clean_cmd, .. } = self.fds;
+        let Fds {
+            cmd,
+            clean_cmd,
+            log,
+            ..
+        } = self.fds;
         drop(cmd);
         drop(clean_cmd);
+        drop(log);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             match waitpid(None, Some(WaitPidFlag::WNOHANG)) {

@@ -434,6 +434,26 @@ class Daemon(RootTestCase):
         self.assertEqual(len(delivered(self.out, "slow@localhost")), 1)
         self.assertEqual(queue_files(self.root), [])
 
+    def test_term_with_a_logger_exits_at_once(self):
+        import time
+        self.stop()  # the daemon of setUp; this one logs through a logger program
+        out = os.path.join(self.root.dir, "logger.out")
+        p = subprocess.Popen([self.root.bin("qmail-start"), "./Maildir/", "sh", "-c", "exec cat > " + out],
+                             stdin=subprocess.DEVNULL, env=self.root.env(STUB_OUT=self.out),
+                             start_new_session=True)
+        try:
+            wait_until(lambda: os.path.exists(out) and b"status: local 0/10" in open(out, "rb").read(),
+                       10, what="qmail-send start")
+            t = time.monotonic()
+            p.send_signal(signal.SIGTERM)
+            self.assertEqual(p.wait(timeout=20), 0)
+            self.assertLess(time.monotonic() - t, 5)
+            wait_until(lambda: b"status: exiting" in open(out, "rb").read(), 10, what="the last log line")
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(timeout=10)
+
     def test_second_instance_refused(self):
         p = subprocess.run([self.root.bin("qmail-start"), "./Maildir/"], env=self.root.env(STUB_OUT=self.out),
                            capture_output=True, timeout=20)
