@@ -46,7 +46,17 @@ fn helper(
     if let Some(a) = account {
         as_account(&mut cmd, a);
     }
-    cmd.spawn().map(|_| ())
+    cmd.spawn()
+        .map(|_| ())
+        .map_err(|e| unable(roots.qmail_bin(name).as_os_str(), e))
+}
+
+/// `unable to start PROGRAM: why`, so the admin sees which program.
+fn unable(prog: &std::ffi::OsStr, e: io::Error) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        format!("unable to start {}: {e}", prog.to_string_lossy()),
+    )
 }
 
 /// Starts everything; returns only on failure (with the exit code).
@@ -75,7 +85,7 @@ fn start_inner(
         let mut cmd = Command::new(prog);
         cmd.args(&logger[1..]).stdin(Stdio::from(r));
         as_account(&mut cmd, "qmaill");
-        cmd.spawn()?;
+        cmd.spawn().map_err(|e| unable(prog, e))?;
         w
     } else {
         io::stderr().as_fd().try_clone_to_owned()?

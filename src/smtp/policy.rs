@@ -44,9 +44,14 @@ impl HostPolicy {
         checkpassword: Vec<OsString>,
     ) -> std::io::Result<HostPolicy> {
         let c = Control::new(roots);
-        let rcpthosts = c
+        let rcpthosts: Option<HashSet<String>> = c
             .list_opt("rcpthosts")?
             .map(|l| l.into_iter().map(|s| s.to_ascii_lowercase()).collect());
+        if rcpthosts.is_none() && !roots.control("morercpthosts.cdb").exists() {
+            eprintln!(
+                "qmail-smtpd: warning: no control/rcpthosts: only clients with relay rights may send mail"
+            );
+        }
         Ok(HostPolicy {
             roots: roots.clone(),
             remote_ip: remote_ip.to_string(),
@@ -135,19 +140,21 @@ impl Policy for HostPolicy {
         addr::badmailfrom(&self.badmailfrom, a)
     }
 
+    /// Unlike qmail, a host without `control/rcpthosts` (and without
+    /// morercpthosts.cdb) takes no domain for its own: it is never an open
+    /// relay, whatever its control files.
     fn rcpthosts(&mut self, a: &[u8]) -> bool {
-        let Some(rh) = &self.rcpthosts else {
-            return true;
-        };
         let Some(d) = addr::domain(a) else {
             return true;
         };
         let keys = addr::rcpthosts_keys(d);
-        if keys
-            .iter()
-            .any(|k| std::str::from_utf8(k).is_ok_and(|k| rh.contains(k)))
-        {
-            return true;
+        if let Some(rh) = &self.rcpthosts {
+            if keys
+                .iter()
+                .any(|k| std::str::from_utf8(k).is_ok_and(|k| rh.contains(k)))
+            {
+                return true;
+            }
         }
         if let Some(m) = &self.morercpthosts {
             return keys.iter().any(|k| matches!(m.get(k), Ok(Some(_))));

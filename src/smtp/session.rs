@@ -341,7 +341,9 @@ impl Session {
             b"HELP" => Step::r(reply::HELP),
             b"QUIT" => Step::close(&reply::quit(&self.cfg.greeting)),
             b"STARTTLS" => {
-                if self.tls.is_some() || !self.cfg.tls_offered {
+                // Not offered without servercert.pem, but asked for anyway: the
+                // server's attempt to load it gives the TLS patch's 454.
+                if self.tls.is_some() {
                     Step::r(reply::UNIMPLEMENTED)
                 } else {
                     Step {

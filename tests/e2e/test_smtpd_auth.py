@@ -162,6 +162,16 @@ class Auth(SmtpdCase):
             self.assertTrue(r.endswith(" (#4.3.0)\r\n"), r)
             self.assertNotIn(self.root.dir, r)  # no path for clients to see
 
+    def test_starttls_without_a_certificate(self):
+        os.unlink(self.pem)
+        srv = self.smtpd()
+        c = Raw(srv.port)
+        c.reply()
+        self.assertNotIn("STARTTLS", c.cmd("EHLO x"))
+        r = c.cmd("STARTTLS")
+        self.assertTrue(r.startswith("454 TLS missing certificate: "), r)
+        self.assertEqual(c.cmd("NOOP"), "250 ok\r\n")  # the session goes on in plaintext
+
     def test_failed_handshake_gets_the_tls_patch_reply(self):
         srv = self.smtpd()
         c = Raw(srv.port)

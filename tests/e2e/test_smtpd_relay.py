@@ -73,6 +73,21 @@ class Battery(RelayCase):
         self.assertEqual(c.cmd("RCPT TO:<someone@LOCALHOST>"), OK)
         self.assertEqual(c.cmd("RCPT TO:<postmaster>"), OK)
 
+    def test_without_rcpthosts_nothing_is_relayed(self):
+        # qmail relays for everybody without control/rcpthosts; we never do.
+        os.unlink(self.root.control("rcpthosts"))
+        srv = self.smtpd()
+        c = self.connect(srv)
+        self.battery(c, NO_RELAY)
+        self.assertEqual(c.cmd("MAIL FROM:<someone@example.net>"), OK)
+        self.assertEqual(c.cmd("RCPT TO:<friend@elsewhere.example>"), NO_RELAY)
+        self.assertEqual(c.cmd("RCPT TO:<postmaster>"), OK)
+        self.assertEqual(c.cmd("RSET"), "250 flushed\r\n")
+        self.assertEqual(c.cmd("AUTH PLAIN " + base64.b64encode(b"\0joe@example.test\0secret1").decode()),
+                         "235 ok, go ahead (#2.0.0)\r\n")
+        self.assertEqual(c.cmd("MAIL FROM:<joe@example.test>"), OK)
+        self.assertEqual(c.cmd("RCPT TO:<friend@elsewhere.example>"), OK)
+
     def test_morercpthosts_cdb(self):
         r = self.root
         with open(r.control("morercpthosts"), "w") as f:
