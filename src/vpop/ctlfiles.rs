@@ -169,22 +169,27 @@ pub fn newmrh(roots: &Roots) -> io::Result<()> {
 /// `add_domain_assign`: assign line + qmail-newu, rcpthosts (or morercpthosts
 /// once rcpthosts has 50 lines, + qmail-newmrh), virtualdomains, and removal
 /// from locals.
+/// The errors name the file (`/var/qmail/users/assign: No such file or directory`).
 pub fn add_domain(roots: &Roots, alias: &str, assign_line: &str) -> io::Result<()> {
+    let named = |p: &Path| {
+        let p = p.to_path_buf();
+        move |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", p.display()))
+    };
     let assign = crate::vpop::assign::assign_path(roots);
-    insert_sorted(&assign, assign_line, Kind::Assign)?;
+    insert_sorted(&assign, assign_line, Kind::Assign).map_err(named(&assign))?;
     crate::vpop::assign::newu(roots).map_err(|e| io::Error::other(e.to_string()))?;
     if count_rcpthosts(roots) >= 50 {
-        insert_sorted(&roots.control("morercpthosts"), alias, Kind::Hosts)?;
+        let mrh = roots.control("morercpthosts");
+        insert_sorted(&mrh, alias, Kind::Hosts).map_err(named(&mrh))?;
         newmrh(roots)?;
     } else {
-        insert_sorted(&roots.control("rcpthosts"), alias, Kind::Hosts)?;
+        let rh = roots.control("rcpthosts");
+        insert_sorted(&rh, alias, Kind::Hosts).map_err(named(&rh))?;
     }
-    insert_sorted(
-        &roots.control("virtualdomains"),
-        &format!("{alias}:{alias}"),
-        Kind::Virtual,
-    )?;
-    remove_lines(&roots.control("locals"), &[alias.to_string()])?;
+    let vd = roots.control("virtualdomains");
+    insert_sorted(&vd, &format!("{alias}:{alias}"), Kind::Virtual).map_err(named(&vd))?;
+    let locals = roots.control("locals");
+    remove_lines(&locals, &[alias.to_string()]).map_err(named(&locals))?;
     Ok(())
 }
 

@@ -40,6 +40,28 @@ class SetupRoot(unittest.TestCase):
         self.assertTrue(os.path.exists(r.control("rcpthosts")), "no rcpthosts would be an open relay")
         self.assertEqual(r.read("var/qmail/users/assign"), b".\n")
 
+    def test_postmaster_root_and_mailer_daemon_reach_someone(self):
+        r = self.root
+        for a in ("postmaster", "root", "mailer-daemon"):
+            self.assertEqual(r.read("var/qmail/alias/.qmail-" + a), b"./Maildir/\n")
+        for d in ("new", "cur", "tmp"):
+            self.assertTrue(os.path.isdir(os.path.join(r.dir, "var/qmail/alias/Maildir", d)))
+        self.assertTrue(os.path.exists(os.path.join(r.dir, "var/qmail/man/man8/qmail-smtpd.8")))
+        # Delivered there, through the real queue.
+        from test_queue_delivery import send_once
+        p = r.run("sendmail", "-f", "someone@localhost", "postmaster@localhost", input=b"Subject: pm\n\nhi\n")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        send_once(r, os.path.join(r.dir, "unused"))
+        self.assertEqual(len(os.listdir(os.path.join(r.dir, "var/qmail/alias/Maildir/new"))), 1)
+
+    def test_wrong_program_directory_creates_nothing(self):
+        target = os.path.join(self.root.dir, "never")
+        p = subprocess.run([os.path.join(REPO, "scripts", "setup-root"), target], capture_output=True,
+                           env=dict(os.environ, VQMAIL_BIN="/nonexistent"), timeout=60)
+        self.assertEqual(p.returncode, 111)
+        self.assertIn(b"no built programs in /nonexistent", p.stderr)
+        self.assertFalse(os.path.exists(target))
+
     def test_programs_are_installed_in_their_homes(self):
         self.assertTrue(os.access(self.root.q("bin", "maildirmake"), os.X_OK))
 
