@@ -234,14 +234,8 @@ impl Writer {
     /// Writes the database through `tmp` and renames it to `path`, as tcprules
     /// and qmail-newu do with an explicit temporary name.
     pub fn write_via(&self, path: &Path, tmp: &Path, mode: u32) -> io::Result<()> {
-        use std::os::unix::fs::OpenOptionsExt;
         let bytes = self.to_bytes()?;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(tmp)?;
+        let mut f = crate::fsutil::create_fresh(tmp, mode)?;
         let r = f.write_all(&bytes).and_then(|_| f.sync_all());
         drop(f);
         if let Err(e) = r.and_then(|_| std::fs::rename(tmp, path)) {

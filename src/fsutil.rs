@@ -18,6 +18,67 @@ pub fn tmp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!("{name}.tmp.{}", std::process::id()))
 }
 
+/// Creates `p` afresh for writing with `mode`: whatever is at that name (a
+/// file a killed writer left, or a link someone planted) is unlinked, never
+/// followed, and the new file is made exclusively (`O_EXCL`, so a link put
+/// back in between makes this fail instead of being followed).
+pub fn create_fresh(p: &Path, mode: u32) -> io::Result<File> {
+    match std::fs::remove_file(p) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(p)
+}
+
+/// Opens (creating it, mode 0600) a lock file; a symbolic link at its name is
+/// an error (`ELOOP`), never followed.
+pub fn open_lock(p: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(p)
+}
+
+/// Reads a whole file that must not be a symbolic link (`None` when missing).
+pub fn read_nofollow(p: &Path) -> io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut f = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(p)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut b = Vec::new();
+    f.read_to_end(&mut b)?;
+    Ok(Some(b))
+}
+
+/// Changes the owner of `p` itself: a symbolic link put at that name is
+/// changed, not the file it points to (what root's tools must do in
+/// directories other users can write).
+pub fn lchown(p: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    nix::unistd::fchownat(
+        nix::fcntl::AT_FDCWD,
+        p,
+        Some(nix::unistd::Uid::from_raw(uid)),
+        Some(nix::unistd::Gid::from_raw(gid)),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(io::Error::from)
+}
+
 /// fsyncs a directory, so a rename or link inside it is on disk.
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
@@ -96,12 +157,7 @@ fn replace_via_tmp(
 ) -> io::Result<()> {
     let tmp = tmp_path(path);
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
+        let mut f = create_fresh(&tmp, mode)?;
         // The umask may have narrowed the mode; the caller asked for exactly this.
         f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         fill(&mut f)?;
@@ -125,6 +181,42 @@ fn replace_via_tmp(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn planted_links_are_never_followed() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("secret");
+        std::fs::write(&target, "root only").unwrap();
+        // A link at a writer's temporary name.
+        let path = d.path().join("vpasswd");
+        std::os::unix::fs::symlink(&target, tmp_path(&path)).unwrap();
+        atomic_write(&path, b"new", 0o600).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"root only");
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        // At a fixed temporary name.
+        let fixed = d.path().join("x.tmp");
+        std::os::unix::fs::symlink(&target, &fixed).unwrap();
+        drop(create_fresh(&fixed, 0o600).unwrap());
+        assert_eq!(std::fs::read(&target).unwrap(), b"root only");
+        assert!(!std::fs::symlink_metadata(&fixed)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        // Lock files and files to read.
+        let lock = d.path().join("x.lock");
+        std::os::unix::fs::symlink(&target, &lock).unwrap();
+        assert!(open_lock(&lock).is_err());
+        assert!(read_nofollow(&lock).is_err());
+        assert_eq!(read_nofollow(&d.path().join("missing")).unwrap(), None);
+        assert_eq!(read_nofollow(&target).unwrap().unwrap(), b"root only");
+        // lchown changes the link itself (here: to our own ids, which works
+        // for any user).
+        let (uid, gid) = (
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        );
+        lchown(&lock, uid, gid).unwrap();
+    }
 
     #[test]
     fn replaces_atomically() {

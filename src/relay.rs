@@ -22,10 +22,8 @@
 //! recorded in open-smtp, so [`is_open`] sees them, but are left out of the cdb:
 //! tcprules' syntax has no room for their colons and tcpserver 0.88 serves IPv4.
 
-use std::fs::OpenOptions;
 use std::io;
 use std::net::IpAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use crate::paths::Roots;
@@ -194,13 +192,12 @@ fn bad_ip(ip: &str) -> io::Error {
 }
 
 fn lock(roots: &Roots) -> io::Result<std::fs::File> {
-    let f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(roots.vpop_etc("open-smtp.lock"))?;
+    let path = roots.vpop_etc("open-smtp.lock");
+    let f = crate::fsutil::open_lock(&path)?;
     sys::lock_exclusive(&f)?;
+    // vchkpw (setuid vpopmail) takes this lock too: a lock file root made
+    // must be vpopmail's, or POP-before-SMTP would stop working.
+    chown_vpopmail(&path);
     Ok(f)
 }
 
@@ -233,11 +230,7 @@ fn chown_vpopmail(path: &std::path::Path) {
         return;
     }
     if let Some(a) = sys::account("vpopmail") {
-        let _ = nix::unistd::chown(
-            path,
-            Some(nix::unistd::Uid::from_raw(a.uid)),
-            Some(nix::unistd::Gid::from_raw(a.gid)),
-        );
+        let _ = crate::fsutil::lchown(path, a.uid, a.gid);
     }
 }
 

@@ -343,8 +343,17 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
         ));
         return 14;
     }
+    // Started through the setuid bit by someone else (a local user, not the
+    // root-run qmail-popup or a server running as vpopmail): the client
+    // address is whatever that user put in TCPREMOTEIP, and nothing slows
+    // their guessing down.
+    let foreign_caller =
+        nix::unistd::getuid() != nix::unistd::geteuid() && !nix::unistd::getuid().is_root();
     if let Err(r) = check(&conn, &login, &entry, &req, &ip) {
         log(&r.log);
+        if foreign_caller {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        }
         return r.code;
     }
     let who = format!("{}@{}:{ip}", login.user, login.domain);
@@ -357,10 +366,18 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
             crate::pop3::server::poll_interval(roots),
             crate::timefmt::now(),
         );
+    if foreign_caller && conn.service != Service::Smtp {
+        log(&format!(
+            "{}: relay not opened: started by uid {}, whose TCPREMOTEIP proves nothing {who}",
+            conn.name,
+            nix::unistd::getuid()
+        ));
+    }
     if conn.service != Service::Smtp
         && !entry.has(flags::NO_RELAY)
         && !ip.is_empty()
         && !poll_refused
+        && !foreign_caller
     {
         if let Err(e) = relay::open(roots, &ip) {
             log(&format!(

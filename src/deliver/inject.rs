@@ -130,7 +130,19 @@ impl Settings {
             })
         };
         let me = ctl("me")?.unwrap_or_else(crate::sys::hostname);
-        let first = |names: &[&str]| names.iter().find_map(|n| env(n).filter(|v| !v.is_empty()));
+        // Values go into header lines: a line break or another control
+        // character in one (sendmail -F, QMAILNAME ...) must not start a
+        // header of its own, so each becomes a space.
+        let first = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| env(n).filter(|v| !v.is_empty()))
+                .map(|v| {
+                    v.chars()
+                        .map(|c| if c.is_control() { ' ' } else { c })
+                        .collect::<String>()
+                })
+        };
         let defaulthost = first(&["QMAILDEFAULTHOST"])
             .or(ctl("defaulthost")?)
             .unwrap_or(me.clone());
@@ -661,6 +673,31 @@ mod tests {
 
     fn a(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn line_breaks_in_names_start_no_header() {
+        let d = tempfile::tempdir().unwrap();
+        let roots = Roots::new(d.path().join("q"), d.path().join("v"));
+        let env = |n: &str| match n {
+            "QMAILNAME" => Some("Joe\r\nBcc: victim@example.net".to_string()),
+            "QMAILUSER" => Some("joe\nX: y".to_string()),
+            "QMAILHOST" => Some("example.com".to_string()),
+            _ => None,
+        };
+        let st = Settings::load(&roots, &env).unwrap();
+        assert!(!st.name.as_deref().unwrap().contains(['\r', '\n']));
+        assert!(!st.user.contains('\n'));
+        let o = parse_args(&a(&["-H"])).unwrap();
+        let p = prepare(&o, &st, b"To: bob@example.com\n\nbody\n", 0).unwrap();
+        let text = String::from_utf8_lossy(&p.message);
+        let head = text.split("\n\n").next().unwrap();
+        assert!(
+            !head
+                .lines()
+                .any(|l| l.starts_with("Bcc:") || l.starts_with("X:")),
+            "{head}"
+        );
     }
 
     #[test]

@@ -22,7 +22,6 @@
 use std::fmt;
 use std::fs::OpenOptions;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -282,12 +281,7 @@ pub fn rebuild(maildir: &Path, quota: &Quota) -> io::Result<Usage> {
     ));
     let content = format!("{quota}\n{} {}\n", usage.bytes, usage.count);
     let res = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut f = crate::fsutil::create_fresh(&tmp, 0o600)?;
         f.write_all(content.as_bytes())?;
         f.sync_all()?;
         drop(f);

@@ -10,10 +10,8 @@
 //! `example.com.mail`), as vpopmail's `update_file`; a file found out of order
 //! is sorted as a whole, with vpopmail's notice on stderr.
 
-use std::fs::OpenOptions;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use crate::cdb;
@@ -52,12 +50,7 @@ pub fn sort_key(line: &str, kind: Kind) -> String {
 fn lock(path: &Path) -> io::Result<std::fs::File> {
     let mut name = path.as_os_str().to_owned();
     name.push(".lock");
-    let f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&name)?;
+    let f = crate::fsutil::open_lock(Path::new(&name))?;
     crate::sys::lock_exclusive(&f)?;
     Ok(f)
 }

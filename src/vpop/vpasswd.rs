@@ -19,9 +19,8 @@
 //! vpopmail's `vauth_adduser` does, so a sorted file stays sorted and a hand-made
 //! order is left alone.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::cdb;
@@ -131,12 +130,7 @@ fn read_lines(path: &Path) -> io::Result<Vec<String>> {
 /// Writes `data` to a new file at `p` (mode 0600) and fsyncs it.
 fn write_synced(p: &Path, data: &[u8]) -> io::Result<()> {
     use std::io::Write;
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(p)?;
+    let mut f = crate::fsutil::create_fresh(p, 0o600)?;
     f.write_all(data)?;
     f.sync_all()
 }
@@ -189,12 +183,7 @@ impl Lock {
     /// same kind, such as `domains/.dir-control.lock`).
     pub fn take_named(dir: &Path, name: &str, owner: Option<(u32, u32)>) -> io::Result<Lock> {
         let path = dir.join(name);
-        let f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)?;
+        let f = crate::fsutil::open_lock(&path)?;
         crate::sys::lock_exclusive(&f)?;
         chown_to(&path, owner);
         Ok(Lock {
@@ -327,11 +316,7 @@ fn name_of(line: &str) -> &str {
 pub fn chown_to(path: &Path, owner: Option<(u32, u32)>) {
     if let Some((uid, gid)) = owner {
         if nix::unistd::geteuid().is_root() {
-            let _ = nix::unistd::chown(
-                path,
-                Some(nix::unistd::Uid::from_raw(uid)),
-                Some(nix::unistd::Gid::from_raw(gid)),
-            );
+            let _ = crate::fsutil::lchown(path, uid, gid);
         }
     }
 }

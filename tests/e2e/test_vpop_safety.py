@@ -22,6 +22,33 @@ class Safety(RootTestCase):
         with open(os.path.join(self.dom, "vpasswd")) as f:
             return f.read().split("\n")
 
+    def test_planted_links_are_not_followed(self):
+        r = self.root
+        r.add_domain("links.test")
+        r.add_user("user1@links.test", "secret1")
+        dd = r.domain_dir("links.test")
+        secret = os.path.join(r.dir, "secret")
+        with open(secret, "w") as f:
+            f.write("root only\n")
+        os.chmod(secret, 0o600)
+        # At vpasswd's fixed temporary name, and as an alias file.
+        os.symlink(secret, os.path.join(dd, "vpasswd.cdb.tmp"))
+        os.symlink(secret, os.path.join(dd, ".qmail-stolen"))
+        r.run("vpasswd", "user1@links.test", "newpass1", check=True)
+        with open(secret) as f:
+            self.assertEqual(f.read(), "root only\n")
+        p = r.run("valias", "-s", "stolen@links.test")
+        self.assertNotIn(b"root only", p.stdout + p.stderr)
+        # And at open-smtp's lock.
+        lock = r.v("etc", "open-smtp.lock")
+        if os.path.exists(lock):
+            os.unlink(lock)
+        os.symlink(secret, lock)
+        p = r.run("relay-open", "-c")
+        self.assertNotEqual(p.returncode, 0)
+        with open(secret) as f:
+            self.assertEqual(f.read(), "root only\n")
+
     def test_concurrent_vadduser_all_succeed(self):
         r = self.root
         procs = [subprocess.Popen([r.bin("vadduser"), f"user{i:02d}@example.com", "pw-12345"],
