@@ -44,7 +44,11 @@ pub fn handle(q: &Queue, spares: &mut super::spare::Keeper, req: &[u8]) -> u8 {
     };
     let ok = match kind {
         "todo" => unlink_ok(&q.intd(id)) && removed(spares.remove(&q.todo(id))),
-        "foop" => unlink_ok(&q.intd(id)) && unlink_ok(&q.mess(id)),
+        "foop" => {
+            let ok = unlink_ok(&q.intd(id)) && unlink_ok(&q.mess(id));
+            spares.replenish();
+            ok
+        }
         _ => false,
     };
     if ok {
@@ -111,13 +115,18 @@ mod tests {
         // A reader of the message (a delivery still running) keeps it.
         std::fs::write(q.mess(5), "message five").unwrap();
         let mut reader = std::fs::File::open(q.mess(5)).unwrap();
+        let mess_ino = reader.metadata().unwrap().ino();
         serve(&q, &b"todo/5\0foop/5\0bad\0mess/../x\0"[..], &mut out, 0).unwrap();
         assert_eq!(out, b"++!!");
         assert!(!q.todo(5).exists() && !q.mess(5).exists() && !q.intd(5).exists());
-        // The todo file became a spare; the message file did not.
+        // The todo file became a spare, and a new file replaced the message
+        // file, which did not become one.
         let spares: Vec<_> = super::super::spare::names(&super::super::spare::dir(&q)).collect();
-        assert_eq!(spares.len(), 1);
-        assert_eq!(std::fs::read(&spares[0]).unwrap(), b"");
+        assert_eq!(spares.len(), 2);
+        for sp in &spares {
+            assert_eq!(std::fs::read(sp).unwrap(), b"");
+            assert_ne!(std::fs::metadata(sp).unwrap().ino(), mess_ino);
+        }
         let mut text = String::new();
         reader.read_to_string(&mut text).unwrap();
         assert_eq!(text, "message five");

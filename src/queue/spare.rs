@@ -207,6 +207,29 @@ impl Keeper {
     }
 }
 
+impl Keeper {
+    /// Adds a spare that was never a message file: a new empty file, made
+    /// here, off qmail-queue's path, so that a message file qmail-clean had to
+    /// unlink (see [`super::clean`]) is replaced without qmail-queue making an
+    /// inode itself. Nothing when there are enough spares.
+    pub fn replenish(&mut self) {
+        let Some(d) = self.dir.as_ref().filter(|_| self.count < MAX) else {
+            return;
+        };
+        self.seq += 1;
+        let name = format!("{}.{}", std::process::id(), self.seq);
+        let hidden = d.join(format!(".{name}"));
+        let made = crate::fsutil::create_fresh(&hidden, 0o644)
+            .and_then(|_| std::fs::rename(&hidden, d.join(&name)));
+        match made {
+            Ok(()) => self.count += 1,
+            Err(_) => {
+                let _ = std::fs::remove_file(&hidden);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -99,9 +99,10 @@ class QueueWriteOrder(RootTestCase):
         send_once(self.root, self.out)
         self.assertEqual(len(delivered(self.out, "joe@localhost")), 1)
         self.assertEqual(queue_files(self.root), [])
-        # The finished todo file became a spare; the message file was unlinked.
+        # The finished todo file became a spare; the message file was unlinked
+        # and a new file made in its place.
         spares = os.listdir(os.path.join(self.qdir, "pid", "spare"))
-        self.assertEqual(len(spares), 1)
+        self.assertEqual(len(spares), 2)
         self.check_one("second.trace")
         # The second message took the spares instead of new files.
         self.assertLess(len(os.listdir(os.path.join(self.qdir, "pid", "spare"))), len(spares))
