@@ -572,6 +572,60 @@ pub fn check_new_domain(roots: &Roots, name: &str) -> Result<(), VError> {
     }
 }
 
+/// What vaddaliasdomain did: `alias` now delivers to `real`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AliasAdded {
+    /// The new alias domain.
+    pub alias: String,
+    /// The domain it aliases.
+    pub real: String,
+}
+
+/// Makes one of two domains an alias of the other, as vpopmail 5.4's
+/// vaddaliasdomain: the one that exists is the real domain (either order is
+/// taken), the other gets the users/assign line `+alias-:real:uid:gid:dir:-::`,
+/// a line in rcpthosts (or morercpthosts) and `alias:alias` in virtualdomains,
+/// and qmail-send is told.
+pub fn add_alias_domain(roots: &Roots, a: &str, b: &str) -> Result<AliasAdded, VError> {
+    let (a, b) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
+    if a == b {
+        return Err(VError::msg("real domain and alias domain are the same!"));
+    }
+    let find = |n: &str| -> Result<Option<Domain>, VError> {
+        names::check_domain_chars(n)?;
+        find_domain(roots, n).map_err(io_err("can't read users/assign"))
+    };
+    let (alias, real) = match (find(&a)?, find(&b)?) {
+        (Some(_), Some(_)) => {
+            return Err(VError::msg(
+                "Both domains already exist, unable to create alias.",
+            ))
+        }
+        (None, None) => {
+            return Err(VError::msg(format!(
+                "Neither '{a}' or '{b}'  exist, unable to create alias."
+            )))
+        }
+        (Some(real), None) => (b, real),
+        (None, Some(real)) => (a, real),
+    };
+    check_new_domain(roots, &alias)?;
+    let line = crate::vpop::assign::domain_line(&alias, &real.name, real.uid, real.gid, &real.dir);
+    if let Err(e) = ctlfiles::add_domain(roots, &alias, &line) {
+        let _ = ctlfiles::del_domains(
+            roots,
+            std::slice::from_ref(&alias),
+            std::slice::from_ref(&line),
+        );
+        return Err(VError::io(verror(VA_COULD_NOT_UPDATE_FILE), &e));
+    }
+    ctlfiles::hup_qmail_send(roots);
+    Ok(AliasAdded {
+        alias,
+        real: real.name,
+    })
+}
+
 /// The `.qmail-default` line of a domain.
 pub fn qmail_default_line(roots: &Roots, dom_dir: &Path, catchall: Option<&str>) -> String {
     let bin = roots.vpop_bin("vdelivermail");

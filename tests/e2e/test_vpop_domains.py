@@ -223,6 +223,55 @@ class Domains(RootTestCase):
         p = r.run("vdeldomain", "real.com")
         self.assertEqual((p.returncode, p.stdout), (245, b"Error: Domain does not exist\n"))
 
+    def test_vaddaliasdomain(self):
+        r = self.root
+        r.add_domain("real.test")
+        r.add_user("joe@real.test", "joepass1")
+        # Either order: the existing domain is the real one.
+        p = r.run("vaddaliasdomain", "alias.test", "real.test")
+        self.assertEqual((p.returncode, p.stdout), (0, b""), p.stderr)
+        dom = r.domain_dir("real.test")
+        with open(r.q("users", "assign")) as f:
+            self.assertIn("+alias.test-:real.test:", f.read())
+        with open(r.control("rcpthosts")) as f:
+            self.assertIn("alias.test\n", f.read())
+        with open(r.control("virtualdomains")) as f:
+            self.assertIn("alias.test:alias.test\n", f.read())
+        # Mail for the alias reaches the real domain's user.
+        from test_queue_delivery import send_once
+        from harness import maildir_messages
+        p = r.run("sendmail", "-f", "someone@localhost", "joe@alias.test", input=b"Subject: via alias\n\nhi\n")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        send_once(r, os.path.join(r.dir, "unused"))
+        [m] = maildir_messages(r.maildir("joe", "real.test"))
+        with open(m, "rb") as f:
+            self.assertIn(b"Subject: via alias", f.read())
+        # Logins with the alias domain.
+        data = b"joe@alias.test\0joepass1\0\0"
+        argv = ["sh", "-c", 'exec 3<&0 </dev/null; exec "$@"', "sh", r.bin("vchkpw"), "true"]
+        ok = subprocess.run(argv, input=data, capture_output=True, timeout=30,
+                            env=r.env(TCPREMOTEIP="10.2.2.2", TCPLOCALPORT="110"))
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        # Refusals, each with one line and 255, and no change.
+        before = r.read("var/qmail/users/assign")
+        for args, text in [(("real.test", "alias.test"), b"Error: Both domains already exist, unable to create alias.\n"),
+                           (("a.test", "b.test"), b"Error: Neither 'a.test' or 'b.test'  exist, unable to create alias.\n"),
+                           (("real.test", "real.test"), b"Error: real domain and alias domain are the same!\n"),
+                           (("real.test",), None)]:
+            p = r.run("vaddaliasdomain", *args)
+            self.assertEqual(p.returncode, 255, args)
+            if text:
+                self.assertEqual(p.stdout, text)
+        self.assertEqual(r.read("var/qmail/users/assign"), before)
+        # vdeldomain knows it.
+        p = r.run("vdeldomain", "real.test")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"alias.test", p.stdout)
+        r.run("vdeldomain", "alias.test", check=True)
+        with open(r.control("rcpthosts")) as f:
+            self.assertNotIn("alias.test", f.read())
+        self.assertTrue(os.path.isdir(dom))
+
     def test_qmail_newu_golden(self):
         r = self.root
         assign = (b"+example.com-:example.com:89:89:/home/vpopmail/domains/example.com:-::\n"

@@ -158,3 +158,25 @@ pub fn qmail_newmrh(_args: &[String]) -> i32 {
         }
     }
 }
+
+/// vaddaliasdomain: makes a domain an alias of an existing one.
+pub fn vaddaliasdomain(args: &[String]) -> i32 {
+    let roots = Roots::from_env();
+    let usage = "vaddaliasdomain [-v] real_domain alias_domain (either order)";
+    let (opts, ops) = match getopt(args, "v") {
+        Ok(x) => x,
+        Err(e) => return usage_error(&e, usage),
+    };
+    for o in &opts {
+        if o.c == 'v' {
+            out(&format!("version: {VERSION}\n"));
+        }
+    }
+    let [a, b] = ops.as_slice() else {
+        return usage_error("two domains expected", usage);
+    };
+    match admin::add_alias_domain(&roots, a, b) {
+        Ok(_) => 0,
+        Err(e) => fail(&e),
+    }
+}

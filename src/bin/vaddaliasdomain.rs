@@ -1,0 +1,7 @@
+//! vaddaliasdomain: see vaddaliasdomain(8). The work is done in
+//! [`vqmail::vpop::cli::vaddaliasdomain`].
+
+fn main() {
+    let args = vqmail::vpop::cli::args();
+    std::process::exit(vqmail::vpop::cli::vaddaliasdomain(&args));
+}
