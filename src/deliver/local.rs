@@ -139,37 +139,7 @@ impl Lines {
     }
 }
 
-/// qmail's `quote2`: the local part in double quotes when it is not a
-/// plain dot-atom (`"a b"@example.com`); the domain is left alone.
-pub fn quote_addr(addr: &[u8]) -> Vec<u8> {
-    let (local, domain) = match addr.iter().rposition(|&b| b == b'@') {
-        Some(i) => (&addr[..i], Some(&addr[i..])),
-        None => (addr, None),
-    };
-    let atext = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b);
-    let plain = local.is_empty()
-        || (local.iter().all(|&b| atext(b) || b == b'.')
-            && !local.starts_with(b".")
-            && !local.ends_with(b".")
-            && !local.windows(2).any(|w| w == b".."));
-    let mut out = Vec::with_capacity(addr.len() + 2);
-    if plain {
-        out.extend_from_slice(local);
-    } else {
-        out.push(b'"');
-        for &b in local {
-            if b == b'"' || b == b'\\' {
-                out.push(b'\\');
-            }
-            out.push(b);
-        }
-        out.push(b'"');
-    }
-    if let Some(d) = domain {
-        out.extend_from_slice(d);
-    }
-    out
-}
+pub use crate::smtp::addr::quote2 as quote_addr;
 
 /// The environment qmail-local gives programs (without DEFAULT/NEWSENDER).
 pub fn environment(a: &Args, l: &Lines) -> Vec<(OsString, OsString)> {

@@ -23,40 +23,7 @@ pub fn paragraph(recip: &[u8], report: &[u8]) -> Vec<u8> {
     t
 }
 
-/// qmail's `quote2`: an address with its local part quoted when it needs it.
-pub fn quote_addr(addr: &[u8]) -> Vec<u8> {
-    let (local, domain) = match addr.iter().rposition(|&b| b == b'@') {
-        Some(at) => (&addr[..at], Some(&addr[at..])),
-        None => (addr, None),
-    };
-    let mut out = quote_local(local);
-    if let Some(d) = domain {
-        out.extend_from_slice(d);
-    }
-    out
-}
-
-/// qmail's `quote`: the local part as is, or in double quotes with `"` and `\`
-/// escaped when it holds specials, controls or misplaced dots.
-pub fn quote_local(local: &[u8]) -> Vec<u8> {
-    let special = |b: u8| b"()<>@,;:\\\".[] ".contains(&b) || !(32..127).contains(&b);
-    let needs = local.first() == Some(&b'.')
-        || local.last() == Some(&b'.')
-        || local.windows(2).any(|w| w == b"..")
-        || local.iter().any(|&b| b != b'.' && special(b));
-    if !needs {
-        return local.to_vec();
-    }
-    let mut out = b"\"".to_vec();
-    for &b in local {
-        if b == b'"' || b == b'\\' {
-            out.push(b'\\');
-        }
-        out.push(b);
-    }
-    out.push(b'"');
-    out
-}
+pub use crate::smtp::addr::{quote2 as quote_addr, quote_local};
 
 /// The header and explanation of a bounce, up to and including the line
 /// `--- Below this line ...`, the blank line and the `Return-Path:` line; the

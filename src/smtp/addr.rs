@@ -89,6 +89,50 @@ pub fn size_param(arg: &[u8]) -> Option<u64> {
     })
 }
 
+/// qmail's `quote`: a local part as it is when it is a plain dot-atom, else
+/// in double quotes with `"` and `\\` escaped: an empty one, one with a
+/// space, a special character, a control or 8-bit byte, or a dot at either
+/// end or doubled.
+pub fn quote_local(local: &[u8]) -> Vec<u8> {
+    let atext = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b);
+    let needs = local.is_empty()
+        || local.iter().any(|&b| !atext(b))
+        || local.starts_with(b".")
+        || local.ends_with(b".")
+        || local.windows(2).any(|w| w == b"..");
+    if !needs {
+        return local.to_vec();
+    }
+    let mut out = Vec::with_capacity(local.len() + 2);
+    out.push(b'"');
+    for &b in local {
+        if b == b'"' || b == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
+    out
+}
+
+/// qmail's `quote2`, for envelope addresses in SMTP commands and in
+/// `Return-Path:`: the part before the last `@` through [`quote_local`], the
+/// domain unchanged; an address without `@` is quoted whole; the empty
+/// address stays empty.
+pub fn quote2(addr: &[u8]) -> Vec<u8> {
+    if addr.is_empty() {
+        return Vec::new();
+    }
+    match addr.iter().rposition(|&b| b == b'@') {
+        Some(at) => {
+            let mut out = quote_local(&addr[..at]);
+            out.extend_from_slice(&addr[at..]);
+            out
+        }
+        None => quote_local(addr),
+    }
+}
+
 /// The domain of an address (after the last `@`), if any.
 pub fn domain(addr: &[u8]) -> Option<&[u8]> {
     addr.iter()

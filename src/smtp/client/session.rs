@@ -103,44 +103,6 @@ impl From<io::Error> for Died {
     }
 }
 
-/// An envelope address as it goes into `MAIL FROM:<>` or `RCPT TO:<>`
-/// (qmail's addrmangle and quote): a local part that is not a dot-atom, or
-/// that has 8-bit bytes, goes in double quotes with `"` and `\\` escaped; the
-/// domain is unchanged, and so is an address without `@`. The caller keeps
-/// CR and LF out (see [`has_line_break`]).
-pub fn mangle(addr: &[u8]) -> Vec<u8> {
-    let Some(at) = addr.iter().rposition(|&b| b == b'@') else {
-        return addr.to_vec();
-    };
-    let (local, domain) = addr.split_at(at);
-    let mut out = Vec::with_capacity(addr.len() + 4);
-    if needs_quotes(local) {
-        out.push(b'"');
-        for &b in local {
-            if b == b'"' || b == b'\\' {
-                out.push(b'\\');
-            }
-            out.push(b);
-        }
-        out.push(b'"');
-    } else {
-        out.extend_from_slice(local);
-    }
-    out.extend_from_slice(domain);
-    out
-}
-
-/// Whether a local part needs quotes: RFC 5321 specials, space, control or
-/// 8-bit bytes, or dots at either end or doubled.
-fn needs_quotes(local: &[u8]) -> bool {
-    let atext = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b);
-    !local.is_empty()
-        && (local.iter().any(|&b| !atext(b))
-            || local.starts_with(b".")
-            || local.ends_with(b".")
-            || local.windows(2).any(|w| w == b".."))
-}
-
 /// Whether an address holds a CR or LF, which no SMTP command can carry.
 pub fn has_line_break(addr: &[u8]) -> bool {
     addr.iter().any(|&b| b == b'\r' || b == b'\n')
@@ -348,7 +310,7 @@ impl<S: Read + Write> Session<S> {
         let command = |verb: &str, addr: &[u8]| {
             let mut c = verb.as_bytes().to_vec();
             c.push(b'<');
-            c.extend_from_slice(&mangle(addr));
+            c.extend_from_slice(&crate::smtp::addr::quote2(addr));
             c.push(b'>');
             c
         };
@@ -679,7 +641,7 @@ mod tests {
 
     #[test]
     fn addresses_are_quoted_as_qmail_quotes_them() {
-        let m = |a: &[u8]| String::from_utf8_lossy(&mangle(a)).into_owned();
+        let m = |a: &[u8]| String::from_utf8_lossy(&crate::smtp::addr::quote2(a)).into_owned();
         assert_eq!(m(b"u@example.net"), "u@example.net");
         assert_eq!(m(b"a.b+c=d@x"), "a.b+c=d@x");
         assert_eq!(m(b"jane doe@mx.test"), "\"jane doe\"@mx.test");
@@ -689,9 +651,14 @@ mod tests {
         assert_eq!(m(b"q\"uote@x"), "\"q\\\"uote\"@x");
         assert_eq!(m(b"back\\slash@x"), "\"back\\\\slash\"@x");
         assert_eq!(m(b"a@b@x"), "\"a@b\"@x");
-        assert_eq!(mangle(b"j\xe9r\xf4me@x"), b"\"j\xe9r\xf4me\"@x".to_vec());
+        assert_eq!(
+            crate::smtp::addr::quote2(b"j\xe9r\xf4me@x"),
+            b"\"j\xe9r\xf4me\"@x".to_vec()
+        );
         assert_eq!(m(b""), "");
         assert_eq!(m(b"postmaster"), "postmaster");
+        assert_eq!(m(b"a b"), "\"a b\"");
+        assert_eq!(m(b"@mx.test"), "\"\"@mx.test");
         assert!(has_line_break(b"x@y>\r\nRCPT TO:<z@y"));
         assert!(!has_line_break(b"x y@z"));
         // On the wire, 8-bit and quoted addresses go out byte for byte.
