@@ -565,6 +565,16 @@ pub struct NewDomain {
 /// Checks that a new domain can be added (nothing is changed).
 pub fn check_new_domain(roots: &Roots, name: &str) -> Result<(), VError> {
     names::check_new_domain(name)?;
+    // A domain lives in qmail's files as much as in vpopmail's: without them
+    // (no setup-root yet, a wrong QMAIL_HOME) nothing is started.
+    for d in [roots.control(""), roots.qmail_home().join("users")] {
+        if !d.is_dir() {
+            return Err(VError::msg(format!(
+                "{} is missing (is QMAIL_HOME right?)",
+                d.display()
+            )));
+        }
+    }
     match find_domain(roots, name) {
         Ok(Some(_)) => Err(VError::code(VA_DOMAIN_ALREADY_EXISTS)),
         Ok(None) => Ok(()),

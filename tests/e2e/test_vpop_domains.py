@@ -223,6 +223,16 @@ class Domains(RootTestCase):
         p = r.run("vdeldomain", "real.com")
         self.assertEqual((p.returncode, p.stdout), (245, b"Error: Domain does not exist\n"))
 
+    def test_vadddomain_without_qmail_files_changes_nothing(self):
+        import tempfile
+        d = tempfile.mkdtemp(dir=self.root.dir)
+        env = {"QMAIL_HOME": os.path.join(d, "q"), "VPOPMAIL_HOME": os.path.join(d, "v")}
+        p = subprocess.run([self.root.bin("vadddomain"), "example.test", "pw-12345"], capture_output=True,
+                           env=dict(os.environ, **env), timeout=60)
+        self.assertEqual(p.returncode, 255)
+        self.assertRegex(p.stdout, rb"^Error: .*/q/control/ is missing \(is QMAIL_HOME right\?\)\n$")
+        self.assertEqual(os.listdir(d), [])
+
     def test_vaddaliasdomain(self):
         r = self.root
         r.add_domain("real.test")
