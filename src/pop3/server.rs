@@ -97,8 +97,8 @@ pub fn popup(args: Vec<OsString>) -> i32 {
                 session.line(&l, more)
             }
             Ok(Line::TooLong) => session.too_long(),
-            // qmail-popup dies silently on EOF and on a timeout.
-            Ok(Line::Eof) | Err(_) => return 0,
+            // qmail-popup dies silently on EOF and on a timeout (exit 1).
+            Ok(Line::Eof) | Err(_) => return 1,
         };
         match step.action {
             Action::Continue => {

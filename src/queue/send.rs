@@ -78,8 +78,9 @@ impl Config {
             rewrite: Rewrite::load(roots)?,
             lifetime: c.u64("queuelifetime", super::DEFAULT_LIFETIME)? as i64,
             concurrency: [
-                c.u64("concurrencylocal", 10)?.clamp(1, MAX_CONCURRENCY) as usize,
-                c.u64("concurrencyremote", 20)?.clamp(1, MAX_CONCURRENCY) as usize,
+                // 0 holds the channel, as in qmail: nothing is delivered.
+                c.u64("concurrencylocal", 10)?.min(MAX_CONCURRENCY) as usize,
+                c.u64("concurrencyremote", 20)?.min(MAX_CONCURRENCY) as usize,
             ],
             bouncefrom: c
                 .line("bouncefrom")?
@@ -368,8 +369,11 @@ impl Send {
     /// Once mode: nothing new in todo/, nothing due now.
     fn idle(&self, now: i64) -> bool {
         let due = |s: &BTreeSet<(i64, u64)>| s.first().is_some_and(|&(t, _)| t <= now);
-        (0..2).all(|c| !self.alive[c] || (!due(&self.pending[c]) && self.jobs[c].is_empty()))
-            && !due(&self.done)
+        (0..2).all(|c| {
+            !self.alive[c]
+                || self.slots[c].is_empty() // held (concurrency 0)
+                || (!due(&self.pending[c]) && self.jobs[c].is_empty())
+        }) && !due(&self.done)
             && !self.todo_now
             && self.syncing.is_none()
     }

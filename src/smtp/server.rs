@@ -197,7 +197,8 @@ pub fn run(roots: &Roots, args: Args) -> i32 {
         let line = match io.rd.read_line(MAX_LINE + 1) {
             Ok(Line::Line(l)) => Some(l),
             Ok(Line::TooLong) => None,
-            Ok(Line::Eof) => return 0,
+            // The client went away without QUIT: qmail-smtpd exits 1.
+            Ok(Line::Eof) => return 1,
             Err(e) if is_timeout(&e) => {
                 io.out.extend_from_slice(reply::TIMEOUT);
                 let _ = io.flush();

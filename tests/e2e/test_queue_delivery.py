@@ -197,6 +197,17 @@ class Delivery(RootTestCase):
         self.assertEqual(argv[1:], [self.root.q("alias"), "joe", "-", "joe", "localhost",
                                     "s@example.net", "./Maildir/"])
 
+    def test_concurrency_0_holds_the_channel(self):
+        self.root.write_control("concurrencylocal", "0\n")
+        self.assertEqual(queue(self.root, "Subject: t\n\nheld\n", "s@example.net", ["joe@localhost"]), 0)
+        log = send_once(self.root, self.out)
+        self.assertIn("status: local 0/0 remote 0/20\n", log)
+        self.assertEqual(delivered(self.out, "joe@localhost"), [])
+        self.assertNotEqual(queue_files(self.root), [])
+        self.root.write_control("concurrencylocal", "10\n")
+        send_once(self.root, self.out)
+        self.assertEqual(len(delivered(self.out, "joe@localhost")), 1)
+
     def test_vpopmail_domain_through_users_cdb(self):
         self.root.add_domain("example.com")
         self.assertEqual(queue(self.root, "x\n", "s@example.net", ["Joe.Doe@example.com"]), 0)

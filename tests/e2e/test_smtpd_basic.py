@@ -165,6 +165,14 @@ class Data(SmtpdCase):
         self.assertEqual(c.reply(), "552 sorry, that message size exceeds my databytes limit (#5.3.4)\r\n")
         self.assertEqual(len(self.queued()), 1)
 
+    def test_exit_status_like_qmail(self):
+        env = self.root.env(TCPREMOTEIP="192.0.2.9", TCPLOCALIP="127.0.0.1", TCPLOCALPORT="25")
+        smtpd = [self.root.bin("qmail-smtpd"), "localhost"]
+        gone = subprocess.run(smtpd, input=b"HELO x\r\n", capture_output=True, env=env, timeout=30)
+        self.assertEqual(gone.returncode, 1)  # the client left without QUIT
+        quit_ = subprocess.run(smtpd, input=b"HELO x\r\nQUIT\r\n", capture_output=True, env=env, timeout=30)
+        self.assertEqual(quit_.returncode, 0)
+
     def test_size_parameter_refused_at_mail(self):
         srv = self.smtpd()
         c = Raw(srv.port)
