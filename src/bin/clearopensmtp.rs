@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    vqmail::sys::reset_sigchld();
     if std::env::args_os().len() > 1 {
         eprintln!("clearopensmtp: usage: clearopensmtp");
         return ExitCode::from(100);

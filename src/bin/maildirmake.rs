@@ -2,6 +2,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    vqmail::sys::reset_sigchld();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() != 1 {
         eprintln!("maildirmake: usage: maildirmake name");

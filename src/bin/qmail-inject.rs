@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use vqmail::deliver::inject;
 
 fn main() -> ExitCode {
+    vqmail::sys::reset_sigchld();
     // Lossy: a non-UTF-8 argument must not crash the program.
     let argv: Vec<String> = std::env::args_os()
         .skip(1)

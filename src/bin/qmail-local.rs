@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use vqmail::deliver::{local, message::Message, Fail};
 
 fn main() -> ExitCode {
+    vqmail::sys::reset_sigchld();
     // SIGPIPE stays ignored (Rust's default), as in qmail-local.
     let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let roots = vqmail::paths::Roots::from_env();

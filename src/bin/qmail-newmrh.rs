@@ -1,6 +1,7 @@
 //! qmail-newmrh: see qmail-newmrh(8). The work is done in [`vqmail::vpop::cli::qmail_newmrh`].
 
 fn main() {
+    vqmail::sys::reset_sigchld();
     let args: Vec<String> = std::env::args_os()
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())

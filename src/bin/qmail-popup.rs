@@ -2,5 +2,6 @@
 //! authentication (see qmail-popup(8)).
 
 fn main() {
+    vqmail::sys::reset_sigchld();
     std::process::exit(vqmail::pop3::server::popup(std::env::args_os().collect()));
 }

@@ -2,6 +2,7 @@
 use std::io::Write;
 
 fn main() {
+    vqmail::sys::reset_sigchld();
     let roots = vqmail::paths::Roots::from_env();
     let q = vqmail::queue::Queue::new(roots.queue());
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

@@ -2,6 +2,7 @@
 use vqmail::queue::{enqueue, Queue};
 
 fn main() {
+    vqmail::sys::reset_sigchld();
     let roots = vqmail::paths::Roots::from_env();
     vqmail::sys::queue::umask(0o033);
     nix::unistd::alarm::set(86400);

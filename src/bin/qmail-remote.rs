@@ -8,6 +8,7 @@ use std::io::Write;
 use std::os::unix::ffi::OsStringExt;
 
 fn main() {
+    vqmail::sys::reset_sigchld();
     let roots = vqmail::paths::Roots::from_env();
     let args: Vec<Vec<u8>> = std::env::args_os().skip(1).map(|a| a.into_vec()).collect();
     let input = vqmail::sys::inherit_file(0);

@@ -3,6 +3,7 @@ use std::sync::Arc;
 use vqmail::queue::spawn;
 
 fn main() {
+    vqmail::sys::reset_sigchld();
     let roots = vqmail::paths::Roots::from_env();
     vqmail::fsutil::settle_in(&roots.qmail);
     let (Some(cmds), Some(reports)) = (vqmail::sys::inherit_file(0), vqmail::sys::inherit_file(1))

@@ -4,6 +4,7 @@ use vqmail::queue::send::{Fds, Send, Signals};
 use vqmail::sys::inherit_file as fd;
 
 fn main() {
+    vqmail::sys::reset_sigchld();
     let roots = vqmail::paths::Roots::from_env();
     // As qmail-send does: it works from the qmail home.
     vqmail::fsutil::settle_in(&roots.qmail);

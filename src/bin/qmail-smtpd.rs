@@ -5,6 +5,7 @@
 //! See qmail-smtpd(8).
 
 fn main() {
+    vqmail::sys::reset_sigchld();
     let roots = vqmail::paths::Roots::from_env();
     // As qmail-smtpd does: it works from the qmail home.
     vqmail::fsutil::settle_in(roots.qmail_home());

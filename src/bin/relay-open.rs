@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use vqmail::{paths::Roots, relay};
 
 fn main() -> ExitCode {
+    vqmail::sys::reset_sigchld();
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let roots = Roots::from_env();
     let Some(first) = args.first().and_then(|a| a.to_str().map(str::to_string)) else {

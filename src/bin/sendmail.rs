@@ -8,6 +8,7 @@ use std::process::{Command, ExitCode};
 use vqmail::deliver::{inject, Fail};
 
 fn main() -> ExitCode {
+    vqmail::sys::reset_sigchld();
     let mut args = std::env::args_os().map(|a| a.to_string_lossy().into_owned());
     let argv0 = args.next().unwrap_or_default();
     let argv: Vec<String> = args.collect();

@@ -2,6 +2,7 @@
 //! [`vqmail::vpop::cli::vaddaliasdomain`].
 
 fn main() {
+    vqmail::sys::reset_sigchld();
     let args = vqmail::vpop::cli::args();
     std::process::exit(vqmail::vpop::cli::vaddaliasdomain(&args));
 }

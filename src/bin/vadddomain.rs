@@ -1,6 +1,7 @@
 //! vadddomain: see vadddomain(8). The work is done in [`vqmail::vpop::cli::vadddomain`].
 
 fn main() {
+    vqmail::sys::reset_sigchld();
     let args = vqmail::vpop::cli::args();
     std::process::exit(vqmail::vpop::cli::vadddomain(&args));
 }

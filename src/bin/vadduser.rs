@@ -1,6 +1,7 @@
 //! vadduser: see vadduser(8). The work is done in [`vqmail::vpop::cli::vadduser`].
 
 fn main() {
+    vqmail::sys::reset_sigchld();
     let args = vqmail::vpop::cli::args();
     std::process::exit(vqmail::vpop::cli::vadduser(&args));
 }

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    vqmail::sys::reset_sigchld();
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let roots = vqmail::paths::Roots::from_env();
     let fd3 = vqmail::sys::inherit_file(3);

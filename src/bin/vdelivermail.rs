@@ -12,6 +12,7 @@ use vqmail::deliver::{message::Message, vdeliver, Fail};
 static VQMAIL_PROGRAM: [u8; 28] = *b"vqmail-program vdelivermail\0";
 
 fn main() -> ExitCode {
+    vqmail::sys::reset_sigchld();
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let roots = vqmail::paths::Roots::from_env();
     let env = vdeliver::Env::from_process();

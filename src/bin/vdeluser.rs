@@ -1,6 +1,7 @@
 //! vdeluser: see vdeluser(8). The work is done in [`vqmail::vpop::cli::vdeluser`].
 
 fn main() {
+    vqmail::sys::reset_sigchld();
     let args = vqmail::vpop::cli::args();
     std::process::exit(vqmail::vpop::cli::vdeluser(&args));
 }

@@ -1,6 +1,7 @@
 //! vmoduser: see vmoduser(8). The work is done in [`vqmail::vpop::cli::vmoduser`].
 
 fn main() {
+    vqmail::sys::reset_sigchld();
     let args = vqmail::vpop::cli::args();
     std::process::exit(vqmail::vpop::cli::vmoduser(&args));
 }

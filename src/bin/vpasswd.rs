@@ -1,6 +1,7 @@
 //! vpasswd: see vpasswd(8). The work is done in [`vqmail::vpop::cli::vpasswd`].
 
 fn main() {
+    vqmail::sys::reset_sigchld();
     let args = vqmail::vpop::cli::args();
     std::process::exit(vqmail::vpop::cli::vpasswd(&args));
 }

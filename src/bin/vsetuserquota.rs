@@ -1,6 +1,7 @@
 //! vsetuserquota: see vsetuserquota(8). The work is done in [`vqmail::vpop::cli::vsetuserquota`].
 
 fn main() {
+    vqmail::sys::reset_sigchld();
     let args = vqmail::vpop::cli::args();
     std::process::exit(vqmail::vpop::cli::vsetuserquota(&args));
 }

@@ -1,6 +1,7 @@
 //! vuserinfo: see vuserinfo(8). The work is done in [`vqmail::vpop::cli::vuserinfo`].
 
 fn main() {
+    vqmail::sys::reset_sigchld();
     let args = vqmail::vpop::cli::args();
     std::process::exit(vqmail::vpop::cli::vuserinfo(&args));
 }

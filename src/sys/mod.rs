@@ -14,6 +14,18 @@ use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// Puts SIGCHLD back to its default action. A SIGCHLD ignored by whatever
+/// started us (a start script that sets it to SIG_IGN) is inherited through
+/// exec, and then the kernel reaps our children itself: waiting for one fails
+/// after it did its work, so a delivery or an enqueue that succeeded would be
+/// reported as failed and made again. Every program calls this first.
+#[allow(unsafe_code)]
+pub fn reset_sigchld() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: the default disposition installs no handler code.
+    let _ = unsafe { signal(Signal::SIGCHLD, SigHandler::SigDfl) };
+}
+
 /// True when the process runs setuid or setgid (real and effective ids differ).
 pub fn is_setid() -> bool {
     nix::unistd::getuid() != nix::unistd::geteuid()

@@ -54,6 +54,28 @@ class Flow(RootTestCase):
         self.assertIn("for nobody\n", b)
         self.assertTrue(b.startswith("Return-Path: <>\n"), b[:100])
 
+    def test_started_with_sigchld_ignored(self):
+        """A start script that ignores SIGCHLD (inherited through exec) must not
+        make a good enqueue or delivery look failed."""
+        import signal
+        import subprocess
+        ign = lambda: signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+        p = subprocess.run([self.root.bin("sendmail"), f"-fsender@{DOM}", f"joe@{DOM}"],
+                           input=b"Subject: sigchld\n\nhi\n", capture_output=True, env=self.root.env(),
+                           preexec_fn=ign, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = subprocess.run([self.root.bin("sendmail"), "-bs"], input=(
+            f"HELO x\r\nMAIL FROM:<sender@{DOM}>\r\nRCPT TO:<joe@{DOM}>\r\nDATA\r\nSubject: bs\r\n\r\nhi\r\n.\r\nQUIT\r\n"
+        ).encode(), capture_output=True, env=self.root.env(), preexec_fn=ign, timeout=60)
+        self.assertIn(b"\r\n250 ok ", p.stdout)
+        d = subprocess.run([self.root.bin("qmail-start"), "./Maildir/"], capture_output=True,
+                           env=self.root.env(VQMAIL_SEND_ONCE="1"), preexec_fn=ign, timeout=60)
+        log = d.stderr.decode(errors="replace")
+        self.assertEqual(d.returncode, 0, log)
+        self.assertEqual(log.count("success"), 2, log)
+        self.assertNotIn("deferral", log)
+        self.assertEqual(len(maildir_messages(self.root.maildir("joe", DOM))), 2)
+
     def test_a_delivery_still_reading_keeps_its_own_message(self):
         """A program that goes on reading its message after qmail-local is done
         (or a delivery orphaned by a qmail-send crash) must read that message,
