@@ -213,6 +213,16 @@ struct Field {
 /// Splits `input` into header fields and the body. The header ends at the
 /// first empty line or at the first line that is neither a field nor a
 /// continuation.
+/// The name of a header field line: `Name:`, or the old `Name :` with white
+/// space before the colon; `None` when the line is not a field.
+fn field_name(line: &[u8]) -> Option<&[u8]> {
+    let colon = line.iter().position(|&b| b == b':')?;
+    let n = &line[..colon];
+    let end = n.iter().rposition(|&b| b != b' ' && b != b'\t')? + 1;
+    let name = &n[..end];
+    name.iter().all(|&b| b > 32 && b < 127).then_some(name)
+}
+
 fn split(input: &[u8]) -> (Vec<Field>, &[u8]) {
     let mut fields: Vec<Field> = Vec::new();
     let mut pos = 0;
@@ -241,14 +251,11 @@ fn split(input: &[u8]) -> (Vec<Field>, &[u8]) {
             pos = end;
             continue;
         }
-        let colon = line.iter().position(|&b| b == b':');
-        let is_field = colon.is_some_and(|c| c > 0 && line[..c].iter().all(|&b| b > 32 && b < 127));
-        if !is_field {
+        let Some(name) = field_name(line) else {
             return (fields, &input[pos..]);
-        }
-        let c = colon.unwrap_or(0);
+        };
         fields.push(Field {
-            lname: String::from_utf8_lossy(&line[..c]).to_ascii_lowercase(),
+            lname: String::from_utf8_lossy(name).to_ascii_lowercase(),
             raw: line.to_vec(),
         });
         pos = end;
@@ -398,6 +405,13 @@ pub fn prepare(o: &Options, s: &Settings, input: &[u8], now: i64) -> Result<Prep
         (None, Some(rp)) if !s.flags.contains('s') => rp,
         _ => d.complete(&format!("{}@{}", s.suser, s.shost)),
     };
+    // No envelope address may hold a line break or another control
+    // character: nothing downstream could carry it.
+    if sender.chars().any(char::is_control) {
+        return Err(Fail::perm(
+            "qmail-inject: fatal: the sender address holds a control character",
+        ));
+    }
     let mut message = header;
     message.push(b'\n');
     message.extend_from_slice(body);
@@ -441,8 +455,7 @@ pub fn read_header(r: &mut dyn BufRead) -> Result<(Vec<u8>, Vec<u8>), Fail> {
         let mbox_from = first && line.starts_with(b"From ");
         first = false;
         let cont = (line[0] == b' ' || line[0] == b'\t') && !head.is_empty();
-        let colon = line.iter().position(|&b| b == b':');
-        let field = colon.is_some_and(|c| c > 0 && line[..c].iter().all(|&b| b > 32 && b < 127));
+        let field = field_name(&line).is_some();
         if !(mbox_from || cont || field) {
             return Ok((head, line));
         }
@@ -576,34 +589,44 @@ pub fn sendmail_args(argv: &[String]) -> Result<SendmailAction, Fail> {
         if !a.starts_with('-') || a.len() < 2 {
             break;
         }
-        let opt = a.as_bytes()[1];
-        let rest = a.get(2..).unwrap_or("");
-        // An option with a value, attached or as the next argument.
-        let value = |i: &mut usize| -> Result<String, Fail> {
-            if !rest.is_empty() {
-                Ok(rest.to_string())
-            } else {
-                *i += 1;
-                argv.get(*i).cloned().ok_or_else(usage)
-            }
-        };
-        match opt {
-            b't' if rest.is_empty() => flag_t = true,
-            b'f' | b'r' => sender = Some(value(&mut i)?),
-            b'F' => name = Some(value(&mut i)?),
-            b'b' => match rest {
-                "p" => action = Some(SendmailAction::ListQueue),
-                "s" => action = Some(SendmailAction::Smtp),
-                "m" => {}
+        // getopt style: flags may be grouped (-ti, -it), and an option with
+        // a value takes the rest of its group or the next argument (-tf x).
+        let mut k = 1;
+        while k < a.len() {
+            let opt = a.as_bytes()[k];
+            let rest = a.get(k + 1..).unwrap_or("");
+            let value = |i: &mut usize| -> Result<String, Fail> {
+                if !rest.is_empty() {
+                    Ok(rest.to_string())
+                } else {
+                    *i += 1;
+                    argv.get(*i).cloned().ok_or_else(usage)
+                }
+            };
+            let takes_value = b"frFboeBpNRVLhO".contains(&opt);
+            match opt {
+                b't' => flag_t = true,
+                b'f' | b'r' => sender = Some(value(&mut i)?),
+                b'F' => name = Some(value(&mut i)?),
+                b'b' => match value(&mut i)?.as_str() {
+                    "p" => action = Some(SendmailAction::ListQueue),
+                    "s" => action = Some(SendmailAction::Smtp),
+                    "m" => {}
+                    _ => return Err(usage()),
+                },
+                // Ignored, with a value (-oi, -o i, -oem, -e m ...).
+                b'o' | b'e' | b'B' | b'p' | b'N' | b'R' | b'V' | b'L' | b'h' | b'O' => {
+                    let _ = value(&mut i)?;
+                }
+                // Ignored (-E and -J with whatever is attached).
+                b'E' | b'J' => break,
+                b'i' | b'v' | b'm' | b'x' | b'U' | b'G' => {}
                 _ => return Err(usage()),
-            },
-            // Ignored, with a value (-oi, -o i, -oem, -e m ...).
-            b'o' | b'e' | b'B' | b'p' | b'N' | b'R' | b'V' | b'L' | b'h' | b'O' => {
-                let _ = value(&mut i)?;
             }
-            // Ignored (-E and -J with whatever is attached).
-            b'i' | b'v' | b'm' | b'x' | b'E' | b'J' | b'U' | b'G' => {}
-            _ => return Err(usage()),
+            if takes_value {
+                break;
+            }
+            k += 1;
         }
         i += 1;
     }
@@ -881,6 +904,23 @@ mod tests {
             SendmailAction::ListQueue
         );
         assert_eq!(sendmail_args(&a(&["-bs"])).unwrap(), SendmailAction::Smtp);
+        // Grouped flags, as PHP and cron pass them.
+        for argv in [&["-ti"][..], &["-it"], &["-t", "-i"]] {
+            match sendmail_args(&a(argv)).unwrap() {
+                SendmailAction::Inject(args, _) => assert_eq!(args, a(&["-H", "--"]), "{argv:?}"),
+                x => panic!("{x:?}"),
+            }
+        }
+        match sendmail_args(&a(&["-tf", "x@y", "-oi"])).unwrap() {
+            SendmailAction::Inject(args, _) => assert_eq!(args, a(&["-H", "-f", "x@y", "--"])),
+            x => panic!("{x:?}"),
+        }
+        match sendmail_args(&a(&["-itfx@y", "r@z"])).unwrap() {
+            SendmailAction::Inject(args, _) => {
+                assert_eq!(args, a(&["-H", "-f", "x@y", "--", "r@z"]))
+            }
+            x => panic!("{x:?}"),
+        }
         assert_eq!(sendmail_args(&a(&["-q"])).unwrap_err().text, SENDMAIL_USAGE);
         assert_eq!(sendmail_args(&a(&["-é"])).unwrap_err().code, 100);
         assert_eq!(parse_args(&a(&["-é"])).unwrap_err().code, 100);

@@ -57,6 +57,24 @@ class Inject(unittest.TestCase):
         self.assertIn(b"Date: 26 Sep 1995 04:46:53 -0000", head)
         self.assertRegex(head, rb"Message-ID: <19950926044653\.\d+\.qmail@mail\.example\.com>")
 
+    def test_grouped_flags_quoted_local_parts_and_spaced_field_names(self):
+        msg = (b'To: "joe smith"@example.net, Bob <"b b"@example.org>\nBcc : hidden@example.org\n'
+               b"Subject : spaced\n\nbody\n")
+        for flags in (["-ti"], ["-it"], ["-tf", "shop@site.example"]):
+            with self.subTest(flags=flags):
+                r = self.run_prog("sendmail", *flags, msg=msg)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                m, env = self.queued()
+                self.assertIn(b"\0Tjoe smith@example.net\0Tb b@example.org\0Thidden@example.org\0\0", env)
+                head, body = m.split(b"\n\n", 1)
+                self.assertIn(b'To: "joe smith"@example.net, Bob <"b b"@example.org>', head)
+                self.assertNotIn(b"hidden", m)  # the Bcc field is gone, not moved into the body
+                self.assertIn(b"Subject : spaced", head)
+                self.assertEqual(body, b"body\n")
+        r = self.run_prog("sendmail", "-f", "a@b\nX: y", "joe@example.net", msg=b"Subject: x\n\nbody\n")
+        self.assertEqual(r.returncode, 100)
+        self.assertIn(b"control character", r.stderr)
+
     def test_cron_style_local_user(self):
         # cron: sendmail -FCronDaemon -i -odi -oem -oi -t, To: a bare user name.
         msg = b"To: root\nSubject: Cron <www@host> job\n\noutput\n"

@@ -157,7 +157,7 @@ pub fn rewrite_list(value: &str, d: &Defaults) -> (String, Vec<String>) {
                         out.push_str(route);
                         out.push_str(&full);
                         out.push('>');
-                        addrs.push(full);
+                        addrs.push(unquote(&full));
                     }
                     Tok::Angle(a) => {
                         out.push('<');
@@ -169,7 +169,8 @@ pub fn rewrite_list(value: &str, d: &Defaults) -> (String, Vec<String>) {
                 }
             }
         } else {
-            // addr-spec possibly with comments: the non-comment text is the address.
+            // addr-spec possibly with comments: the non-comment text is the
+            // address, white space dropped except inside quoted strings.
             let spec: String = cur
                 .iter()
                 .filter_map(|t| match t {
@@ -177,6 +178,14 @@ pub fn rewrite_list(value: &str, d: &Defaults) -> (String, Vec<String>) {
                     _ => None,
                 })
                 .collect::<String>();
+            let squeezed: String = cur
+                .iter()
+                .filter_map(|t| match t {
+                    Tok::Text(s, false) if s.starts_with('"') => Some(s.clone()),
+                    Tok::Text(s, false) => Some(s.split_whitespace().collect::<String>()),
+                    _ => None,
+                })
+                .collect();
             let spec_trim = spec.trim();
             if spec_trim.is_empty() {
                 for t in cur.iter() {
@@ -185,7 +194,7 @@ pub fn rewrite_list(value: &str, d: &Defaults) -> (String, Vec<String>) {
                     }
                 }
             } else {
-                let full = d.complete(&spec_trim.split_whitespace().collect::<String>());
+                let full = d.complete(&squeezed);
                 let lead: String = spec.chars().take_while(|c| c.is_whitespace()).collect();
                 out.push_str(&lead);
                 out.push_str(&full);
@@ -195,7 +204,7 @@ pub fn rewrite_list(value: &str, d: &Defaults) -> (String, Vec<String>) {
                         out.push_str(s);
                     }
                 }
-                addrs.push(full);
+                addrs.push(unquote(&full));
             }
         }
         cur.clear();
@@ -224,6 +233,22 @@ pub fn rewrite_list(value: &str, d: &Defaults) -> (String, Vec<String>) {
     }
     flush(&mut cur, &mut out, &mut addrs);
     (out, addrs)
+}
+
+/// An address as the envelope has it: quoted strings without their quotes
+/// and backslashes (`"joe smith"@x.org` -> `joe smith@x.org`).
+fn unquote(addr: &str) -> String {
+    let mut out = String::with_capacity(addr.len());
+    let mut quoted = false;
+    let mut chars = addr.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => quoted = !quoted,
+            '\\' if quoted => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -292,5 +317,16 @@ mod tests {
         assert_eq!(a, vec!["x@y.org", "z@mail.example.com"]);
         let (_, a) = rewrite_list(" <>", &d);
         assert_eq!(a, vec![""]);
+        // Quoted local parts keep their spaces in the header and lose their
+        // quotes in the envelope.
+        let (v, a) = rewrite_list(" \"joe smith\"@x.org, Bob <\"b b\"@y.org>, \"q\\\"x\"", &d);
+        assert_eq!(
+            v,
+            " \"joe smith\"@x.org, Bob <\"b b\"@y.org>, \"q\\\"x\"@mail.example.com"
+        );
+        assert_eq!(
+            a,
+            vec!["joe smith@x.org", "b b@y.org", "q\"x@mail.example.com"]
+        );
     }
 }
