@@ -319,7 +319,7 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
         ));
         return 20;
     };
-    let (domain, entry) = match vpop::find_user(roots, &login.user, &login.domain) {
+    let (domain, mut entry) = match vpop::find_user(roots, &login.user, &login.domain) {
         Ok(Some(found)) => found,
         Ok(None) => {
             log(&format!(
@@ -336,6 +336,9 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
             return 111;
         }
     };
+    // The domain's limits add their flags to the user's (vpopmail's
+    // pw_flags): a domain closed for POP3 stays closed for every user.
+    entry.flags |= vpop::admin::domain_flags(roots, &domain);
     if entry.dir.is_empty() {
         log(&format!(
             "{}: dir auto create failed {}@{}:{ip}",

@@ -285,31 +285,38 @@ pub fn lookup_users_cdb(roots: &Roots, local: &[u8]) -> io::Result<Option<Assign
 }
 
 /// The qmail-getpw fallback: a system account named by the local part (or a
-/// prefix of it ending before a `-`), else the `alias` user with the whole
-/// local part as extension.
+/// prefix of it ending before a `-`), lower-cased for the lookup, when it is
+/// not root and its home directory exists and belongs to it (qmail's rule:
+/// `www-data` or `nobody` without such a home are not mail users); the
+/// extension keeps its case. Else the `alias` user with the whole local part
+/// as extension.
 pub fn getpw(roots: &Roots, local: &[u8]) -> Option<Assign> {
-    let l = String::from_utf8_lossy(local).to_ascii_lowercase();
-    let mut cut = l.len();
+    use std::os::unix::fs::MetadataExt;
+    let lower = local.to_ascii_lowercase();
+    let mut cut = lower.len();
     loop {
-        let name = &l[..cut];
+        let name = std::str::from_utf8(&lower[..cut]).unwrap_or("");
         if !name.is_empty() && !name.contains(['.', '/']) {
-            if let Some(a) = crate::sys::account(name).filter(|a| a.uid != 0) {
-                let ext = l.get(cut + 1..).unwrap_or("");
+            let found = crate::sys::account(name).filter(|a| {
+                a.uid != 0 && std::fs::metadata(&a.home).is_ok_and(|m| m.uid() == a.uid)
+            });
+            if let Some(a) = found {
+                let ext = local.get(cut + 1..).unwrap_or(b"");
                 return Some(Assign {
                     user: a.name.into_bytes(),
                     uid: a.uid,
                     gid: a.gid,
                     home: a.home.into_os_string().into_encoded_bytes(),
-                    dash: if cut < l.len() {
+                    dash: if cut < lower.len() {
                         b"-".to_vec()
                     } else {
                         Vec::new()
                     },
-                    ext: ext.as_bytes().to_vec(),
+                    ext: ext.to_vec(),
                 });
             }
         }
-        match l[..cut].rfind('-') {
+        match lower[..cut].iter().rposition(|&b| b == b'-') {
             Some(p) => cut = p,
             None => break,
         }

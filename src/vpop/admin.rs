@@ -256,7 +256,7 @@ pub fn add_user(roots: &Roots, n: &NewUser) -> Result<Entry, VError> {
         n.gecos.clone()
     };
     let mut e = Entry::new(&n.user, &crypted, &gecos, &dir_s);
-    if let Some(q) = n.quota.clone().or_else(|| default_quota(&d)) {
+    if let Some(q) = n.quota.clone().or_else(|| default_quota(roots, &d)) {
         e.quota = q;
     }
     if n.store_clear && n.crypted.is_none() {
@@ -276,19 +276,69 @@ pub fn add_user(roots: &Roots, n: &NewUser) -> Result<Entry, VError> {
     Ok(e)
 }
 
-/// The default quota of new users from the domain limits
-/// (`DOMDIR/.qmailadmin-limits`, lines `default_quota: BYTES` and
-/// `default_maxmsgcount: N`), as vpopmail's vadduser takes it; `None` (so
-/// `NOQUOTA`) when neither is set.
-pub fn default_quota(d: &Domain) -> Option<String> {
-    let text = std::fs::read_to_string(d.dir.join(".qmailadmin-limits")).ok()?;
-    let (mut bytes, mut count) = (0u64, 0u64);
-    for line in text.lines() {
-        let Some((k, v)) = line.split_once(':') else {
+/// A domain's limits as vpopmail reads them: `DOMDIR/.qmailadmin-limits`,
+/// else `~vpopmail/etc/vlimits.default`; lines `key: value` or `key value`
+/// (a `disable_*` key alone counts as set). `None` when neither file exists.
+pub fn domain_limits(roots: &Roots, d: &Domain) -> Option<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(d.dir.join(".qmailadmin-limits"))
+        .or_else(|_| std::fs::read_to_string(roots.vpop_etc("vlimits.default")))
+        .ok()?;
+    Some(
+        text.lines()
+            .filter_map(|line| {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    return None;
+                }
+                let (k, v) = match line.split_once(':') {
+                    Some((k, v)) => (k, v),
+                    None => line.split_once([' ', '\t']).unwrap_or((line, "")),
+                };
+                Some((k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            })
+            .collect(),
+    )
+}
+
+/// The flags a domain's limits add to every user's (vpopmail's
+/// `vlimits_get_flag_mask`): `disable_pop` is NO_POP, `disable_smtp` NO_SMTP,
+/// `disable_external_relay` NO_RELAY, and so on. A `disable_*` key with the
+/// value 0 is not set.
+pub fn domain_flags(roots: &Roots, d: &Domain) -> u32 {
+    use crate::vpop::flags as f;
+    let Some(limits) = domain_limits(roots, d) else {
+        return 0;
+    };
+    let mut mask = 0;
+    for (k, v) in limits {
+        if v == "0" {
             continue;
+        }
+        mask |= match k.as_str() {
+            "disable_pop" => f::NO_POP,
+            "disable_imap" => f::NO_IMAP,
+            "disable_dialup" => f::NO_DIALUP,
+            "disable_password_changing" => f::NO_PASSWD_CHNG,
+            "disable_webmail" => f::NO_WEBMAIL,
+            "disable_external_relay" => f::NO_RELAY,
+            "disable_smtp" => f::NO_SMTP,
+            "disable_spamassassin" => f::NO_SPAMASSASSIN,
+            "delete_spam" => f::DELETE_SPAM,
+            "disable_maildrop" => f::NO_MAILDROP,
+            _ => 0,
         };
-        let v = v.trim().parse::<u64>().unwrap_or(0);
-        match k.trim() {
+    }
+    mask
+}
+
+/// The default quota of new users from the domain limits (`default_quota`
+/// bytes and `default_maxmsgcount`), as vpopmail's vadduser takes it; `None`
+/// (so `NOQUOTA`) when neither is set.
+pub fn default_quota(roots: &Roots, d: &Domain) -> Option<String> {
+    let (mut bytes, mut count) = (0u64, 0u64);
+    for (k, v) in domain_limits(roots, d)? {
+        let v = v.parse::<u64>().unwrap_or(0);
+        match k.as_str() {
             "default_quota" => bytes = v,
             "default_maxmsgcount" => count = v,
             _ => {}

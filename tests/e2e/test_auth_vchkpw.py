@@ -291,6 +291,22 @@ class WithAdminTools(AuthCase):
         self.assertEqual(self.check("lee@tools.test", "lee-pass1"), 3)
         self.assertEqual(self.check("lee@tools.test", "lee-pass2"), 0)
 
+    def test_domain_limits_add_their_flags(self):
+        self.root.add_domain("closed.test", "pm-pass1")
+        self.root.add_user("kim@closed.test", "kim-pass1")
+        limits = os.path.join(self.root.domain_dir("closed.test"), ".qmailadmin-limits")
+        with open(limits, "w") as f:
+            f.write("maxpopaccounts: 10\ndisable_pop\ndisable_smtp: 1\ndisable_imap 0\n")
+        self.assertEqual(self.check("kim@closed.test", "kim-pass1"), 1)               # POP3 closed
+        self.assertEqual(self.check("kim@closed.test", "kim-pass1", port="587"), 1)   # SMTP AUTH closed
+        self.assertEqual(self.check("kim@closed.test", "kim-pass1", port="143"), 0)   # IMAP: 0 is not set
+        os.unlink(limits)
+        self.assertEqual(self.check("kim@closed.test", "kim-pass1"), 0)
+        # vlimits.default stands in for a domain without its own file.
+        with open(self.root.v("etc", "vlimits.default"), "w") as f:
+            f.write("disable_pop: 1\n")
+        self.assertEqual(self.check("kim@closed.test", "kim-pass1"), 1)
+
 
 if __name__ == "__main__":
     unittest.main()

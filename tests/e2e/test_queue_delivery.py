@@ -197,6 +197,24 @@ class Delivery(RootTestCase):
         self.assertEqual(argv[1:], [self.root.q("alias"), "joe", "-", "joe", "localhost",
                                     "s@example.net", "./Maildir/"])
 
+    def test_system_account_without_its_home_goes_to_alias(self):
+        import pwd
+        try:
+            nobody = pwd.getpwnam("nobody")
+        except KeyError:
+            self.skipTest("no nobody account")
+        if os.path.isdir(nobody.pw_dir) and os.stat(nobody.pw_dir).st_uid == nobody.pw_uid:
+            self.skipTest("nobody has a home of its own here")
+        self.assertEqual(queue(self.root, "x\n", "s@example.net", ["nobody-Foo.Bar@localhost"]), 0)
+        send_once(self.root, self.out)
+        with open(os.path.join(self.out, "argv")) as f:
+            argv = f.read().split()
+        # qmail-getpw's rule: an account is a mail user only with a home of
+        # its own; else the alias user, the whole local part as extension
+        # (its case kept).
+        self.assertEqual(argv[0], "alias")
+        self.assertEqual(argv[4], "nobody-Foo.Bar")
+
     def test_concurrency_0_holds_the_channel(self):
         self.root.write_control("concurrencylocal", "0\n")
         self.assertEqual(queue(self.root, "Subject: t\n\nheld\n", "s@example.net", ["joe@localhost"]), 0)
