@@ -361,6 +361,12 @@ pub fn catchall_user(d: &Domain) -> Option<String> {
         return None;
     }
     let after = line.split_once("''")?.1.trim();
+    // Written single-quoted by vadddomain, bare by vpopmail.
+    let unquoted = after.replace("'\\''", "'");
+    let after = unquoted
+        .strip_prefix('\'')
+        .and_then(|a| a.strip_suffix('\''))
+        .unwrap_or(&unquoted);
     if after.starts_with('/') {
         let dom = d.dir.to_string_lossy();
         if after.starts_with(dom.as_ref()) {
@@ -689,9 +695,15 @@ pub fn add_alias_domain(roots: &Roots, a: &str, b: &str) -> Result<AliasAdded, V
 /// The `.qmail-default` line of a domain.
 pub fn qmail_default_line(roots: &Roots, dom_dir: &Path, catchall: Option<&str>) -> String {
     let bin = roots.vpop_bin("vdelivermail");
+    // vpopmail's form, unquoted: add_domain lets no shell syntax into `c`.
     match catchall {
         Some(c) if c.contains('@') => format!("| {} '' {c}\n", bin.display()),
-        Some(c) => format!("| {} '' {}/{c}\n", bin.display(), dom_dir.display()),
+        Some(c) => format!(
+            "| {} '' {}/{}\n",
+            bin.display(),
+            dom_dir.display(),
+            c.to_ascii_lowercase()
+        ),
         None => format!("| {} '' bounce-no-mailbox\n", bin.display()),
     }
 }
@@ -710,7 +722,12 @@ pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
     check_password_fields(Some(&nd.password), None)?;
     if let Some(c) = &nd.catchall {
         names::check_text(c, false)?;
-        if c.is_empty() || (!c.contains('@') && names::check_user_lookup(c).is_err()) {
+        // An address or a user name, written unquoted into .qmail-default
+        // (which /bin/sh may read): no white space, no shell syntax.
+        let odd = c
+            .chars()
+            .any(|ch| ch.is_whitespace() || ";|&$`<>(){}[]*?\\\"'#~".contains(ch));
+        if c.is_empty() || odd || (!c.contains('@') && names::check_user_lookup(c).is_err()) {
             return Err(VError::msg(format!("invalid catch-all: {c}")));
         }
     }

@@ -152,6 +152,15 @@ class Domains(RootTestCase):
         self.assertEqual(self.vadd("-e", "postmaster", "b.com", "pw").returncode, 0)
         self.assertEqual(r.read("home/vpopmail/domains/b.com/.qmail-default"),
                          f"| {r.vpop}/bin/vdelivermail '' {r.vpop}/domains/b.com/postmaster\n".encode())
+        self.assertEqual(self.vadd("-e", "Postmaster", "e.com", "pw").returncode, 0)
+        self.assertEqual(r.read("home/vpopmail/domains/e.com/.qmail-default"),
+                         f"| {r.vpop}/bin/vdelivermail '' {r.vpop}/domains/e.com/postmaster\n".encode())
+        # Nothing a shell would read as syntax gets into .qmail-default.
+        for bad in ("a;touch /tmp/x@b.com", "o'brien", "x y@b.com", "$(id)@b.com"):
+            p = self.vadd("-e", bad, "f.com", "pw")
+            self.assertEqual(p.returncode, 255, bad)
+            self.assertEqual(p.stdout, f"Error: invalid catch-all: {bad}\n".encode())
+            self.assertFalse(os.path.exists(r.v("domains", "f.com")))
         p = self.vadd("-r", "c.com")
         self.assertEqual(p.returncode, 0)
         self.assertRegex(p.stdout, rb"^Random password: [0-9A-Za-z]{12}\n$")
