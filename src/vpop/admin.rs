@@ -528,7 +528,13 @@ impl Modify {
 pub fn modify_user(roots: &Roots, user: &str, domain_name: &str, m: &Modify) -> Result<(), VError> {
     m.check()?;
     names::check_user_lookup(user)?;
-    let d = domain(roots, domain_name)?;
+    // vpopmail's vauth_getpw fails the same way for an unknown domain.
+    let d = match domain(roots, domain_name) {
+        Err(e) if e.code == VError::code(VA_DOMAIN_DOES_NOT_EXIST).code => {
+            return Err(VError::msg(format!("no such user {user}@{domain_name}")))
+        }
+        r => r?,
+    };
     let lock = Lock::take(&d.dir, d.owner()).map_err(io_err("can't lock vpasswd"))?;
     let Some(mut e) = lock.get(user).map_err(io_err("can't read vpasswd"))? else {
         return Err(VError::msg(format!("no such user {user}@{}", d.name)));
@@ -574,7 +580,13 @@ pub fn modify_domain(roots: &Roots, domain_name: &str, m: &Modify) -> Result<(),
 /// vsetuserquota for one user (quota already checked).
 pub fn set_quota(roots: &Roots, user: &str, domain_name: &str, quota: &str) -> Result<(), VError> {
     names::check_user_lookup(user)?;
-    let d = domain(roots, domain_name)?;
+    // vpopmail's vauth_getpw fails the same way for an unknown domain.
+    let d = match domain(roots, domain_name) {
+        Err(e) if e.code == VError::code(VA_DOMAIN_DOES_NOT_EXIST).code => {
+            return Err(VError::msg(format!("no such user {user}@{domain_name}")))
+        }
+        r => r?,
+    };
     let lock = Lock::take(&d.dir, d.owner()).map_err(io_err("can't lock vpasswd"))?;
     let Some(mut e) = lock.get(user).map_err(io_err("can't read vpasswd"))? else {
         return Err(VError::code(VA_USER_DOES_NOT_EXIST));

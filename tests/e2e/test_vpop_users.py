@@ -249,6 +249,8 @@ class Users(RootTestCase):
         self.assertTrue(all(int(l.split(":")[3]) & 4 for l in self.vpasswd_lines()))
         p = r.run("vmoduser", "-p", "nobody@example.com")
         self.assertEqual((p.returncode, p.stdout), (255, b"no such user nobody@example.com\n"))
+        p = r.run("vmoduser", "-p", "joe@nodomain.test")
+        self.assertEqual((p.returncode, p.stdout), (255, b"no such user joe@nodomain.test\n"))
 
     def test_vsetuserquota(self):
         r = self.root
