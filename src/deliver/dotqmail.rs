@@ -7,10 +7,10 @@
 //! counts as missing.
 
 use std::ffi::OsStr;
-use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 use super::{errstr, is_temp, Fail};
@@ -152,7 +152,13 @@ fn unable_to_open(name: &[u8], e: &io::Error) -> Fail {
 
 fn open_qmail(dir: &Path, name: &[u8]) -> Result<Option<Found>, Fail> {
     let path = dir.join(OsStr::from_bytes(name));
-    let mut f = match File::open(&path) {
+    // O_NONBLOCK: a FIFO at that name must not hang the delivery (it is
+    // not a regular file, so it is skipped below).
+    let mut f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&path)
+    {
         Ok(f) => f,
         Err(e)
             if is_temp(&e)

@@ -367,10 +367,12 @@ pub fn prepare(o: &Options, s: &Settings, input: &[u8], now: i64) -> Result<Prep
     if !has("date") {
         added += &format!("{show}Date: {}\n", crate::timefmt::qmail_date(now));
     }
-    if !has("message-id") && !s.flags.contains('i') {
+    // QMAILINJECT f and i drop the incoming From and Message-ID; qmail-inject
+    // then adds its own, as for a message without them.
+    if !has("message-id") {
         added += &format!("{show}Message-ID: {}\n", message_id(s, now));
     }
-    if !has("from") && !s.flags.contains('f') {
+    if !has("from") {
         let a = d.complete(&format!("{}@{}", s.user, s.host));
         added += &match &s.name {
             Some(n) if s.flags.contains('c') => format!("{show}From: {a} ({n})\n"),

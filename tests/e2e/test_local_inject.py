@@ -75,6 +75,16 @@ class Inject(unittest.TestCase):
         self.assertEqual(r.returncode, 100)
         self.assertIn(b"control character", r.stderr)
 
+    def test_qmailinject_f_and_i_replace_from_and_message_id(self):
+        msg = b"From: forged@evil.example\nMessage-ID: <old@evil.example>\nTo: joe@example.net\n\nbody\n"
+        r = self.run_prog("qmail-inject", msg=msg, env={"QMAILINJECT": "fi"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        m, _ = self.queued()
+        head = m.split(b"\n\n", 1)[0]
+        self.assertNotIn(b"evil.example", head)
+        self.assertIn(b"\nFrom: www@mail.example.com\n", b"\n" + head + b"\n")
+        self.assertRegex(head, rb"\nMessage-ID: <[^>]+@mail\.example\.com>")
+
     def test_cron_style_local_user(self):
         # cron: sendmail -FCronDaemon -i -odi -oem -oi -t, To: a bare user name.
         msg = b"To: root\nSubject: Cron <www@host> job\n\noutput\n"

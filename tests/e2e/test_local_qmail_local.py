@@ -65,6 +65,14 @@ class QmailLocal(unittest.TestCase):
             self.assertEqual(f.read(), "Foo.Bar list-Foo.Bar Foo.Bar joe-list-Foo.Bar example "
                                        "joe-list-Foo.Bar@example.com\n")
 
+    def test_a_fifo_is_not_a_dot_qmail_file(self):
+        os.mkfifo(os.path.join(self.home, ".qmail-pipe"))
+        self.qmail(".qmail-default", "./Maildir/\n")
+        r = self.root.run("qmail-local", "--", "joe", self.home, "joe-pipe", "-", "pipe", "example.com",
+                          "a@example.org", "./Maildir/", input=MSG, timeout=20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(self.delivered()), 1)
+
     def test_no_file_with_dash_bounces(self):
         r = self.local(local="joe-nope", dash="-", ext="nope")
         self.assertEqual(r.returncode, 100)
