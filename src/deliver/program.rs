@@ -49,8 +49,10 @@ pub fn run(
     let direct = words.and_then(|words| {
         let mut c = Command::new(OsStr::from_bytes(&words[0]));
         crate::fsutil::start_in(&mut c, dir);
+        // PWD as the shell would set it: the program runs in `dir`.
         c.args(words[1..].iter().map(|w| OsStr::from_bytes(w)))
             .envs(env.iter().map(|(k, v)| (k, v)))
+            .env("PWD", dir)
             .stdin(Stdio::from(stdin.try_clone().ok()?));
         // A failed start (missing, not executable, a script without #!) is
         // left to the shell, which reports it as it always has.

@@ -65,6 +65,19 @@ class QmailLocal(unittest.TestCase):
             self.assertEqual(f.read(), "Foo.Bar list-Foo.Bar Foo.Bar joe-list-Foo.Bar example "
                                        "joe-list-Foo.Bar@example.com\n")
 
+    def test_pwd_is_the_home_with_or_without_the_shell(self):
+        script = os.path.join(self.home, "pwd.sh")
+        with open(script, "w") as f:
+            f.write('#!/bin/sh\necho "$PWD" > "$1"\n')
+        os.chmod(script, 0o755)
+        self.qmail(".qmail-direct", "|%s direct.out\n" % script)      # started without the shell
+        self.qmail(".qmail-shell", "|%s shell.out; true\n" % script)  # through /bin/sh
+        for ext in ("direct", "shell"):
+            r = self.local(local="joe-" + ext, dash="-", ext=ext, env={"PWD": "/"})
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(os.path.join(self.home, ext + ".out")) as f:
+                self.assertEqual(f.read().strip(), self.home, ext)
+
     def test_a_fifo_is_not_a_dot_qmail_file(self):
         os.mkfifo(os.path.join(self.home, ".qmail-pipe"))
         self.qmail(".qmail-default", "./Maildir/\n")
