@@ -416,6 +416,14 @@ pub fn del_user(roots: &Roots, user: &str, domain_name: &str) -> Result<Entry, V
     }
     let lock = Lock::take(&d.dir, owner).map_err(io_err("can't lock vpasswd"))?;
     let old = lock.delete(user).map_err(change_err)?;
+    // A directory another user still has (vmoduser -D can point two users
+    // at one) stays, with its mail.
+    let shared = lock.lines().map_or(true, |lines| {
+        lines
+            .iter()
+            .filter_map(|l| Entry::parse(l).ok())
+            .any(|e| Path::new(&e.dir) == Path::new(&old.dir))
+    });
     if let Ok(mut dc) = DirControl::read(&d.dir) {
         dc.dec();
         let _ = dc.write(&d.dir, owner);
@@ -423,7 +431,7 @@ pub fn del_user(roots: &Roots, user: &str, domain_name: &str) -> Result<Entry, V
     drop(lock);
     let ud = PathBuf::from(&old.dir);
     // Only ever remove a directory inside the domain's own directory.
-    if inside(&ud, &d.dir) {
+    if inside(&ud, &d.dir) && !shared {
         if let Err(e) = std::fs::remove_dir_all(&ud) {
             if e.kind() != io::ErrorKind::NotFound {
                 return Err(VError::io(

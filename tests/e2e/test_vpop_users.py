@@ -177,6 +177,12 @@ class Users(RootTestCase):
         self.assertNotIn(b"joe", dict(cdb_records(r.read("home/vpopmail/domains/example.com/vpasswd.cdb"))))
         p = r.run("vdeluser", "joe@example.com")
         self.assertEqual((p.returncode, p.stdout), (246, b"Error: User does not exist\n"))
+        # A directory another user still has stays, with its mail.
+        r.run("vadduser", "ann@example.com", "pw1", check=True)
+        pm = os.path.join(self.dom, "postmaster")
+        r.run("vmoduser", "-D", pm, "ann@example.com", check=True)
+        r.run("vdeluser", "ann@example.com", check=True)
+        self.assertTrue(os.path.isdir(os.path.join(pm, "Maildir")))
         p = r.run("vdeluser", "joe@nowhere.com")
         self.assertEqual((p.returncode, p.stdout), (245, b"Error: Domain does not exist\n"))
         before = snapshot(r.dir)
