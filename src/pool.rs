@@ -95,6 +95,26 @@ fn worker<T>(queue: &Mutex<Receiver<T>>, idle: &Mutex<usize>, run: &(dyn Fn(T) +
     }
 }
 
+/// For tests of code that runs jobs on a pool: called from each of `n`
+/// jobs, waits (at most 10 s) until all `n` have arrived; true when they
+/// did, so they ran at once.
+#[cfg(test)]
+pub(crate) fn all_at_once(
+    started: &(std::sync::Mutex<usize>, std::sync::Condvar),
+    n: usize,
+) -> bool {
+    use std::time::{Duration, Instant};
+    let (m, cv) = started;
+    let mut count = m.lock().unwrap();
+    *count += 1;
+    cv.notify_all();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while *count < n && Instant::now() < deadline {
+        count = cv.wait_timeout(count, Duration::from_millis(50)).unwrap().0;
+    }
+    *count >= n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,19 +130,7 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (st, sn) = (Arc::clone(&started), Arc::clone(&seen));
         let mut pool = Pool::new(N, move |first: bool| {
-            let together = if first {
-                let (m, cv) = &*st;
-                let mut n = m.lock().unwrap();
-                *n += 1;
-                cv.notify_all();
-                let deadline = Instant::now() + Duration::from_secs(10);
-                while *n < N && Instant::now() < deadline {
-                    n = cv.wait_timeout(n, Duration::from_millis(50)).unwrap().0;
-                }
-                *n == N
-            } else {
-                true
-            };
+            let together = !first || all_at_once(&st, N);
             sn.lock()
                 .unwrap()
                 .push((std::thread::current().id(), together));

@@ -114,7 +114,7 @@ impl Lines {
         dtline.push(b'\n');
         let mut rpline = b"Return-Path: <".to_vec();
         rpline.extend(
-            quote_addr(sender)
+            quote2(sender)
                 .into_iter()
                 .map(|b| if b == b'\n' { b'_' } else { b }),
         );
@@ -139,7 +139,7 @@ impl Lines {
     }
 }
 
-pub use crate::smtp::addr::quote2 as quote_addr;
+use crate::smtp::addr::quote2;
 
 /// The environment qmail-local gives programs (without DEFAULT/NEWSENDER).
 pub fn environment(a: &Args, l: &Lines) -> Vec<(OsString, OsString)> {
@@ -490,9 +490,9 @@ mod tests {
         assert_eq!(l.dtline, b"Delivered-To: a_b@h\n");
         assert_eq!(l.rpline, b"Return-Path: <>\n");
         assert!(l.ufline.starts_with(b"From MAILER-DAEMON "));
-        assert_eq!(quote_addr(b"a.b@c"), b"a.b@c");
-        assert_eq!(quote_addr(b".a@c"), b"\".a\"@c");
-        assert_eq!(quote_addr(b"#@[]"), b"#@[]");
+        assert_eq!(quote2(b"a.b@c"), b"a.b@c");
+        assert_eq!(quote2(b".a@c"), b"\".a\"@c");
+        assert_eq!(quote2(b"#@[]"), b"#@[]");
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub fn paragraph(recip: &[u8], report: &[u8]) -> Vec<u8> {
     t
 }
 
-pub use crate::smtp::addr::{quote2 as quote_addr, quote_local};
+use crate::smtp::addr::{quote2, quote_local};
 
 /// The header and explanation of a bounce, up to and including the line
 /// `--- Below this line ...`, the blank line and the `Return-Path:` line; the
@@ -47,7 +47,7 @@ pub fn notice(
     m.push(b'@');
     m.extend_from_slice(bouncehost);
     m.extend_from_slice(b"\nTo: ");
-    m.extend_from_slice(&quote_addr(recip));
+    m.extend_from_slice(&quote2(recip));
     m.extend_from_slice(b"\nSubject: failure notice\n\nHi. This is the qmail-send program at ");
     m.extend_from_slice(bouncehost);
     if sender.is_empty() {
@@ -68,7 +68,7 @@ This is a permanent error; I've given up. Sorry it didn't work out.\n",
         m.extend_from_slice(b"--- Below this line is a copy of the message.\n\n");
     }
     m.extend_from_slice(b"Return-Path: <");
-    m.extend_from_slice(&quote_addr(sender));
+    m.extend_from_slice(&quote2(sender));
     m.extend_from_slice(b">\n");
     m
 }
@@ -138,8 +138,8 @@ Return-Path: <s@x.test>\n"
 
     #[test]
     fn quoting_and_verp() {
-        assert_eq!(quote_addr(b"a b@c"), b"\"a b\"@c".to_vec());
-        assert_eq!(quote_addr(b"a.b@c"), b"a.b@c".to_vec());
+        assert_eq!(quote2(b"a b@c"), b"\"a b\"@c".to_vec());
+        assert_eq!(quote2(b"a.b@c"), b"a.b@c".to_vec());
         assert_eq!(
             verp_sender(b"owner-@host-@[]", b"joe@example.com"),
             b"owner-joe=example.com@host".to_vec()

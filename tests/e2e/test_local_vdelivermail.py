@@ -173,13 +173,18 @@ class Vdelivermail(unittest.TestCase):
         finally:
             os.unlink(over)
 
-    def test_quota_warning_once_a_day(self):
+    def near_quota(self, user, warning):
+        """A user with a 5000-byte quota and the domain's .quotawarn.msg."""
         with open(self.root.v("etc", "quota-range"), "w") as f:
             f.write("1 2G\n")
-        self.root.add_user(f"warn@{DOM}", "secret1", "-q", "5000")
+        self.root.add_user(f"{user}@{DOM}", "secret1", "-q", "5000")
         warn = os.path.join(self.root.domain_dir(DOM), ".quotawarn.msg")
         with open(warn, "w") as f:
-            f.write("Your mailbox is almost full.\n")
+            f.write(warning)
+        return warn
+
+    def test_quota_warning_once_a_day(self):
+        warn = self.near_quota("warn", "Your mailbox is almost full.\n")
         try:
             self.assertEqual(self.vdel("warn", msg=b"x" * 4500).returncode, 0)
             got = self.msgs("warn")
@@ -202,12 +207,8 @@ class Vdelivermail(unittest.TestCase):
             os.unlink(warn)
 
     def test_quota_warning_keeps_the_files_own_headers(self):
-        with open(self.root.v("etc", "quota-range"), "w") as f:
-            f.write("1 2G\n")
-        self.root.add_user(f"warn2@{DOM}", "secret1", "-q", "5000")
-        warn = os.path.join(self.root.domain_dir(DOM), ".quotawarn.msg")
-        with open(warn, "w") as f:
-            f.write("From: postmaster@example.test\nSubject: quota warning\n\nYou are almost over quota.\n")
+        warn = self.near_quota(
+            "warn2", "From: postmaster@example.test\nSubject: quota warning\n\nYou are almost over quota.\n")
         try:
             self.assertEqual(self.vdel("warn2", msg=b"x" * 4500).returncode, 0)
             texts = []
