@@ -291,6 +291,46 @@ class Domains(RootTestCase):
             self.assertNotIn("alias.test", f.read())
         self.assertTrue(os.path.isdir(dom))
 
+    def test_vdominfo(self):
+        r = self.root
+        r.add_domain("real.test")
+        r.add_user("joe@real.test", "joepass1")
+        r.add_domain("other.test")
+        r.run("vaddaliasdomain", "real.test", "alias.test", check=True)
+        dom, other = r.domain_dir("real.test"), r.domain_dir("other.test")
+        uid, gid = os.stat(dom).st_uid, os.stat(dom).st_gid
+        one = (f"domain: real.test\nuid:    {uid}\ngid:    {gid}\ndir:    {dom}\n"
+               f"users:  2\nalias: alias.test\n").encode()
+        # One domain, named by itself or by an alias (upper case too): the real
+        # domain with its users (postmaster and joe), then its aliases.
+        for name in ("real.test", "alias.test", "REAL.Test"):
+            p = r.run("vdominfo", name)
+            self.assertEqual((p.returncode, p.stdout, p.stderr), (0, one, b""), name)
+        # Every domain, in users/assign's order, a blank line after each.
+        p = r.run("vdominfo")
+        self.assertEqual(p.returncode, 0)
+        self.assertEqual(p.stdout.decode().split("\n\n"), [
+            f"domain: alias.test (alias of real.test)\nuid:    {uid}\ngid:    {gid}\ndir:    {dom}\nusers:  2",
+            f"domain: other.test\nuid:    {uid}\ngid:    {gid}\ndir:    {other}\nusers:  1",
+            f"domain: real.test\nuid:    {uid}\ngid:    {gid}\ndir:    {dom}\nusers:  2",
+            ""])
+        # Single fields, bare, in vdominfo's order whatever the options' order.
+        p = r.run("vdominfo", "-t", "-d", "-n", "real.test")
+        self.assertEqual(p.stdout, f"real.test\n{dom}\n2\nalias: alias.test\n".encode())
+        p = r.run("vdominfo", "-n", "-r")
+        self.assertEqual(p.stdout, b"alias.test (alias of real.test)\nreal.test\n\n"
+                                   b"other.test\nother.test\n\nreal.test\nreal.test\n\n")
+        # A user removed is counted out.
+        r.run("vdeluser", "joe@real.test", check=True)
+        self.assertEqual(r.run("vdominfo", "-t", "real.test").stdout, b"1\nalias: alias.test\n")
+        # Unknown domain, bad option, two domains: one line and non-zero.
+        p = r.run("vdominfo", "nope.test")
+        self.assertEqual((p.returncode, p.stdout), (245, b"Invalid domain name\n"))
+        for args in (("-x",), ("real.test", "other.test")):
+            p = r.run("vdominfo", *args)
+            self.assertEqual(p.returncode, 255, args)
+            self.assertRegex(p.stdout, rb"^Error: [^\n]*usage: vdominfo[^\n]*\n$")
+
     def test_qmail_newu_golden(self):
         r = self.root
         assign = (b"+example.com-:example.com:89:89:/home/vpopmail/domains/example.com:-::\n"

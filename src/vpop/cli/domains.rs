@@ -180,3 +180,123 @@ pub fn vaddaliasdomain(args: &[String]) -> i32 {
         Err(e) => fail(&e),
     }
 }
+
+/// What vdominfo prints: every field in its labelled format, or the fields
+/// picked by `-n -u -g -d -t -r`, one value per line.
+#[derive(Clone, Copy, Default)]
+struct DomFields {
+    name: bool,
+    uid: bool,
+    gid: bool,
+    dir: bool,
+    users: bool,
+    real: bool,
+}
+
+/// vdominfo: shows one domain (with its aliases) or every domain of
+/// users/assign.
+pub fn vdominfo(args: &[String]) -> i32 {
+    let roots = Roots::from_env();
+    let usage = "vdominfo [-v] [-a|-n|-u|-g|-d|-t|-r] [domain]";
+    let (opts, ops) = match getopt(args, "vanugdtr") {
+        Ok(x) => x,
+        Err(e) => return usage_error(&e, usage),
+    };
+    let mut f = DomFields::default();
+    let mut all = true;
+    for o in &opts {
+        match o.c {
+            'v' => out(&format!("version: {VERSION}\n")),
+            'a' => all = true,
+            'n' => (all, f.name) = (false, true),
+            'u' => (all, f.uid) = (false, true),
+            'g' => (all, f.gid) = (false, true),
+            'd' => (all, f.dir) = (false, true),
+            't' => (all, f.users) = (false, true),
+            'r' => (all, f.real) = (false, true),
+            _ => {}
+        }
+    }
+    if ops.len() > 1 {
+        return usage_error("one domain at most", usage);
+    }
+    let entries = match crate::vpop::ctlfiles::domain_entries(&roots) {
+        Ok(e) => e,
+        Err(e) => {
+            return fail(&crate::vpop::error::VError::io(
+                "can't read users/assign",
+                &e,
+            ))
+        }
+    };
+    let show = |dom: &str, w: &crate::vpop::assign::Wild| -> String {
+        let users = |w: &crate::vpop::assign::Wild| {
+            crate::vpop::bigdir::DirControl::read(std::path::Path::new(&w.dir))
+                .map(|d| d.cur_users)
+                .unwrap_or(0)
+        };
+        let name = if dom == w.user {
+            dom.to_string()
+        } else {
+            format!("{dom} (alias of {})", w.user)
+        };
+        if all {
+            return format!(
+                "domain: {name}\nuid:    {}\ngid:    {}\ndir:    {}\nusers:  {}\n",
+                w.uid,
+                w.gid,
+                w.dir,
+                users(w)
+            );
+        }
+        let mut s = String::new();
+        if f.name {
+            s += &format!("{name}\n");
+        }
+        if f.uid {
+            s += &format!("{}\n", w.uid);
+        }
+        if f.gid {
+            s += &format!("{}\n", w.gid);
+        }
+        if f.dir {
+            s += &format!("{}\n", w.dir);
+        }
+        if f.users {
+            s += &format!("{}\n", users(w));
+        }
+        if f.real {
+            s += &format!("{}\n", w.user);
+        }
+        s
+    };
+    let Some(want) = ops.first() else {
+        for (dom, w) in &entries {
+            out(&(show(dom, w) + "\n"));
+        }
+        return 0;
+    };
+    // One domain: an alias stands for its real domain, which is shown
+    // followed by the list of its aliases.
+    let want = want.to_ascii_lowercase();
+    let real = match entries.iter().find(|(dom, _)| *dom == want) {
+        Some((_, w)) => w.user.clone(),
+        None => {
+            out("Invalid domain name\n");
+            return crate::vpop::error::VError::code(crate::vpop::error::VA_DOMAIN_DOES_NOT_EXIST)
+                .exit_code();
+        }
+    };
+    let mut aliases = Vec::new();
+    for (dom, w) in entries.iter().filter(|(_, w)| w.user == real) {
+        if *dom == real {
+            out(&show(dom, w));
+        } else {
+            aliases.push(dom.clone());
+        }
+    }
+    for a in aliases {
+        out(&format!("alias: {a}\n"));
+    }
+    0
+}

@@ -10,7 +10,7 @@
 mod domains;
 mod users;
 
-pub use domains::{qmail_newmrh, qmail_newu, vaddaliasdomain, vadddomain, vdeldomain};
+pub use domains::{qmail_newmrh, qmail_newu, vaddaliasdomain, vadddomain, vdeldomain, vdominfo};
 pub use users::{vadduser, valias, vdeluser, vmoduser, vpasswd, vsetuserquota, vuserinfo};
 
 use std::io::{BufRead, Write};
