@@ -337,8 +337,9 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
         }
     };
     // The domain's limits add their flags to the user's (vpopmail's
-    // pw_flags): a domain closed for POP3 stays closed for every user.
-    entry.flags |= vpop::admin::domain_flags(roots, &domain);
+    // pw_flags): a domain closed for POP3 stays closed for every user
+    // without V_OVERRIDE.
+    entry.flags = vpop::admin::effective_flags(roots, &domain, entry.flags);
     if entry.dir.is_empty() {
         log(&format!(
             "{}: dir auto create failed {}@{}:{ip}",

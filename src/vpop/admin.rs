@@ -331,6 +331,16 @@ pub fn domain_flags(roots: &Roots, d: &Domain) -> u32 {
     mask
 }
 
+/// A user's flags with the domain's limits added (vpopmail's `pw_flags`, from
+/// `vlimits_setflags`), unless the user has V_OVERRIDE.
+pub fn effective_flags(roots: &Roots, d: &Domain, user_flags: u32) -> u32 {
+    if user_flags & crate::vpop::flags::V_OVERRIDE != 0 {
+        user_flags
+    } else {
+        user_flags | domain_flags(roots, d)
+    }
+}
+
 /// The default quota of new users from the domain limits (`default_quota`
 /// bytes and `default_maxmsgcount`), as vpopmail's vadduser takes it; `None`
 /// (so `NOQUOTA`) when neither is set.
@@ -986,8 +996,9 @@ fn lastauth_lines(e: &Entry, out: &mut String) {
     }
 }
 
-/// vuserinfo's text for one entry.
-pub fn user_info(e: &Entry, f: &InfoFields) -> String {
+/// vuserinfo's text for one entry; `flags` are its [`effective_flags`]. A
+/// limit that only the domain sets is marked `(*)`.
+pub fn user_info(e: &Entry, flags: u32, f: &InfoFields) -> String {
     let mut o = String::new();
     let usage = |o: &mut String, prefix: &str| {
         if e.quota != "NOQUOTA" {
@@ -1007,16 +1018,20 @@ pub fn user_info(e: &Entry, f: &InfoFields) -> String {
             crate::vpop::entry::atoi_u32(&e.uid)
         ));
         o.push_str(&format!("gid:    {}\n", e.flags));
-        o.push_str(&format!("flags:  {}\n", e.flags));
+        o.push_str(&format!("flags:  {flags}\n"));
         o.push_str(&format!("gecos: {}\n", e.gecos));
-        if e.flags == 0 {
+        if flags == 0 {
             o.push_str("limits: No user limits set.\n");
         } else {
             o.push_str("limits:\n");
             for (flag, text) in crate::vpop::flags::VUSERINFO_ORDER {
-                if e.flags & flag != 0 {
-                    o.push_str(&format!("        {text}\n"));
+                if flags & flag != 0 {
+                    let mark = if e.flags & flag != 0 { "" } else { " (*)" };
+                    o.push_str(&format!("        {text}{mark}\n"));
                 }
+            }
+            if flags != e.flags {
+                o.push_str("        * = set by domain-wide limits\n");
             }
         }
         o.push_str(&format!("dir:       {}\n", e.dir));
@@ -1293,6 +1308,7 @@ mod tests {
         let e = Entry::parse("joe:$6$x$y:1:2050:Joe:/nonexistent/joe:NOQUOTA:pw").unwrap();
         let t = user_info(
             &e,
+            e.flags,
             &InfoFields {
                 all: true,
                 ..Default::default()
@@ -1302,8 +1318,20 @@ mod tests {
             t,
             "name:   joe\npasswd: $6$x$y\nclear passwd: pw\ncomment/gecos: Joe\nuid:    1\ngid:    2050\nflags:  2050\ngecos: Joe\nlimits:\n        pop access closed\n        smtp access is closed\ndir:       /nonexistent/joe\nquota:     NOQUOTA\nusage:     NOQUOTA\nlast auth: Never logged in\n"
         );
+        // The domain closes IMAP too: flagged as the domain's.
         let t = user_info(
             &e,
+            e.flags | crate::vpop::flags::NO_IMAP,
+            &InfoFields {
+                all: true,
+                ..Default::default()
+            },
+        );
+        assert!(t.contains("gid:    2050\nflags:  2058\n"), "{t}");
+        assert!(t.contains("limits:\n        pop access closed\n        imap access closed (*)\n        smtp access is closed\n        * = set by domain-wide limits\ndir:"), "{t}");
+        let t = user_info(
+            &e,
+            e.flags,
             &InfoFields {
                 dir: true,
                 quota: true,

@@ -300,6 +300,19 @@ class WithAdminTools(AuthCase):
         self.assertEqual(self.check("kim@closed.test", "kim-pass1"), 1)               # POP3 closed
         self.assertEqual(self.check("kim@closed.test", "kim-pass1", port="587"), 1)   # SMTP AUTH closed
         self.assertEqual(self.check("kim@closed.test", "kim-pass1", port="143"), 0)   # IMAP: 0 is not set
+        # vuserinfo shows them as vpopmail's does: gid = the user's own flags,
+        # flags = with the domain's, and those only the domain sets marked (*).
+        info = self.root.run("vuserinfo", "kim@closed.test").stdout.decode()
+        self.assertIn("gid:    0\nflags:  2050\n", info)
+        self.assertIn("limits:\n        pop access closed (*)\n        smtp access is closed (*)\n"
+                      "        * = set by domain-wide limits\ndir:", info)
+        # V_OVERRIDE (vmoduser -o): the domain's limits no longer apply.
+        self.root.run("vmoduser", "-o", "kim@closed.test", check=True)
+        self.assertEqual(self.check("kim@closed.test", "kim-pass1"), 0)
+        info = self.root.run("vuserinfo", "kim@closed.test").stdout.decode()
+        self.assertIn("gid:    8192\nflags:  8192\n", info)
+        self.assertIn("limits:\n        user is not subject to domain limits\ndir:", info)
+        self.root.run("vmoduser", "-x", "kim@closed.test", check=True)
         os.unlink(limits)
         self.assertEqual(self.check("kim@closed.test", "kim-pass1"), 0)
         # vlimits.default stands in for a domain without its own file.

@@ -313,9 +313,10 @@ pub fn vuserinfo(args: &[String]) -> i32 {
             Err(e) => return fail(&VError::io("can't read vpasswd", &e)),
         };
         for e in entries {
+            let flags = admin::effective_flags(&roots, &d, e.flags);
             out(&format!(
                 "------------------------------------------\n{}",
-                admin::user_info(&e, &f)
+                admin::user_info(&e, flags, &f)
             ));
         }
         return 0;
@@ -333,8 +334,9 @@ pub fn vuserinfo(args: &[String]) -> i32 {
         crate::vpop::find_user(&roots, &user, &domain)
     };
     match found {
-        Ok(Some((_, e))) => {
-            out(&admin::user_info(&e, &f));
+        Ok(Some((d, e))) => {
+            let flags = admin::effective_flags(&roots, &d, e.flags);
+            out(&admin::user_info(&e, flags, &f));
             0
         }
         Ok(None) => {
