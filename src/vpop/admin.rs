@@ -781,10 +781,13 @@ pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
         return Err(VError::code(VA_DIR_TOO_LONG));
     }
     if dom_dir.exists() {
-        return Err(VError::msg(format!(
-            "Could not make domain dir: {} already exists",
-            dom_dir.display()
-        )));
+        return Err(VError {
+            code: VA_COULD_NOT_MAKE_DOMAIN_DIR,
+            text: format!(
+                "Could not make domain dir: {} already exists",
+                dom_dir.display()
+            ),
+        });
     }
     mkdirs(&parent, owner).map_err(|_| VError::code(VA_COULD_NOT_MAKE_DOMAIN_DIR))?;
     std::fs::DirBuilder::new()

@@ -343,6 +343,9 @@ class Users(RootTestCase):
         self.assertEqual((p.returncode, p.stdout), (255, b"Error: Domain does not exist\n"))
         p = r.run("vadduser", "joe@example.com", "pw")
         self.assertEqual((p.returncode, p.stdout), (255, b"Error: User already exists\n"))
+        # The other checks exit with vpopmail's code (VA_GECOS_TOO_LONG, -28).
+        p = r.run("vadduser", "-c", "g" * 49, "new@example.com", "pw")
+        self.assertEqual((p.returncode, p.stdout), (228, b"Error: gecos too long (max=48)\n"))
         for prog, args in cases:
             p = r.run(prog, *args, input="")
             self.assertNotEqual(p.returncode, 0, (prog, args))
@@ -351,6 +354,14 @@ class Users(RootTestCase):
             self.assertTrue(lines[0].startswith(b"Error: ") or lines[0].startswith(b"no such user"),
                             (prog, args, p.stdout))
             self.assertEqual(snapshot(r.dir), snap, (prog, args))
+        # A directory in the new domain's place: VA_COULD_NOT_MAKE_DOMAIN_DIR
+        # (-14), and no domain.
+        os.makedirs(r.v("domains", "taken.test"))
+        p = r.run("vadddomain", "taken.test", "pw")
+        self.assertEqual(p.returncode, 242, p.stdout)
+        self.assertRegex(p.stdout, rb"^Error: Could not make domain dir: .*taken.test already exists\n$")
+        with open(r.q("users", "assign")) as f:
+            self.assertNotIn("taken.test", f.read())
 
     def test_valias(self):
         r = self.root

@@ -79,11 +79,17 @@ pub fn vadduser(args: &[String]) -> i32 {
             Err(e) => return fail(&e),
         }
     }
-    // Everything that can be checked is, before asking for a password. These
-    // checks exit 255 as vpopmail's vadduser does (its `vexit(-1)`).
+    // Everything that can be checked is, before asking for a password. A
+    // missing domain exits 255, as vpopmail's vadduser checks it itself (its
+    // `vexit(-1)`); the rest exit with their own codes, as vpopmail's do from
+    // its `vadduser()` (a gecos over 48 characters: 228).
     if let Err(e) = admin::check_new_user(&roots, &n) {
-        fail(&e);
-        return 255;
+        let code = fail(&e);
+        return if e.code == crate::vpop::error::VA_DOMAIN_DOES_NOT_EXIST {
+            255
+        } else {
+            code
+        };
     }
     if !no_pw && n.crypted.is_none() {
         let pw = match (ops.get(1), &random) {
