@@ -115,6 +115,9 @@ pub struct Settings {
     pub idhost: String,
     /// QMAILINJECT letters.
     pub flags: String,
+    /// The mailing lists of `$QMAILMFTFILE` (lower case): a message to one of
+    /// them gets a Mail-Followup-To field.
+    pub mft: Vec<String>,
 }
 
 impl Settings {
@@ -161,6 +164,10 @@ impl Settings {
             shost: first(&["QMAILSHOST"]).unwrap_or_else(|| host.clone()),
             name: first(&["QMAILNAME", "MAILNAME", "NAME"]),
             flags: env("QMAILINJECT").unwrap_or_default(),
+            mft: match env("QMAILMFTFILE").filter(|f| !f.is_empty()) {
+                Some(f) => read_mft(&f)?,
+                None => Vec::new(),
+            },
             defaults: Defaults {
                 host: defaulthost,
                 domain: defaultdomain,
@@ -170,6 +177,24 @@ impl Settings {
             host,
             idhost,
         })
+    }
+}
+
+/// The addresses in a `$QMAILMFTFILE`, one per line as in a control file
+/// (trailing white space, empty lines and `#` lines ignored), in lower case.
+/// A missing file is no list; an unreadable one is an error.
+fn read_mft(path: &str) -> Result<Vec<String>, Fail> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(String::from_utf8_lossy(&b)
+            .lines()
+            .map(|l| l.trim_end().to_ascii_lowercase())
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Fail::temp(format!(
+            "qmail-inject: fatal: unable to read $QMAILMFTFILE: {}",
+            super::errstr(&e)
+        ))),
     }
 }
 
@@ -226,14 +251,6 @@ fn field_name(line: &[u8]) -> Option<&[u8]> {
 fn split(input: &[u8]) -> (Vec<Field>, &[u8]) {
     let mut fields: Vec<Field> = Vec::new();
     let mut pos = 0;
-    // An mbox "From " line in front is not part of the message.
-    if input.starts_with(b"From ") {
-        pos = input
-            .iter()
-            .position(|&b| b == b'\n')
-            .map(|i| i + 1)
-            .unwrap_or(input.len());
-    }
     while pos < input.len() {
         let end = input[pos..]
             .iter()
@@ -248,6 +265,18 @@ fn split(input: &[u8]) -> (Vec<Field>, &[u8]) {
             if let Some(f) = fields.last_mut() {
                 f.raw.extend_from_slice(line);
             }
+            pos = end;
+            continue;
+        }
+        // An mbox "From " line in the header is kept as a field of its own,
+        // as qmail-inject keeps it.
+        if line.starts_with(b"From ") {
+            let mut raw = b"MBOX-Line: ".to_vec();
+            raw.extend_from_slice(line);
+            fields.push(Field {
+                lname: "mbox-line".into(),
+                raw,
+            });
             pos = end;
             continue;
         }
@@ -305,6 +334,7 @@ pub fn prepare(o: &Options, s: &Settings, input: &[u8], now: i64) -> Result<Prep
     let resent = fields.iter().any(|f| f.lname.starts_with("resent-"));
     let mut header: Vec<u8> = Vec::with_capacity(input.len().min(1 << 16) + 256);
     let mut header_recips = Vec::new();
+    let mut tocc: Vec<String> = Vec::new();
     let mut return_path: Option<String> = None;
     let mut seen: HashMap<String, bool> = HashMap::new();
     for f in &fields {
@@ -344,6 +374,9 @@ pub fn prepare(o: &Options, s: &Settings, input: &[u8], now: i64) -> Result<Prep
                     (f.raw.clone(), a)
                 }
             };
+            if lname == "to" || lname == "cc" {
+                tocc.extend(addrs.iter().filter(|a| !a.is_empty()).cloned());
+            }
             if recip_field {
                 header_recips.extend(addrs.into_iter().filter(|a| !a.is_empty()));
             }
@@ -383,6 +416,16 @@ pub fn prepare(o: &Options, s: &Settings, input: &[u8], now: i64) -> Result<Prep
     if !has("to") && !has("cc") {
         added += &format!("{show}Cc: recipient list not shown: ;\n");
     }
+    // $QMAILMFTFILE: a message to a listed mailing list gets a
+    // Mail-Followup-To with all its To and Cc addresses.
+    let to_list = tocc.iter().any(|a| s.mft.contains(&a.to_ascii_lowercase()));
+    if !resent && to_list && !seen.contains_key("mail-followup-to") {
+        let quoted: Vec<String> = tocc
+            .iter()
+            .map(|a| String::from_utf8_lossy(&crate::smtp::addr::quote2(a.as_bytes())).into_owned())
+            .collect();
+        added += &format!("Mail-Followup-To: {}\n", quoted.join(",\n  "));
+    }
     let header = {
         let mut h = added.into_bytes();
         h.extend_from_slice(&header);
@@ -404,8 +447,31 @@ pub fn prepare(o: &Options, s: &Settings, input: &[u8], now: i64) -> Result<Prep
                 d.complete(f.trim_start_matches('<').trim_end_matches('>'))
             }
         }
-        (None, Some(rp)) if !s.flags.contains('s') => rp,
-        _ => d.complete(&format!("{}@{}", s.suser, s.shost)),
+        // QMAILINJECT r: a per-recipient VERP (`-@[]`, which qmail-send
+        // expands for each recipient).
+        (None, Some(rp)) if !s.flags.contains('s') => {
+            if s.flags.contains('r') && !rp.is_empty() {
+                rp + "-@[]"
+            } else {
+                rp
+            }
+        }
+        _ => {
+            // QMAILINJECT m: a per-message VERP, the time and process id
+            // after the user; r: as above.
+            let mut user = s.suser.clone();
+            if s.flags.contains('m') {
+                user += &format!("-{now}.{}", std::process::id());
+            }
+            if s.flags.contains('r') {
+                user += "-";
+            }
+            let mut a = d.complete(&format!("{user}@{}", s.shost));
+            if s.flags.contains('r') {
+                a += "-@[]";
+            }
+            a
+        }
     };
     // No envelope address may hold a line break or another control
     // character: nothing downstream could carry it.
@@ -435,7 +501,6 @@ pub const MAX_HEADER: u64 = 4 << 20;
 /// (which is returned as the start of the body).
 pub fn read_header(r: &mut dyn BufRead) -> Result<(Vec<u8>, Vec<u8>), Fail> {
     let mut head = Vec::new();
-    let mut first = true;
     loop {
         let mut line = Vec::new();
         let room = MAX_HEADER.saturating_sub(head.len() as u64);
@@ -454,8 +519,7 @@ pub fn read_header(r: &mut dyn BufRead) -> Result<(Vec<u8>, Vec<u8>), Fail> {
         if line == b"\n" || line == b"\r\n" {
             return Ok((head, Vec::new()));
         }
-        let mbox_from = first && line.starts_with(b"From ");
-        first = false;
+        let mbox_from = line.starts_with(b"From ");
         let cont = (line[0] == b' ' || line[0] == b'\t') && !head.is_empty();
         let field = field_name(&line).is_some();
         if !(mbox_from || cont || field) {
@@ -537,8 +601,13 @@ pub fn run(
         done: false,
     };
     if o.print {
+        // As qmail-inject -n: the envelope sender first, as a Return-Path.
+        let mut rp = b"Return-Path: <".to_vec();
+        rp.extend_from_slice(&crate::smtp::addr::quote2(p.sender.as_bytes()));
+        rp.extend_from_slice(b">\n");
         let res = out
-            .write_all(&p.message)
+            .write_all(&rp)
+            .and_then(|()| out.write_all(&p.message))
             .and_then(|()| std::io::copy(&mut body, out).map(|_| ()))
             .and_then(|()| out.flush());
         return res.map_err(|e| Fail::temp(format!("qmail-inject: fatal: {}", super::errstr(&e))));
@@ -693,7 +762,84 @@ mod tests {
             shost: "example.com".into(),
             idhost: "id.example.com".into(),
             flags: String::new(),
+            mft: Vec::new(),
         }
+    }
+
+    #[test]
+    fn verp_flags() {
+        let o = parse_args(&a(&["bob"])).unwrap();
+        let sender = |flags: &str, input: &[u8]| {
+            let st = Settings {
+                flags: flags.into(),
+                ..s()
+            };
+            prepare(&o, &st, input, 1_700_000_000).unwrap().sender
+        };
+        let pid = std::process::id();
+        assert_eq!(sender("", b"\n"), "joe@example.com");
+        assert_eq!(sender("r", b"\n"), "joe-@example.com-@[]");
+        assert_eq!(
+            sender("m", b"\n"),
+            format!("joe-1700000000.{pid}@example.com")
+        );
+        assert_eq!(
+            sender("mr", b"\n"),
+            format!("joe-1700000000.{pid}-@example.com-@[]")
+        );
+        // A Return-Path field gets the -@[] as it is; <> stays <>.
+        assert_eq!(
+            sender("r", b"Return-Path: <list-owner@x.org>\n\n"),
+            "list-owner@x.org-@[]"
+        );
+        assert_eq!(sender("r", b"Return-Path: <>\n\n"), "");
+        // -f is taken as given.
+        let o = parse_args(&a(&["-f", "me@x.org", "bob"])).unwrap();
+        let st = Settings {
+            flags: "mr".into(),
+            ..s()
+        };
+        assert_eq!(prepare(&o, &st, b"\n", 0).unwrap().sender, "me@x.org");
+    }
+
+    #[test]
+    fn mail_followup_to() {
+        let st = Settings {
+            mft: vec!["list@lists.example.org".into()],
+            ..s()
+        };
+        let o = parse_args(&a(&["-H"])).unwrap();
+        let head = |input: &[u8]| {
+            let p = prepare(&o, &st, input, 0).unwrap();
+            let t = String::from_utf8(p.message).unwrap();
+            t.split("\n\n").next().unwrap().to_string()
+        };
+        let h = head(
+            b"To: List@Lists.Example.ORG, \"a b\"@x.org\nCc: carol\nBcc: hidden@x.org\n\nhi\n",
+        );
+        assert!(
+            h.contains("\nMail-Followup-To: List@Lists.Example.ORG,\n  \"a b\"@x.org,\n  carol@example.com\n"),
+            "{h}"
+        );
+        // Not to a list, already there, or a Resent- message: none added.
+        assert!(!head(b"To: bob@x.org\n\nhi\n").contains("Mail-Followup-To"));
+        let h = head(b"To: list@lists.example.org\nMail-Followup-To: me@x.org\n\nhi\n");
+        assert_eq!(h.matches("Mail-Followup-To").count(), 1, "{h}");
+        let h = head(b"To: list@lists.example.org\nResent-To: bob@x.org\n\nhi\n");
+        assert!(!h.contains("Mail-Followup-To"), "{h}");
+    }
+
+    #[test]
+    fn mbox_from_lines_become_mbox_line_fields() {
+        let o = parse_args(&a(&["bob"])).unwrap();
+        let input = b"From joe@x.org Sat Dec  5 10:00:00 2026\nSubject: s\nFrom nobody\n  more\n\nFrom body\n";
+        let mut r: &[u8] = input;
+        let (h, b) = read_header(&mut r).unwrap();
+        assert!(b.is_empty());
+        let p = prepare(&o, &s(), &h, 0).unwrap();
+        let t = String::from_utf8(p.message).unwrap();
+        assert!(t.ends_with("MBOX-Line: From joe@x.org Sat Dec  5 10:00:00 2026\nSubject: s\nMBOX-Line: From nobody\n  more\n\n"), "{t}");
+        assert!(r.starts_with(b"From body"));
     }
 
     fn a(v: &[&str]) -> Vec<String> {

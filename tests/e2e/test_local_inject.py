@@ -85,6 +85,33 @@ class Inject(unittest.TestCase):
         self.assertIn(b"\nFrom: www@mail.example.com\n", b"\n" + head + b"\n")
         self.assertRegex(head, rb"\nMessage-ID: <[^>]+@mail\.example\.com>")
 
+    def test_qmailinject_verp_and_mail_followup_to(self):
+        lists = os.path.join(self.tmp, "lists")
+        with open(lists, "w") as f:
+            f.write("# my lists\nlist@lists.example.org  \n\n")
+        msg = b"To: List@lists.example.org\nCc: bob\nSubject: s\n\nbody\n"
+        # r: per-recipient VERP, expanded by qmail-send; m: time and pid.
+        r = self.run_prog("qmail-inject", msg=msg, env={"QMAILINJECT": "mr", "QMAILMFTFILE": lists})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        m, env = self.queued()
+        self.assertRegex(env, rb"^Fwww-812090813\.\d+-@mail\.example\.com-@\[\]\0TList@lists\.example\.org\0"
+                              rb"Tbob@mail\.example\.com\0\0$")
+        head = m.split(b"\n\n", 1)[0]
+        self.assertIn(b"\nMail-Followup-To: List@lists.example.org,\n  bob@mail.example.com\n", head)
+        # Not to a list: no Mail-Followup-To. A missing file is no list; an
+        # unreadable one is a temporary failure.
+        r = self.run_prog("qmail-inject", msg=b"To: a@x.org\n\nb\n", env={"QMAILMFTFILE": lists})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn(b"Mail-Followup-To", self.queued()[0])
+        r = self.run_prog("qmail-inject", msg=msg, env={"QMAILMFTFILE": lists + ".none"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.run_prog("qmail-inject", msg=msg, env={"QMAILMFTFILE": self.tmp})
+        self.assertEqual(r.returncode, 111)
+        self.assertIn(b"qmail-inject: fatal: unable to read $QMAILMFTFILE", r.stderr)
+        # An mbox From line is kept as a field.
+        r = self.run_prog("qmail-inject", "-n", msg=b"From joe Sat Dec  5 10:00:00 2026\nTo: a@x.org\n\nb\n")
+        self.assertIn(b"\nMBOX-Line: From joe Sat Dec  5 10:00:00 2026\nTo: a@x.org\n", r.stdout)
+
     def test_cron_style_local_user(self):
         # cron: sendmail -FCronDaemon -i -odi -oem -oi -t, To: a bare user name.
         msg = b"To: root\nSubject: Cron <www@host> job\n\noutput\n"
@@ -114,6 +141,8 @@ class Inject(unittest.TestCase):
     def test_print_only(self):
         r = self.run_prog("qmail-inject", "-n", msg=b"To: box\n\nhello")
         self.assertEqual(r.returncode, 0)
+        # The envelope sender comes first, as a Return-Path field.
+        self.assertTrue(r.stdout.startswith(b"Return-Path: <www@mail.example.com>\n"), r.stdout)
         self.assertIn(b"To: box@mail.example.com\n", r.stdout)
         self.assertTrue(r.stdout.endswith(b"\n\nhello\n"))
         self.assertFalse(os.path.exists(self.out + ".msg"))
