@@ -1,5 +1,6 @@
-//! mbox delivery (qmail-local's `mailfile`): append under an exclusive fcntl
-//! lock the `From ` line, Return-Path, Delivered-To and the message with `>`
+//! mbox delivery (qmail-local's `mailfile`): append under an exclusive lock
+//! (flock, as qmail-local takes, and fcntl, as other mail programs take) the
+//! `From ` line, Return-Path, Delivered-To and the message with `>`
 //! added before every line matching `>*From `, then one empty line; fsync.
 //! A failed write truncates the file back to its old size, so a reader never
 //! sees half a message.
@@ -44,14 +45,21 @@ pub fn deliver(path: &Path, prefix: &[u8], msg: &mut dyn Read) -> Result<(), Fai
     Ok(())
 }
 
+/// Takes both locks; `false` when the file system supports neither.
 fn lock(f: &File) -> Result<bool, Fail> {
     let start = Instant::now();
+    // None: this kind of lock is not supported here (deliver without it, as
+    // qmail does); Some(held).
+    let (mut flock, mut fcntl) = (Some(false), Some(false));
     loop {
-        match crate::sys::try_lock_exclusive(f) {
-            Ok(true) => return Ok(true),
-            Ok(false) => {}
-            // A file system without locks: deliver unlocked, as qmail does.
-            Err(_) => return Ok(false),
+        if flock == Some(false) {
+            flock = crate::sys::try_flock_exclusive(f).ok();
+        }
+        if fcntl == Some(false) {
+            fcntl = crate::sys::try_lock_exclusive(f).ok();
+        }
+        if flock != Some(false) && fcntl != Some(false) {
+            return Ok(flock.is_some() || fcntl.is_some());
         }
         if start.elapsed() >= LOCK_WAIT {
             return Err(Fail::temp(

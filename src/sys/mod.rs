@@ -65,6 +65,26 @@ pub fn try_lock_exclusive(f: &File) -> io::Result<bool> {
     fcntl_lock(f, libc::F_WRLCK as libc::c_short, false)
 }
 
+/// Tries to take an exclusive flock(2) lock without waiting; `Ok(false)`
+/// when another process holds it. (On Linux flock and fcntl locks are
+/// separate: a program may need both.)
+pub fn try_flock_exclusive(f: &File) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: flock on a valid descriptor.
+        let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if r == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) => return Ok(false),
+            _ => return Err(e),
+        }
+    }
+}
+
 fn fcntl_lock(f: &File, kind: libc::c_short, wait: bool) -> io::Result<bool> {
     use std::os::fd::AsRawFd;
     let fl = libc::flock {

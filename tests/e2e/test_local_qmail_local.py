@@ -154,6 +154,57 @@ class QmailLocal(unittest.TestCase):
         self.assertIn(b"\n>From me\n\n", data)
         self.assertTrue(data.endswith(b"\n\n"))
 
+    def test_mbox_waits_for_flock_and_fcntl_locks(self):
+        # A mail reader holding either kind of lock keeps qmail-local out
+        # until it lets go (flock as qmail-local takes, fcntl as mutt does).
+        import fcntl
+        import subprocess
+        import time
+        self.qmail(".qmail-mb", "./mbox\n")
+        mbox = os.path.join(self.home, "mbox")
+        for kind in ("flock", "fcntl"):
+            # (Read before locking: closing any descriptor of the file would
+            # drop this process's fcntl lock.)
+            before = slurp(mbox) if os.path.exists(mbox) else b""
+            with self.subTest(kind=kind), open(mbox, "ab") as held:
+                if kind == "flock":
+                    fcntl.flock(held, fcntl.LOCK_EX)
+                else:
+                    fcntl.lockf(held, fcntl.LOCK_EX)
+                p = subprocess.Popen([self.root.bin("qmail-local"), "--", "joe", self.home, "joe-mb", "-",
+                                      "mb", "example.com", "a@example.org", "./Maildir/"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env=self.root.env())
+                try:
+                    p.stdin.write(MSG)
+                    p.stdin.close()
+                    # Wait until it has the mbox open (it then tries the locks) ...
+                    deadline = time.monotonic() + 10
+                    fd_dir = f"/proc/{p.pid}/fd"
+                    while time.monotonic() < deadline and p.poll() is None:
+                        try:
+                            if any(os.readlink(os.path.join(fd_dir, fd)) == mbox for fd in os.listdir(fd_dir)):
+                                break
+                        except OSError:
+                            pass
+                        time.sleep(0.01)
+                    # ... then it must still be waiting, with nothing written.
+                    with self.assertRaises(subprocess.TimeoutExpired):
+                        p.wait(timeout=0.5)
+                    self.assertEqual(os.fstat(held.fileno()).st_size, len(before))
+                    if kind == "flock":
+                        fcntl.flock(held, fcntl.LOCK_UN)
+                    else:
+                        fcntl.lockf(held, fcntl.LOCK_UN)
+                    self.assertEqual(p.wait(timeout=20), 0, p.stderr.read())
+                finally:
+                    if p.poll() is None:
+                        p.kill()
+                        p.wait()
+                    p.stdout.close()
+                    p.stderr.close()
+                self.assertTrue(slurp(mbox).endswith(b"\n>From me\n\n"))
+
     def test_permission_checks(self):
         os.chmod(self.home, 0o777)
         r = self.local()
