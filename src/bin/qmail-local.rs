@@ -7,6 +7,8 @@ use vqmail::deliver::{local, message::Message, Fail};
 
 fn main() -> ExitCode {
     vqmail::sys::reset_sigchld();
+    // As qmail-local: what it and its programs create is private to the user.
+    vqmail::sys::queue::umask(0o077);
     // SIGPIPE stays ignored (Rust's default), as in qmail-local.
     let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let roots = vqmail::paths::Roots::from_env();

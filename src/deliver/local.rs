@@ -354,10 +354,11 @@ fn check_home(doit: bool, out: &mut dyn Write) -> Result<(), Fail> {
     Ok(())
 }
 
-/// Refuses a message whose header already holds `dtline`, byte for byte.
+/// Refuses a message whose header already holds `dtline`, byte for byte. As
+/// in qmail-local, only a line of just `\n` ends the header here.
 pub fn loop_check(msg: &mut Message, dtline: &[u8]) -> Result<(), Fail> {
     let looping = msg
-        .any_header_line(|l| l == dtline)
+        .any_header_line(false, |l| l == dtline)
         .map_err(|e| Fail::temp(format!("Unable to read message: {}. (#4.3.0)", errstr(&e))))?;
     if looping {
         return Err(Fail::perm(
@@ -407,7 +408,9 @@ pub fn deliver_maildir(
     prefix: &[u8],
     msg: &mut Message,
 ) -> Result<maildir::Delivered, Fail> {
-    match std::fs::metadata(dir) {
+    // As qmail-local's chdir: a directory it cannot enter (`DIR/.` cannot
+    // be looked up) is refused here, not at the first file.
+    match std::fs::metadata(dir.join(".")) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => return Err(Fail::temp("Unable to chdir to maildir. (#4.2.1)")),
         Err(e) if super::is_temp(&e) => {

@@ -58,7 +58,13 @@ impl Message {
     /// trailing `\n` included. Stops early when `f` returns `true`, which
     /// is then the result. Lines are read with a bound; a longer line is
     /// passed cut at the bound (it can then match nothing we look for).
-    pub fn any_header_line(&mut self, mut f: impl FnMut(&[u8]) -> bool) -> io::Result<bool> {
+    /// With `crlf_ends`, a `\r\n` line also ends the header (qmail-local's
+    /// loop check looks past it; vpopmail's does not).
+    pub fn any_header_line(
+        &mut self,
+        crlf_ends: bool,
+        mut f: impl FnMut(&[u8]) -> bool,
+    ) -> io::Result<bool> {
         const BOUND: u64 = 64 * 1024;
         let file = self.rewind()?;
         let mut r = BufReader::new(file);
@@ -70,7 +76,7 @@ impl Message {
                 // End of message (an unterminated last line is not a header).
                 return Ok(false);
             }
-            if line == b"\n" || line == b"\r\n" {
+            if line == b"\n" || (crlf_ends && line == b"\r\n") {
                 return Ok(false);
             }
             if f(&line) {
@@ -101,14 +107,14 @@ mod tests {
     fn header_lines_stop_at_blank() {
         let mut m = Message::from_bytes(b"A: 1\nB: 2\n\nC: 3\n").unwrap();
         let mut seen = Vec::new();
-        m.any_header_line(|l| {
+        m.any_header_line(true, |l| {
             seen.push(l.to_vec());
             false
         })
         .unwrap();
         assert_eq!(seen, vec![b"A: 1\n".to_vec(), b"B: 2\n".to_vec()]);
-        assert!(m.any_header_line(|l| l == b"B: 2\n").unwrap());
-        assert!(!m.any_header_line(|l| l == b"C: 3\n").unwrap());
+        assert!(m.any_header_line(true, |l| l == b"B: 2\n").unwrap());
+        assert!(!m.any_header_line(true, |l| l == b"C: 3\n").unwrap());
         assert_eq!(m.size().unwrap(), 16);
     }
 }

@@ -157,7 +157,7 @@ impl<'a> Delivery<'a> {
             l.eq_ignore_ascii_case(want.as_bytes())
         };
         let looping = self.dtline.as_deref().is_some_and(is)
-            || msg.any_header_line(is).map_err(|e| {
+            || msg.any_header_line(true, is).map_err(|e| {
                 Fail::temp(format!("Unable to read message: {}. (#4.3.0)", errstr(&e)))
             })?;
         if looping {

@@ -113,6 +113,43 @@ class QmailLocal(unittest.TestCase):
         # Only in the header, and byte for byte.
         self.assertEqual(self.local(msg=b"S: x\n\nDelivered-To: joe@example.com\n").returncode, 0)
         self.assertEqual(self.local(msg=b"Delivered-To: JOE@example.com\n\nx\n").returncode, 0)
+        # As in qmail-local, a line of just CR LF does not end the header here.
+        r = self.local(msg=b"Subject: x\n\r\nDelivered-To: joe@example.com\n\nb\n")
+        self.assertEqual(r.returncode, 100, r.stderr)
+
+    def test_umask_077_and_unenterable_maildir(self):
+        import pwd
+        import shutil
+        import subprocess
+        # qmail-local sets umask 077 whatever it was started with.
+        self.qmail(".qmail-u", "|umask > um\n")
+        old = os.umask(0o022)
+        try:
+            self.assertEqual(self.local(local="joe-u", dash="-", ext="u").returncode, 0)
+        finally:
+            os.umask(old)
+        self.assertEqual(slurp(os.path.join(self.home, "um")).strip(), b"0077")
+        # A Maildir the user cannot enter: qmail's chdir text (a user, not root).
+        try:
+            nobody = pwd.getpwnam("nobody")
+        except KeyError:
+            self.skipTest("no nobody account")
+        if shutil.which("setpriv") is None:
+            self.skipTest("no setpriv")
+        home = tempfile.mkdtemp(prefix="vq-nobody-")
+        self.addCleanup(shutil.rmtree, home, True)
+        os.chmod(home, 0o755)
+        md = os.path.join(home, "Maildir")
+        for d in ("", "tmp", "new", "cur"):
+            os.mkdir(os.path.join(md, d), 0o700)
+        for d in (home, md, *(os.path.join(md, x) for x in ("tmp", "new", "cur"))):
+            os.chown(d, nobody.pw_uid, nobody.pw_gid)
+        os.chmod(md, 0)
+        r = subprocess.run(["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups",
+                            self.root.bin("qmail-local"), "--", "nobody", home, "nobody", "", "", "example.com",
+                            "a@example.org", "./Maildir/"], input=MSG, capture_output=True, timeout=60,
+                           env=self.root.env())
+        self.assertEqual((r.returncode, r.stderr), (111, b"Unable to chdir to maildir. (#4.2.1)\n"))
 
     def test_forward_one_qmail_queue_call(self):
         qq = os.path.join(self.home, "fakeqq")
