@@ -23,8 +23,8 @@ use crate::vpop;
 
 /// The text for an unknown user (COMPAT section A: the vpopmail 5.2-5.4 text).
 pub const NO_MAILBOX: &str = "Sorry, no mailbox here by that name. vpopmail (#5.1.1)";
-/// The default over-quota text.
-pub const OVER_QUOTA: &str = "user is over quota (#5.2.2)";
+/// The default over-quota text (vpopmail's).
+pub const OVER_QUOTA: &str = "user is over quota";
 /// The quota warning threshold in percent.
 pub const QUOTA_WARN_PERCENT: u64 = 90;
 
@@ -276,10 +276,8 @@ impl<'a> Delivery<'a> {
             if e.raw_os_error() == Some(libc::EDQUOT) {
                 self.over_quota(dom)
             } else {
-                Fail::temp(format!(
-                    "Temporary error on maildir delivery: {}. (#4.3.0)",
-                    errstr(&e)
-                ))
+                // vpopmail's text, with the reason.
+                Fail::temp(format!("system error: {}. (#4.3.0)", errstr(&e)))
             }
         })?;
         // Delivered: a failure to count it now only delays the count until
@@ -406,6 +404,8 @@ impl<'a> Delivery<'a> {
                 self.to_maildir(&dir, None, &dom, msg)
             }
             a => {
+                // A leading `&` (a .qmail forward written as an argument) goes.
+                let a = a.strip_prefix(b"&").unwrap_or(a);
                 let mut addr = a.to_vec();
                 if !addr.contains(&b'@') {
                     addr.push(b'@');

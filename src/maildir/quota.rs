@@ -58,6 +58,25 @@ impl Quota {
             return Some(Quota::UNLIMITED);
         }
         let mut q = Quota::UNLIMITED;
+        // vpopmail's format_maildirquota: a single size with a K, M or G
+        // suffix (as an existing vpasswd may hold, `50M`) is that many bytes.
+        if !def.contains(',') {
+            let mult = match def.as_bytes().last() {
+                Some(b'K' | b'k') => Some(1u64 << 10),
+                Some(b'M' | b'm') => Some(1 << 20),
+                Some(b'G' | b'g') => Some(1 << 30),
+                _ => None,
+            };
+            if let Some(m) = mult {
+                let digits = &def[..def.len() - 1];
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                let n = digits.parse::<u64>().ok()?.checked_mul(m)?;
+                q.bytes = (n != 0).then_some(n);
+                return Some(q);
+            }
+        }
         for part in def.split(',') {
             let part = part.trim();
             let (digits, kind) = match part.as_bytes().last() {
@@ -423,6 +442,13 @@ mod tests {
         assert_eq!(q("5X"), None);
         assert_eq!(q("S"), None);
         assert_eq!(q("-5S"), None);
+        // vpopmail's K/M/G suffixes, on a single size.
+        assert_eq!(q("1K").unwrap().bytes, Some(1024));
+        assert_eq!(q("50m").unwrap().bytes, Some(52_428_800));
+        assert_eq!(q("2G").unwrap().bytes, Some(2 << 30));
+        assert_eq!(q("M"), None);
+        assert_eq!(q("5K,3C"), None);
+        assert_eq!(q("99999999999999999G"), None);
         for s in ["5000S,100C", "5000S", "100C", "NOQUOTA"] {
             assert_eq!(q(s).unwrap().to_string(), s);
         }

@@ -108,7 +108,7 @@ class FullDisk(unittest.TestCase):
         filler = fill(self.mnt)
         r = self.root.run("vdelivermail", "", "bounce-no-mailbox", input=b"x" * 30000, env=env)
         self.assertEqual(r.returncode, 111, r.stdout)
-        self.assertIn(b"Temporary error on maildir delivery: out of disk space. (#4.3.0)", r.stdout)
+        self.assertIn(b"system error: out of disk space. (#4.3.0)", r.stdout)
         with open(os.path.join(self.md, "maildirsize")) as f:
             self.assertEqual(f.read(), size_before)
         self.assertEqual(len(maildir_messages(self.md)), 1)

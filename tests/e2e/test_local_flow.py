@@ -104,9 +104,10 @@ class Flow(RootTestCase):
         # joe forwards a copy to sender and keeps one.
         with open(os.path.join(self.root.domain_dir(DOM), "joe", ".qmail"), "w") as f:
             f.write(f"./Maildir/\n&sender@{DOM}\n")
-        # Unknown users of the domain go to joe.
+        # Unknown users of the domain go to joe (written with a leading &,
+        # which vdelivermail strips as vpopmail's does).
         with open(os.path.join(self.root.domain_dir(DOM), ".qmail-default"), "w") as f:
-            f.write(f"| {self.root.bin('vdelivermail')} '' joe@{DOM}\n")
+            f.write(f"| {self.root.bin('vdelivermail')} '' '&joe@{DOM}'\n")
         self.sendmail("-fsomeone@else.example", f"stranger@{DOM}", msg=b"Subject: catch\n\nall\n")
         log = send_once(self.root, self.out)
         joe = [self.read(p) for p in maildir_messages(self.root.maildir("joe", DOM))]

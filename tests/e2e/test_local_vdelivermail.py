@@ -156,8 +156,7 @@ class Vdelivermail(unittest.TestCase):
         self.assertEqual(sum(int(l.split()[0]) for l in lines[1:]), size)
         self.assertEqual(sum(int(l.split()[1]) for l in lines[1:]), 1)
         r = self.vdel("small", msg=b"x" * 200)
-        self.assertEqual(r.returncode, 100)
-        self.assertIn(b"user is over quota", r.stdout)
+        self.assertEqual((r.returncode, r.stdout), (100, b"user is over quota\n"))
         self.assertEqual(len(self.msgs("small")), 1)
         # A deletion recorded by a POP3 server makes room again.
         os.unlink(m)
@@ -182,6 +181,23 @@ class Vdelivermail(unittest.TestCase):
         with open(warn, "w") as f:
             f.write(warning)
         return warn
+
+    def test_quota_with_vpopmail_size_suffix(self):
+        # A vpasswd from vpopmail may hold "1K" or "50M": that many bytes.
+        self.root.add_user(f"kq@{DOM}", "secret1")
+        vp = os.path.join(self.root.domain_dir(DOM), "vpasswd")
+        with open(vp) as f:
+            lines = f.read().splitlines()
+        with open(vp, "w") as f:
+            for l in lines:
+                if l.startswith("kq:"):
+                    l = ":".join(l.split(":")[:6] + ["1K"] + l.split(":")[7:])
+                f.write(l + "\n")
+        os.unlink(vp + ".cdb")
+        self.assertEqual(self.vdel("kq", msg=b"x" * 600).returncode, 0)
+        r = self.vdel("kq", msg=b"x" * 600)
+        self.assertEqual((r.returncode, r.stdout), (100, b"user is over quota\n"))
+        self.assertEqual(len(self.msgs("kq")), 1)
 
     def test_quota_warning_once_a_day(self):
         warn = self.near_quota("warn", "Your mailbox is almost full.\n")
