@@ -23,9 +23,21 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def make_certs(d, names):
+def make_self_signed(d, name):
+    """A self-signed certificate for name with CA:TRUE, as `openssl req -x509`
+    makes by default (cert.pem, cert.key in d); returns (cert, key)."""
+    cert, key = os.path.join(d, "self.pem"), os.path.join(d, "self.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=%s" % name,
+                    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "subjectAltName=DNS:%s" % name],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def make_certs(d, names, san=True):
     """A CA (ca.pem) and a certificate for names signed by it (leaf.pem, leaf.key)
-    in directory d; returns (ca, cert, key) paths."""
+    in directory d; returns (ca, cert, key) paths. Without san, the leaf
+    names only names[0], in its commonName."""
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     ca, cakey = os.path.join(d, "ca.pem"), os.path.join(d, "ca.key")
     leaf, key = os.path.join(d, "leaf.pem"), os.path.join(d, "leaf.key")
@@ -35,8 +47,9 @@ def make_certs(d, names):
         "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
     run("req", *ec, "-keyout", key, "-out", csr, "-subj", "/CN=%s" % names[0])
     with open(ext, "w") as f:
-        f.write("subjectAltName=%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
-                % ",".join("DNS:" + n for n in names))
+        if san:
+            f.write("subjectAltName=%s\n" % ",".join("DNS:" + n for n in names))
+        f.write("basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
     run("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", cakey, "-CAcreateserial", "-out", leaf,
         "-days", "2", "-extfile", ext)
     return ca, leaf, key

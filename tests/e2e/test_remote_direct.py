@@ -13,7 +13,7 @@ import unittest
 
 from harness import Root, need_module, need_tool
 from dnsserver import shared_dns, stop_shared_dns
-from smtppeer import Peer, make_certs
+from smtppeer import Peer, make_certs, make_self_signed
 
 MSG = b"Subject: hello\n\nfirst line\n.leading dot\n..two dots\nlast line\n"
 
@@ -78,9 +78,9 @@ class RemoteCase(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         return parse_report(r.stdout)
 
-    def certs(self, *names):
+    def certs(self, *names, san=True):
         d = tempfile.mkdtemp(dir=self.root.dir)
-        return make_certs(d, list(names))
+        return make_certs(d, list(names), san=san)
 
 
 class TestDelivery(RemoteCase):
@@ -190,6 +190,65 @@ class TestDelivery(RemoteCase):
         rep = self.remote("mx.test", "me@vqmail.test", "u@mx.test")
         self.assertEqual(rep[-1], ("Z", "TLS unable to verify server mx1.mx.test: received certificate for other.test; connected to 127.0.0.1.\n"
                                         "Session with mx1.mx.test[127.0.0.1]:%d: no TLS.\n" % p.port))
+
+    def test_tlshosts_pem_commonname_names_the_host(self):
+        # As the TLS patch: without a matching subjectAltName the commonName counts.
+        need_tool("openssl")
+        ca, cert, key = self.certs("mx1.mx.test", san=False)
+        p = self.peer("--starttls", cert, key)
+        os.makedirs(self.root.control("tlshosts"), exist_ok=True)
+        shutil.copy(ca, self.root.control("tlshosts/mx1.mx.test.pem"))
+        rep = self.remote("mx.test", "me@vqmail.test", "u@mx.test")
+        self.assertEqual(rep[-1][0], "K", rep)
+        self.assertTrue(p.messages()[0]["tls"])
+        # A commonName that does not name it: the name in the text.
+        ca, cert, key = self.certs("other.test", san=False)
+        p = self.peer("--starttls", cert, key)
+        shutil.copy(ca, self.root.control("tlshosts/mx1.mx.test.pem"))
+        rep = self.remote("mx.test", "me@vqmail.test", "u@mx.test")
+        self.assertEqual(rep[-1], ("Z", "TLS unable to verify server mx1.mx.test: received certificate for other.test; connected to 127.0.0.1.\n"
+                                        "Session with mx1.mx.test[127.0.0.1]:%d: no TLS.\n" % p.port))
+
+    def test_tlshosts_pem_pinned_self_signed_certificate(self):
+        # The peer's own self-signed certificate (CA:TRUE, openssl's default)
+        # pinned in tlshosts/HOST.pem, as OpenSSL accepts it.
+        need_tool("openssl")
+        d = tempfile.mkdtemp(dir=self.root.dir)
+        cert, key = make_self_signed(d, "mx1.mx.test")
+        p = self.peer("--starttls", cert, key)
+        os.makedirs(self.root.control("tlshosts"), exist_ok=True)
+        shutil.copy(cert, self.root.control("tlshosts/mx1.mx.test.pem"))
+        rep = self.remote("mx.test", "me@vqmail.test", "u@mx.test")
+        self.assertEqual(rep[-1][0], "K", rep)
+        self.assertTrue(p.messages()[0]["tls"])
+        # Another self-signed certificate pinned: refused, nothing sent.
+        other, _ = make_self_signed(tempfile.mkdtemp(dir=self.root.dir), "mx1.mx.test")
+        shutil.copy(other, self.root.control("tlshosts/mx1.mx.test.pem"))
+        rep = self.remote("mx.test", "me@vqmail.test", "u@mx.test")
+        self.assertEqual(rep[-1][0], "Z", rep)
+        self.assertTrue(rep[-1][1].startswith("TLS unable to verify server with control/tlshosts/mx1.mx.test.pem: "), rep)
+        self.assertEqual(len(p.messages()), 1)
+
+    def test_address_literal_relay_gets_tls(self):
+        need_tool("openssl")
+        ca, cert, key = self.certs("mx1.mx.test")
+        p = self.peer("--starttls", cert, key, route=False)
+        self.root.write_control("smtproutes", ":[127.0.0.1]:%d\n" % p.port)
+        rep = self.remote("mx.test", "me@vqmail.test", "u@mx.test")
+        self.assertEqual(rep[-1][0], "K", rep)
+        self.assertIn("Session with [127.0.0.1]:%d: TLS TLSv1_3:" % p.port, rep[-1][1])
+        self.assertTrue(p.messages()[0]["tls"])
+
+    def test_malformed_relay_in_smtproutes_defers(self):
+        # Never past the configured relay: the domain's mail waits.
+        p = self.peer(route=False)
+        for line in (":[127.0.0.1:%d", ":[127.0.0.1]x:%d", ":[not-an-address]:%d"):
+            self.root.write_control("smtproutes", (line % p.port) + "\n")
+            rep = self.remote("mx.test", "me@vqmail.test", "u@mx.test")
+            self.assertEqual(rep[-1][0], "Z", (line, rep))
+            self.assertTrue(rep[-1][1].startswith("Unable to read control files: control/smtproutes has the bad relay ["),
+                            rep)
+        self.assertEqual(p.messages(), [])
 
     def test_tlshosts_pem_without_starttls(self):
         self.peer()

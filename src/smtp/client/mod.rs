@@ -16,6 +16,7 @@
 //! an opportunistic STARTTLS handshake fails, the same address is tried
 //! again in plaintext on a new connection.
 
+pub mod certname;
 pub mod message;
 pub mod report;
 pub mod route;
@@ -160,6 +161,9 @@ impl Ctx<'_> {
             return report::merge_refused(recips, session::has_line_break, rep);
         }
         let route = route::find_route(&self.cfg.routes, host);
+        if let Some(bad) = route.and_then(|r| r.bad_relay.as_deref()) {
+            return Report::temp(text::bad_route_relay(bad));
+        }
         if let Some(bad) = route.and_then(|r| r.bad_port.as_deref()) {
             return Report::temp(text::bad_route_port(bad));
         }

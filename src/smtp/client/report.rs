@@ -177,6 +177,10 @@ pub mod text {
     pub fn bad_route_port(port: &str) -> String {
         format!("Unable to read control files: control/smtproutes has the bad port {port} for this domain. (#4.3.0)\n")
     }
+    /// The smtproutes line for the domain has a relay that is not one.
+    pub fn bad_route_relay(relay: &str) -> String {
+        format!("Unable to read control files: control/smtproutes has the bad relay {relay} for this domain. (#4.3.0)\n")
+    }
     /// RFC 7505 null MX.
     pub fn null_mx(host: &str) -> String {
         format!("Sorry, {host} does not accept mail (it publishes a null MX). (#5.1.10)\n")

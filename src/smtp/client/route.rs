@@ -41,6 +41,10 @@ pub struct RouteEntry {
     /// A port was given but is not a number from 1 to 65535: the route
     /// still applies, and its mail is deferred with this text.
     pub bad_port: Option<String>,
+    /// The relay is a malformed address literal (`[192.0.2.1` without its
+    /// `]`, text after the `]`, or no address inside): the route still
+    /// applies, and its mail is deferred, never sent elsewhere.
+    pub bad_relay: Option<String>,
 }
 
 /// Parses smtproutes lines (a relay may be a `[literal]`, IPv6 included).
@@ -49,10 +53,21 @@ pub fn parse_routes(lines: &[String]) -> Vec<RouteEntry> {
         .iter()
         .filter_map(|l| {
             let (key, rest) = l.split_once(':')?;
+            let mut bad_relay = None;
             let (relay, port) = if rest.starts_with('[') {
-                let end = rest.find(']')?;
-                let (r, p) = rest.split_at(end + 1);
-                (r, p.strip_prefix(':'))
+                match rest.find(']') {
+                    Some(end) => {
+                        let (r, p) = rest.split_at(end + 1);
+                        if literal(r).is_none() || !(p.is_empty() || p.starts_with(':')) {
+                            bad_relay = Some(rest.split(':').next().unwrap_or(rest).to_string());
+                        }
+                        (r, p.strip_prefix(':'))
+                    }
+                    None => {
+                        bad_relay = Some(rest.to_string());
+                        (rest, None)
+                    }
+                }
             } else {
                 match rest.split_once(':') {
                     Some((r, p)) => (r, Some(p)),
@@ -71,6 +86,7 @@ pub fn parse_routes(lines: &[String]) -> Vec<RouteEntry> {
                 relay: relay.trim().to_string(),
                 port,
                 bad_port,
+                bad_relay,
             })
         })
         .collect()
@@ -280,6 +296,18 @@ mod tests {
         let typo = find_route(&r, "typo.port").unwrap();
         assert_eq!(typo.bad_port.as_deref(), Some("notaport"));
         assert_eq!(find_route(&r, "mx.test").unwrap().bad_port, None);
+        // So does a malformed literal.
+        let r2 = parse_routes(&[
+            "a.test:[127.0.0.1:3714".to_string(),
+            "b.test:[127.0.0.1]x:3714".to_string(),
+            "c.test:[not-an-ip]".to_string(),
+            "d.test:[127.0.0.1]:3714".to_string(),
+        ]);
+        let bad = |h: &str| find_route(&r2, h).unwrap().bad_relay.clone();
+        assert_eq!(bad("a.test").as_deref(), Some("[127.0.0.1:3714"));
+        assert_eq!(bad("b.test").as_deref(), Some("[127.0.0.1]x"));
+        assert_eq!(bad("c.test").as_deref(), Some("[not-an-ip]"));
+        assert_eq!(bad("d.test"), None);
         let f = |h: &str| find_route(&r, h).map(|e| (e.relay.clone(), e.port));
         assert_eq!(f("Example.COM"), Some(("relay.example.net".into(), None)));
         assert_eq!(f("a.example.org"), Some(("[192.0.2.9]".into(), Some(2525))));

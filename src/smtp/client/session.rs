@@ -178,7 +178,11 @@ impl<S: Read + Write> Session<S> {
                 }
             };
             let l = l.strip_suffix(b"\r").unwrap_or(&l);
-            let s: String = String::from_utf8_lossy(l).replace('\0', "?");
+            // As qmail-remote: every CR goes (a bare one in a reply must not
+            // reach a bounce), and NUL becomes `?`.
+            let s: String = String::from_utf8_lossy(l)
+                .replace('\r', "")
+                .replace('\0', "?");
             if code.is_none() {
                 code = Some(match l.get(..3) {
                     Some(d) if d.iter().all(u8::is_ascii_digit) => {
@@ -637,6 +641,17 @@ mod tests {
         let (rep, _) = run("2\0 x\r\n", &["u@x"], 512);
         assert_eq!(rep.letter, Letter::Temporary);
         assert!(rep.text.contains("Remote host said: 2? x\n"));
+        // A CR inside a reply line goes too.
+        let (rep, _) = run(
+            "220 hi\r\n250 hi\r\n550 bad\0nul\rcr here\r\n",
+            &["u@x"],
+            512,
+        );
+        assert!(
+            rep.text.contains("Remote host said: 550 bad?nulcr here\n"),
+            "{}",
+            rep.text
+        );
     }
 
     #[test]

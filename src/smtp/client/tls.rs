@@ -4,7 +4,9 @@
 //! Policy per mail exchanger (the TLS patch's files, plus one of ours):
 //! * `control/notlshosts/HOST` exists: never TLS;
 //! * `control/tlshosts/HOST.pem` exists: TLS required, the certificate must
-//!   chain to a CA in that file and match HOST;
+//!   chain to a CA in that file (or be one of its certificates: a pinned
+//!   self-signed one, CA or not, as OpenSSL accepts it) and match HOST by a
+//!   subjectAltName or, failing that, its commonName;
 //! * HOST or the recipient domain is listed in `control/tlsrequired`
 //!   (`name` or `.suffix` lines): TLS required, verified against the
 //!   system's roots;
@@ -13,7 +15,8 @@
 //!   against passive eavesdropping, as the TLS patch does), and a failed
 //!   handshake is retried in plaintext on a new connection.
 //!
-//! SNI is the mail exchanger's name.
+//! SNI is the mail exchanger's name; an address literal (`[192.0.2.1]`) is
+//! verified as an address and sends no SNI.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -123,7 +126,19 @@ pub fn client_config(policy: &Policy) -> Result<Arc<ClientConfig>, String> {
             if roots.is_empty() {
                 return Err(format!("TLS unable to load {shown}: no certificate"));
             }
-            builder.with_root_certificates(roots).with_no_client_auth()
+            let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider.clone(),
+            )
+            .build()
+            .map_err(|e| format!("TLS unable to load {shown}: {e}"))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(PemVerifier {
+                    inner,
+                    pinned: certs_of(path),
+                }))
+                .with_no_client_auth()
         }
         Policy::System => {
             let mut roots = RootCertStore::empty();
@@ -150,8 +165,11 @@ pub fn handshake(
     cfg: Arc<ClientConfig>,
     sni: &str,
 ) -> Result<TlsStream, (String, Option<rustls::Error>)> {
-    let name = ServerName::try_from(sni.to_string())
-        .map_err(|e| (format!("bad server name {sni}: {e}"), None))?;
+    let name = match super::route::literal(sni) {
+        Some(ip) => ServerName::IpAddress(ip.into()),
+        None => ServerName::try_from(sni.to_string())
+            .map_err(|e| (format!("bad server name {sni}: {e}"), None))?,
+    };
     let mut conn = ClientConnection::new(cfg, name).map_err(|e| (e.to_string(), Some(e)))?;
     while conn.is_handshaking() {
         if let Err(e) = conn.complete_io(&mut tcp) {
@@ -252,6 +270,109 @@ fn presented_name(p: &str) -> &str {
     match (p.find('"'), p.rfind('"')) {
         (Some(a), Some(b)) if b > a => &p[a + 1..b],
         _ => p,
+    }
+}
+
+/// The certificates of a PEM file (none when it cannot be read again).
+fn certs_of(path: &std::path::Path) -> Vec<CertificateDer<'static>> {
+    CertificateDer::pem_file_iter(path)
+        .map(|it| it.filter_map(Result::ok).collect())
+        .unwrap_or_default()
+}
+
+/// `control/tlshosts/HOST.pem`: webpki's chain check, plus what OpenSSL
+/// (and so the TLS patch) also accepts: a commonName naming the host when
+/// no subjectAltName does, and a certificate that is itself in the file
+/// (a pinned self-signed certificate, which OpenSSL makes with CA:TRUE by
+/// default) within its validity period.
+#[derive(Debug)]
+struct PemVerifier {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+fn server_name_text(n: &ServerName<'_>) -> String {
+    match n {
+        ServerName::DnsName(d) => d.as_ref().to_string(),
+        ServerName::IpAddress(ip) => format!("[{}]", std::net::IpAddr::from(*ip)),
+        _ => String::new(),
+    }
+}
+
+fn name_error(info: &super::certname::CertInfo, name: &ServerName<'_>) -> rustls::Error {
+    rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext {
+        expected: name.to_owned(),
+        presented: info.presented(),
+    })
+}
+
+impl ServerCertVerifier for PemVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError as C;
+        let host = server_name_text(server_name);
+        match self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Ok(v) => Ok(v),
+            // The chain is good; the subjectAltNames do not name the host.
+            Err(rustls::Error::InvalidCertificate(
+                C::NotValidForName | C::NotValidForNameContext { .. },
+            )) => match super::certname::parse(end_entity.as_ref()) {
+                Some(info) if info.names(&host) => Ok(ServerCertVerified::assertion()),
+                Some(info) => Err(name_error(&info, server_name)),
+                None => Err(rustls::Error::InvalidCertificate(C::BadEncoding)),
+            },
+            Err(e) => {
+                if !self
+                    .pinned
+                    .iter()
+                    .any(|p| p.as_ref() == end_entity.as_ref())
+                {
+                    return Err(e);
+                }
+                let Some(info) = super::certname::parse(end_entity.as_ref()) else {
+                    return Err(e);
+                };
+                let t = now.as_secs() as i64;
+                if t < info.not_before {
+                    return Err(rustls::Error::InvalidCertificate(C::NotValidYet));
+                }
+                if t > info.not_after {
+                    return Err(rustls::Error::InvalidCertificate(C::Expired));
+                }
+                if !info.names(&host) {
+                    return Err(name_error(&info, server_name));
+                }
+                Ok(ServerCertVerified::assertion())
+            }
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
     }
 }
 
