@@ -236,7 +236,14 @@ impl Writer {
     pub fn write_via(&self, path: &Path, tmp: &Path, mode: u32) -> io::Result<()> {
         let bytes = self.to_bytes()?;
         let mut f = crate::fsutil::create_fresh(tmp, mode)?;
-        let r = f.write_all(&bytes).and_then(|_| f.sync_all());
+        // Exactly `mode`, whatever the umask: tcpserver (under its own uid)
+        // must be able to read tcp.smtp.cdb after a run from a cron job
+        // with umask 077, as vpopmail sets umask 022 for it.
+        use std::os::unix::fs::PermissionsExt;
+        let r = f
+            .set_permissions(std::fs::Permissions::from_mode(mode))
+            .and_then(|_| f.write_all(&bytes))
+            .and_then(|_| f.sync_all());
         drop(f);
         if let Err(e) = r.and_then(|_| std::fs::rename(tmp, path)) {
             let _ = std::fs::remove_file(tmp);

@@ -32,8 +32,11 @@ use crate::{control, sys, tcprules, timefmt};
 /// The window when `relay-clear-minutes` is missing: the hosting profile's.
 pub const DEFAULT_CLEAR_MINUTES: u64 = 60;
 
-/// True when `ip` has an open-smtp entry younger than the window.
-pub fn is_open(roots: &Roots, ip: &str) -> bool {
+/// True when `ip` has an open-smtp entry younger than the window, and no
+/// static tcp.smtp rule for exactly that address (or `INFO@IP`, with `info`
+/// from TCPREMOTEINFO) withholds RELAYCLIENT: in tcp.smtp.cdb such a line
+/// comes first and tcpserver takes it, so it wins here too.
+pub fn is_open(roots: &Roots, ip: &str, info: Option<&str>) -> bool {
     let Some(ip) = normalize_ip(ip) else {
         return false;
     };
@@ -41,10 +44,37 @@ pub fn is_open(roots: &Roots, ip: &str) -> bool {
         return false;
     };
     let cutoff = cutoff(roots);
-    String::from_utf8_lossy(&text)
+    let open = String::from_utf8_lossy(&text)
         .lines()
         .filter_map(Entry::parse)
-        .any(|e| e.ip == ip && e.time.is_some_and(|t| t > cutoff))
+        .any(|e| e.ip == ip && e.time.is_some_and(|t| t > cutoff));
+    open && static_rule(roots, &ip, info)
+        .is_none_or(|d| !d.deny && d.env.iter().any(|(k, _)| k == b"RELAYCLIENT"))
+}
+
+/// The first static tcp.smtp rule whose key is exactly `INFO@IP` or `IP`.
+fn static_rule(roots: &Roots, ip: &str, info: Option<&str>) -> Option<tcprules::Decision> {
+    let text = control::read_file(&roots.vpop_etc("tcp.smtp")).ok()??;
+    let mut wanted: Vec<Vec<u8>> = Vec::new();
+    if let Some(i) = info.filter(|i| !i.is_empty()) {
+        wanted.push(format!("{i}@{ip}").into_bytes());
+    }
+    wanted.push(ip.as_bytes().to_vec());
+    let mut found: Vec<(usize, tcprules::Decision)> = Vec::new();
+    for line in text.split(|&c| c == b'\n') {
+        let Ok(Some(rule)) = tcprules::parse_line(line) else {
+            continue;
+        };
+        for key in tcprules::expand(&rule.address).unwrap_or_default() {
+            if let Some(rank) = wanted.iter().position(|w| *w == key) {
+                if !found.iter().any(|(r, _)| *r == rank) {
+                    found.push((rank, tcprules::decode(&rule.data)));
+                }
+            }
+        }
+    }
+    found.sort_by_key(|(r, _)| *r);
+    found.into_iter().next().map(|(_, d)| d)
 }
 
 /// Records `ip` (a successful POP3/IMAP login from it), drops expired entries

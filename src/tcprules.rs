@@ -108,9 +108,11 @@ pub fn parse_line(line: &[u8]) -> Result<Option<Rule>, ParseError> {
     Ok(Some(Rule { address, data }))
 }
 
-/// The cdb keys of an address: itself, or one per value of its range.
-pub fn expand(address: &[u8]) -> Vec<Vec<u8>> {
-    if !address.contains(&b'=') {
+/// The cdb keys of an address: itself, or one per value of its range
+/// (`1.2.3.4-7`; not for `=host` or `info@ip` keys, as in tcprules). `None`
+/// when a range's ends are not numbers: tcprules refuses the line.
+pub fn expand(address: &[u8]) -> Option<Vec<Vec<u8>>> {
+    if !address.contains(&b'=') && !address.contains(&b'@') {
         if let Some(i) = address.iter().position(|&c| c == b'-') {
             let left = address[..i]
                 .iter()
@@ -120,19 +122,25 @@ pub fn expand(address: &[u8]) -> Vec<Vec<u8>> {
                 .iter()
                 .position(|&c| c == b'.')
                 .map_or(address.len(), |p| i + 1 + p);
+            let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
+            if !digits(&address[left..i]) || !digits(&address[i + 1..right]) {
+                return None;
+            }
             let bot = scan_ulong(&address[left..i]);
             let top = scan_ulong(&address[i + 1..right]).min(255);
-            return (bot..=top)
-                .map(|n| {
-                    let mut k = address[..left].to_vec();
-                    k.extend_from_slice(n.to_string().as_bytes());
-                    k.extend_from_slice(&address[right..]);
-                    k
-                })
-                .collect();
+            return Some(
+                (bot..=top)
+                    .map(|n| {
+                        let mut k = address[..left].to_vec();
+                        k.extend_from_slice(n.to_string().as_bytes());
+                        k.extend_from_slice(&address[right..]);
+                        k
+                    })
+                    .collect(),
+            );
         }
     }
-    vec![address.to_vec()]
+    Some(vec![address.to_vec()])
 }
 
 /// Compiles rules text into cdb records, exactly as `tcprules` does.
@@ -140,7 +148,10 @@ pub fn compile(text: &[u8]) -> Result<cdb::Writer, ParseError> {
     let mut w = cdb::Writer::new();
     for line in lines(text) {
         if let Some(rule) = parse_line(line)? {
-            for key in expand(&rule.address) {
+            let keys = expand(&rule.address).ok_or_else(|| ParseError {
+                line: line.to_vec(),
+            })?;
+            for key in keys {
                 w.add(&key, &rule.data);
             }
         }
@@ -337,7 +348,7 @@ mod tests {
             }
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
             if let Ok(Some(r)) = parse_line(&line) {
-                assert!(expand(&r.address).len() <= 256);
+                assert!(expand(&r.address).map_or(0, |k| k.len()) <= 256);
                 let _ = decode(&r.data);
             }
         }
@@ -347,6 +358,7 @@ mod tests {
     fn ranges_expand_one_key_per_value() {
         let k = |a: &str| -> Vec<String> {
             expand(a.as_bytes())
+                .unwrap()
                 .into_iter()
                 .map(|k| String::from_utf8(k).unwrap())
                 .collect()
@@ -355,9 +367,25 @@ mod tests {
         assert_eq!(k("10.0-2."), ["10.0.", "10.1.", "10.2."]);
         assert_eq!(k("1.2.3.254-300"), ["1.2.3.254", "1.2.3.255"]);
         assert_eq!(k("1.2.3.9-7"), Vec::<String>::new());
-        assert_eq!(k("joe@1.2.3.4-5"), ["joe@1.2.3.4", "joe@1.2.3.5"]);
+        // As tcprules 0.88 does (checked against it):
+        assert_eq!(k("joe@1.2.3.4-5"), ["joe@1.2.3.4-5"]);
         assert_eq!(k("=a-b.example"), ["=a-b.example"]);
         assert_eq!(k("1.2.3.4"), ["1.2.3.4"]);
+        assert_eq!(k("1.2.3.-2"), ["1.2.3.0", "1.2.3.1", "1.2.3.2"]);
+        assert_eq!(k("1.2.3.4-"), Vec::<String>::new());
+        assert_eq!(k("1.2.3.4-5.6"), ["1.2.3.4.6", "1.2.3.5.6"]);
+        assert_eq!(k("1.2.3.04-05"), ["1.2.3.4", "1.2.3.5"]);
+        for bad in [
+            "host-name.example",
+            "a-b",
+            "x-1",
+            "1-x",
+            "1.2.3.x-y",
+            "1.2.3.4--5",
+        ] {
+            assert_eq!(expand(bad.as_bytes()), None, "{bad}");
+        }
+        assert!(compile(b"host-name.example:allow\n").is_err());
     }
 
     #[test]

@@ -44,6 +44,101 @@ impl std::error::Error for SetupError {}
 /// Loads a server configuration from a PEM file holding the certificate chain
 /// and the private key.
 pub fn server_config(pem: &Path) -> Result<Arc<ServerConfig>, SetupError> {
+    server_config_with(pem, None)
+}
+
+/// The OpenSSL name of a cipher suite (`TLS_AES_256_GCM_SHA384`,
+/// `ECDHE-RSA-AES128-GCM-SHA256`), as the qmail TLS patch writes it.
+pub fn openssl_name(suite: rustls::CipherSuite) -> String {
+    use rustls::CipherSuite as S;
+    match suite {
+        S::TLS13_AES_128_GCM_SHA256 => "TLS_AES_128_GCM_SHA256",
+        S::TLS13_AES_256_GCM_SHA384 => "TLS_AES_256_GCM_SHA384",
+        S::TLS13_CHACHA20_POLY1305_SHA256 => "TLS_CHACHA20_POLY1305_SHA256",
+        S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 => "ECDHE-ECDSA-AES128-GCM-SHA256",
+        S::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 => "ECDHE-ECDSA-AES256-GCM-SHA384",
+        S::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 => "ECDHE-ECDSA-CHACHA20-POLY1305",
+        S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => "ECDHE-RSA-AES128-GCM-SHA256",
+        S::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => "ECDHE-RSA-AES256-GCM-SHA384",
+        S::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 => "ECDHE-RSA-CHACHA20-POLY1305",
+        other => return format!("{other:?}"),
+    }
+    .to_string()
+}
+
+/// Whether an OpenSSL cipher-list word (a name, or an alias such as `HIGH`,
+/// `ECDHE`, `AESGCM`, `aRSA`, `CHACHA20`; `A+B` for both) covers a TLS 1.2
+/// suite of ours. Every suite we have is an ECDHE AEAD suite of TLS 1.2,
+/// so the words for weaker ciphers (`RC4`, `3DES`, `MEDIUM`, `aNULL`, ...)
+/// and unknown words cover none.
+fn cipher_word_covers(word: &str, name: &str) -> bool {
+    word.split('+').all(|w| match w {
+        "ALL" | "DEFAULT" | "HIGH" | "ECDHE" | "EECDH" | "kECDHE" | "kEECDH" | "AEAD"
+        | "TLSv1.2" => true,
+        "AESGCM" => name.contains("GCM"),
+        "AES" => name.contains("-AES"),
+        "AES128" => name.contains("AES128"),
+        "AES256" => name.contains("AES256"),
+        "CHACHA20" => name.contains("CHACHA20"),
+        "ECDSA" | "aECDSA" => name.contains("-ECDSA-"),
+        "RSA" | "aRSA" => name.contains("-RSA-"),
+        "SHA256" => name.ends_with("SHA256") || name.contains("CHACHA20"),
+        "SHA384" => name.ends_with("SHA384"),
+        w => w == name,
+    })
+}
+
+/// The TLS 1.2 suites an OpenSSL cipher list (`TLSCIPHERS`,
+/// `control/tlsserverciphers`) allows, in our order of preference: words
+/// add suites, `!word` removes them for good, `-word` removes them, `+word`
+/// and `@...` only reorder in OpenSSL and are ignored. TLS 1.3 suites are
+/// not affected, as with OpenSSL's cipher lists.
+pub fn tls12_suites_allowed(list: &str) -> Vec<rustls::CipherSuite> {
+    let ours: Vec<(rustls::CipherSuite, String)> = provider()
+        .cipher_suites
+        .iter()
+        .filter(|s| s.tls13().is_none())
+        .map(|s| (s.suite(), openssl_name(s.suite())))
+        .collect();
+    let mut on = vec![false; ours.len()];
+    let mut banned = vec![false; ours.len()];
+    for word in list
+        .split([':', ',', ' ', '\t', '\n'])
+        .filter(|w| !w.is_empty())
+    {
+        let (op, w) = match word.as_bytes()[0] {
+            b'!' | b'-' | b'+' | b'@' => (word.as_bytes()[0], &word[1..]),
+            _ => (b' ', word),
+        };
+        for (i, (_, name)) in ours.iter().enumerate() {
+            if !cipher_word_covers(w, name) {
+                continue;
+            }
+            match op {
+                b'!' => {
+                    banned[i] = true;
+                    on[i] = false;
+                }
+                b'-' => on[i] = false,
+                b' ' => on[i] = !banned[i],
+                _ => {}
+            }
+        }
+    }
+    ours.into_iter()
+        .zip(on)
+        .filter(|(_, on)| *on)
+        .map(|((s, _), _)| s)
+        .collect()
+}
+
+/// [`server_config`] with an OpenSSL cipher list for TLS 1.2. A list that
+/// allows none of our suites is ignored (with a warning on stderr), as
+/// OpenSSL keeps its default list when `SSL_set_cipher_list` matches nothing.
+pub fn server_config_with(
+    pem: &Path,
+    ciphers: Option<&str>,
+) -> Result<Arc<ServerConfig>, SetupError> {
     let name = pem
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -58,7 +153,17 @@ pub fn server_config(pem: &Path) -> Result<Arc<ServerConfig>, SetupError> {
     }
     let key = PrivateKeyDer::from_pem_file(pem)
         .map_err(|e| SetupError::Key(format!("no private key in {name}: {}", pem_error(&e))))?;
-    let cfg = ServerConfig::builder_with_provider(provider())
+    let mut prov = (*provider()).clone();
+    if let Some(list) = ciphers {
+        let allowed = tls12_suites_allowed(list);
+        if allowed.is_empty() {
+            eprintln!("warning: no TLS 1.2 cipher of ours in the cipher list {list:?}; using the default list");
+        } else {
+            prov.cipher_suites
+                .retain(|s| s.tls13().is_some() || allowed.contains(&s.suite()));
+        }
+    }
+    let cfg = ServerConfig::builder_with_provider(Arc::new(prov))
         .with_safe_default_protocol_versions()
         .map_err(|e| cert_err(e.to_string()))?
         .with_no_client_auth()
@@ -128,24 +233,17 @@ impl Conn {
         matches!(self, Conn::Tls(_))
     }
 
-    /// A short description of the negotiated protocol and cipher, e.g.
-    /// `TLSv1_3:TLS13_AES_256_GCM_SHA384`, for Received lines and logs.
+    /// The negotiated cipher by its OpenSSL name (`TLS_AES_256_GCM_SHA384`),
+    /// for Received lines and logs, as the qmail TLS patch writes it.
     pub fn cipher_description(&self) -> Option<String> {
         match self {
             Conn::Plain(_) => None,
-            Conn::Tls(s) => {
-                let v = s
-                    .conn
-                    .protocol_version()
-                    .map(|v| format!("{v:?}"))
-                    .unwrap_or_default();
-                let c = s
-                    .conn
+            Conn::Tls(s) => Some(
+                s.conn
                     .negotiated_cipher_suite()
-                    .map(|c| format!("{:?}", c.suite()))
-                    .unwrap_or_default();
-                Some(format!("{v}:{c}"))
-            }
+                    .map(|c| openssl_name(c.suite()))
+                    .unwrap_or_default(),
+            ),
         }
     }
 
@@ -183,5 +281,38 @@ impl Write for Conn {
             Conn::Plain(d) => d.flush(),
             Conn::Tls(s) => s.flush(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::CipherSuite as S;
+
+    #[test]
+    fn openssl_cipher_lists() {
+        let names = |l: &str| -> Vec<String> {
+            tls12_suites_allowed(l)
+                .into_iter()
+                .map(openssl_name)
+                .collect()
+        };
+        assert_eq!(
+            names("ECDHE-RSA-AES128-GCM-SHA256"),
+            ["ECDHE-RSA-AES128-GCM-SHA256"]
+        );
+        assert_eq!(names("HIGH:!aNULL:!MD5").len(), 6);
+        assert_eq!(
+            names("ECDHE+AESGCM:!ECDSA"),
+            ["ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-AES128-GCM-SHA256"]
+        );
+        assert_eq!(names("ALL:-CHACHA20").len(), 4);
+        assert_eq!(names("!AES256:HIGH").len(), 4);
+        assert!(names("RC4:3DES:MEDIUM").is_empty());
+        assert!(names("").is_empty());
+        assert_eq!(
+            openssl_name(S::TLS13_AES_256_GCM_SHA384),
+            "TLS_AES_256_GCM_SHA384"
+        );
     }
 }

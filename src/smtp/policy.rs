@@ -167,7 +167,8 @@ impl Policy for HostPolicy {
     }
 
     fn relay_open(&mut self) -> bool {
-        crate::relay::is_open(&self.roots, &self.remote_ip)
+        let info = std::env::var("TCPREMOTEINFO").ok();
+        crate::relay::is_open(&self.roots, &self.remote_ip, info.as_deref())
     }
 
     fn sender_domain(&mut self, domain: &[u8]) -> Verdict {

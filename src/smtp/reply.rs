@@ -147,9 +147,15 @@ pub fn challenge(b64: &str) -> Vec<u8> {
 }
 
 /// The sender domain has no MX and no address record (COMPAT section A).
-pub fn sender_no_dns(addr: &str) -> Vec<u8> {
-    format!("553 Non-existing DNS_MX: MAIL FROM:<{addr}> (#5.1.8)\r\n").into_bytes()
+pub fn sender_no_dns(addr: &[u8]) -> Vec<u8> {
+    let mut r = b"553 Non-existing DNS_MX: MAIL FROM:<".to_vec();
+    r.extend_from_slice(addr);
+    r.extend_from_slice(b"> (#5.1.8)\r\n");
+    r
 }
+
+/// STARTTLS with a parameter (the TLS patch's text).
+pub const STARTTLS_PARAMS: Reply = b"501 Syntax error (no parameters allowed) (#5.5.4)\r\n";
 
 /// qmail-queue failed: its exit code as qmail_close() words it (COMPAT 3),
 /// `554` for a permanent result, `451` for a temporary one.
@@ -189,8 +195,13 @@ mod tests {
             b"451 qq temporary problem (#4.3.0)\r\n"
         );
         assert_eq!(
-            sender_no_dns("a@nx.example"),
+            sender_no_dns(b"a@nx.example"),
             b"553 Non-existing DNS_MX: MAIL FROM:<a@nx.example> (#5.1.8)\r\n"
+        );
+        // The sender's bytes as sent, never re-encoded.
+        assert_eq!(
+            sender_no_dns(b"u\xe9@\xff.example"),
+            b"553 Non-existing DNS_MX: MAIL FROM:<u\xe9@\xff.example> (#5.1.8)\r\n"
         );
         for r in [OK, NO_RELAY, TOO_BIG, STRAY_LF, AUTH_OK] {
             assert!(r.ends_with(b"\r\n") && !r[..r.len() - 2].contains(&b'\n'));

@@ -175,8 +175,9 @@ pub fn run(roots: &Roots, args: Args) -> i32 {
     let timeout = Some(Duration::from_secs(timeout.max(1)));
     conn.duplex_mut().set_timeout(timeout);
     let pem = roots.control("servercert.pem");
+    let ciphers = tls_ciphers(&roots);
     if std::env::var_os("SMTPS").is_some() {
-        conn = match starttls(conn, &pem) {
+        conn = match starttls(conn, &pem, ciphers.as_deref()) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("qmail-smtpd: TLS failed for {}: {e}", cfg.remote_ip);
@@ -225,7 +226,7 @@ pub fn run(roots: &Roots, args: Args) -> i32 {
                     let _ = io.flush();
                     return 1;
                 }
-                let cfg = match tls::server_config(&pem) {
+                let cfg = match tls::server_config_with(&pem, ciphers.as_deref()) {
                     Ok(c) => c,
                     Err(e) => {
                         eprintln!("qmail-smtpd: {e}");
@@ -283,9 +284,21 @@ fn tls_failed(e: &io::Error) -> Vec<u8> {
     reply::tls_failed(&why)
 }
 
+/// The TLS patch's cipher list: `$TLSCIPHERS`, else the lines of
+/// `control/tlsserverciphers` joined by `:`; none means the default.
+fn tls_ciphers(roots: &crate::paths::Roots) -> Option<String> {
+    if let Some(c) = std::env::var("TLSCIPHERS").ok().filter(|c| !c.is_empty()) {
+        return Some(c);
+    }
+    let lines = crate::control::Control::new(roots)
+        .list("tlsserverciphers")
+        .ok()?;
+    (!lines.is_empty()).then(|| lines.join(":"))
+}
+
 /// Implicit TLS (SMTPS) before the greeting.
-fn starttls(conn: Conn, pem: &std::path::Path) -> io::Result<Conn> {
-    let cfg = tls::server_config(pem).map_err(io::Error::other)?;
+fn starttls(conn: Conn, pem: &std::path::Path, ciphers: Option<&str>) -> io::Result<Conn> {
+    let cfg = tls::server_config_with(pem, ciphers).map_err(io::Error::other)?;
     match conn {
         Conn::Plain(d) => Conn::accept_or_reply(d, cfg, tls_failed),
         c => Ok(c),

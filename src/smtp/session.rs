@@ -345,6 +345,8 @@ impl Session {
                 // server's attempt to load it gives the TLS patch's 454.
                 if self.tls.is_some() {
                     Step::r(reply::UNIMPLEMENTED)
+                } else if !arg.is_empty() {
+                    Step::r(reply::STARTTLS_PARAMS)
                 } else {
                     Step {
                         reply: reply::READY_FOR_TLS.to_vec(),
@@ -438,9 +440,7 @@ impl Session {
                 if !d.starts_with(b"[") && !p.rcpthosts(&from) {
                     match p.sender_domain(d) {
                         Verdict::Yes => {}
-                        Verdict::No => {
-                            return Step::r(&reply::sender_no_dns(&String::from_utf8_lossy(&from)))
-                        }
+                        Verdict::No => return Step::r(&reply::sender_no_dns(&from)),
                         Verdict::Temporary => return Step::r(reply::SENDER_DNS_TEMP),
                     }
                 }

@@ -192,6 +192,28 @@ class Relay(RootTestCase):
         self.assertIn(b"unable to parse this line: 10.:ALLOW", r.stderr)
         self.assertEqual(self.read("tcp.smtp.cdb"), before)
         self.assertFalse([f for f in os.listdir(self.root.v("etc")) if ".tmp." in f])
+        # A range whose ends are not numbers, as tcprules refuses it.
+        for bad in ("host-name.example:allow", "1.2.3.x-y:allow"):
+            self.write("tcp.smtp", bad + "\n:allow\n")
+            ref = subprocess.run(["tcprules", os.path.join(self.root.dir, "r.cdb"),
+                                  os.path.join(self.root.dir, "r.tmp")],
+                                 input=(bad + "\n").encode(), capture_output=True, timeout=30)
+            self.assertEqual(ref.returncode, 100, bad)
+            r = self.root.run("clearopensmtp", env={"VQMAIL_NOW": T0})
+            self.assertEqual(r.returncode, 111, bad)
+            self.assertIn(b"unable to parse this line: " + bad.encode(), r.stderr)
+            self.assertEqual(self.read("tcp.smtp.cdb"), before)
+
+    def test_cdb_is_world_readable_whatever_the_umask(self):
+        # tcpserver runs under its own uid: the cdb is 0644 even from a cron
+        # job with umask 077.
+        for argv in (["relay-open", "10.0.0.9"], ["clearopensmtp"]):
+            if os.path.exists(self.etc("tcp.smtp.cdb")):
+                os.unlink(self.etc("tcp.smtp.cdb"))
+            r = subprocess.run([self.root.bin(argv[0]), *argv[1:]], capture_output=True, timeout=30,
+                               env=self.root.env(VQMAIL_NOW=str(T0)), preexec_fn=lambda: os.umask(0o077))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(os.stat(self.etc("tcp.smtp.cdb")).st_mode & 0o777, 0o644, argv)
 
     def test_usage(self):
         self.assertEqual(self.root.run("relay-open").returncode, 100)

@@ -66,8 +66,8 @@ class Auth(SmtpdCase):
                     self.assertEqual(env, b"Fjoe@example.test\0Tfriend@elsewhere.example\0\0")
                     head = msg.split(b"\n")[:2]
                     self.assertEqual(head[0], b"Received: from unknown (HELO client) (joe@example.test@127.0.0.1)")
-                    proto = {"plain": b"with ESMTPA;", "starttls": b"with ESMTPSA (TLSv1_3:TLS13_",
-                             "smtps": b"with ESMTPSA (TLSv1_3:TLS13_"}[mode]
+                    proto = {"plain": b"with ESMTPA;", "starttls": b"with ESMTPSA (TLS_AES_",
+                             "smtps": b"with ESMTPSA (TLS_AES_"}[mode]
                     self.assertIn(b"  by localhost " + proto, head[1])
                     login, pw, ch = self.log()[-1]
                     self.assertEqual(login, b"joe@example.test")
@@ -209,6 +209,42 @@ class Auth(SmtpdCase):
         c.send("STARTTLS\r\nMAIL FROM:<a@b.example>\r\n")
         self.assertEqual(c.reply(), "554 sorry, commands pipelined after STARTTLS are refused (#5.5.1)\r\n")
         self.assertTrue(c.closed())
+
+    def test_starttls_with_a_parameter_is_refused(self):
+        srv = self.smtpd()
+        c = Raw(srv.port)
+        c.reply()
+        self.assertEqual(c.cmd("STARTTLS foo"), "501 Syntax error (no parameters allowed) (#5.5.4)\r\n")
+        self.assertEqual(c.cmd("NOOP"), "250 ok\r\n")
+
+    def test_cipher_list_limits_tls12_and_names_the_cipher(self):
+        def handshake(port, cipher):
+            ctx = self.ctx()
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+            ctx.set_ciphers(cipher)
+            c = smtplib.SMTP("127.0.0.1", port, timeout=10)
+            c.ehlo("client")
+            try:
+                c.starttls(context=ctx)
+            except (ssl.SSLError, smtplib.SMTPServerDisconnected, ConnectionError):
+                return None
+            name = c.sock.cipher()[0]
+            c.ehlo("client")
+            c.sendmail("a@example.net", ["someone@localhost"], f"Subject: {cipher}\r\n\r\nhi\r\n")
+            c.quit()
+            return name
+        # control/tlsserverciphers (lines joined by ":"), then $TLSCIPHERS over it.
+        self.root.write_control("tlsserverciphers", "ECDHE-RSA-AES128-GCM-SHA256\nECDHE-ECDSA-AES128-GCM-SHA256\n")
+        srv = self.smtpd()
+        self.assertIsNone(handshake(srv.port, "ECDHE-RSA-CHACHA20-POLY1305"))
+        self.assertEqual(handshake(srv.port, "ECDHE-RSA-AES128-GCM-SHA256"), "ECDHE-RSA-AES128-GCM-SHA256")
+        srv2 = self.smtpd(env={"TLSCIPHERS": "HIGH:!AES128"})
+        self.assertIsNone(handshake(srv2.port, "ECDHE-RSA-AES128-GCM-SHA256"))
+        self.assertEqual(handshake(srv2.port, "ECDHE-RSA-CHACHA20-POLY1305"), "ECDHE-RSA-CHACHA20-POLY1305")
+        # The Received line names the cipher as OpenSSL (and the TLS patch) does.
+        received = [m.split(b"\n")[1] for _, m in self.queued(2)]
+        self.assertIn(b"  by localhost with ESMTPS (ECDHE-RSA-AES128-GCM-SHA256 encrypted); ", b"\n".join(received))
+        self.assertIn(b"  by localhost with ESMTPS (ECDHE-RSA-CHACHA20-POLY1305 encrypted); ", b"\n".join(received))
 
     def test_starttls_twice_and_state_reset(self):
         srv = self.smtpd()

@@ -162,6 +162,28 @@ class PopBeforeSmtp(RelayCase):
         c = self.connect(after)
         self.battery(c, NO_RELAY)
 
+    def test_static_rule_for_the_same_ip_wins(self):
+        # As under tcpserver -x: an exact-IP line of tcp.smtp without
+        # RELAYCLIENT comes first, so a POP3 login from that IP opens nothing.
+        tcprulescheck = need_tool("tcprulescheck")
+        with open(self.root.v("etc", "tcp.smtp"), "w") as f:
+            f.write('127.0.0.1:allow,NOTE="shared gateway, never relays"\n:allow\n')
+        self.relay_open("127.0.0.1")
+        r = subprocess.run([tcprulescheck, self.rules()], env={"TCPREMOTEIP": "127.0.0.1"},
+                           capture_output=True, text=True, timeout=10)
+        self.assertNotIn("RELAYCLIENT", r.stdout)
+        for rules in (self.rules(), None):
+            with self.subTest(rules=rules):
+                c = self.connect(self.smtpd(rules=rules) if rules else self.smtpd())
+                self.battery(c, NO_RELAY)
+                c.close()
+        # A prefix rule does not: the open-smtp line for the IP wins over it.
+        with open(self.root.v("etc", "tcp.smtp"), "w") as f:
+            f.write('127.0.:allow,NOTE="lan"\n:allow\n')
+        self.relay_open("127.0.0.1")
+        c = self.connect(self.smtpd())
+        self.battery(c, OK)
+
     def test_other_ip_gets_nothing(self):
         self.relay_open("192.0.2.77")
         srv = self.smtpd()
