@@ -175,7 +175,7 @@ pub fn run(roots: &Roots, args: Args) -> i32 {
     let timeout = Some(Duration::from_secs(timeout.max(1)));
     conn.duplex_mut().set_timeout(timeout);
     let pem = roots.control("servercert.pem");
-    let ciphers = tls_ciphers(&roots);
+    let ciphers = tls_ciphers(roots);
     if std::env::var_os("SMTPS").is_some() {
         conn = match starttls(conn, &pem, ciphers.as_deref()) {
             Ok(c) => c,
