@@ -499,18 +499,25 @@ fn switch_identity(service: Service, d: &Domain) -> Result<(), (u8, String)> {
     Ok(())
 }
 
-/// chdir to the user directory, creating it and its Maildir when missing.
+/// chdir to the user directory, creating it and its Maildir when missing,
+/// with vadduser's mode (0750) whatever the umask.
 fn enter(dir: &Path) -> io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let mode = crate::vpop::admin::DIR_MODE;
+    let set = |p: &Path| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
     if !dir.is_dir() {
         std::fs::DirBuilder::new()
             .recursive(true)
-            .mode(0o700)
+            .mode(mode)
             .create(dir)?;
+        set(dir)?;
     }
     let md = dir.join("Maildir");
     if !md.is_dir() {
-        crate::maildir::create(&md, 0o700)?;
+        crate::maildir::create(&md, mode)?;
+        for sub in ["", "tmp", "new", "cur"] {
+            set(&md.join(sub))?;
+        }
     }
     crate::fsutil::chdir(dir)
 }

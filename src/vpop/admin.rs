@@ -208,6 +208,13 @@ pub fn check_new_user(roots: &Roots, n: &NewUser) -> Result<Domain, VError> {
     let d = domain(roots, &n.domain)?;
     check_gecos(&n.gecos)?;
     check_password_fields(n.clear.as_deref(), n.crypted.as_deref())?;
+    // A default quota from the domain's limits obeys the same range as -q.
+    if n.quota.is_none() {
+        if let Some(q) = default_quota(roots, &d) {
+            crate::vpop::quota::parse(&q, crate::vpop::quota::range(roots))
+                .map_err(|e| VError::msg(format!("the domain's default quota: {}", e.text)))?;
+        }
+    }
     match vpasswd::lookup(&d.dir, &n.user, d.owner()) {
         Ok(Some(_)) => return Err(VError::msg("User already exists")),
         Ok(None) => {}
@@ -598,13 +605,8 @@ pub fn modify_domain(roots: &Roots, domain_name: &str, m: &Modify) -> Result<(),
 /// vsetuserquota for one user (quota already checked).
 pub fn set_quota(roots: &Roots, user: &str, domain_name: &str, quota: &str) -> Result<(), VError> {
     names::check_user_lookup(user)?;
-    // vpopmail's vauth_getpw fails the same way for an unknown domain.
-    let d = match domain(roots, domain_name) {
-        Err(e) if e.code == VError::code(VA_DOMAIN_DOES_NOT_EXIST).code => {
-            return Err(VError::msg(format!("no such user {user}@{domain_name}")))
-        }
-        r => r?,
-    };
+    // As vpopmail's vsetuserquota: the domain is checked first.
+    let d = domain(roots, domain_name)?;
     let lock = Lock::take(&d.dir, d.owner()).map_err(io_err("can't lock vpasswd"))?;
     let Some(mut e) = lock.get(user).map_err(io_err("can't read vpasswd"))? else {
         return Err(VError::code(VA_USER_DOES_NOT_EXIST));
@@ -764,6 +766,11 @@ pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
     let (uid, gid) = nd.owner.unwrap_or_else(default_owner);
     let owner = Some((uid, gid));
     let base = nd.base.clone().unwrap_or_else(|| roots.vpopmail.clone());
+    // As vpopmail's chdir(dir): the base (-d, or the -u user's home) must
+    // exist; only its `domains` directory is made.
+    if !base.is_dir() {
+        return Err(VError::code(VA_BAD_V_DIR));
+    }
     let domains = base.join("domains");
     mkdirs(&domains, owner).map_err(|_| VError::msg("Can not make domains directory"))?;
     // The domain counter is shared by concurrent vadddomain runs.

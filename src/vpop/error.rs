@@ -34,6 +34,7 @@ codes! {
     VA_USERNAME_EXISTS = -2, "Username exists";
     VA_BAD_DIR = -3, "Unable to chdir to vpopmail directory";
     VA_BAD_D_DIR = -5, "Unable to chdir to vpopmail/domains directory";
+    VA_BAD_V_DIR = -6, "Unable to chdir to vpopmail/domains/domain directory";
     VA_EXIST_U_DIR = -7, "User's directory already exists";
     VA_SUBDIR_CREATION = -9, "Creation of user's subdirectories failed";
     VA_USER_DOES_NOT_EXIST = -10, "User does not exist";

@@ -22,7 +22,7 @@ class Vchkpw(AuthCase):
         self.user("joe", "example.com", "secret1")
         self.user("ann", "other.org", "annpass", clear="annpass")
 
-    def check(self, login, password, challenge=b"", prog=None, env=None, fd3=True):
+    def check(self, login, password, challenge=b"", prog=None, env=None, fd3=True, umask="022"):
         """Runs vchkpw with login\\0password\\0challenge\\0 on descriptor 3."""
         if isinstance(login, str):
             login = login.encode()
@@ -40,7 +40,7 @@ class Vchkpw(AuthCase):
         vchkpw = self.root.bin("vchkpw")
         if fd3:
             data = login + b"\0" + password + b"\0" + challenge + b"\0"
-            argv = ["sh", "-c", 'exec 3<&0 </dev/null; exec "$@"', "sh", vchkpw, *prog]
+            argv = ["sh", "-c", f'umask {umask}; exec 3<&0 </dev/null; exec "$@"', "sh", vchkpw, *prog]
             return subprocess.run(argv, input=data, capture_output=True, env=full, timeout=30)
         return subprocess.run([vchkpw, *prog], capture_output=True, env=full, timeout=30)
 
@@ -69,11 +69,13 @@ class Vchkpw(AuthCase):
     def test_maildir_is_created_and_lastauth_written(self):
         home = os.path.join(self.root.domain_dir("example.com"), "joe")
         self.assertFalse(os.path.exists(home))
-        self.expect(self.check("joe@example.com", "secret1", env={"TCPREMOTEIP": "::ffff:10.1.1.1"}), 0)
-        for sub in ("new", "cur", "tmp"):
-            p = os.path.join(home, "Maildir", sub)
+        self.expect(self.check("joe@example.com", "secret1", env={"TCPREMOTEIP": "::ffff:10.1.1.1"},
+                               umask="077"), 0)
+        # With vadduser's mode (0750), whatever the umask.
+        for sub in ("", "Maildir", "Maildir/new", "Maildir/cur", "Maildir/tmp"):
+            p = os.path.join(home, sub)
             self.assertTrue(os.path.isdir(p), p)
-            self.assertEqual(stat.S_IMODE(os.stat(p).st_mode), 0o700)
+            self.assertEqual(stat.S_IMODE(os.stat(p).st_mode), 0o750, p)
         with open(os.path.join(home, "lastauth")) as f:
             self.assertEqual(f.read(), "10.1.1.1")
 

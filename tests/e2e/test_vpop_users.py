@@ -362,6 +362,29 @@ class Users(RootTestCase):
         self.assertRegex(p.stdout, rb"^Error: Could not make domain dir: .*taken.test already exists\n$")
         with open(r.q("users", "assign")) as f:
             self.assertNotIn("taken.test", f.read())
+        # A base directory that does not exist (-d, or -u with a home that
+        # does not): VA_BAD_V_DIR, nothing made.
+        nobase = os.path.join(r.dir, "no-such-base")
+        p = r.run("vadddomain", "-d", nobase, "nobase.test", "pw")
+        self.assertEqual((p.returncode, p.stdout),
+                         (250, b"Error: Unable to chdir to vpopmail/domains/domain directory\n"))
+        self.assertFalse(os.path.exists(nobase))
+        # vsetuserquota on a user of an unknown domain: vpopmail's domain check.
+        p = r.run("vsetuserquota", "joe@nowhere.com", "50M")
+        self.assertEqual((p.returncode, p.stdout), (245, b"Error: Domain does not exist\n"))
+        p = r.run("vsetuserquota", "nobody@example.com", "50M")
+        self.assertEqual((p.returncode, p.stdout), (246, b"Error: User does not exist\n"))
+        # A domain default quota outside the allowed range is refused as -q is.
+        limits = os.path.join(r.domain_dir("example.com"), ".qmailadmin-limits")
+        with open(limits, "w") as f:
+            f.write("default_quota: 1048576\n")
+        try:
+            p = r.run("vadduser", "small@example.com", "pw")
+            self.assertEqual(p.returncode, 255)
+            self.assertEqual(p.stdout, b"Error: the domain's default quota: quota 1048576S is outside the range of 25M to 2G\n")
+            self.assertFalse(os.path.exists(os.path.join(r.domain_dir("example.com"), "small")))
+        finally:
+            os.unlink(limits)
 
     def test_valias(self):
         r = self.root
