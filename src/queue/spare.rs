@@ -49,7 +49,13 @@ pub fn prepare_dir(d: &Path) -> bool {
 /// Claims the spare `from` as `to`, never over an existing name
 /// (`AlreadyExists`), and opens it emptied for reading and writing. A spare
 /// another process took first is `NotFound`.
+///
+/// The file is then made to look as a new one would: mode 0644 (as
+/// qmail-queue's files are, whatever umask made the spare) and its times
+/// set to now. qmail-send's cleanup removes message files whose atime is
+/// 36 hours old; an old spare must not look like one while it is filled.
 pub fn claim(from: &Path, to: &Path) -> io::Result<File> {
+    use std::os::unix::fs::PermissionsExt;
     crate::sys::queue::rename_noreplace(from, to)?;
     let f = OpenOptions::new()
         .read(true)
@@ -60,6 +66,16 @@ pub fn claim(from: &Path, to: &Path) -> io::Result<File> {
         .and_then(|f| match f.metadata()?.is_file() {
             true => Ok(f),
             false => Err(io::Error::from_raw_os_error(libc::EINVAL)),
+        })
+        .and_then(|f| {
+            f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+            let now = std::time::SystemTime::now();
+            f.set_times(
+                std::fs::FileTimes::new()
+                    .set_accessed(now)
+                    .set_modified(now),
+            )?;
+            Ok(f)
         });
     if f.is_err() {
         let _ = std::fs::remove_file(to);
@@ -219,7 +235,12 @@ impl Keeper {
         self.seq += 1;
         let name = format!("{}.{}", std::process::id(), self.seq);
         let hidden = d.join(format!(".{name}"));
+        // 0644 whatever the umask (qmail-start's is 077).
         let made = crate::fsutil::create_fresh(&hidden, 0o644)
+            .and_then(|f| {
+                use std::os::unix::fs::PermissionsExt;
+                f.set_permissions(std::fs::Permissions::from_mode(0o644))
+            })
             .and_then(|_| std::fs::rename(&hidden, d.join(&name)));
         match made {
             Ok(()) => self.count += 1,
@@ -274,6 +295,33 @@ mod tests {
         assert_eq!(std::fs::read(&c).unwrap(), b"new");
         assert!(t.take(&d.path().join("e")).is_none());
         assert_eq!(std::fs::read_dir(dir(&q)).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_claimed_spare_looks_new() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let old = d.path().join("old");
+        std::fs::write(&old, "").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // Two days old, as a spare on a quiet host.
+        let then = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86400);
+        let f = std::fs::File::options().write(true).open(&old).unwrap();
+        f.set_times(
+            std::fs::FileTimes::new()
+                .set_accessed(then)
+                .set_modified(then),
+        )
+        .unwrap();
+        drop(f);
+        let to = d.path().join("new");
+        let f = claim(&old, &to).unwrap();
+        let m = f.metadata().unwrap();
+        assert_eq!(m.permissions().mode() & 0o777, 0o644);
+        let now = std::time::SystemTime::now();
+        for t in [m.accessed().unwrap(), m.modified().unwrap()] {
+            assert!(now.duration_since(t).unwrap_or_default().as_secs() < 60);
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ import re
 import subprocess
 
 from harness import RootTestCase, need_tool
-from test_queue_delivery import delivered, queue_files, send_once, setup_stubs
+from test_queue_delivery import delivered, queue, queue_files, send_once, setup_stubs
 
 CALL = re.compile(r"^(\d+)\s+(?:<\.\.\. (\w+) resumed>|(\w+)\()(.*)$")
 FD_PATH = re.compile(r"^\d+<([^>]*)>")
@@ -106,3 +106,35 @@ class QueueWriteOrder(RootTestCase):
         self.check_one("second.trace")
         # The second message took the spares instead of new files.
         self.assertLess(len(os.listdir(os.path.join(self.qdir, "pid", "spare"))), len(spares))
+
+
+class SpareFiles(RootTestCase):
+    def test_a_reused_spare_looks_like_a_new_file(self):
+        # Spares made under qmail-start's umask 077 and left unused for two
+        # days (a quiet weekend): the message and envelope files made from
+        # them are 0644 (qmail-send and qmail-rspawn run under other uids)
+        # and have fresh times (qmail-send's cleanup removes message files
+        # whose atime is 36 hours old and that have no todo/info yet).
+        out = setup_stubs(self.root, remote=False)
+        qdir = self.root.q("queue")
+        spare = os.path.join(qdir, "pid", "spare")
+        os.makedirs(spare, exist_ok=True)
+        old = 1_700_000_000
+        for i in range(8):
+            p = os.path.join(spare, f"1.{i}")
+            with open(p, "wb"):
+                pass
+            os.chmod(p, 0o600)
+            os.utime(p, (old, old))
+        self.assertEqual(queue(self.root, "Subject: t\n\nbody\n", "s@localhost", ["joe@localhost"]), 0)
+        self.assertLess(len(os.listdir(spare)), 8)  # spares were used
+        files = [os.path.join(dp, f) for sub in ("mess", "intd", "todo")
+                 for dp, _, fs in os.walk(os.path.join(qdir, sub)) for f in fs]
+        self.assertTrue(files)
+        for f in files:
+            st = os.stat(f)
+            self.assertEqual(st.st_mode & 0o777, 0o644, f)
+            self.assertGreater(st.st_atime, old + 86400, f)
+            self.assertGreater(st.st_mtime, old + 86400, f)
+        log = send_once(self.root, out)
+        self.assertEqual(len(delivered(out, "joe@localhost")), 1, log)
