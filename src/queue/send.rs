@@ -197,6 +197,19 @@ impl Send {
         let q = Queue::new(roots.queue());
         let q_dir_info = q.dir().join("info");
         let now = crate::timefmt::now();
+        // Each spawner first says how many deliveries it takes at once (one
+        // byte); the concurrency is capped by it, as in qmail.
+        let mut cfg = cfg;
+        for c in 0..2 {
+            let mut b = [0u8; 1];
+            if fds.rep[c].read_exact(&mut b).is_err() {
+                let _ = fds
+                    .log
+                    .write_all(b"alert: cannot start: hath the daemon spawn no fire?\n");
+                return Err(111);
+            }
+            cfg.concurrency[c] = cfg.concurrency[c].min(usize::from(b[0]));
+        }
         let slots = [
             (0..cfg.concurrency[0]).map(|_| None).collect(),
             (0..cfg.concurrency[1]).map(|_| None).collect(),
@@ -818,7 +831,9 @@ impl Send {
         let sender = bounce::verp_sender(&job.sender, &recip);
         let delid = self.masterdelid;
         self.masterdelid += 1;
-        let mut cmd = vec![slot as u8, (slot >> 8) as u8];
+        // One byte of slot number, as qmail's spawners read it (the
+        // concurrency is at most 120).
+        let mut cmd = vec![slot as u8];
         cmd.extend_from_slice(format!("{}/{}", id % super::SPLIT, id).as_bytes());
         cmd.push(0);
         cmd.extend_from_slice(&sender);
@@ -872,7 +887,7 @@ impl Send {
             if self.repbuf[c].len() < REPORTMAX {
                 self.repbuf[c].push(b);
             }
-            if b == 0 && self.repbuf[c].len() > 2 {
+            if b == 0 && self.repbuf[c].len() > 1 {
                 let mut rep = std::mem::take(&mut self.repbuf[c]);
                 rep.pop();
                 self.report(c, rep);
@@ -882,7 +897,7 @@ impl Send {
 
     fn report(&mut self, c: usize, rep: Vec<u8>) {
         let now = crate::timefmt::now();
-        let slot = rep[0] as usize | (rep[1] as usize) << 8;
+        let slot = usize::from(rep[0]);
         let Some(del) = self.slots[c].get_mut(slot).and_then(Option::take) else {
             self.log("warning: internal error: delivery report out of range\n");
             return;
@@ -890,8 +905,8 @@ impl Send {
         let Some(j) = self.jobs[c].iter().position(|j| j.id == del.id) else {
             return;
         };
-        let mut letter = rep.get(2).copied().unwrap_or(b'?');
-        let mut text = rep.get(3..).unwrap_or(&[]).to_vec();
+        let mut letter = rep.get(1).copied().unwrap_or(b'?');
+        let mut text = rep.get(2..).unwrap_or(&[]).to_vec();
         if letter == b'Z' && self.jobs[c][j].dying {
             letter = b'D';
             text.extend_from_slice(

@@ -1,11 +1,13 @@
 //! qmail-lspawn and qmail-rspawn: run deliveries for qmail-send.
 //!
-//! qmail-send writes a command per delivery on the spawner's fd 0: two bytes of
-//! delivery slot (little endian), then `S/N\0` (the message below `mess/`),
-//! `sender\0`, `recipient\0`. The spawner runs the delivery in the background and
-//! answers on fd 1 with the two slot bytes, a letter (`K` delivered, `Z`
-//! temporary failure, `D` permanent failure), a text and a `\0`. When qmail-send
-//! closes fd 0, the spawner waits for the deliveries in progress, then exits.
+//! qmail's protocol: the spawner first writes one byte on fd 1, how many
+//! deliveries it runs at once ([`SPAWN`]). qmail-send then writes a command
+//! per delivery on the spawner's fd 0: one byte of delivery slot, then `S/N\0`
+//! (the message below `mess/`), `sender\0`, `recipient\0`. The spawner runs the
+//! delivery in the background and answers on fd 1 with the slot byte, a letter
+//! (`K` delivered, `Z` temporary failure, `D` permanent failure), a text and a
+//! `\0`. When qmail-send closes fd 0, the spawner waits for the deliveries in
+//! progress, then exits.
 //!
 //! qmail-lspawn (root) finds the recipient's account in `users/cdb` (or falls
 //! back to system accounts and then the `alias` user), and runs `qmail-local`
@@ -37,7 +39,10 @@ pub struct Request {
 /// A delivery function: request in, report (letter + text) out.
 pub type Deliver = dyn Fn(&Request) -> Vec<u8> + Send + Sync;
 
-/// The spawner loop: reads commands from `input`, runs each with `deliver` on a
+/// The most deliveries a spawner runs at once (qmail's `conf-spawn`).
+pub const SPAWN: u8 = 120;
+
+/// The spawner loop: says how many deliveries it takes ([`SPAWN`]), reads commands from `input`, runs each with `deliver` on a
 /// worker thread ([`crate::pool`]: reused, and a new one whenever none is idle,
 /// so no delivery waits for another), writes reports to `output`; returns when
 /// `input` ends and every delivery has reported.
@@ -47,12 +52,14 @@ pub fn serve(
     input: impl Read,
     output: impl Write + Send + 'static,
 ) -> io::Result<()> {
+    let mut output = output;
+    output.write_all(&[SPAWN]).and_then(|_| output.flush())?;
     let out = Arc::new(Mutex::new(output));
     let mut r = BufReader::new(input);
     // qmail-send never has more deliveries in flight than its concurrency.
     let mut pool = crate::pool::Pool::new(usize::MAX, Job::run_reporting_panics);
     loop {
-        let mut slot = [0u8; 2];
+        let mut slot = [0u8; 1];
         match r.read_exact(&mut slot) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
@@ -95,7 +102,7 @@ pub fn serve(
 struct Job<W> {
     deliver: Arc<Deliver>,
     out: Arc<Mutex<W>>,
-    slot: [u8; 2],
+    slot: [u8; 1],
     mess: Option<PathBuf>,
     sender: Vec<u8>,
     recip: Vec<u8>,
@@ -127,7 +134,7 @@ impl<W: Write> Job<W> {
 
 /// Writes a report for qmail-send: the slot, the letter and text (no NUL
 /// inside; an empty one is `Z`), a NUL.
-fn send_report<W: Write>(out: &Mutex<W>, slot: [u8; 2], mut report: Vec<u8>) {
+fn send_report<W: Write>(out: &Mutex<W>, slot: [u8; 1], mut report: Vec<u8>) {
     report.retain(|&b| b != 0);
     if report.is_empty() {
         report.push(b'Z');
@@ -542,13 +549,14 @@ mod tests {
         serve(
             d.path(),
             deliver,
-            &b"\x01\x003/26\0s\0a@b\0\x02\x00x/y\0s\0c@d\0"[..],
+            &b"\x013/26\0s\0a@b\0\x02x/y\0s\0c@d\0"[..],
             Shared(out.clone()),
         )
         .unwrap();
         let o = out.lock().unwrap().clone();
-        assert!(o.windows(7).any(|w| w == b"\x01\x00Ka@b\0"));
-        assert!(o.windows(3).any(|w| w == b"\x02\x00Z"));
+        assert_eq!(o[0], SPAWN);
+        assert!(o.windows(6).any(|w| w == b"\x01Ka@b\0"));
+        assert!(o.windows(2).any(|w| w == b"\x02Z"));
     }
 
     /// Output shared with the test.
@@ -594,14 +602,14 @@ mod tests {
         let o = Arc::clone(&out);
         let dir = d.path().to_path_buf();
         let server = std::thread::spawn(move || serve(&dir, deliver, input, Shared(o)).unwrap());
-        let command = |slot: u16, rcpt: &str| {
-            let mut c = slot.to_le_bytes().to_vec();
+        let command = |slot: u8, rcpt: &str| {
+            let mut c = vec![slot];
             c.extend_from_slice(format!("3/26\0s\0{rcpt}\0").as_bytes());
             c
         };
         for i in 0..N {
             to_spawner
-                .write_all(&command(i as u16, &format!("first{i}")))
+                .write_all(&command(i as u8, &format!("first{i}")))
                 .unwrap();
         }
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -611,7 +619,7 @@ mod tests {
         assert_eq!(reports(&out), N);
         // The second round, one at a time, runs on the same threads.
         for i in 0..N {
-            to_spawner.write_all(&command(i as u16, "second")).unwrap();
+            to_spawner.write_all(&command(i as u8, "second")).unwrap();
             while reports(&out) < N + i + 1 && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -619,7 +627,15 @@ mod tests {
         drop(to_spawner);
         server.join().unwrap();
         let o = out.lock().unwrap().clone();
+        // qmail's protocol: the concurrency byte first, then each report
+        // behind its one slot byte.
+        assert_eq!(o[0], SPAWN);
         assert_eq!(o.windows(3).filter(|w| w == b"Kok").count(), 2 * N, "{o:?}");
+        for i in 0..N as u8 {
+            let mut r = vec![0, i];
+            r.extend_from_slice(b"Kok\0");
+            assert!(o.windows(r.len()).any(|w| w[1..] == r[1..]), "{o:?}");
+        }
         assert_eq!(threads.lock().unwrap().len(), N);
     }
 }

@@ -226,6 +226,63 @@ class Delivery(RootTestCase):
         send_once(self.root, self.out)
         self.assertEqual(len(delivered(self.out, "joe@localhost")), 1)
 
+    def test_spawner_protocol_is_qmails(self):
+        # qmail's spawner protocol: the spawner announces its concurrency in one
+        # byte, commands and reports carry a one-byte slot. A spawner written
+        # to it (here a small Python one announcing 3) works under our
+        # qmail-send, which caps the channel's concurrency by it.
+        import sys
+        fake = self.root.q("bin", "qmail-lspawn")
+        os.rename(fake, fake + ".real")
+        self.addCleanup(os.replace, fake + ".real", fake)
+        with open(fake, "w") as f:
+            f.write(f"""#!{sys.executable}
+import os
+os.write(1, bytes([3]))
+buf = b""
+while True:
+    b = os.read(0, 4096)
+    if not b:
+        break
+    buf += b
+    while buf.count(b"\\0") >= 3 and len(buf) > 1:
+        slot, rest = buf[0], buf[1:]
+        mess, sender, recip, buf = rest.split(b"\\0", 3)
+        with open(os.path.join({self.out!r}, "fake-spawner"), "ab") as f:
+            f.write(bytes([slot]) + b"|" + mess + b"|" + sender + b"|" + recip + b"\\n")
+        os.write(1, bytes([slot]) + b"Kfake spawner took it\\n\\0")
+""")
+        os.chmod(fake, 0o755)
+        self.assertEqual(queue(self.root, "x\n", "s@example.net", ["joe@localhost", "ann@localhost"]), 0)
+        log = send_once(self.root, self.out)
+        self.assertIn("status: local 0/3 remote 0/20\n", log)
+        self.assertIn("delivery 1: success: fake_spawner_took_it/\n", log)
+        self.assertIn("delivery 2: success: fake_spawner_took_it/\n", log)
+        with open(os.path.join(self.out, "fake-spawner"), "rb") as f:
+            lines = sorted(f.read().splitlines())
+        self.assertEqual(sorted(l.split(b"|")[3] for l in lines), [b"ann@localhost", b"joe@localhost"])
+        self.assertEqual({l[:1] for l in lines}, {b"\0", b"\1"})
+        self.assertEqual(queue_files(self.root), [])
+
+    def test_our_spawner_speaks_qmails_protocol(self):
+        self.assertEqual(queue(self.root, "x\n", "s@example.net", ["joe@localhost"]), 0)
+        mess = [os.path.join(dp, f) for dp, _, fs in os.walk(self.root.q("queue", "mess")) for f in fs]
+        n = os.path.basename(mess[0])
+        rel = os.path.relpath(mess[0], self.root.q("queue", "mess"))
+        p = subprocess.Popen([self.root.bin("qmail-lspawn"), "./Maildir/"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, cwd=self.root.qmail,
+                             env=self.root.env(STUB_OUT=self.out))
+        try:
+            self.assertEqual(p.stdout.read(1), bytes([120]))
+            p.stdin.write(b"\x07" + rel.encode() + b"\0s@example.net\0joe@localhost\0")
+            p.stdin.close()
+            report = p.stdout.read()
+        finally:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        self.assertEqual(report, b"\x07Kdid 0+0+1\n\0", n)
+
     def test_vpopmail_domain_through_users_cdb(self):
         self.root.add_domain("example.com")
         self.assertEqual(queue(self.root, "x\n", "s@example.net", ["Joe.Doe@example.com"]), 0)
