@@ -622,6 +622,7 @@ pub fn run(
     };
     qq::submit(
         &prog,
+        &roots.qmail,
         &[],
         &p.message,
         &mut body,

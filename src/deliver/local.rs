@@ -300,6 +300,7 @@ pub fn run(
         let r = msg.rewind().map_err(|_| rewind_fail())?;
         let qp = qq::submit(
             &qq::program(roots),
+            &roots.qmail,
             &[],
             &lines.dtline,
             r,

@@ -59,6 +59,7 @@ impl QqError {
 /// `env` added to its environment. Returns the qmail-queue pid (qmail's "qp").
 pub fn submit(
     prog: &std::path::Path,
+    cwd: &std::path::Path,
     env: &[(OsString, OsString)],
     header: &[u8],
     body: &mut dyn Read,
@@ -67,7 +68,10 @@ pub fn submit(
 ) -> Result<u32, QqError> {
     let (env_r, env_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|_| QqError::from_letter(exit_text(51, false)))?;
+    // As qmail's callers: qmail-queue (or $QMAILQUEUE, which may be a
+    // relative name) runs in qmail's home.
     let mut child = match Command::new(prog)
+        .current_dir(cwd)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::from(env_r))
@@ -148,6 +152,7 @@ mod tests {
         let mut body: &[u8] = b"body\n";
         let qp = submit(
             &script,
+            d.path(),
             &[],
             b"H: 1\n",
             &mut body,
@@ -166,7 +171,16 @@ mod tests {
         );
         std::fs::write(&script, "#!/bin/sh\ncat >/dev/null\nexit 53\n").unwrap();
         let mut body: &[u8] = b"x\n";
-        let e = submit(&script, &[], b"", &mut body, b"", &[b"r@y".to_vec()]).unwrap_err();
+        let e = submit(
+            &script,
+            d.path(),
+            &[],
+            b"",
+            &mut body,
+            b"",
+            &[b"r@y".to_vec()],
+        )
+        .unwrap_err();
         assert!(!e.permanent);
         assert_eq!(e.text, "qq write error or disk full (#4.3.0)");
     }

@@ -2,6 +2,7 @@
 rewriting, envelope, exit codes. qmail-queue is replaced through QMAILQUEUE
 by a recorder (the path from sendmail to a Maildir is in test_local_flow)."""
 import os
+import subprocess
 import tempfile
 import unittest
 
@@ -111,6 +112,25 @@ class Inject(unittest.TestCase):
         # An mbox From line is kept as a field.
         r = self.run_prog("qmail-inject", "-n", msg=b"From joe Sat Dec  5 10:00:00 2026\nTo: a@x.org\n\nb\n")
         self.assertIn(b"\nMBOX-Line: From joe Sat Dec  5 10:00:00 2026\nTo: a@x.org\n", r.stdout)
+
+    def test_qmail_queue_runs_in_qmails_home(self):
+        # As qmail's callers chdir to /var/qmail first: a relative QMAILQUEUE
+        # works from anywhere, and the program starts there.
+        pwdqq = os.path.join(self.tmp, "pwdqq")
+        with open(pwdqq, "w") as f:
+            f.write(f"#!/bin/sh\npwd > {self.out}.pwd\ncat > /dev/null\nexit 0\n")
+        os.chmod(pwdqq, 0o755)
+        r = self.run_prog("qmail-inject", "a@x.org", msg=b"Subject: s\n\nb\n", env={"QMAILQUEUE": pwdqq})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(self.out + ".pwd") as f:
+            self.assertEqual(os.path.realpath(f.read().strip()), os.path.realpath(self.root.qmail))
+        before = len(os.listdir(self.root.q("queue", "todo")))
+        for prog in ("qmail-inject", "sendmail"):
+            r = subprocess.run([self.root.bin(prog), "a@x.org"], input=b"Subject: rel\n\nb\n", cwd="/",
+                               capture_output=True, timeout=60,
+                               env=self.root.env(QMAILQUEUE="bin/qmail-queue", USER="www"))
+            self.assertEqual(r.returncode, 0, (prog, r.stderr))
+        self.assertEqual(len(os.listdir(self.root.q("queue", "todo"))), before + 2)
 
     def test_cron_style_local_user(self):
         # cron: sendmail -FCronDaemon -i -odi -oem -oi -t, To: a bare user name.
