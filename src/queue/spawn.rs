@@ -172,18 +172,37 @@ fn qmailq_uid() -> Option<u32> {
     *QMAILQ.get_or_init(|| crate::sys::account("qmailq").map(|a| a.uid))
 }
 
-/// Opens the message for a delivery, checking that qmail-queue wrote it.
+/// Opens the message for a delivery, checking that qmail-queue wrote it:
+/// owned by qmailq, as qmail's spawners check. The check applies to both
+/// spawners (qmail-rspawn runs as qmailr) wherever the queue belongs to
+/// qmailq; in a sandbox whose queue belongs to its user there is no qmailq
+/// to compare with.
 fn open_mess(p: &Path) -> Result<File, Vec<u8>> {
     let f =
         File::open(p).map_err(|_| b"Zqmail-spawn unable to open message. (#4.3.0)\n".to_vec())?;
-    if !sandbox() {
-        if let (Some(q), Ok(m)) = (qmailq_uid(), f.metadata()) {
-            if m.uid() != q {
-                return Err(b"ZSorry, message has wrong owner. (#4.3.5)\n".to_vec());
-            }
-        }
+    let m = f
+        .metadata()
+        .map_err(|_| b"Zqmail-spawn unable to fstat message. (#4.3.0)\n".to_vec())?;
+    if !m.is_file() {
+        return Err(b"ZSorry, message has wrong type. (#4.3.5)\n".to_vec());
+    }
+    let dir_uid = p
+        .parent()
+        .and_then(|d| std::fs::metadata(d).ok())
+        .map(|d| d.uid());
+    if !owner_ok(m.uid(), dir_uid, qmailq_uid()) {
+        return Err(b"ZSorry, message has wrong owner. (#4.3.5)\n".to_vec());
     }
     Ok(f)
+}
+
+/// Whether a message file's owner is right: qmailq's, where the split
+/// directory holding it (mess/S) is qmailq's, as on a real installation.
+fn owner_ok(mess_uid: u32, dir_uid: Option<u32>, qmailq: Option<u32>) -> bool {
+    match qmailq {
+        Some(q) if dir_uid == Some(q) => mess_uid == q,
+        _ => true,
+    }
 }
 
 /// Runs a child with the message on fd 0 and fd 1 + fd 2 into one pipe; its
@@ -534,6 +553,18 @@ mod tests {
             (b"example.com".to_vec(), 89, b"-".to_vec(), b"Ann".to_vec())
         );
         assert!(lookup_users_cdb(&roots, b"nobody-x").unwrap().is_none());
+    }
+
+    #[test]
+    fn message_owner_rule() {
+        // A real installation: mess/S and its messages are qmailq's (7411).
+        assert!(owner_ok(7411, Some(7411), Some(7411)));
+        assert!(!owner_ok(1000, Some(7411), Some(7411)));
+        assert!(!owner_ok(0, Some(7411), Some(7411)));
+        // A sandbox (its user's queue) or no qmailq account: nothing to check.
+        assert!(owner_ok(1000, Some(1000), Some(7411)));
+        assert!(owner_ok(1000, Some(1000), None));
+        assert!(owner_ok(1000, None, Some(7411)));
     }
 
     #[test]
