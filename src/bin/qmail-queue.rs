@@ -5,7 +5,7 @@ fn main() {
     vqmail::sys::reset_sigchld();
     let roots = vqmail::paths::Roots::from_env();
     vqmail::sys::queue::umask(0o033);
-    nix::unistd::alarm::set(86400);
+    vqmail::sys::alarm_exits_52(86400);
     let (Some(msg), Some(env)) = (vqmail::sys::inherit_file(0), vqmail::sys::inherit_file(1))
     else {
         std::process::exit(enqueue::exit::READ);

@@ -26,6 +26,26 @@ pub fn reset_sigchld() {
     let _ = unsafe { signal(Signal::SIGCHLD, SigHandler::SigDfl) };
 }
 
+/// qmail-queue's 24-hour limit: an alarm in `secs` seconds that ends the
+/// process with exit code 52 (qmail-queue's "timeout"), not the signal's
+/// default death, which callers would report as a crash.
+#[allow(unsafe_code)]
+pub fn alarm_exits_52(secs: u32) {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    extern "C" fn on_alarm(_: libc::c_int) {
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(52) }
+    }
+    let act = SigAction::new(
+        SigHandler::Handler(on_alarm),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only calls _exit.
+    let _ = unsafe { sigaction(Signal::SIGALRM, &act) };
+    nix::unistd::alarm::set(secs);
+}
+
 /// True when the process runs setuid or setgid (real and effective ids differ).
 pub fn is_setid() -> bool {
     nix::unistd::getuid() != nix::unistd::geteuid()

@@ -163,6 +163,31 @@ class QmailQueue(RootTestCase):
         self.assertEqual(queue_files(self.root), [])
         self.assertEqual(queue_raw(self.root, b"x\n", b"Fa@b\0T" + b"x" * 1002 + b"\0\0"), 0)
 
+    def test_the_24_hour_alarm_exits_52(self):
+        # qmail-queue's timer (simulated: the same signal, sent now) ends it
+        # with exit 52, "qq timeout", not a death by signal ("qq crashed").
+        r_env, w_env = os.pipe()
+        p = subprocess.Popen([self.root.bin("qmail-queue")], stdin=subprocess.PIPE, stdout=r_env,
+                             stderr=subprocess.PIPE, env=self.root.env())
+        os.close(r_env)
+        try:
+            p.stdin.write(b"Subject: slow\n\npart one\n")
+            p.stdin.flush()
+            # Once it has made its pid file it is past its start (and its handler).
+            wait_until(lambda: os.listdir(self.root.q("queue", "pid")) != ["spare"] and
+                       [f for f in os.listdir(self.root.q("queue", "pid")) if f != "spare"],
+                       timeout=10, what="qmail-queue's pid file")
+            p.send_signal(signal.SIGALRM)
+            self.assertEqual(p.wait(timeout=10), 52)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            os.close(w_env)
+            p.stdin.close()
+            p.stderr.close()
+        self.assertEqual(os.listdir(self.root.q("queue", "todo")), [])
+
     def test_nul_bare_cr_and_8bit_kept_byte_for_byte(self):
         body = b"Subject: x\n\na\0b\rc\xff\xfe\n"
         self.assertEqual(queue(self.root, body, "a@b", ["c@d"]), 0)
