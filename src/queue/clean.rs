@@ -2,7 +2,8 @@
 //!
 //! qmail-send (running as qmails) may not unlink files in `todo/`, `intd/` and
 //! `mess/`; it writes a request to qmail-clean (running as qmailq) and reads a
-//! one-byte answer, `+` done or `!` trouble. Requests end with a NUL:
+//! one-byte answer, `+` done, `!` trouble or `x` not a request. Requests end
+//! with a NUL:
 //! * `todo/N`: the message has been preprocessed: remove `intd/N` and `todo/N`;
 //! * `foop/N`: the message is finished (or an orphan): remove `intd/N` and `mess/S/N`.
 //!
@@ -32,15 +33,16 @@ fn removed(r: io::Result<()>) -> bool {
     }
 }
 
-/// Handles one request; the answer byte.
+/// Handles one request; the answer byte: `+` done, `!` a file could not be
+/// removed, `x` a request that is not one (qmail-clean's answers).
 pub fn handle(q: &Queue, spares: &mut super::spare::Keeper, req: &[u8]) -> u8 {
     let s = String::from_utf8_lossy(req);
     let (kind, num) = match s.split_once('/') {
         Some(x) => x,
-        None => return b'!',
+        None => return b'x',
     };
     let Some(id) = parse_id(num) else {
-        return b'!';
+        return b'x';
     };
     let ok = match kind {
         "todo" => unlink_ok(&q.intd(id)) && removed(spares.remove(&q.todo(id))),
@@ -49,7 +51,7 @@ pub fn handle(q: &Queue, spares: &mut super::spare::Keeper, req: &[u8]) -> u8 {
             spares.replenish();
             ok
         }
-        _ => false,
+        _ => return b'x',
     };
     if ok {
         b'+'
@@ -117,7 +119,7 @@ mod tests {
         let mut reader = std::fs::File::open(q.mess(5)).unwrap();
         let mess_ino = reader.metadata().unwrap().ino();
         serve(&q, &b"todo/5\0foop/5\0bad\0mess/../x\0"[..], &mut out, 0).unwrap();
-        assert_eq!(out, b"++!!");
+        assert_eq!(out, b"++xx");
         assert!(!q.todo(5).exists() && !q.mess(5).exists() && !q.intd(5).exists());
         // The todo file became a spare, and a new file replaced the message
         // file, which did not become one.
