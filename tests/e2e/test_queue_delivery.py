@@ -173,10 +173,11 @@ class QmailQueue(RootTestCase):
         try:
             p.stdin.write(b"Subject: slow\n\npart one\n")
             p.stdin.flush()
-            # Once it has made its pid file it is past its start (and its handler).
-            wait_until(lambda: os.listdir(self.root.q("queue", "pid")) != ["spare"] and
-                       [f for f in os.listdir(self.root.q("queue", "pid")) if f != "spare"],
-                       timeout=10, what="qmail-queue's pid file")
+            # Once its message file exists it is past its start (and its
+            # handler), reading the message, which stays unfinished.
+            def mess_file():
+                return [f for _, _, fs in os.walk(self.root.q("queue", "mess")) for f in fs]
+            wait_until(mess_file, timeout=20, what="qmail-queue's message file")
             p.send_signal(signal.SIGALRM)
             self.assertEqual(p.wait(timeout=10), 52)
         finally:
