@@ -173,6 +173,9 @@ impl Popup {
             "stls" => {
                 if self.opts.tls_active {
                     Step::reply(reply::STLS_ACTIVE)
+                } else if !arg.is_empty() {
+                    // RFC 2595: STLS takes no arguments.
+                    Step::reply(reply::STLS_ARGS)
                 } else if !self.opts.tls_available {
                     Step::reply(reply::STLS_UNAVAILABLE)
                 } else if more_buffered {
@@ -368,6 +371,8 @@ mod tests {
         p.tls_started();
         assert_eq!(say(&mut p, "PASS x").reply, b"-ERR USER first\r\n");
         assert_eq!(say(&mut p, "STLS").reply, reply::STLS_ACTIVE);
+        let mut q = Popup::new(opts());
+        assert_eq!(say(&mut q, "STLS now").reply, reply::STLS_ARGS);
         assert!(!String::from_utf8(say(&mut p, "CAPA").reply)
             .unwrap()
             .contains("STLS"));

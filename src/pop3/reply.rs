@@ -47,6 +47,8 @@ pub const NUL_BYTE: &[u8] = b"-ERR NUL byte in command line\r\n";
 // Ours: STLS (RFC 2595).
 /// STLS accepted; the handshake follows.
 pub const STLS_GO: &[u8] = b"+OK begin TLS negotiation\r\n";
+/// STLS with an argument (it takes none).
+pub const STLS_ARGS: &[u8] = b"-ERR STLS takes no arguments\r\n";
 /// STLS without a certificate.
 pub const STLS_UNAVAILABLE: &[u8] = b"-ERR STLS not available\r\n";
 /// STLS once TLS is on.

@@ -42,6 +42,8 @@ ZONES = {
     # An MX whose host exists but has no address record.
     "noaddr.test": {"MX": [[10, "mx.noaddr.test"]]},
     "mx.noaddr.test": {"TXT": ["no address here"]},
+    # An MX whose host does not exist at all.
+    "nxmx.test": {"MX": [[10, "gone.nxmx.test"]]},
     # No MX, only an address: the fallback to A.
     "aonly.test": {"A": ["127.0.0.1"]},
     # A name with neither MX nor address.

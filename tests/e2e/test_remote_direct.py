@@ -297,6 +297,8 @@ class TestRouting(RemoteCase):
             "servfail-host.test": ("Z", "Sorry, I couldn't find any host by that name. (#4.1.2)\n"),
             "noaddr.test": ("D", "Name service error for mx.noaddr.test: Host found but no data record of requested type\n"
                                  "Sorry, I couldn't find a mail exchanger or IP address. (#5.4.4)\n"),
+            # an exchanger that does not exist: qmail's text alone
+            "nxmx.test": ("D", "Sorry, I couldn't find a mail exchanger or IP address. (#5.4.4)\n"),
             # neither MX nor address records: qmail's "no host" text
             "empty.test": ("D", "Sorry, I couldn't find any host named empty.test. (#5.1.2)\n"),
             "nullmx.test": ("D", "Sorry, nullmx.test does not accept mail (it publishes a null MX). (#5.1.10)\n"),

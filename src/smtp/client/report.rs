@@ -169,10 +169,6 @@ pub mod text {
     pub fn name_service_nodata(host: &str) -> String {
         format!("Name service error for {host}: Host found but no data record of requested type\n")
     }
-    /// The same for a mail exchanger that does not exist at all.
-    pub fn name_service_nxdomain(host: &str) -> String {
-        format!("Name service error for {host}: Host not found\n")
-    }
     /// The smtproutes line for the domain has a port that is not one.
     pub fn bad_route_port(port: &str) -> String {
         format!("Unable to read control files: control/smtproutes has the bad port {port} for this domain. (#4.3.0)\n")

@@ -240,7 +240,9 @@ pub fn resolve_mx(res: &Resolver, host: &str, rng: &mut Rng) -> Result<Vec<Targe
             })),
             Err(Error::Temporary(_)) => soft = true,
             Err(Error::NoData) => why.push_str(&text::name_service_nodata(&m.host)),
-            Err(Error::NxDomain) => why.push_str(&text::name_service_nxdomain(&m.host)),
+            // An exchanger that does not exist at all gets qmail's text alone
+            // (COMPAT section A adds a line only for one without addresses).
+            Err(Error::NxDomain) => {}
         }
     }
     if out.is_empty() {
