@@ -234,8 +234,25 @@ impl Writer {
     /// Writes the database through `tmp` and renames it to `path`, as tcprules
     /// and qmail-newu do with an explicit temporary name.
     pub fn write_via(&self, path: &Path, tmp: &Path, mode: u32) -> io::Result<()> {
+        self.write_via_owned(path, tmp, mode, None)
+    }
+
+    /// [`Writer::write_via`], the file given to `owner` (as root) before the
+    /// rename, so its readers never find it root's.
+    pub fn write_via_owned(
+        &self,
+        path: &Path,
+        tmp: &Path,
+        mode: u32,
+        owner: Option<(u32, u32)>,
+    ) -> io::Result<()> {
         let bytes = self.to_bytes()?;
         let mut f = crate::fsutil::create_fresh(tmp, mode)?;
+        if let Err(e) = crate::fsutil::fchown_if_root(&f, owner) {
+            drop(f);
+            let _ = std::fs::remove_file(tmp);
+            return Err(e);
+        }
         // Exactly `mode`, whatever the umask: tcpserver (under its own uid)
         // must be able to read tcp.smtp.cdb after a run from a cron job
         // with umask 077, as vpopmail sets umask 022 for it.

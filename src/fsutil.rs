@@ -129,12 +129,50 @@ pub fn atomic_write(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     atomic_write_with(path, mode, |f| f.write_all(data))
 }
 
+/// [`atomic_write`], the file given to `owner` (uid, gid) when running as
+/// root before it replaces `path`: a program running as that owner never
+/// finds the file root's for a moment.
+pub fn atomic_write_owned(
+    path: &Path,
+    data: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> io::Result<()> {
+    replace_via_tmp(path, mode, true, owner, |f| f.write_all(data))
+}
+
+/// Gives an open file to `owner` when running as root (nothing otherwise).
+pub fn fchown_if_root(f: &File, owner: Option<(u32, u32)>) -> io::Result<()> {
+    if let Some((uid, gid)) = owner {
+        if nix::unistd::geteuid().is_root() {
+            nix::unistd::fchown(
+                f,
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            )
+            .map_err(io::Error::from)?;
+        }
+    }
+    Ok(())
+}
+
 /// Replaces `path` with `data` through a temporary file and a rename, without
 /// fsync: readers never see a torn file, but a crash may lose the update. For
 /// state that is cheap to lose and written on every login (`lastauth`, the
 /// open-smtp timestamps), where two fsyncs would cost more than the login.
 pub fn replace_unsynced(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
-    replace_via_tmp(path, mode, false, |f| f.write_all(data))
+    replace_via_tmp(path, mode, false, None, |f| f.write_all(data))
+}
+
+/// [`replace_unsynced`], owned by `owner` before the rename (see
+/// [`atomic_write_owned`]).
+pub fn replace_unsynced_owned(
+    path: &Path,
+    data: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> io::Result<()> {
+    replace_via_tmp(path, mode, false, owner, |f| f.write_all(data))
 }
 
 /// Like [`atomic_write`], with the content produced by `fill`.
@@ -143,7 +181,7 @@ pub fn atomic_write_with(
     mode: u32,
     fill: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> io::Result<()> {
-    replace_via_tmp(path, mode, true, fill)
+    replace_via_tmp(path, mode, true, None, fill)
 }
 
 /// Writes a temporary file beside `path` with exactly `mode`, then renames it
@@ -153,11 +191,13 @@ fn replace_via_tmp(
     path: &Path,
     mode: u32,
     durable: bool,
+    owner: Option<(u32, u32)>,
     fill: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> io::Result<()> {
     let tmp = tmp_path(path);
     let result = (|| {
         let mut f = create_fresh(&tmp, mode)?;
+        fchown_if_root(&f, owner)?;
         // The umask may have narrowed the mode; the caller asked for exactly this.
         f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         fill(&mut f)?;
@@ -181,6 +221,27 @@ fn replace_via_tmp(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn owned_writes_are_owned_before_they_appear() {
+        use std::os::unix::fs::MetadataExt;
+        if !nix::unistd::geteuid().is_root() {
+            return; // only root gives files away
+        }
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("vpasswd");
+        atomic_write_owned(&p, b"x", 0o600, Some((65534, 65534))).unwrap();
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o777), (65534, 65534, 0o600));
+        replace_unsynced_owned(&p, b"y", 0o600, Some((65533, 65533))).unwrap();
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!((m.uid(), m.gid()), (65533, 65533));
+        let w = crate::cdb::Writer::new();
+        let c = d.path().join("x.cdb");
+        w.write_via_owned(&c, &d.path().join("x.tmp"), 0o600, Some((65534, 65534)))
+            .unwrap();
+        assert_eq!(std::fs::metadata(&c).unwrap().uid(), 65534);
+    }
 
     #[test]
     fn planted_links_are_never_followed() {

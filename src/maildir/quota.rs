@@ -284,6 +284,17 @@ pub fn scan(maildir: &Path) -> io::Result<Usage> {
 /// The scan is repeated (a few times at most) when a directory changed
 /// while it ran, so a delivery during the scan is not lost from the count.
 pub fn rebuild(maildir: &Path, quota: &Quota) -> io::Result<Usage> {
+    rebuild_owned(maildir, quota, None)
+}
+
+/// [`rebuild`] by an admin tool running as root: the new file is given to
+/// `owner` before it replaces the old one, which deliveries read as that
+/// owner.
+pub fn rebuild_owned(
+    maildir: &Path,
+    quota: &Quota,
+    owner: Option<(u32, u32)>,
+) -> io::Result<Usage> {
     let mut usage = Usage::default();
     for _ in 0..5 {
         let before = dir_stamps(maildir)?;
@@ -301,6 +312,7 @@ pub fn rebuild(maildir: &Path, quota: &Quota) -> io::Result<Usage> {
     let content = format!("{quota}\n{} {}\n", usage.bytes, usage.count);
     let res = (|| {
         let mut f = crate::fsutil::create_fresh(&tmp, 0o600)?;
+        crate::fsutil::fchown_if_root(&f, owner)?;
         f.write_all(content.as_bytes())?;
         f.sync_all()?;
         drop(f);

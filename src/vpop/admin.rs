@@ -154,8 +154,8 @@ pub fn update_maildirsize(user_dir: &Path, quota: &str, owner: Option<(u32, u32)
         return;
     }
     if let Some(q) = mdquota::Quota::parse(quota) {
-        if !q.is_unlimited() && mdquota::rebuild(&md, &q).is_ok() {
-            vpasswd::chown_to(&md.join(mdquota::FILE), owner);
+        if !q.is_unlimited() {
+            let _ = mdquota::rebuild_owned(&md, &q, owner);
         }
     }
 }
@@ -803,17 +803,17 @@ pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
         .map_err(|_| VError::code(VA_COULD_NOT_MAKE_DOMAIN_DIR))?;
     vpasswd::chown_to(&dom_dir, owner);
     let qd = dom_dir.join(".qmail-default");
-    if crate::fsutil::atomic_write(
+    if crate::fsutil::atomic_write_owned(
         &qd,
         qmail_default_line(roots, &dom_dir, None).as_bytes(),
         0o600,
+        owner,
     )
     .is_err()
     {
         let _ = std::fs::remove_dir_all(&dom_dir);
         return Err(VError::code(VA_COULD_NOT_OPEN_QMAIL_DEFAULT));
     }
-    vpasswd::chown_to(&qd, owner);
     let _ = dc.write(&domains, owner);
     drop(dc_lock);
     let line = crate::vpop::assign::domain_line(&name, &name, uid, gid, &dom_dir);
@@ -844,12 +844,12 @@ pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
         });
     }
     if let Some(c) = &nd.catchall {
-        let _ = crate::fsutil::atomic_write(
+        let _ = crate::fsutil::atomic_write_owned(
             &qd,
             qmail_default_line(roots, &dom_dir, Some(c)).as_bytes(),
             0o600,
+            owner,
         );
-        vpasswd::chown_to(&qd, owner);
     }
     Ok(Domain {
         name,
@@ -1167,9 +1167,8 @@ pub fn alias_insert(
     lines.push(line.to_string());
     let mut text = lines.join("\n");
     text.push('\n');
-    crate::fsutil::atomic_write(&path, text.as_bytes(), 0o600)
+    crate::fsutil::atomic_write_owned(&path, text.as_bytes(), 0o600, d.owner())
         .map_err(io_err("could not write alias"))?;
-    vpasswd::chown_to(&path, d.owner());
     drop(lock);
     Ok(())
 }

@@ -156,9 +156,7 @@ impl DirControl {
     /// Writes `dir/.dir-control` atomically (owned by `owner` as root).
     pub fn write(&self, dir: &Path, owner: Option<(u32, u32)>) -> io::Result<()> {
         let p = dir.join(FILE);
-        crate::fsutil::atomic_write(&p, self.to_text().as_bytes(), 0o600)?;
-        crate::vpop::vpasswd::chown_to(&p, owner);
-        Ok(())
+        crate::fsutil::atomic_write_owned(&p, self.to_text().as_bytes(), 0o600, owner)
     }
 
     /// The current bucket ("" = the parent itself).

@@ -101,11 +101,8 @@ pub fn set_lastauth(dir: &Path, ip: &str) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let path = dir.join("lastauth");
     // Informational only: a crash may lose it, never tear it (no fsync per login).
-    crate::fsutil::replace_unsynced(&path, ip.as_bytes(), 0o600)?;
-    if let Ok(m) = std::fs::metadata(dir) {
-        vpasswd::chown_to(&path, Some((m.uid(), m.gid())));
-    }
-    Ok(())
+    let owner = std::fs::metadata(dir).ok().map(|m| (m.uid(), m.gid()));
+    crate::fsutil::replace_unsynced_owned(&path, ip.as_bytes(), 0o600, owner)
 }
 
 /// The last login: `(unix time, ip)`, or `None` when there is no lastauth file.

@@ -128,9 +128,11 @@ fn read_lines(path: &Path) -> io::Result<Vec<String>> {
 }
 
 /// Writes `data` to a new file at `p` (mode 0600) and fsyncs it.
-fn write_synced(p: &Path, data: &[u8]) -> io::Result<()> {
+/// Writes a new file (mode 0600, given to `owner` as root) and syncs it.
+fn write_synced(p: &Path, data: &[u8], owner: Option<(u32, u32)>) -> io::Result<()> {
     use std::io::Write;
     let mut f = crate::fsutil::create_fresh(p, 0o600)?;
+    crate::fsutil::fchown_if_root(&f, owner)?;
     f.write_all(data)?;
     f.sync_all()
 }
@@ -221,30 +223,34 @@ impl Lock {
         }
         let tmp = crate::fsutil::tmp_path(&path);
         let cdb_tmp = self.dir.join(VPASSWD_CDB_TMP);
-        let staged = write_synced(&tmp, text.as_bytes())
-            .and_then(|_| write_synced(&cdb_tmp, &cdb_bytes))
+        // Both are the domain owner's before they replace the live files:
+        // vchkpw, vdelivermail and qmail-smtpd's rcptcheck read them as
+        // vpopmail at any moment.
+        let staged = write_synced(&tmp, text.as_bytes(), self.owner)
+            .and_then(|_| write_synced(&cdb_tmp, &cdb_bytes, self.owner))
             .and_then(|_| std::fs::rename(&tmp, &path));
         if let Err(e) = staged {
             let _ = std::fs::remove_file(&tmp);
             let _ = std::fs::remove_file(&cdb_tmp);
             return Err(e);
         }
-        chown_to(&path, self.owner);
         // vpasswd is in place; a cdb that cannot follow is only older than
         // vpasswd, which readers notice (see the module text).
         let r = std::fs::rename(&cdb_tmp, &cdb_path);
         if r.is_err() {
             let _ = std::fs::remove_file(&cdb_tmp);
         }
-        chown_to(&cdb_path, self.owner);
         r.and_then(|_| crate::fsutil::fsync_dir(&self.dir))
     }
 
     fn write_cdb(&self, lines: &[String]) -> io::Result<()> {
         let path = self.dir.join(VPASSWD_CDB);
-        cdb_from_lines(lines).write_via(&path, &self.dir.join(VPASSWD_CDB_TMP), 0o600)?;
-        chown_to(&path, self.owner);
-        Ok(())
+        cdb_from_lines(lines).write_via_owned(
+            &path,
+            &self.dir.join(VPASSWD_CDB_TMP),
+            0o600,
+            self.owner,
+        )
     }
 
     /// Rebuilds vpasswd.cdb from vpasswd (vmkpasswd).
@@ -327,6 +333,26 @@ mod tests {
 
     fn e(name: &str) -> Entry {
         Entry::new(name, "$6$x$y", "", &format!("/d/{name}"))
+    }
+
+    #[test]
+    fn files_are_the_domain_owners_when_they_appear() {
+        use std::os::unix::fs::MetadataExt;
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let lock = Lock::take(d.path(), Some((65534, 65534))).unwrap();
+        lock.add(&e("joe")).unwrap();
+        for f in [VPASSWD, VPASSWD_CDB] {
+            let m = std::fs::metadata(d.path().join(f)).unwrap();
+            assert_eq!((m.uid(), m.gid()), (65534, 65534), "{f}");
+        }
+        lock.rebuild_cdb().unwrap();
+        assert_eq!(
+            std::fs::metadata(d.path().join(VPASSWD_CDB)).unwrap().uid(),
+            65534
+        );
     }
 
     #[test]
