@@ -109,16 +109,37 @@ impl HostPolicy {
         // accepts them.
         match crate::control::read_file(&d.dir.join(".qmail-default"))? {
             None => Ok(Verdict::No),
-            Some(b) => {
-                let text = String::from_utf8_lossy(&b);
-                if text.contains("bounce-no-mailbox") {
-                    Ok(Verdict::No)
-                } else {
-                    Ok(Verdict::Yes)
-                }
-            }
+            Some(b) if bounces_unknown_users(&b) => Ok(Verdict::No),
+            Some(_) => Ok(Verdict::Yes),
         }
     }
+}
+
+/// Whether a domain's `.qmail-default` bounces unknown users: its first
+/// delivery line (comments aside) is `| .../vdelivermail '' bounce-no-mailbox`.
+/// A line before it (a filter, a copy) runs first and may take the message;
+/// a commented-out line or an address that merely contains the word does
+/// not count.
+pub fn bounces_unknown_users(dot_qmail: &[u8]) -> bool {
+    use crate::deliver::dotqmail::Line;
+    let Ok(lines) = crate::deliver::dotqmail::parse(dot_qmail) else {
+        return false;
+    };
+    let Some(first) = lines
+        .into_iter()
+        .find(|l| !matches!(l, Line::Blank | Line::Comment | Line::Plus | Line::PlusList))
+    else {
+        return false;
+    };
+    let Line::Program(cmd) = first else {
+        return false;
+    };
+    let Some(words) = crate::deliver::program::simple_words(&cmd) else {
+        return false;
+    };
+    words.len() == 3
+        && words[0].rsplit(|&b| b == b'/').next() == Some(&b"vdelivermail"[..])
+        && words[2] == b"bounce-no-mailbox"
 }
 
 impl Policy for HostPolicy {
@@ -237,6 +258,30 @@ impl Policy for HostPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn which_dot_qmail_default_bounces_unknown_users() {
+        let b = |t: &str| bounces_unknown_users(t.as_bytes());
+        assert!(b(
+            "| /home/vpopmail/bin/vdelivermail '' bounce-no-mailbox\n"
+        ));
+        assert!(b(
+            "# the default\n|/h/v/bin/vdelivermail '' bounce-no-mailbox\n"
+        ));
+        // A catch-all, with the old line commented out.
+        assert!(!b("# | /home/vpopmail/bin/vdelivermail '' bounce-no-mailbox\n| /home/vpopmail/bin/vdelivermail '' catch@other.org\n"));
+        // A filter first: it may take the message.
+        assert!(!b(
+            "| /usr/bin/filter\n| /home/vpopmail/bin/vdelivermail '' bounce-no-mailbox\n"
+        ));
+        // An address that contains the word.
+        assert!(!b(
+            "| /home/vpopmail/bin/vdelivermail '' bounce-no-mailbox-x@other.org\n"
+        ));
+        assert!(!b("| /home/vpopmail/bin/vdelivermail '' delete\n"));
+        assert!(!b("./Maildir/\n"));
+        assert!(!b(""));
+    }
 
     #[test]
     fn rcpthosts_and_dot_qmail() {

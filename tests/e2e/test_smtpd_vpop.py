@@ -76,8 +76,10 @@ class RcptCheck(VpopCase):
 
     def test_catch_all_accepts_everything(self):
         dd = self.root.domain_dir("example.test")
+        # The old bounce line, commented out, stays in the file.
         with open(os.path.join(dd, ".qmail-default"), "w") as f:
-            f.write("| %s '' joe@example.test\n" % self.root.bin("vdelivermail"))
+            f.write("# | %s '' bounce-no-mailbox\n| %s '' joe@example.test\n"
+                    % (self.root.bin("vdelivermail"), self.root.bin("vdelivermail")))
         srv = self.vsmtpd()
         c = Raw(srv.port)
         c.reply()
