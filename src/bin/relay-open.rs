@@ -30,6 +30,18 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(100);
     }
+    // Digits and dots (or hex digits and colons) are a mistyped address, not
+    // a program to run.
+    let ipish = !first.is_empty()
+        && (first.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+            || (first.contains(':')
+                && first
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')));
+    if ipish {
+        eprintln!("relay-open: fatal: not an IP address: {first:?}");
+        return ExitCode::from(100);
+    }
     // Chain form: a failure to record must not stop the login.
     match std::env::var("TCPREMOTEIP") {
         Ok(ip) if !ip.is_empty() => {

@@ -220,6 +220,11 @@ class Relay(RootTestCase):
         self.assertEqual(self.root.run("relay-open", "-x").returncode, 100)
         self.assertEqual(self.root.run("relay-open", "1.2.3.4", "extra").returncode, 100)
         self.assertEqual(self.root.run("relay-open", "-c", "extra").returncode, 100)
+        # A mistyped address is not taken for a program to run.
+        for bad in ("10.0.0.256", "1.2.3"):
+            r = self.root.run("relay-open", bad)
+            self.assertEqual(r.returncode, 100, bad)
+            self.assertEqual(r.stderr, f'relay-open: fatal: not an IP address: "{bad}"\n'.encode())
         self.assertEqual(self.root.run("clearopensmtp", "x").returncode, 100)
 
 
