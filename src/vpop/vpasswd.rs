@@ -58,8 +58,36 @@ fn lookup_with(
     let cdbp = dir.join(VPASSWD_CDB);
     let text_m = std::fs::metadata(&text).and_then(|m| m.modified()).ok();
     let cdb_m = std::fs::metadata(&cdbp).and_then(|m| m.modified()).ok();
+    let from_cdb = |cdbp: &Path| -> io::Result<Option<Option<Entry>>> {
+        Ok(cdb::Reader::open_opt(cdbp)?.map(|r| {
+            r.get(user.as_bytes())
+                .ok()
+                .flatten()
+                .and_then(|d| Entry::from_parts(user, &String::from_utf8_lossy(&d)).ok())
+        }))
+    };
     match (cdb_m, text_m) {
-        (Some(c), Some(t)) if t > c => scan(&text, user),
+        (Some(c), Some(t)) if t > c => {
+            // vpasswd changed after its cdb (a hand edit, or a writer killed
+            // between its renames): rebuilt, as vpopmail does, so lookups stay
+            // cdb lookups. Checked again under the lock, which a writer holds
+            // across both of its renames.
+            if may_rebuild && may_write(dir) {
+                if let Ok(lock) = Lock::take(dir, owner) {
+                    let stale = || -> Option<bool> {
+                        let t = std::fs::metadata(&text).and_then(|m| m.modified()).ok()?;
+                        let c = std::fs::metadata(&cdbp).and_then(|m| m.modified()).ok()?;
+                        Some(t > c)
+                    };
+                    if stale() != Some(true) || lock.rebuild_cdb().is_ok() {
+                        if let Some(found) = from_cdb(&cdbp)? {
+                            return Ok(found);
+                        }
+                    }
+                }
+            }
+            scan(&text, user)
+        }
         (Some(_), _) => {
             if let Some(r) = cdb::Reader::open_opt(&cdbp)? {
                 return Ok(r

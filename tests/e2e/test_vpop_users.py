@@ -119,6 +119,24 @@ class Users(RootTestCase):
         self.assertEqual(r.run("vsetuserquota", "carl@example.com", "30m").returncode, 0)
         self.assertEqual(self.vpasswd_lines()[3], lines[2].replace(":10485760S:", ":31457280S:"))
 
+    def test_a_hand_edited_vpasswd_gets_its_cdb_rebuilt(self):
+        # As vpopmail does: a vpasswd newer than vpasswd.cdb (edited by hand)
+        # is compiled again at the next lookup, which then reads the cdb.
+        r = self.root
+        r.run("vadduser", "joe@example.com", "pw1", check=True)
+        d = r.domain_dir("example.com")
+        vp, cdbp = os.path.join(d, "vpasswd"), os.path.join(d, "vpasswd.cdb")
+        with open(vp, "a") as f:
+            f.write("hand:$1$salt$x:1:0:By Hand:%s/hand:NOQUOTA\n" % d)
+        st = os.stat(vp)
+        os.utime(cdbp, ns=(st.st_atime_ns, st.st_mtime_ns - 10 * 10**9))
+        p = r.run("vuserinfo", "-n", "hand@example.com")
+        self.assertEqual((p.returncode, p.stdout), (0, b"hand\n"))
+        self.assertGreaterEqual(os.stat(cdbp).st_mtime_ns, os.stat(vp).st_mtime_ns)
+        recs = dict(cdb_records(r.read("home/vpopmail/domains/example.com/vpasswd.cdb")))
+        self.assertIn(b"hand", recs)
+        self.assertIn(b"joe", recs)
+
     def test_vuserinfo_format(self):
         r = self.root
         self.install_golden()
