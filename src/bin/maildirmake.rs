@@ -19,7 +19,11 @@ fn main() -> ExitCode {
     match vqmail::maildir::create(dir, 0o700) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("maildirmake: fatal: unable to mkdir {}: {e}", args[0]);
+            eprintln!(
+                "maildirmake: fatal: unable to mkdir {}: {}",
+                args[0],
+                vqmail::deliver::errstr(&e)
+            );
             ExitCode::from(111)
         }
     }

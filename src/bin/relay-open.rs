@@ -52,7 +52,10 @@ fn main() -> ExitCode {
         _ => eprintln!("relay-open: warning: TCPREMOTEIP is not set; nothing recorded"),
     }
     let e = std::process::Command::new(&args[0]).args(&args[1..]).exec();
-    eprintln!("relay-open: fatal: unable to run {first}: {e}");
+    eprintln!(
+        "relay-open: fatal: unable to run {first}: {}",
+        vqmail::deliver::errstr(&e)
+    );
     ExitCode::from(111)
 }
 
@@ -64,7 +67,7 @@ fn done(r: std::io::Result<()>, what: &str) -> ExitCode {
             ExitCode::from(100)
         }
         Err(e) => {
-            eprintln!("relay-open: fatal: {what}: {e}");
+            eprintln!("relay-open: fatal: {what}: {}", vqmail::deliver::errstr(&e));
             ExitCode::from(111)
         }
     }

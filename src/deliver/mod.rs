@@ -84,7 +84,12 @@ pub fn errstr(e: &io::Error) -> String {
         _ => "",
     };
     if known.is_empty() {
-        e.to_string()
+        // The system's words without Rust's " (os error N)".
+        let s = e.to_string();
+        match s.find(" (os error ") {
+            Some(i) => s[..i].to_string(),
+            None => s,
+        }
     } else {
         known.to_string()
     }

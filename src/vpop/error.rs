@@ -80,7 +80,7 @@ impl VError {
     pub fn io(what: &str, e: &std::io::Error) -> VError {
         VError {
             code: -1,
-            text: format!("{what}: {e}"),
+            text: format!("{what}: {}", crate::deliver::errstr(e)),
         }
     }
 
