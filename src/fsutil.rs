@@ -37,15 +37,80 @@ pub fn create_fresh(p: &Path, mode: u32) -> io::Result<File> {
 }
 
 /// Opens (creating it, mode 0600) a lock file; a symbolic link at its name is
-/// an error (`ELOOP`), never followed.
+/// an error (`ELOOP`), never followed. A name that is not a plain file of its
+/// own (a hard link someone with write access to the directory planted to
+/// another file) is replaced by a new file, so that giving the lock file to
+/// its owner (through the descriptor, [`fchown_if_root`]) never gives away
+/// another file.
 pub fn open_lock(p: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(p)
+    use std::os::unix::fs::MetadataExt;
+    let open = || {
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(p)
+    };
+    let f = open()?;
+    let m = f.metadata()?;
+    if m.is_file() && m.nlink() == 1 {
+        return Ok(f);
+    }
+    drop(f);
+    drop(create_fresh(p, 0o600)?);
+    let f = open()?;
+    let m = f.metadata()?;
+    if m.is_file() && m.nlink() == 1 {
+        Ok(f)
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is not a lock file of its own", p.display()),
+        ))
+    }
+}
+
+/// For root's tools working in directories other users own (a domain's
+/// directory tree is vpopmail's): an error when some component of `path` is a
+/// symbolic link in a directory that a user other than root can write, a
+/// link that user may have planted to make root write elsewhere. Links that
+/// only root could have made (`/home` pointing to another disk) are fine.
+/// Nothing is checked for other users, and components that do not exist yet
+/// end the check.
+pub fn no_planted_links(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    let mut cur = PathBuf::new();
+    for comp in path.components() {
+        cur.push(comp);
+        if !matches!(comp, std::path::Component::Normal(_)) {
+            continue;
+        }
+        let m = match std::fs::symlink_metadata(&cur) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if !m.file_type().is_symlink() {
+            continue;
+        }
+        let parent = cur.parent().unwrap_or(Path::new("/"));
+        let pm = std::fs::metadata(parent)?;
+        if pm.uid() != 0 || pm.mode() & 0o022 != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} is a symbolic link in a directory another user can write; not followed",
+                    cur.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Reads a whole file that must not be a symbolic link (`None` when missing).
@@ -221,6 +286,37 @@ fn replace_via_tmp(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn planted_lock_links_and_directory_links_are_refused() {
+        use std::os::unix::fs::MetadataExt;
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        // A hard link at a lock file's name: replaced, the other file untouched.
+        let victim = d.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        std::fs::hard_link(&victim, d.path().join(".vpasswd.lock")).unwrap();
+        let f = open_lock(&d.path().join(".vpasswd.lock")).unwrap();
+        fchown_if_root(&f, Some((65534, 65534))).unwrap();
+        assert_eq!(f.metadata().unwrap().nlink(), 1);
+        let v = std::fs::metadata(&victim).unwrap();
+        assert_eq!((v.uid(), v.nlink()), (0, 1));
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        // A link in a directory another user owns is refused; one in a
+        // directory only root can write is fine.
+        let theirs = d.path().join("domains");
+        std::fs::create_dir(&theirs).unwrap();
+        std::os::unix::fs::symlink("/etc", theirs.join("example.com")).unwrap();
+        std::os::unix::fs::symlink("/etc", d.path().join("rootlink")).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let e = no_planted_links(&theirs.join("example.com").join("vpasswd")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+        assert!(no_planted_links(&d.path().join("rootlink").join("passwd")).is_ok());
+        assert!(no_planted_links(&theirs.join("missing").join("x")).is_ok());
+    }
 
     #[test]
     fn owned_writes_are_owned_before_they_appear() {

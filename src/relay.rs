@@ -146,9 +146,7 @@ pub fn rebuild(roots: &Roots) -> io::Result<()> {
     let text = rules_text(roots)?;
     let cdb = roots.vpop_etc("tcp.smtp.cdb");
     let tmp = roots.vpop_etc(&format!("tcp.smtp.tmp.{}", std::process::id()));
-    tcprules::build(&text, &cdb, &tmp)?;
-    chown_vpopmail(&cdb);
-    Ok(())
+    tcprules::compile(&text)?.write_via_owned(&cdb, &tmp, 0o644, vpopmail_owner())
 }
 
 /// An IP as it is recorded: `::ffff:` stripped, validated, canonical text.
@@ -227,7 +225,7 @@ fn lock(roots: &Roots) -> io::Result<std::fs::File> {
     sys::lock_exclusive(&f)?;
     // vchkpw (setuid vpopmail) takes this lock too: a lock file root made
     // must be vpopmail's, or POP-before-SMTP would stop working.
-    chown_vpopmail(&path);
+    crate::fsutil::fchown_if_root(&f, vpopmail_owner())?;
     Ok(f)
 }
 
@@ -249,19 +247,18 @@ fn write_open_smtp(roots: &Roots, lines: &[String]) -> io::Result<()> {
     // Written on every POP3/IMAP login. A crash may lose the newest timestamps
     // (the user logs in again), never tear the file; tcp.smtp.cdb, rebuilt only
     // for a new IP, is still fsynced.
-    crate::fsutil::replace_unsynced(&path, text.as_bytes(), 0o644)?;
-    chown_vpopmail(&path);
-    Ok(())
+    crate::fsutil::replace_unsynced_owned(&path, text.as_bytes(), 0o644, vpopmail_owner())
 }
 
 /// As vpopmail: the files belong to vpopmail when root writes them.
-fn chown_vpopmail(path: &std::path::Path) {
+/// vpopmail's uid and gid, given to the files root writes here (through
+/// their descriptors, before they take their names: ~vpopmail/etc is
+/// vpopmail's, so nothing is changed by name there).
+fn vpopmail_owner() -> Option<(u32, u32)> {
     if !nix::unistd::geteuid().is_root() {
-        return;
+        return None;
     }
-    if let Some(a) = sys::account("vpopmail") {
-        let _ = crate::fsutil::lchown(path, a.uid, a.gid);
-    }
+    sys::account("vpopmail").map(|a| (a.uid, a.gid))
 }
 
 #[cfg(test)]

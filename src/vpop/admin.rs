@@ -119,6 +119,7 @@ fn chown_tree(path: &Path, owner: Option<(u32, u32)>) {
 
 /// Creates a user directory with its Maildir (`new`, `cur`, `tmp`), 0750.
 fn make_user_dir(dir: &Path, owner: Option<(u32, u32)>) -> Result<(), VError> {
+    crate::fsutil::no_planted_links(dir).map_err(io_err("could not make user dir"))?;
     let b = {
         let mut b = std::fs::DirBuilder::new();
         b.mode(DIR_MODE);
@@ -149,6 +150,14 @@ fn make_user_dir(dir: &Path, owner: Option<(u32, u32)>) -> Result<(), VError> {
 /// `update_maildirsize`, as vsetuserquota and vmoduser -q do).
 pub fn update_maildirsize(user_dir: &Path, quota: &str, owner: Option<(u32, u32)>) {
     let md = user_dir.join("Maildir");
+    // Root never follows a link the user's owner planted in its tree.
+    if let Err(e) = crate::fsutil::no_planted_links(&md.join("tmp")) {
+        eprintln!(
+            "Warning: maildirsize not updated: {}",
+            crate::deliver::errstr(&e)
+        );
+        return;
+    }
     let _ = std::fs::remove_file(md.join(mdquota::FILE));
     if quota == "NOQUOTA" || !md.join("tmp").is_dir() {
         return;
@@ -278,7 +287,6 @@ pub fn add_user(roots: &Roots, n: &NewUser) -> Result<Entry, VError> {
     let _ = dc.write(&d.dir, owner);
     drop(lock);
     let _ = crate::vpop::set_lastauth(&user_dir, NULL_REMOTE_IP);
-    vpasswd::chown_to(&user_dir.join("lastauth"), owner);
     update_maildirsize(&user_dir, &e.quota, owner);
     Ok(e)
 }
@@ -447,8 +455,11 @@ pub fn del_user(roots: &Roots, user: &str, domain_name: &str) -> Result<Entry, V
     }
     drop(lock);
     let ud = PathBuf::from(&old.dir);
-    // Only ever remove a directory inside the domain's own directory.
+    // Only ever remove a directory inside the domain's own directory, and
+    // never through a link planted in it.
     if inside(&ud, &d.dir) && !shared {
+        crate::fsutil::no_planted_links(&ud)
+            .map_err(io_err(&format!("not removing {}", ud.display())))?;
         if let Err(e) = std::fs::remove_dir_all(&ud) {
             if e.kind() != io::ErrorKind::NotFound {
                 return Err(VError::io(
@@ -916,6 +927,12 @@ pub fn del_domain(roots: &Roots, name: &str, force: bool) -> Result<Deleted, VEr
         .unwrap_or(false);
     if is_link {
         let _ = std::fs::remove_file(dir);
+    } else if let Err(e) = crate::fsutil::no_planted_links(dir) {
+        eprintln!(
+            "Warning: not removing {}: {}",
+            dir.display(),
+            crate::deliver::errstr(&e)
+        );
     } else if dir.components().count() > 2 && dir.file_name().is_some_and(|f| f == name.as_str()) {
         if let Err(e) = std::fs::remove_dir_all(dir) {
             if e.kind() != io::ErrorKind::NotFound {
@@ -1180,6 +1197,7 @@ pub fn alias_delete(roots: &Roots, alias: &str, domain_name: &str) -> Result<(),
         return Err(VError::code(VA_ILLEGAL_USERNAME));
     }
     let d = domain(roots, domain_name)?;
+    crate::fsutil::no_planted_links(&d.dir).map_err(io_err("could not delete alias"))?;
     match std::fs::remove_file(alias_file(&d, alias)) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Err(VError::msg(format!(

@@ -101,6 +101,7 @@ pub fn set_lastauth(dir: &Path, ip: &str) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let path = dir.join("lastauth");
     // Informational only: a crash may lose it, never tear it (no fsync per login).
+    crate::fsutil::no_planted_links(dir)?;
     let owner = std::fs::metadata(dir).ok().map(|m| (m.uid(), m.gid()));
     crate::fsutil::replace_unsynced_owned(&path, ip.as_bytes(), 0o600, owner)
 }

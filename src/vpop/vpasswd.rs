@@ -212,10 +212,11 @@ impl Lock {
     /// Takes an exclusive fcntl lock on `dir/name` (another lock file of the
     /// same kind, such as `domains/.dir-control.lock`).
     pub fn take_named(dir: &Path, name: &str, owner: Option<(u32, u32)>) -> io::Result<Lock> {
+        crate::fsutil::no_planted_links(dir)?;
         let path = dir.join(name);
         let f = crate::fsutil::open_lock(&path)?;
         crate::sys::lock_exclusive(&f)?;
-        chown_to(&path, owner);
+        crate::fsutil::fchown_if_root(&f, owner)?;
         Ok(Lock {
             dir: dir.to_path_buf(),
             owner,

@@ -49,6 +49,46 @@ class Safety(RootTestCase):
         with open(secret) as f:
             self.assertEqual(f.read(), "root only\n")
 
+    def test_planted_hard_links_and_directory_links_are_not_followed(self):
+        # What vpopmail (here: uid 65534, owning the domain's tree) could plant
+        # for root's tools: a hard link at a lock file's name, a user's Maildir
+        # and a domain directory pointing elsewhere.
+        r = self.root
+        r.add_domain("tree.test")
+        r.add_user("joe@tree.test", "secret1")
+        dd = r.domain_dir("tree.test")
+        for dp, dns, fns in os.walk(os.path.dirname(dd)):
+            for n in dns + fns:
+                os.lchown(os.path.join(dp, n), 65534, 65534)
+        os.chown(os.path.dirname(dd), 65534, 65534)
+        victim = os.path.join(r.dir, "victim")
+        with open(victim, "w") as f:
+            f.write("root's\n")
+        os.chmod(victim, 0o666)
+        lock = os.path.join(dd, ".vpasswd.lock")
+        if os.path.exists(lock):
+            os.unlink(lock)
+        os.link(victim, lock)
+        r.run("vpasswd", "joe@tree.test", "newpass1", check=True)
+        st = os.stat(victim)
+        self.assertEqual((st.st_uid, st.st_nlink), (0, 1))
+        # A Maildir pointing to a directory of root's: no maildirsize there.
+        elsewhere = os.path.join(r.dir, "elsewhere")
+        os.makedirs(os.path.join(elsewhere, "tmp"))
+        md = os.path.join(dd, "joe", "Maildir")
+        os.rename(md, md + ".moved")
+        os.symlink(elsewhere, md)
+        p = r.run("vsetuserquota", "joe@tree.test", "30M")
+        self.assertEqual(os.listdir(elsewhere), ["tmp"], p.stdout + p.stderr)
+        # A domain directory pointing to a directory of root's: nothing
+        # written there, one Error: line.
+        os.rename(dd, dd + ".moved")
+        os.symlink(elsewhere, dd)
+        p = r.run("vadduser", "ann@tree.test", "secret1")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertRegex(p.stdout, rb"^Error: [^\n]*symbolic link[^\n]*\n$")
+        self.assertEqual(os.listdir(elsewhere), ["tmp"])
+
     def test_concurrent_vadduser_all_succeed(self):
         r = self.root
         procs = [subprocess.Popen([r.bin("vadduser"), f"user{i:02d}@example.com", "pw-12345"],
