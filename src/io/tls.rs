@@ -81,9 +81,11 @@ fn cipher_word_covers(word: &str, name: &str) -> bool {
         "AES256" => name.contains("AES256"),
         "CHACHA20" => name.contains("CHACHA20"),
         "ECDSA" | "aECDSA" => name.contains("-ECDSA-"),
-        "RSA" | "aRSA" => name.contains("-RSA-"),
-        "SHA256" => name.ends_with("SHA256") || name.contains("CHACHA20"),
-        "SHA384" => name.ends_with("SHA384"),
+        // OpenSSL's "RSA" (= kRSA) is RSA key exchange, which none of ours
+        // uses; RSA authentication is "aRSA".
+        "aRSA" => name.contains("-RSA-"),
+        // "SHA256"/"SHA384" are the HMAC digests; AEAD suites have none.
+        "RSA" | "kRSA" | "SHA256" | "SHA384" | "SHA1" | "SHA" => false,
         w => w == name,
     })
 }
@@ -308,6 +310,11 @@ mod tests {
         );
         assert_eq!(names("ALL:-CHACHA20").len(), 4);
         assert_eq!(names("!AES256:HIGH").len(), 4);
+        // The usual hardening lists keep the ECDHE-RSA suites.
+        assert_eq!(names("HIGH:!RSA:!aNULL").len(), 6);
+        assert_eq!(names("HIGH:!kRSA:!SHA1:!SHA256:!SHA384").len(), 6);
+        assert_eq!(names("HIGH:!aRSA").len(), 3);
+        assert!(names("SHA256").is_empty());
         assert!(names("RC4:3DES:MEDIUM").is_empty());
         assert!(names("").is_empty());
         assert_eq!(

@@ -71,7 +71,9 @@ impl HostPolicy {
     /// address become colons). The plain `.qmail-default` is handled apart.
     fn has_dot_qmail(dir: &std::path::Path, local: &str) -> bool {
         let ext = local.replace('.', ":");
-        if ext.contains('/') || ext.is_empty() {
+        // `default@` finds .qmail-default itself: the catch-all, decided
+        // below like any other unknown user.
+        if ext.contains('/') || ext.is_empty() || ext == "default" {
             return false;
         }
         if dir.join(format!(".qmail-{ext}")).exists() {

@@ -60,6 +60,8 @@ class RcptCheck(VpopCase):
                          # vdelivermail delivers user-ext to user
                          ("joe-lists@example.test", OK), ("Joe-Foo-Bar@example.test", OK),
                          ("nobody-lists@example.test", NO_MAILBOX),
+                         # .qmail-default itself is the catch-all, not a user
+                         ("default@example.test", NO_MAILBOX),
                          ("anyone@localhost", OK)]:
             self.assertEqual(c.cmd(f"RCPT TO:<{to}>"), want, to)
 
