@@ -135,6 +135,9 @@ pub fn parse_login(login: &[u8], default_domain: impl FnOnce() -> String) -> Opt
     Some(Login { name, user, domain })
 }
 
+/// A SHA-512-crypt hash no password matches, checked for unknown users.
+const UNKNOWN_USER_HASH: &str = "$6$vqmailnouser$gYxbAEQLdKRwntflGMv0EtQf9r8.UqRV16p2W60F1zHU/Au9BtV.fRuHIpIANZLJg1rg5Hh3rs1.A2Ncnv7.11";
+
 fn valid_user_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || b"!#$&'*+-./=?^_`{|}~".contains(&c)
 }
@@ -322,6 +325,9 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
     let (domain, mut entry) = match vpop::find_user(roots, &login.user, &login.domain) {
         Ok(Some(found)) => found,
         Ok(None) => {
+            // As long as a wrong password takes: an unknown user must not be
+            // told apart by the time the answer takes (new hashes are $6$).
+            let _ = vpop::password::verify(&req.password, UNKNOWN_USER_HASH);
             log(&format!(
                 "{}: vpopmail user not found {}@{}:{ip}",
                 conn.name, login.user, login.domain

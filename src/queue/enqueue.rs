@@ -42,7 +42,14 @@ pub mod exit {
     pub const TODO: i32 = 66;
     /// Envelope format error.
     pub const ENVELOPE: i32 = 91;
+    /// Out of memory (an envelope over [`super::MAX_ENVELOPE`]).
+    pub const NOMEM: i32 = 51;
 }
+
+/// The largest envelope qmail-queue takes (about 300,000 recipients); a
+/// bigger one is refused as qmail's "qq out of memory" (temporary), before it
+/// can make qmail-queue or, later, qmail-send hold gigabytes.
+pub const MAX_ENVELOPE: usize = 16 << 20;
 
 /// The text a caller of qmail-queue makes of its exit code (qmail.c's
 /// `qmail_close`), the first letter being `D` (permanent) or `Z` (temporary).
@@ -100,12 +107,19 @@ pub fn envelope<R: AsRef<[u8]>>(sender: &[u8], recipients: &[R]) -> Vec<u8> {
 /// 1003 bytes or more.
 pub fn read_envelope(r: impl Read) -> Result<Envelope, i32> {
     let mut r = BufReader::new(r);
+    let mut total = 0usize;
     let mut byte = || -> Result<u8, i32> {
         let mut b = [0u8; 1];
         loop {
             match r.read(&mut b) {
                 Ok(0) => return Err(exit::READ),
-                Ok(_) => return Ok(b[0]),
+                Ok(_) => {
+                    total += 1;
+                    if total > MAX_ENVELOPE {
+                        return Err(exit::NOMEM);
+                    }
+                    return Ok(b[0]);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return Err(exit::READ),
             }
@@ -402,6 +416,18 @@ mod tests {
         long.extend(vec![b'a'; 1003]);
         long.extend_from_slice(b"\0\0");
         assert_eq!(read_envelope(&long[..]), Err(11));
+        // Up to MAX_ENVELOPE bytes; beyond, qq out of memory (51).
+        let rcpt = b"Tsomeone.with.a.long.name@example.com\0";
+        let mut big = b"Fa\0".to_vec();
+        while big.len() + rcpt.len() + 1 <= MAX_ENVELOPE {
+            big.extend_from_slice(rcpt);
+        }
+        big.push(0);
+        assert!(read_envelope(&big[..]).is_ok());
+        big.pop();
+        big.extend_from_slice(rcpt);
+        big.push(0);
+        assert_eq!(read_envelope(&big[..]), Err(51));
     }
 
     #[test]
