@@ -419,7 +419,7 @@ mod tests {
         // Up to MAX_ENVELOPE bytes; beyond, qq out of memory (51).
         let rcpt = b"Tsomeone.with.a.long.name@example.com\0";
         let mut big = b"Fa\0".to_vec();
-        while big.len() + rcpt.len() + 1 <= MAX_ENVELOPE {
+        while big.len() + rcpt.len() < MAX_ENVELOPE {
             big.extend_from_slice(rcpt);
         }
         big.push(0);
