@@ -336,8 +336,11 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
         }
         Err(e) => {
             log(&format!(
-                "{}: unable to read the user database ({e}) {}@{}:{ip}",
-                conn.name, login.user, login.domain
+                "{}: unable to read the user database ({}) {}@{}:{ip}",
+                conn.name,
+                crate::deliver::errstr(&e),
+                login.user,
+                login.domain
             ));
             return 111;
         }
@@ -392,6 +395,7 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
         && !foreign_caller
     {
         if let Err(e) = relay::open(roots, &ip) {
+            let e = crate::deliver::errstr(&e);
             log(&format!(
                 "{}: unable to open the relay ({e}) {who}",
                 conn.name
@@ -402,6 +406,7 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
     // directory that is missing is created below, after the change of identity.
     let write_lastauth = || {
         if let Err(e) = vpop::set_lastauth(&dir, &ip) {
+            let e = crate::deliver::errstr(&e);
             log(&format!(
                 "{}: unable to write lastauth ({e}) {who}",
                 conn.name
@@ -418,6 +423,7 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
     }
     if conn.service != Service::Smtp {
         if let Err(e) = enter(&dir) {
+            let e = crate::deliver::errstr(&e);
             log(&format!(
                 "{}: autocreate dir failed ({e}) {} {who}",
                 conn.name, entry.dir
@@ -438,6 +444,7 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
         .env("SHELL", "NOLOGIN")
         .env("VPOPUSER", &login.name)
         .exec();
+    let e = crate::deliver::errstr(&e);
     log(&format!(
         "{}: unable to run {} ({e}) {who}",
         conn.name,

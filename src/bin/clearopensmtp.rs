@@ -11,7 +11,10 @@ fn main() -> ExitCode {
     match vqmail::relay::clear(&vqmail::paths::Roots::from_env()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("clearopensmtp: fatal: unable to clear open-smtp: {e}");
+            eprintln!(
+                "clearopensmtp: fatal: unable to clear open-smtp: {}",
+                vqmail::deliver::errstr(&e)
+            );
             ExitCode::from(111)
         }
     }

@@ -7,7 +7,11 @@ fn main() {
     let q = vqmail::queue::Queue::new(roots.queue());
     let mut out = std::io::stdout().lock();
     if let Err(e) = vqmail::queue::qread::qstat(&q, &mut out) {
-        let _ = writeln!(out, "qmail-qstat: fatal: unable to read the queue: {e}");
+        let _ = writeln!(
+            out,
+            "qmail-qstat: fatal: unable to read the queue: {}",
+            vqmail::deliver::errstr(&e)
+        );
         std::process::exit(111);
     }
 }

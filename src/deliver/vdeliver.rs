@@ -189,12 +189,24 @@ impl<'a> Delivery<'a> {
         let dir = PathBuf::from(&entry.dir);
         let md = dir.join("Maildir");
         if !md.join("new").is_dir() {
-            use std::os::unix::fs::DirBuilderExt;
+            // With vadduser's mode (0750), whatever the umask.
+            use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+            let mode = vpop::admin::DIR_MODE;
+            let set = |p: &std::path::Path| {
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+            };
+            let had_dir = dir.is_dir();
             std::fs::DirBuilder::new()
                 .recursive(true)
-                .mode(0o700)
+                .mode(mode)
                 .create(&dir)
-                .and_then(|()| maildir::create(&md, 0o700))
+                .and_then(|()| if had_dir { Ok(()) } else { set(&dir) })
+                .and_then(|()| maildir::create(&md, mode))
+                .and_then(|()| {
+                    ["", "new", "cur", "tmp"]
+                        .iter()
+                        .try_for_each(|s| set(&md.join(s)))
+                })
                 .map_err(|_| Fail::perm("Auto creation of maildir failed. (#5.9.8)"))?;
         }
         let dq = if ext.is_empty() {

@@ -25,11 +25,18 @@ fn printable(s: &[u8]) -> String {
 /// Writes qmail-qread's listing; trouble with one message is reported on the
 /// same stream as qmail-qread does (`warning: trouble with #N: ...`).
 pub fn qread(q: &Queue, out: &mut impl Write) -> io::Result<()> {
+    // As qmail-qread's chdir: no queue (a wrong QMAIL_HOME) is an error, not
+    // an empty queue.
+    std::fs::metadata(q.dir().join("info"))?;
     for id in q.list_split("info")? {
         let size = match std::fs::metadata(q.mess(id)) {
             Ok(m) => m.len(),
             Err(e) => {
-                writeln!(out, "warning: trouble with #{id}: {e}")?;
+                writeln!(
+                    out,
+                    "warning: trouble with #{id}: {}",
+                    crate::deliver::errstr(&e)
+                )?;
                 continue;
             }
         };
@@ -39,7 +46,11 @@ pub fn qread(q: &Queue, out: &mut impl Write) -> io::Result<()> {
         {
             Ok(x) => x,
             Err(e) => {
-                writeln!(out, "warning: trouble with #{id}: {e}")?;
+                writeln!(
+                    out,
+                    "warning: trouble with #{id}: {}",
+                    crate::deliver::errstr(&e)
+                )?;
                 continue;
             }
         };
@@ -64,7 +75,11 @@ pub fn qread(q: &Queue, out: &mut impl Write) -> io::Result<()> {
                 Ok(d) => d,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => {
-                    writeln!(out, "warning: trouble with #{id}: {e}")?;
+                    writeln!(
+                        out,
+                        "warning: trouble with #{id}: {}",
+                        crate::deliver::errstr(&e)
+                    )?;
                     continue;
                 }
             };

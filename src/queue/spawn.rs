@@ -178,8 +178,15 @@ fn qmailq_uid() -> Option<u32> {
 /// qmailq; in a sandbox whose queue belongs to its user there is no qmailq
 /// to compare with.
 fn open_mess(p: &Path) -> Result<File, Vec<u8>> {
-    let f =
-        File::open(p).map_err(|_| b"Zqmail-spawn unable to open message. (#4.3.0)\n".to_vec())?;
+    // Non-blocking: a FIFO put in a message file's place must not hang the
+    // delivery (it is then refused as the wrong type). Regular files ignore
+    // the flag.
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(p)
+        .map_err(|_| b"Zqmail-spawn unable to open message. (#4.3.0)\n".to_vec())?;
     let m = f
         .metadata()
         .map_err(|_| b"Zqmail-spawn unable to fstat message. (#4.3.0)\n".to_vec())?;

@@ -381,7 +381,10 @@ pub fn default_quota(roots: &Roots, d: &Domain) -> Option<String> {
 /// it names one of its users (vpopmail's `isCatchall`).
 pub fn catchall_user(d: &Domain) -> Option<String> {
     let text = std::fs::read_to_string(d.dir.join(".qmail-default")).ok()?;
-    let line = text.lines().next()?;
+    // The first delivery line: comments and blank lines aside.
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))?;
     if !line.contains("vdelivermail") {
         return None;
     }
@@ -1327,6 +1330,11 @@ mod tests {
         let mut n = nd("e.org");
         n.catchall = Some("Boss@E.org".into());
         let d = add_domain(&roots, &n).unwrap();
+        assert_eq!(catchall_user(&d).as_deref(), Some("boss"));
+        // A comment line first (an old setting kept) does not hide it.
+        let qd = d.dir.join(".qmail-default");
+        let text = std::fs::read_to_string(&qd).unwrap();
+        std::fs::write(&qd, format!("# was: bounce-no-mailbox\n\n{text}")).unwrap();
         assert_eq!(catchall_user(&d).as_deref(), Some("boss"));
     }
 

@@ -118,9 +118,17 @@ pub enum NewuError {
 impl std::fmt::Display for NewuError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            NewuError::Read(e) => write!(f, "unable to read users/assign: {e}"),
+            NewuError::Read(e) => write!(
+                f,
+                "unable to read users/assign: {}",
+                crate::deliver::errstr(e)
+            ),
             NewuError::Format => f.write_str("bad format in users/assign"),
-            NewuError::Write(e) => write!(f, "unable to write users/cdb: {e}"),
+            NewuError::Write(e) => write!(
+                f,
+                "unable to write users/cdb: {}",
+                crate::deliver::errstr(e)
+            ),
         }
     }
 }

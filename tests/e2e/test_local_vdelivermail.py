@@ -86,9 +86,11 @@ class Vdelivermail(unittest.TestCase):
         r = self.vdel("fresh")
         self.assertEqual(r.returncode, 0, r.stdout)
         self.assertEqual(len(self.msgs("fresh")), 1)
+        # vadduser's mode (COMPAT 11: 0750 directories).
         import stat
-        mode = stat.S_IMODE(os.stat(os.path.join(self.root.domain_dir(DOM), "fresh")).st_mode)
-        self.assertEqual(mode, 0o700)
+        for sub in ("", "Maildir", "Maildir/new"):
+            p = os.path.join(self.root.domain_dir(DOM), "fresh", sub)
+            self.assertEqual(stat.S_IMODE(os.stat(p).st_mode), 0o750, p)
 
     def test_extension_address(self):
         self.root.add_user(f"ext@{DOM}")

@@ -444,6 +444,12 @@ while True:
         out = self.root.run("qmail-qread").stdout.decode()
         self.assertRegex(out, r"^15 Jan 2027 08:00:00 GMT  #\d+  \d+  <s@localhost> \n"
                               r"  done\tlocal\tok@localhost\n\tlocal\tdeferme@localhost\n\tremote\tsoft@example.net\n$")
+        # No queue at all (a wrong QMAIL_HOME): an error, not an empty queue.
+        for prog in ("qmail-qread", "qmail-qstat"):
+            r = subprocess.run([self.root.bin(prog)], capture_output=True, timeout=30,
+                               env=self.root.env(QMAIL_HOME=os.path.join(self.root.dir, "nowhere")))
+            self.assertEqual(r.returncode, 111, prog)
+            self.assertIn(b"unable to read the queue: file does not exist", r.stdout + r.stderr)
 
     def test_netqmail_written_queue_is_delivered(self):
         # A message as netqmail's qmail-queue leaves it: mess/S/N, intd/N + todo/N.

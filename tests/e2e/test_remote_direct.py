@@ -201,6 +201,13 @@ class TestDelivery(RemoteCase):
         rep = self.remote("mx.test", "me@vqmail.test", "u@mx.test")
         self.assertEqual(rep[-1][0], "K", rep)
         self.assertTrue(p.messages()[0]["tls"])
+        # The same under control/tlsrequired, against the system's roots
+        # (here the test CA, through SSL_CERT_FILE).
+        os.unlink(self.root.control("tlshosts/mx1.mx.test.pem"))
+        self.root.write_control("tlsrequired", "mx1.mx.test\n")
+        rep = self.remote("mx.test", "me@vqmail.test", "u@mx.test", env={"SSL_CERT_FILE": ca})
+        self.assertEqual(rep[-1][0], "K", rep)
+        os.unlink(self.root.control("tlsrequired"))
         # A commonName that does not name it: the name in the text.
         ca, cert, key = self.certs("other.test", san=False)
         p = self.peer("--starttls", cert, key)

@@ -149,7 +149,21 @@ pub fn client_config(policy: &Policy) -> Result<Arc<ClientConfig>, String> {
             if roots.is_empty() {
                 return Err("TLS error initializing ctx: no system root certificates".into());
             }
-            builder.with_root_certificates(roots).with_no_client_auth()
+            // The same name rules as for tlshosts (a commonName counts when no
+            // subjectAltName names the host), with nothing pinned.
+            let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider.clone(),
+            )
+            .build()
+            .map_err(|e| format!("TLS error initializing ctx: {e}"))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(PemVerifier {
+                    inner,
+                    pinned: Vec::new(),
+                }))
+                .with_no_client_auth()
         }
     };
     Ok(Arc::new(cfg))

@@ -153,7 +153,10 @@ pub fn qmail_newmrh(_args: &[String]) -> i32 {
     match crate::vpop::ctlfiles::newmrh(&roots) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("qmail-newmrh: fatal: unable to write control/morercpthosts.cdb: {e}");
+            eprintln!(
+                "qmail-newmrh: fatal: unable to write control/morercpthosts.cdb: {}",
+                crate::deliver::errstr(&e)
+            );
             111
         }
     }
