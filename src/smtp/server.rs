@@ -192,14 +192,22 @@ pub fn run(roots: &Roots, args: Args) -> i32 {
         out: s.greeting(),
     };
     loop {
-        if io.rd.buffered().is_empty() && io.flush().is_err() {
+        // Replies wait while whole pipelined commands are at hand; before
+        // anything that may wait for the client, they go out (as qmail
+        // flushes before every read), so a client that sent part of a line
+        // and waits for our answers gets them.
+        if !io.rd.buffered().contains(&b'\n') && io.flush().is_err() {
             return 1;
         }
         let line = match io.rd.read_line(MAX_LINE + 1) {
             Ok(Line::Line(l)) => Some(l),
             Ok(Line::TooLong) => None,
-            // The client went away without QUIT: qmail-smtpd exits 1.
-            Ok(Line::Eof) => return 1,
+            // The client went away without QUIT: qmail-smtpd exits 1 (after
+            // answering what it sent, a 250 for a queued message included).
+            Ok(Line::Eof) => {
+                let _ = io.flush();
+                return 1;
+            }
             Err(e) if is_timeout(&e) => {
                 io.out.extend_from_slice(reply::TIMEOUT);
                 let _ = io.flush();

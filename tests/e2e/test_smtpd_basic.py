@@ -89,6 +89,24 @@ class Dialog(SmtpdCase):
         self.assertEqual(envs, [b"Fa@b.example\0Tx@localhost\0Tz@localhost\0\0",
                                 b"Fc@d.example\0Tw@localhost\0\0"])
 
+    def test_replies_are_sent_before_waiting_for_the_rest_of_a_line(self):
+        # Whole commands and then part of one: the answers come without the
+        # rest (qmail flushes before every read); a 250 for a queued message
+        # is sent even when the client then half-closes mid-line.
+        import socket
+        srv = self.smtpd()
+        c = Raw(srv.port)
+        c.reply()
+        c.send("EHLO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@loc")
+        self.assertTrue(c.reply().startswith("250-localhost"))
+        self.assertEqual(c.reply(), OK)
+        c.send("alhost>\r\nDATA\r\n")
+        self.assertEqual([c.reply() for _ in range(2)], [OK, "354 go ahead\r\n"])
+        c.send("hi\r\n.\r\nQUIT now and then some")
+        c.s.shutdown(socket.SHUT_WR)
+        self.assertTrue(c.reply().startswith("250 ok "))
+        self.assertEqual(len(self.queued(1)), 1)
+
     def test_swaks(self):
         swaks = need_tool("swaks")
         srv = self.smtpd()
