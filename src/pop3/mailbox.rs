@@ -144,7 +144,9 @@ impl Maildir {
                 match fs::remove_file(&p) {
                     Ok(()) => {
                         c.removed += 1;
-                        c.removed_bytes += quota_size(m);
+                        // A size in a name is the sender's word: never trusted
+                        // to fit.
+                        c.removed_bytes = c.removed_bytes.saturating_add(quota_size(m));
                     }
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                     Err(_) => c.all_unlinked = false,

@@ -111,7 +111,7 @@ impl Session {
                     .iter()
                     .filter(|m| !m.deleted)
                     .map(|m| m.size)
-                    .sum();
+                    .fold(0u64, u64::saturating_add);
                 // qmail's quirk: the count includes messages marked deleted.
                 out.write_all(&reply::ok_text(&format!("{} {octets}", self.msgs.len())))?;
             }

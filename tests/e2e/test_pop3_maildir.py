@@ -52,6 +52,22 @@ class Maildir(p3.Pop3Case):
         with open(os.path.join(self.md, "maildirsize")) as f:
             self.assertEqual(f.read(), "1000000S,100C\n66 2\n-33 -1\n")
 
+    def test_absurd_sizes_in_names_are_no_trouble(self):
+        # ,S= in a name is whatever the file's writer chose: sizes that add
+        # up past 2^64 neither crash the session nor the quota update.
+        with open(os.path.join(self.md, "maildirsize"), "w") as f:
+            f.write("1000000S,100C\n66 2\n")
+        self.put("1.a.h,S=18446744073709551615", M1)
+        self.put("2.b.h,S=18446744073709551615", M1)
+        port = self.pop3().port
+        p = self.login(port)
+        p.dele(1)
+        p.dele(2)
+        p.quit()
+        self.assertEqual(self.files("new") + self.files("cur"), [])
+        with open(os.path.join(self.md, "maildirsize")) as f:
+            self.assertTrue(f.read().startswith("1000000S,100C\n66 2\n-"))
+
     def test_delivery_during_a_session_is_safe(self):
         self.put("1.a.h", M1)
         p = self.login(self.pop3().port)
