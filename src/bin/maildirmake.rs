@@ -3,25 +3,23 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     vqmail::sys::reset_sigchld();
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Names are bytes: one that is not UTF-8 is made as it is.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     if args.len() != 1 {
         eprintln!("maildirmake: usage: maildirmake name");
         return ExitCode::from(100);
     }
     let dir = std::path::Path::new(&args[0]);
+    let shown = dir.display();
     if dir.exists() {
-        eprintln!(
-            "maildirmake: fatal: unable to mkdir {}: file exists",
-            args[0]
-        );
+        eprintln!("maildirmake: fatal: unable to mkdir {shown}: file exists");
         return ExitCode::from(111);
     }
     match vqmail::maildir::create(dir, 0o700) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!(
-                "maildirmake: fatal: unable to mkdir {}: {}",
-                args[0],
+                "maildirmake: fatal: unable to mkdir {shown}: {}",
                 vqmail::deliver::errstr(&e)
             );
             ExitCode::from(111)

@@ -242,6 +242,17 @@ class QmailLocal(unittest.TestCase):
                     p.stderr.close()
                 self.assertTrue(slurp(mbox).endswith(b"\n>From me\n\n"))
 
+    def test_maildirmake_takes_any_name(self):
+        import subprocess
+        name = os.path.join(self.home, "md").encode() + b"\x80\xff"
+        r = subprocess.run([self.root.bin("maildirmake"), name], capture_output=True, timeout=30)
+        self.assertEqual((r.returncode, r.stderr), (0, b""))
+        for sub in (b"new", b"cur", b"tmp"):
+            self.assertTrue(os.path.isdir(os.path.join(name, sub)))
+        r = subprocess.run([self.root.bin("maildirmake"), name], capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 111)
+        self.assertIn(b"file exists", r.stderr)
+
     def test_permission_checks(self):
         os.chmod(self.home, 0o777)
         r = self.local()
