@@ -474,11 +474,27 @@ pub fn prepare(o: &Options, s: &Settings, input: &[u8], now: i64) -> Result<Prep
         }
     };
     // No envelope address may hold a line break or another control
-    // character: nothing downstream could carry it.
+    // character: nothing downstream could carry it. A NUL ends an address,
+    // as in qmail (whose envelope writer takes C strings); anything after it
+    // must not become a record of its own in the envelope.
     if sender.chars().any(char::is_control) {
         return Err(Fail::perm(
             "qmail-inject: fatal: the sender address holds a control character",
         ));
+    }
+    let recips: Vec<String> = recips
+        .into_iter()
+        .filter_map(|r| match r.find('\0') {
+            Some(0) => None,
+            Some(i) => Some(r[..i].to_string()),
+            None => Some(r),
+        })
+        .collect();
+    if let Some(r) = recips.iter().find(|r| r.chars().any(char::is_control)) {
+        return Err(Fail::perm(format!(
+            "qmail-inject: fatal: a recipient address holds a control character: {}",
+            r.escape_debug()
+        )));
     }
     let mut message = header;
     message.push(b'\n');
@@ -765,6 +781,15 @@ mod tests {
             flags: String::new(),
             mft: Vec::new(),
         }
+    }
+
+    #[test]
+    fn envelope_addresses_stop_at_nul_and_refuse_control_characters() {
+        let o = parse_args(&a(&["-h"])).unwrap();
+        let p = prepare(&o, &s(), b"To: a@b.org\0Tevil@x.org, c@d.org\n\nhi\n", 0).unwrap();
+        assert_eq!(p.recips, ["a@b.org", "c@d.org"]);
+        let e = prepare(&o, &s(), b"To: \"x\ny\"@b.org\n\nhi\n", 0).unwrap_err();
+        assert_eq!(e.code, 100);
     }
 
     #[test]

@@ -87,15 +87,17 @@ pub struct Envelope {
 }
 
 /// An envelope in qmail-queue's format: `F<sender>\0`, `T<recipient>\0` for
-/// each recipient, then one more `\0`.
+/// each recipient, then one more `\0`. An address ends at a NUL, as qmail's
+/// C strings do: bytes after one must never become records of their own.
 pub fn envelope<R: AsRef<[u8]>>(sender: &[u8], recipients: &[R]) -> Vec<u8> {
+    let cut = |a: &[u8]| a.split(|&b| b == 0).next().unwrap_or(&[]).to_vec();
     let mut e = Vec::with_capacity(64);
     e.push(b'F');
-    e.extend_from_slice(sender);
+    e.extend_from_slice(&cut(sender));
     e.push(0);
     for r in recipients {
         e.push(b'T');
-        e.extend_from_slice(r.as_ref());
+        e.extend_from_slice(&cut(r.as_ref()));
         e.push(0);
     }
     e.push(0);

@@ -113,6 +113,16 @@ class Inject(unittest.TestCase):
         r = self.run_prog("qmail-inject", "-n", msg=b"From joe Sat Dec  5 10:00:00 2026\nTo: a@x.org\n\nb\n")
         self.assertIn(b"\nMBOX-Line: From joe Sat Dec  5 10:00:00 2026\nTo: a@x.org\n", r.stdout)
 
+    def test_nul_and_control_characters_in_header_addresses(self):
+        # A NUL ends an address (as in qmail); what follows it never becomes
+        # a recipient of its own. A line break in one refuses the message.
+        r = self.run_prog("qmail-inject", msg=b"To: a@x.org\0Tevil@y.org, b@x.org\n\nhi\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.queued()[1], b"Fwww@mail.example.com\0Ta@x.org\0Tb@x.org\0\0")
+        r = self.run_prog("qmail-inject", msg=b'To: "a\rb"@x.org\n\nhi\n')
+        self.assertEqual(r.returncode, 100)
+        self.assertIn(b"control character", r.stderr)
+
     def test_qmail_queue_runs_in_qmails_home(self):
         # As qmail's callers chdir to /var/qmail first: a relative QMAILQUEUE
         # works from anywhere, and the program starts there.
