@@ -272,7 +272,10 @@ pub fn scan(maildir: &Path) -> io::Result<Usage> {
                     Err(e) => return Err(e),
                 },
             };
-            u.bytes = u.bytes.saturating_add(size as i64);
+            // (A size from a name is the writer's word: never negative.)
+            u.bytes = u
+                .bytes
+                .saturating_add(i64::try_from(size).unwrap_or(i64::MAX));
             u.count += 1;
         }
     }
@@ -464,6 +467,19 @@ mod tests {
         for s in ["5000S,100C", "5000S", "100C", "NOQUOTA"] {
             assert_eq!(q(s).unwrap().to_string(), s);
         }
+    }
+
+    #[test]
+    fn sizes_from_names_never_make_usage_negative() {
+        let d = tempfile::tempdir().unwrap();
+        let md = d.path();
+        for s in ["new", "cur", "tmp"] {
+            std::fs::create_dir(md.join(s)).unwrap();
+        }
+        std::fs::write(md.join("new/1.a.h,S=18446744073709551615"), "x").unwrap();
+        std::fs::write(md.join("new/2.b.h,S=10"), "x").unwrap();
+        let u = scan(md).unwrap();
+        assert_eq!((u.bytes, u.count), (i64::MAX, 2));
     }
 
     #[test]

@@ -43,9 +43,11 @@ pub fn too_soon(home: &Path, interval: u64, now: i64) -> bool {
     let Ok(text) = std::fs::read_to_string(home.join(STAMP)) else {
         return false;
     };
-    text.trim()
-        .parse::<i64>()
-        .is_ok_and(|last| (0..).contains(&(now - last)) && ((now - last) as u64) < interval)
+    // A stamp is whatever the file holds: the difference must not overflow.
+    text.trim().parse::<i64>().is_ok_and(|last| {
+        now.checked_sub(last)
+            .is_some_and(|since| (0..).contains(&since) && (since as u64) < interval)
+    })
 }
 
 /// Decides whether a login at `now` may proceed, and records it if so.
@@ -69,8 +71,12 @@ pub fn admit(home: &Path, interval: u64, now: i64) -> io::Result<Admission> {
         }
         let mut text = String::new();
         let _ = f.take(64).read_to_string(&mut text);
-        if let Ok(last) = text.trim().parse::<i64>() {
-            let since = now - last;
+        if let Some(since) = text
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .and_then(|last| now.checked_sub(last))
+        {
             if (0..).contains(&since) && (since as u64) < interval {
                 return Ok(Admission::TooSoon {
                     wait: interval - since as u64,
@@ -120,6 +126,17 @@ mod tests {
         assert!(!too_soon(h, 0, 1001));
         assert!(!too_soon(h, 60, 999)); // a stamp in the future does not lock out
         assert_eq!(std::fs::read_to_string(h.join(STAMP)).unwrap(), "1000\n");
+    }
+
+    #[test]
+    fn damaged_stamps_admit() {
+        let d = tempfile::tempdir().unwrap();
+        let h = d.path();
+        for bad in ["-9223372036854775808", "9223372036854775807", "x", ""] {
+            std::fs::write(h.join(STAMP), bad).unwrap();
+            assert!(!too_soon(h, 60, 1000), "{bad}");
+            assert_eq!(admit(h, 60, 1000).unwrap(), Admission::Admitted, "{bad}");
+        }
     }
 
     #[test]
