@@ -44,21 +44,27 @@ pub fn create_fresh(p: &Path, mode: u32) -> io::Result<File> {
 /// another file.
 pub fn open_lock(p: &Path) -> io::Result<File> {
     use std::os::unix::fs::MetadataExt;
+    // Non-blocking, so a FIFO at the name cannot make the opener wait.
     let open = || {
         OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(p)
     };
-    let f = open()?;
-    let m = f.metadata()?;
-    if m.is_file() && m.nlink() == 1 {
-        return Ok(f);
+    match open() {
+        Ok(f) => {
+            let m = f.metadata()?;
+            if m.is_file() && m.nlink() == 1 {
+                return Ok(f);
+            }
+        }
+        // A FIFO nobody reads (ENXIO); a symbolic link stays an error.
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {}
+        Err(e) => return Err(e),
     }
-    drop(f);
     drop(create_fresh(p, 0o600)?);
     let f = open()?;
     let m = f.metadata()?;
@@ -316,6 +322,16 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
         assert!(no_planted_links(&d.path().join("rootlink").join("passwd")).is_ok());
         assert!(no_planted_links(&theirs.join("missing").join("x")).is_ok());
+    }
+
+    #[test]
+    fn a_fifo_at_a_lock_name_is_replaced_not_waited_on() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("open-smtp.lock");
+        nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let f = open_lock(&p).unwrap();
+        assert!(f.metadata().unwrap().is_file());
+        assert!(std::fs::symlink_metadata(&p).unwrap().is_file());
     }
 
     #[test]

@@ -388,12 +388,7 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
             nix::unistd::getuid()
         ));
     }
-    if conn.service != Service::Smtp
-        && !entry.has(flags::NO_RELAY)
-        && !ip.is_empty()
-        && !poll_refused
-        && !foreign_caller
-    {
+    let open_relay = || {
         if let Err(e) = relay::open(roots, &ip) {
             let e = crate::deliver::errstr(&e);
             log(&format!(
@@ -401,6 +396,17 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
                 conn.name
             ));
         }
+    };
+    let wants_relay = conn.service != Service::Smtp
+        && !entry.has(flags::NO_RELAY)
+        && !ip.is_empty()
+        && !poll_refused
+        && !foreign_caller;
+    // A user directory that is missing is made below; the relay opens only
+    // once that worked (a login that ends in an error opens nothing).
+    let relay_later = wants_relay && !dir.is_dir();
+    if wants_relay && !relay_later {
+        open_relay();
     }
     // lastauth is written with the rights vchkpw started with; a user
     // directory that is missing is created below, after the change of identity.
@@ -433,6 +439,9 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
     }
     if !lastauth_done && dir.is_dir() {
         write_lastauth();
+    }
+    if relay_later {
+        open_relay();
     }
     let Some((prog, rest)) = args.split_first() else {
         return 0;

@@ -206,6 +206,10 @@ impl SizeFile {
             || now - self.mtime > MAX_AGE
             || !self.well_formed
             || self.quota != Some(*wanted)
+            // A negative total (a deletion counted with a size from a name
+            // that was not the message's) is no usage: count again.
+            || self.usage.bytes < 0
+            || self.usage.count < 0
     }
 }
 
@@ -467,6 +471,14 @@ mod tests {
         for s in ["5000S,100C", "5000S", "100C", "NOQUOTA"] {
             assert_eq!(q(s).unwrap().to_string(), s);
         }
+    }
+
+    #[test]
+    fn a_negative_total_is_counted_again() {
+        let f = SizeFile::parse(b"1000S\n100 1\n-9223372036854775807 -2\n", 1000);
+        assert!(f.needs_rebuild(1000, &Quota::parse("1000S").unwrap()));
+        let f = SizeFile::parse(b"1000S\n100 1\n", 1000);
+        assert!(!f.needs_rebuild(1000, &Quota::parse("1000S").unwrap()));
     }
 
     #[test]

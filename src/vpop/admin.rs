@@ -162,6 +162,13 @@ pub fn update_maildirsize(user_dir: &Path, quota: &str, owner: Option<(u32, u32)
     if quota == "NOQUOTA" || !md.join("tmp").is_dir() {
         return;
     }
+    // Run as root, the new file is left to the next delivery (which runs as
+    // the owner and counts the Maildir when maildirsize is missing): writing
+    // it here would go through a Maildir the owner could swap for a link
+    // between the check above and the write.
+    if nix::unistd::geteuid().is_root() && owner.is_some_and(|(u, _)| u != 0) {
+        return;
+    }
     if let Some(q) = mdquota::Quota::parse(quota) {
         if !q.is_unlimited() {
             let _ = mdquota::rebuild_owned(&md, &q, owner);

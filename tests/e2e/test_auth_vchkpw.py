@@ -143,7 +143,11 @@ class Vchkpw(AuthCase):
         self.expect(self.check("nodir@example.com", "pw1"), 14,
                     "vchkpw-pop3: dir auto create failed nodir@example.com:10.0.0.9")
         self.user("baddir", "example.com", "pw1", dir="/dev/null/baddir")
-        self.expect(self.check("baddir@example.com", "pw1"), 6, "vchkpw-pop3: autocreate dir failed")
+        self.expect(self.check("baddir@example.com", "pw1", env={"TCPREMOTEIP": "10.9.9.9"}), 6,
+                    "vchkpw-pop3: autocreate dir failed")
+        # A login that ends in that error opens no relay.
+        osmtp = self.root.v("etc", "open-smtp")
+        self.assertNotIn("10.9.9.9", open(osmtp).read() if os.path.exists(osmtp) else "")
         # SMTP AUTH does not enter the directory.
         self.expect(self.check("baddir@example.com", "pw1", prog=["/bin/true"], env={"TCPLOCALPORT": "25"}), 0)
         self.user("nopass", "example.com", "", hashed="")
