@@ -18,7 +18,6 @@
 
 use std::fmt;
 use std::io;
-use std::path::Path;
 
 use crate::cdb;
 
@@ -157,13 +156,6 @@ pub fn compile(text: &[u8]) -> Result<cdb::Writer, ParseError> {
         }
     }
     Ok(w)
-}
-
-/// Compiles `text` and writes the cdb to `cdb_path` through `tmp_path`
-/// (`tcprules rules.cdb rules.tmp < text`). On a parse error nothing is written.
-pub fn build(text: &[u8], cdb_path: &Path, tmp_path: &Path) -> io::Result<()> {
-    let w = compile(text)?;
-    w.write_via(cdb_path, tmp_path, 0o644)
 }
 
 /// What a cdb value says: deny or allow, and the variables to set.

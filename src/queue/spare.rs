@@ -63,12 +63,15 @@ pub fn claim(from: &Path, to: &Path) -> io::Result<File> {
         .truncate(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(to)
-        .and_then(|f| match f.metadata()?.is_file() {
-            true => Ok(f),
-            false => Err(io::Error::from_raw_os_error(libc::EINVAL)),
-        })
         .and_then(|f| {
-            f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+            let m = f.metadata()?;
+            if !m.is_file() {
+                return Err(io::Error::from_raw_os_error(libc::EINVAL));
+            }
+            // (Most spares are 0644 already: no chmod for them.)
+            if m.permissions().mode() & 0o7777 != 0o644 {
+                f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+            }
             let now = std::time::SystemTime::now();
             f.set_times(
                 std::fs::FileTimes::new()

@@ -107,65 +107,50 @@ pub fn client_config(policy: &Policy) -> Result<Arc<ClientConfig>, String> {
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS error initializing ctx: {e}"))?;
-    let cfg = match policy {
-        Policy::Never | Policy::Opportunistic => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
-            .with_no_client_auth(),
+    // Verified policies: their roots, the certificates pinned (a tlshosts
+    // file's own), and how errors name the source.
+    let (roots, pinned, shown) = match policy {
+        Policy::Never | Policy::Opportunistic => {
+            let cfg = builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+                .with_no_client_auth();
+            return Ok(Arc::new(cfg));
+        }
         Policy::Pem { path, shown } => {
-            let mut roots = RootCertStore::empty();
+            let load = |e: &dyn std::fmt::Display| format!("TLS unable to load {shown}: {e}");
             let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("TLS unable to load {shown}: {e}"))?
+                .map_err(|e| load(&e))?
                 .collect::<Result<_, _>>()
-                .map_err(|e| format!("TLS unable to load {shown}: {e}"))?;
-            for c in certs {
-                roots
-                    .add(c)
-                    .map_err(|e| format!("TLS unable to load {shown}: {e}"))?;
+                .map_err(|e| load(&e))?;
+            let mut roots = RootCertStore::empty();
+            for c in &certs {
+                roots.add(c.clone()).map_err(|e| load(&e))?;
             }
             if roots.is_empty() {
-                return Err(format!("TLS unable to load {shown}: no certificate"));
+                return Err(load(&"no certificate"));
             }
-            let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider.clone(),
-            )
-            .build()
-            .map_err(|e| format!("TLS unable to load {shown}: {e}"))?;
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(PemVerifier {
-                    inner,
-                    pinned: certs_of(path),
-                }))
-                .with_no_client_auth()
+            (roots, certs, format!("TLS unable to load {shown}"))
         }
         Policy::System => {
             let mut roots = RootCertStore::empty();
-            let found = rustls_native_certs::load_native_certs();
-            for c in found.certs {
+            for c in rustls_native_certs::load_native_certs().certs {
                 let _ = roots.add(c);
             }
             if roots.is_empty() {
                 return Err("TLS error initializing ctx: no system root certificates".into());
             }
-            // The same name rules as for tlshosts (a commonName counts when no
-            // subjectAltName names the host), with nothing pinned.
-            let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider.clone(),
-            )
-            .build()
-            .map_err(|e| format!("TLS error initializing ctx: {e}"))?;
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(PemVerifier {
-                    inner,
-                    pinned: Vec::new(),
-                }))
-                .with_no_client_auth()
+            (roots, Vec::new(), "TLS error initializing ctx".to_string())
         }
     };
+    let inner =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| format!("{shown}: {e}"))?;
+    let cfg = builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(NameVerifier { inner, pinned }))
+        .with_no_client_auth();
     Ok(Arc::new(cfg))
 }
 
@@ -287,20 +272,14 @@ fn presented_name(p: &str) -> &str {
     }
 }
 
-/// The certificates of a PEM file (none when it cannot be read again).
-fn certs_of(path: &std::path::Path) -> Vec<CertificateDer<'static>> {
-    CertificateDer::pem_file_iter(path)
-        .map(|it| it.filter_map(Result::ok).collect())
-        .unwrap_or_default()
-}
-
-/// `control/tlshosts/HOST.pem`: webpki's chain check, plus what OpenSSL
-/// (and so the TLS patch) also accepts: a commonName naming the host when
+/// Verified TLS (`control/tlshosts/HOST.pem`, `control/tlsrequired`):
+/// webpki's chain check, plus what OpenSSL (and so the TLS patch) also
+/// accepts: a commonName naming the host when
 /// no subjectAltName does, and a certificate that is itself in the file
 /// (a pinned self-signed certificate, which OpenSSL makes with CA:TRUE by
 /// default) within its validity period.
 #[derive(Debug)]
-struct PemVerifier {
+struct NameVerifier {
     inner: Arc<rustls::client::WebPkiServerVerifier>,
     pinned: Vec<CertificateDer<'static>>,
 }
@@ -320,7 +299,7 @@ fn name_error(info: &super::certname::CertInfo, name: &ServerName<'_>) -> rustls
     })
 }
 
-impl ServerCertVerifier for PemVerifier {
+impl ServerCertVerifier for NameVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
