@@ -70,6 +70,17 @@ impl Reader {
         self.file.read_exact_at(buf, pos)
     }
 
+    /// `len` bytes at `pos`; the length is checked against the file before
+    /// anything is allocated (a damaged length must not cost gigabytes).
+    fn read_vec_at(&self, len: usize, pos: u64) -> io::Result<Vec<u8>> {
+        if pos.checked_add(len as u64).is_none_or(|end| end > self.len) {
+            return Err(corrupt());
+        }
+        let mut v = vec![0u8; len];
+        self.file.read_exact_at(&mut v, pos)?;
+        Ok(v)
+    }
+
     /// The data of the first record with this key.
     pub fn get(&self, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
         let mut out = None;
@@ -112,11 +123,9 @@ impl Reader {
                 self.read_exact_at(&mut kd, u64::from(rpos))?;
                 let (klen, dlen) = (u32_at(&kd, 0) as usize, u32_at(&kd, 4) as usize);
                 if klen == key.len() {
-                    let mut k = vec![0u8; klen];
-                    self.read_exact_at(&mut k, u64::from(rpos) + 8)?;
+                    let k = self.read_vec_at(klen, u64::from(rpos) + 8)?;
                     if k == key {
-                        let mut d = vec![0u8; dlen];
-                        self.read_exact_at(&mut d, u64::from(rpos) + 8 + klen as u64)?;
+                        let d = self.read_vec_at(dlen, u64::from(rpos) + 8 + klen as u64)?;
                         if !f(d) {
                             return Ok(());
                         }
@@ -140,10 +149,8 @@ impl Reader {
             let mut kd = [0u8; 8];
             self.read_exact_at(&mut kd, pos)?;
             let (klen, dlen) = (u32_at(&kd, 0) as usize, u32_at(&kd, 4) as usize);
-            let mut k = vec![0u8; klen];
-            let mut d = vec![0u8; dlen];
-            self.read_exact_at(&mut k, pos + 8)?;
-            self.read_exact_at(&mut d, pos + 8 + klen as u64)?;
+            let k = self.read_vec_at(klen, pos + 8)?;
+            let d = self.read_vec_at(dlen, pos + 8 + klen as u64)?;
             pos += 8 + klen as u64 + dlen as u64;
             out.push((k, d));
         }
@@ -278,6 +285,21 @@ mod tests {
     fn hash_matches_reference() {
         assert_eq!(hash(b""), 5381);
         assert_eq!(hash(b"a"), (5381u32 << 5).wrapping_add(5381) ^ 97);
+    }
+
+    #[test]
+    fn a_damaged_length_is_an_error_not_an_allocation() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t.cdb");
+        let mut w = Writer::new();
+        w.add(b"k", b"v");
+        let mut b = w.to_bytes().unwrap();
+        // The one record starts at 2048: key length 1, then the data length.
+        b[2052..2056].copy_from_slice(&u32::MAX.to_le_bytes());
+        std::fs::write(&p, &b).unwrap();
+        let r = Reader::open(&p).unwrap();
+        assert_eq!(r.get(b"k").unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert!(r.records().is_err());
     }
 
     #[test]

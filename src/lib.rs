@@ -30,6 +30,8 @@ pub mod control;
 pub mod deliver;
 pub mod dns;
 pub mod fsutil;
+#[cfg(test)]
+pub(crate) mod fuzz;
 pub mod io;
 pub mod maildir;
 pub mod paths;

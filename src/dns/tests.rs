@@ -300,3 +300,63 @@ fn server_configuration() {
         &["127.0.0.1:53".parse::<SocketAddr>().unwrap()]
     );
 }
+
+#[test]
+fn fuzzed_messages_decode_safely() {
+    let q = |n: &str, t: u16| wire::encode_query(0x1234, n, t).unwrap();
+    let seeds: Vec<Vec<u8>> = vec![
+        answer(&q("mx.test", TYPE_MX), false).unwrap(),
+        answer(&q("alias.test", TYPE_A), false).unwrap(),
+        answer(&q("a.mx.test", TYPE_AAAA), false).unwrap(),
+        answer(&q("big.test", TYPE_A), true).unwrap(),
+        // A compression pointer to the question's name, and one to itself.
+        {
+            let mut m = answer(&q("mx.test", TYPE_MX), false).unwrap();
+            m.extend_from_slice(&[0xc0, 12, 0xc0, 0x0c]);
+            m
+        },
+        vec![
+            0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 0xc0, 12, 0, 15, 0, 1, 0xc0, 12,
+        ],
+    ];
+    let seeds: Vec<&[u8]> = seeds.iter().map(Vec::as_slice).collect();
+    crate::fuzz::run(
+        "dns",
+        &seeds,
+        &[
+            &[0xc0, 0x0c],
+            &[0xc0, 0x00],
+            &[0x3f],
+            &[0, 15, 0, 1],
+            &[0xff, 0xff],
+            &[0x40],
+        ],
+        4000,
+        |input| {
+            if let Ok(m) = wire::decode(input) {
+                // Names hold only lower-case letters, digits, `-`, `_`, the
+                // dots between labels and `\\DDD` escapes, whatever the bytes.
+                let tame = |n: &str| {
+                    n.len() <= 255 * 4
+                        && n.bytes().all(|c| {
+                            c.is_ascii_lowercase() || c.is_ascii_digit() || b"-_.\\".contains(&c)
+                        })
+                };
+                for r in &m.answers {
+                    assert!(tame(&r.name), "{:?}", r.name);
+                    match &r.data {
+                        wire::RData::Mx { host, .. } => assert!(tame(host), "{host:?}"),
+                        wire::RData::Cname(c) => assert!(tame(c), "{c:?}"),
+                        _ => {}
+                    }
+                }
+            }
+            for pos in [0, 12, input.len().saturating_sub(2)] {
+                if let Ok((name, end)) = wire::read_name(input, pos) {
+                    assert!(end <= input.len());
+                    let _ = name;
+                }
+            }
+        },
+    );
+}

@@ -332,4 +332,53 @@ mod tests {
         assert!(!name_matches("", ""));
         assert!(!name_matches("a*.mx.test", "ab.mx.test"));
     }
+
+    #[test]
+    fn fuzzed_certificates_name_only_what_they_say() {
+        let seeds = [
+            cert(
+                "mx.example.net",
+                &[(0x82, b"*.example.org"), (0x87, &[192, 0, 2, 7])],
+                "251205100000Z",
+                "20361231235959Z",
+            ),
+            cert("localhost", &[], "500101000000Z", "491231235959Z"),
+        ];
+        let seeds: Vec<&[u8]> = seeds.iter().map(Vec::as_slice).collect();
+        crate::fuzz::run(
+            "certname",
+            &seeds,
+            &[
+                b"\x82",
+                b"\x84\xff\xff\xff\xff",
+                b"\x30\x00",
+                b"mx.example.net\0",
+                b"*.",
+                b"Z",
+            ],
+            4000,
+            |input| {
+                let Some(i) = parse(input) else { return };
+                let said = i.presented();
+                for host in [
+                    "mx.example.net",
+                    "a.example.org",
+                    "[192.0.2.7]",
+                    "localhost",
+                ] {
+                    if i.names(host) {
+                        let bare = host.trim_matches(|c| c == '[' || c == ']');
+                        let parent = host.split_once('.').map_or("", |p| p.1);
+                        assert!(
+                            said.iter().any(|n| {
+                                let n = n.trim_end_matches('.').to_ascii_lowercase();
+                                n == bare || n == format!("*.{parent}")
+                            }),
+                            "{host} named by {said:?}"
+                        );
+                    }
+                }
+            },
+        );
+    }
 }
