@@ -428,12 +428,9 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
         return code;
     }
     if conn.service != Service::Smtp {
-        if let Err(e) = enter(&dir) {
+        if let Err((what, e)) = enter(&dir) {
             let e = crate::deliver::errstr(&e);
-            log(&format!(
-                "{}: autocreate dir failed ({e}) {} {who}",
-                conn.name, entry.dir
-            ));
+            log(&format!("{}: {what} ({e}) {} {who}", conn.name, entry.dir));
             return 6;
         }
     }
@@ -523,25 +520,41 @@ fn switch_identity(service: Service, d: &Domain) -> Result<(), (u8, String)> {
 
 /// chdir to the user directory, creating it and its Maildir when missing,
 /// with vadduser's mode (0750) whatever the umask.
-fn enter(dir: &Path) -> io::Result<()> {
+fn enter(dir: &Path) -> Result<(), (&'static str, io::Error)> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let mode = crate::vpop::admin::DIR_MODE;
     let set = |p: &Path| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
-    if !dir.is_dir() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(mode)
-            .create(dir)?;
-        set(dir)?;
-    }
-    let md = dir.join("Maildir");
-    if !md.is_dir() {
-        crate::maildir::create(&md, mode)?;
-        for sub in ["", "tmp", "new", "cur"] {
-            set(&md.join(sub))?;
+    let made = "autocreate dir failed";
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        // There, but this account cannot look (a caller without rights).
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            return Err(("unable to enter the user directory", e))
+        }
+        _ => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(mode)
+                .create(dir)
+                .map_err(|e| (made, e))?;
+            set(dir).map_err(|e| (made, e))?;
         }
     }
-    crate::fsutil::chdir(dir)
+    let md = dir.join("Maildir");
+    let made_md = "autocreate Maildir failed";
+    match std::fs::metadata(&md) {
+        Ok(m) if m.is_dir() => {}
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            return Err(("unable to enter the user directory", e))
+        }
+        _ => {
+            crate::maildir::create(&md, mode).map_err(|e| (made_md, e))?;
+            for sub in ["", "tmp", "new", "cur"] {
+                set(&md.join(sub)).map_err(|e| (made_md, e))?;
+            }
+        }
+    }
+    crate::fsutil::chdir(dir).map_err(|e| ("unable to enter the user directory", e))
 }
 
 #[cfg(test)]

@@ -227,8 +227,13 @@ pub fn check_new_user(roots: &Roots, n: &NewUser) -> Result<Domain, VError> {
     // A default quota from the domain's limits obeys the same range as -q.
     if n.quota.is_none() {
         if let Some(q) = default_quota(roots, &d) {
-            crate::vpop::quota::parse(&q, crate::vpop::quota::range(roots))
-                .map_err(|e| VError::msg(format!("the domain's default quota: {}", e.text)))?;
+            crate::vpop::quota::parse(&q, crate::vpop::quota::range(roots)).map_err(|e| {
+                VError::msg(format!(
+                    "default_quota in {}/.qmailadmin-limits: {} (give -q)",
+                    d.dir.display(),
+                    e.text
+                ))
+            })?;
         }
     }
     match vpasswd::lookup(&d.dir, &n.user, d.owner()) {

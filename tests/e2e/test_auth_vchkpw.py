@@ -145,6 +145,12 @@ class Vchkpw(AuthCase):
         self.user("baddir", "example.com", "pw1", dir="/dev/null/baddir")
         self.expect(self.check("baddir@example.com", "pw1", env={"TCPREMOTEIP": "10.9.9.9"}), 6,
                     "vchkpw-pop3: autocreate dir failed")
+        # A directory that is there, with a file where the Maildir should be.
+        udir = self.user("filemd", "example.com", "pw1")
+        os.makedirs(udir)
+        open(os.path.join(udir, "Maildir"), "w").close()
+        self.expect(self.check("filemd@example.com", "pw1"), 6,
+                    "vchkpw-pop3: autocreate Maildir failed")
         # A login that ends in that error opens no relay.
         osmtp = self.root.v("etc", "open-smtp")
         self.assertNotIn("10.9.9.9", open(osmtp).read() if os.path.exists(osmtp) else "")

@@ -399,8 +399,14 @@ class Users(RootTestCase):
         try:
             p = r.run("vadduser", "small@example.com", "pw")
             self.assertEqual(p.returncode, 255)
-            self.assertEqual(p.stdout, b"Error: the domain's default quota: quota 1048576S is outside the range of 25M to 2G\n")
+            self.assertEqual(
+                p.stdout,
+                b"Error: default_quota in " + r.domain_dir("example.com").encode()
+                + b"/.qmailadmin-limits: quota 1048576S is outside the range of 25M to 2G (give -q)\n")
             self.assertFalse(os.path.exists(os.path.join(r.domain_dir("example.com"), "small")))
+            # -q gets past it.
+            p = r.run("vadduser", "-q", "30M", "small@example.com", "pw")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         finally:
             os.unlink(limits)
 
