@@ -60,15 +60,9 @@ pub fn qread(q: &Queue, out: &mut impl Write) -> io::Result<()> {
         let date = date.trim_end_matches(" -0000");
         writeln!(
             out,
-            "{}",
-            printable(
-                format!(
-                    "{date} GMT  #{id}  {size}  <{}> {}",
-                    String::from_utf8_lossy(sender),
-                    if bouncing { " bouncing" } else { "" }
-                )
-                .as_bytes()
-            )
+            "{date} GMT  #{id}  {size}  <{}> {}",
+            printable(sender),
+            if bouncing { " bouncing" } else { "" }
         )?;
         for (c, name) in super::CHANNEL_DIRS.iter().enumerate() {
             let data = match std::fs::read(q.chan(c, id)) {

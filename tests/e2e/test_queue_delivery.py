@@ -436,13 +436,14 @@ while True:
         self.assertEqual(len([f for f in queue_files(self.root) if f.startswith("remote/")]), 1)
 
     def test_qread_and_qstat(self):
-        self.assertEqual(queue(self.root, "x\n", "s@localhost",
-                               ["soft@example.net", "ok@localhost", "deferme@localhost"]), 0)
+        # The sender has bytes that are not printable (and not UTF-8): one _ each.
+        env = b"Fs\xe4\x01@localhost\0Tsoft@example.net\0Tok@localhost\0Tdeferme@localhost\0\0"
+        self.assertEqual(queue_raw(self.root, "x\n", env), 0)
         q = self.root.run("qmail-qstat").stdout.decode()
         self.assertEqual(q, "messages in queue: 1\nmessages in queue but not yet preprocessed: 1\n")
         send_once(self.root, self.out, now=T0)
         out = self.root.run("qmail-qread").stdout.decode()
-        self.assertRegex(out, r"^15 Jan 2027 08:00:00 GMT  #\d+  \d+  <s@localhost> \n"
+        self.assertRegex(out, r"^15 Jan 2027 08:00:00 GMT  #\d+  \d+  <s__@localhost> \n"
                               r"  done\tlocal\tok@localhost\n\tlocal\tdeferme@localhost\n\tremote\tsoft@example.net\n$")
         # No queue at all (a wrong QMAIL_HOME): an error, not an empty queue.
         for prog in ("qmail-qread", "qmail-qstat"):
