@@ -226,6 +226,19 @@ fn lock(roots: &Roots) -> io::Result<std::fs::File> {
     // vchkpw (setuid vpopmail) takes this lock too: a lock file root made
     // must be vpopmail's, or POP-before-SMTP would stop working.
     crate::fsutil::fchown_if_root(&f, vpopmail_owner())?;
+    // Temporary files of writers killed before their renames: every writer
+    // holds this lock, so none of them is between its write and rename now.
+    if let Some(etc) = path.parent() {
+        if let Ok(rd) = std::fs::read_dir(etc) {
+            for e in rd.flatten() {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                if n.starts_with("open-smtp.tmp.") || n.starts_with("tcp.smtp.tmp.") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
     Ok(f)
 }
 
@@ -311,5 +324,23 @@ mod tests {
             String::from_utf8(rules_text(&r).unwrap()).unwrap(),
             "127.:allow,RELAYCLIENT=\"\"\n:allow\n1.2.3.4:allow,RELAYCLIENT=\"\",RBLSMTPD=\"\"\n"
         );
+    }
+
+    #[test]
+    fn temporary_files_of_killed_writers_go() {
+        let (_d, r) = roots();
+        for n in ["open-smtp.tmp.99999", "tcp.smtp.tmp.99998"] {
+            std::fs::write(r.vpop_etc(n), "x").unwrap();
+        }
+        open(&r, "10.1.2.3").unwrap();
+        let left: Vec<String> = std::fs::read_dir(r.vpopmail.join("etc"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp."))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        assert!(std::fs::read_to_string(r.vpop_etc("open-smtp"))
+            .unwrap()
+            .starts_with("10.1.2.3:allow"));
     }
 }

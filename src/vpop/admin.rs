@@ -892,6 +892,10 @@ pub enum Deleted {
     Done(Vec<String>),
     /// Not deleted: these alias domains point to it and `force` was not given.
     HasAliases(Vec<String>),
+    /// The domain was not in the control files, but a directory of that name
+    /// was left in `~vpopmail/domains` (a vadddomain or vdeldomain killed
+    /// between its steps); it is gone now.
+    Leftover(PathBuf),
 }
 
 /// Deletes a domain (vdeldomain). An alias domain loses only its control
@@ -899,7 +903,16 @@ pub enum Deleted {
 /// (which needs `force` when there are any).
 pub fn del_domain(roots: &Roots, name: &str, force: bool) -> Result<Deleted, VError> {
     let name = name.to_ascii_lowercase();
-    let d = domain(roots, &name)?;
+    let d = match domain(roots, &name) {
+        Ok(d) => d,
+        Err(e) if e.code == VError::code(VA_DOMAIN_DOES_NOT_EXIST).code => {
+            return match leftover_dir(roots, &name) {
+                Some(dir) => remove_leftover(&dir).map(|()| Deleted::Leftover(dir)),
+                None => Err(e),
+            };
+        }
+        Err(e) => return Err(e),
+    };
     let entries =
         ctlfiles::domain_entries(roots).map_err(|_| VError::code(VA_CANNOT_READ_ASSIGN))?;
     let aliases: Vec<String> = entries
@@ -972,6 +985,44 @@ pub fn del_domain(roots: &Roots, name: &str, force: bool) -> Result<Deleted, VEr
     }
     ctlfiles::hup_qmail_send(roots);
     Ok(Deleted::Done(aliases))
+}
+
+/// The directory a domain missing from the control files left behind in
+/// `~vpopmail/domains`, directly or in a hash bucket (`0`, `0/A`, ...), as
+/// vadddomain makes them.
+fn leftover_dir(roots: &Roots, name: &str) -> Option<PathBuf> {
+    fn search(dir: &Path, name: &str, depth: usize) -> Option<PathBuf> {
+        let here = dir.join(name);
+        if std::fs::symlink_metadata(&here).is_ok_and(|m| m.is_dir()) {
+            return Some(here);
+        }
+        if depth == 0 {
+            return None;
+        }
+        let mut buckets: Vec<PathBuf> = std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .filter(|e| {
+                e.file_name().len() == 1
+                    && e.file_type().is_ok_and(|t| t.is_dir())
+                    && e.file_name()
+                        .to_string_lossy()
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric())
+            })
+            .map(|e| e.path())
+            .collect();
+        buckets.sort();
+        buckets.iter().find_map(|b| search(b, name, depth - 1))
+    }
+    // A name vadddomain takes has no `/` and is not `.` or `..`.
+    names::check_new_domain(name).ok()?;
+    search(&roots.vpopmail.join("domains"), name, 3)
+}
+
+fn remove_leftover(dir: &Path) -> Result<(), VError> {
+    crate::fsutil::no_planted_links(dir).map_err(io_err("not removing it"))?;
+    std::fs::remove_dir_all(dir).map_err(io_err("Failed to delete directory tree"))
 }
 
 /// The `domains` directory holding a domain directory (skipping a hash bucket).

@@ -232,6 +232,28 @@ class Domains(RootTestCase):
         p = r.run("vdeldomain", "real.com")
         self.assertEqual((p.returncode, p.stdout), (245, b"Error: Domain does not exist\n"))
 
+    def test_vdeldomain_removes_what_a_killed_run_left(self):
+        r = self.root
+        # vadddomain or vdeldomain killed between the directory and the
+        # control files: a directory of a domain no control file names.
+        for d in (r.v("domains", "left.com"), r.v("domains", "0", "A", "left.net")):
+            os.makedirs(os.path.join(d, "postmaster", "Maildir", "new"))
+            with open(os.path.join(d, "vpasswd"), "w") as f:
+                f.write("postmaster:x:1:0::%s/postmaster:NOQUOTA\n" % d)
+        p = self.vadd("left.com", "pw")
+        self.assertEqual(p.returncode, 242, p.stdout)
+        for name, d in (("left.com", r.v("domains", "left.com")),
+                        ("left.net", r.v("domains", "0", "A", "left.net"))):
+            p = r.run("vdeldomain", name)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertEqual(p.stdout, b"Warning: %s was not a domain; removed its leftover directory %s\n"
+                             % (name.encode(), d.encode()))
+            self.assertFalse(os.path.exists(d))
+        self.assertEqual(self.vadd("left.com", "pw").returncode, 0)
+        # Nothing there: still vpopmail's answer.
+        p = r.run("vdeldomain", "never.com")
+        self.assertEqual((p.returncode, p.stdout), (245, b"Error: Domain does not exist\n"))
+
     def test_vadddomain_without_qmail_files_changes_nothing(self):
         import tempfile
         d = tempfile.mkdtemp(dir=self.root.dir)

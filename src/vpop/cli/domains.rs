@@ -122,6 +122,13 @@ pub fn vdeldomain(args: &[String]) -> i32 {
             }
             0
         }
+        Ok(Deleted::Leftover(dir)) => {
+            out(&format!(
+                "Warning: {domain} was not a domain; removed its leftover directory {}\n",
+                dir.display()
+            ));
+            0
+        }
         Ok(Deleted::HasAliases(aliases)) => {
             out("Warning: Alias domains exist:\n");
             for a in aliases {
