@@ -222,11 +222,18 @@ pub struct NewUser {
 pub fn check_new_user(roots: &Roots, n: &NewUser) -> Result<Domain, VError> {
     names::check_user(&n.user)?;
     let d = domain(roots, &n.domain)?;
+    check_new_user_in(roots, &d, n)?;
+    Ok(d)
+}
+
+/// [`check_new_user`] for a domain already found (or being made).
+fn check_new_user_in(roots: &Roots, d: &Domain, n: &NewUser) -> Result<(), VError> {
+    names::check_user(&n.user)?;
     check_gecos(&n.gecos)?;
     check_password_fields(n.clear.as_deref(), n.crypted.as_deref())?;
     // A default quota from the domain's limits obeys the same range as -q.
     if n.quota.is_none() {
-        if let Some(q) = default_quota(roots, &d) {
+        if let Some(q) = default_quota(roots, d) {
             crate::vpop::quota::parse(&q, crate::vpop::quota::range(roots)).map_err(|e| {
                 VError::msg(format!(
                     "default_quota in {}/.qmailadmin-limits: {} (give -q)",
@@ -241,7 +248,7 @@ pub fn check_new_user(roots: &Roots, n: &NewUser) -> Result<Domain, VError> {
         Ok(None) => {}
         Err(e) => return Err(VError::io("can't read vpasswd", &e)),
     }
-    Ok(d)
+    Ok(())
 }
 
 /// Adds a user: directory (hashed when the domain is large) with a Maildir,
@@ -249,6 +256,11 @@ pub fn check_new_user(roots: &Roots, n: &NewUser) -> Result<Domain, VError> {
 /// quota. Returns the new entry.
 pub fn add_user(roots: &Roots, n: &NewUser) -> Result<Entry, VError> {
     let d = check_new_user(roots, n)?;
+    add_user_in(roots, &d, n)
+}
+
+/// [`add_user`] into a domain already checked (or being made by vadddomain).
+fn add_user_in(roots: &Roots, d: &Domain, n: &NewUser) -> Result<Entry, VError> {
     let owner = d.owner();
     let lock = Lock::take(&d.dir, owner).map_err(io_err("can't lock vpasswd"))?;
     // Checked again under the lock: another vadduser may have won the race.
@@ -284,7 +296,7 @@ pub fn add_user(roots: &Roots, n: &NewUser) -> Result<Entry, VError> {
         n.gecos.clone()
     };
     let mut e = Entry::new(&n.user, &crypted, &gecos, &dir_s);
-    if let Some(q) = n.quota.clone().or_else(|| default_quota(roots, &d)) {
+    if let Some(q) = n.quota.clone().or_else(|| default_quota(roots, d)) {
         e.quota = q;
     }
     if n.store_clear && n.crypted.is_none() {
@@ -831,7 +843,7 @@ pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
     let qd = dom_dir.join(".qmail-default");
     if crate::fsutil::atomic_write_owned(
         &qd,
-        qmail_default_line(roots, &dom_dir, None).as_bytes(),
+        qmail_default_line(roots, &dom_dir, nd.catchall.as_deref()).as_bytes(),
         0o600,
         owner,
     )
@@ -842,6 +854,33 @@ pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
     }
     let _ = dc.write(&domains, owner);
     drop(dc_lock);
+    // postmaster exists before any control file names the domain: a run
+    // killed before that leaves only a directory (vdeldomain removes it),
+    // never a domain without its postmaster.
+    let made = Domain {
+        name: name.clone(),
+        dir: dom_dir.clone(),
+        uid,
+        gid,
+    };
+    let pm = NewUser {
+        user: "postmaster".into(),
+        domain: name.clone(),
+        clear: Some(nd.password.clone()),
+        gecos: "Postmaster".into(),
+        quota: nd.quota.clone(),
+        store_clear: nd.store_clear,
+        ..NewUser::default()
+    };
+    if let Err(e) =
+        check_new_user_in(roots, &made, &pm).and_then(|()| add_user_in(roots, &made, &pm))
+    {
+        let _ = std::fs::remove_dir_all(&dom_dir);
+        return Err(VError {
+            code: e.code,
+            text: format!("(vadduser) {}", e.text),
+        });
+    }
     let line = crate::vpop::assign::domain_line(&name, &name, uid, gid, &dom_dir);
     if let Err(e) = ctlfiles::add_domain(roots, &name, &line) {
         let _ = ctlfiles::del_domains(
@@ -853,36 +892,7 @@ pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
         return Err(VError::io(verror(VA_COULD_NOT_UPDATE_FILE), &e));
     }
     ctlfiles::hup_qmail_send(roots);
-    let pm = NewUser {
-        user: "postmaster".into(),
-        domain: name.clone(),
-        clear: Some(nd.password.clone()),
-        gecos: "Postmaster".into(),
-        quota: nd.quota.clone(),
-        store_clear: nd.store_clear,
-        ..NewUser::default()
-    };
-    if let Err(e) = add_user(roots, &pm) {
-        let _ = del_domain(roots, &name, true);
-        return Err(VError {
-            code: e.code,
-            text: format!("(vadduser) {}", e.text),
-        });
-    }
-    if let Some(c) = &nd.catchall {
-        let _ = crate::fsutil::atomic_write_owned(
-            &qd,
-            qmail_default_line(roots, &dom_dir, Some(c)).as_bytes(),
-            0o600,
-            owner,
-        );
-    }
-    Ok(Domain {
-        name,
-        dir: dom_dir,
-        uid,
-        gid,
-    })
+    Ok(made)
 }
 
 /// What vdeldomain did.
