@@ -9,12 +9,11 @@ fn main() {
     let r = vqmail::queue::qread::qread(&q, &mut out);
     let r = r.and_then(|_| out.flush());
     if let Err(e) = r {
-        let _ = writeln!(
-            out,
-            "fatal: unable to read the queue: {}",
+        let _ = out.flush();
+        eprintln!(
+            "qmail-qread: fatal: unable to read the queue: {}",
             vqmail::deliver::errstr(&e)
         );
-        let _ = out.flush();
         std::process::exit(111);
     }
 }

@@ -229,7 +229,10 @@ impl Policy for HostPolicy {
                 // qmail-smtpd cannot read vpopmail's files (it runs as qmaild
                 // rather than vpopmail): accept, vdelivermail decides later.
                 if !self.warned {
-                    eprintln!("qmail-smtpd: warning: rcptcheck: {e}; recipients not checked");
+                    eprintln!(
+                        "qmail-smtpd: warning: rcptcheck: {}; recipients not checked",
+                        crate::deliver::errstr(&e)
+                    );
                     self.warned = true;
                 }
                 Verdict::Yes

@@ -131,3 +131,31 @@ class RunLocal(unittest.TestCase):
         for port in self.port.values():
             wait_until(lambda: not listening(port), what=f"port {port} closed")
         self.assertEqual(os.listdir(os.path.join(self.dir, "pids")), [])
+
+
+class RunLocalPortTaken(unittest.TestCase):
+    def test_a_port_in_use_fails_loudly_and_starts_nothing(self):
+        need_tool("tcpserver")
+        d = tempfile.mkdtemp(prefix="vqmail-run-")
+        self.addCleanup(shutil.rmtree, d, ignore_errors=True)
+        run_local = os.path.join(REPO, "scripts", "run-local")
+        for _ in range(50):
+            off = random.randrange(20000, 40000)
+            if all(free(p + off) for p in PORTS.values()):
+                break
+        else:
+            self.skipTest("no free ports")
+        env = dict(os.environ, VQMAIL_BIN=BIN, VQMAIL_PORT_OFFSET=str(off))
+        # Another server already has the POP3 port.
+        with socket.socket() as other:
+            other.bind(("127.0.0.1", PORTS["pop3"] + off))
+            other.listen(1)
+            r = subprocess.run([run_local, "start", d], env=env, capture_output=True, text=True, timeout=120)
+            self.addCleanup(subprocess.run, [run_local, "stop", d], env=env, capture_output=True, timeout=60)
+            self.assertEqual(r.returncode, 111, r.stdout + r.stderr)
+            self.assertIn(f"run-local: pop3 could not listen on 127.0.0.1:{PORTS['pop3'] + off}:", r.stderr)
+            self.assertIn("address already used", r.stderr)
+            self.assertNotIn("vqmail is running", r.stdout)
+        # What it had started is stopped again.
+        self.assertEqual(os.listdir(os.path.join(d, "pids")), [])
+        wait_until(lambda: not listening(PORTS["smtp"] + off), what="smtp port closed")
