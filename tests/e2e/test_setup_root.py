@@ -91,3 +91,139 @@ class SetupRoot(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+ACCOUNTS = ("alias:x:7411:7402::/var/qmail/alias:/usr/sbin/nologin\n"
+            "qmaild:x:7412:7402::/var/qmail:/usr/sbin/nologin\n"
+            "qmaill:x:7413:7402::/var/qmail:/usr/sbin/nologin\n"
+            "qmailp:x:7414:7402::/var/qmail:/usr/sbin/nologin\n"
+            "qmailq:x:7415:7401::/var/qmail:/usr/sbin/nologin\n"
+            "qmailr:x:7416:7401::/var/qmail:/usr/sbin/nologin\n"
+            "qmails:x:7417:7401::/var/qmail:/usr/sbin/nologin\n"
+            "vpopmail:x:7489:7489::/home/vpopmail:/usr/sbin/nologin\n")
+GROUPS = "qmail:x:7401:\nnofiles:x:7402:\nvchkpw:x:7489:\n"
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root (a private mount namespace)")
+class RealHost(unittest.TestCase):
+    """`setup-root /` as on a real host, in a private mount namespace: copies of
+    /etc/passwd and /etc/group and empty /var and /home bind-mounted over the
+    real ones, so nothing outside the test changes."""
+
+    def setUp(self):
+        import shutil
+        import tempfile
+        if not shutil.which("unshare"):
+            self.skipTest("no unshare")
+        self.d = tempfile.mkdtemp(prefix="vqmail-host-")
+        self.addCleanup(shutil.rmtree, self.d, ignore_errors=True)
+        for sub in ("etc", "var", "home"):
+            os.mkdir(os.path.join(self.d, sub))
+        probe = subprocess.run(["unshare", "-m", "--propagation", "private", "true"], capture_output=True)
+        if probe.returncode != 0:
+            self.skipTest("no mount namespaces here")
+
+    def host(self, passwd_extra, group_extra, script):
+        """Runs `script` (sh) in a namespace whose /etc/passwd and /etc/group are
+        the real ones plus the given lines, with this test's /var and /home."""
+        for name, extra in (("passwd", passwd_extra), ("group", group_extra)):
+            with open(f"/etc/{name}") as f:
+                text = f.read()
+            with open(os.path.join(self.d, "etc", name), "w") as f:
+                f.write(text + extra)
+        mounts = (f"mount --bind {self.d}/etc/passwd /etc/passwd && mount --bind {self.d}/etc/group /etc/group && "
+                  f"mount --bind {self.d}/var /var && mount --bind {self.d}/home /home && ")
+        return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", mounts + script],
+                              capture_output=True, timeout=300,
+                              env=dict(os.environ, VQMAIL_BIN=BIN))
+
+    def test_accounts_owners_and_refusals(self):
+        setup = os.path.join(REPO, "scripts", "setup-root")
+        # No accounts: refused, nothing installed.
+        p = self.host("", "", f"VQMAIL_ME=mail.test {setup} /")
+        self.assertEqual(p.returncode, 111, p.stderr)
+        self.assertIn(b"setup-root: fatal: missing in /etc/passwd or /etc/group: alias qmaild", p.stderr)
+        self.assertIn(b"scripts/add-accounts makes them", p.stderr)
+        self.assertEqual(os.listdir(os.path.join(self.d, "var")), [])
+        # Some of them: refused, naming the rest.
+        some = "".join(l + "\n" for l in ACCOUNTS.splitlines() if not l.startswith("alias:"))
+        p = self.host(some, GROUPS, f"VQMAIL_ME=mail.test {setup} /")
+        self.assertEqual(p.returncode, 111, p.stderr)
+        self.assertIn(b"missing in /etc/passwd or /etc/group: alias\n", p.stderr)
+        self.assertEqual(os.listdir(os.path.join(self.d, "var")), [])
+        # All of them but no host name: refused.
+        p = self.host(ACCOUNTS, GROUPS, f"{setup} /")
+        self.assertEqual(p.returncode, 100, p.stderr)
+        self.assertIn(b"set VQMAIL_ME", p.stderr)
+        # The real install: owners, modes, setuid bits, control/me.
+        p = self.host(ACCOUNTS, GROUPS, f"VQMAIL_ME=mail.test {setup} / && {setup} /")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        q = os.path.join(self.d, "var", "qmail")
+        st = os.stat(os.path.join(q, "bin", "qmail-queue"))
+        self.assertEqual((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)), (7415, 7401, 0o4711))
+        st = os.stat(os.path.join(self.d, "home", "vpopmail", "bin", "vchkpw"))
+        self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (7489, 0o6711))
+        for sub in ("", "new", "cur", "tmp"):
+            self.assertEqual(os.stat(os.path.join(q, "alias", "Maildir", sub)).st_uid, 7411, sub)
+        self.assertEqual(os.stat(os.path.join(q, "queue", "todo")).st_uid, 7415)
+        with open(os.path.join(q, "control", "me")) as f:
+            self.assertEqual(f.read(), "mail.test\n")
+
+    def unit_command(self, unit, port):
+        """The shell command of a contrib/systemd unit's ExecStart, as systemd
+        runs it: `$$` is `$`, `%i` the instance (the port)."""
+        with open(os.path.join(REPO, "contrib", "systemd", unit)) as f:
+            line = next(l for l in f if l.startswith("ExecStart="))
+        cmd = line[len("ExecStart="):].strip().replace("$$", "$").replace("%i", str(port))
+        prefix = "/bin/sh -c '"
+        self.assertTrue(cmd.startswith(prefix) and cmd.endswith("'"), cmd)
+        return cmd[len(prefix):-1]
+
+    def test_the_systemd_units_serve(self):
+        import signal
+        import smtplib
+        import poplib
+        import socket
+        setup = os.path.join(REPO, "scripts", "setup-root")
+        p = self.host(ACCOUNTS, GROUPS, f"VQMAIL_ME=mail.test {setup} /")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        ports = []
+        for _ in range(2):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                ports.append(s.getsockname()[1])
+        script = (f"{{ ({self.unit_command('vqmail-smtpd@.service', ports[0])}) & "
+                  f"({self.unit_command('vqmail-pop3@.service', ports[1])}) & wait; }}")
+        for name, extra in (("passwd", ACCOUNTS), ("group", GROUPS)):
+            with open(f"/etc/{name}") as f:
+                text = f.read()
+            with open(os.path.join(self.d, "etc", name), "w") as f:
+                f.write(text + extra)
+        mounts = (f"mount --bind {self.d}/etc/passwd /etc/passwd && mount --bind {self.d}/etc/group /etc/group && "
+                  f"mount --bind {self.d}/var /var && mount --bind {self.d}/home /home && ")
+        srv = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", mounts + script],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        self.addCleanup(srv.wait, 30)
+        self.addCleanup(os.killpg, srv.pid, signal.SIGTERM)
+        from harness import wait_until
+
+        def up(port):
+            try:
+                socket.create_connection(("127.0.0.1", port), 1).close()
+                return True
+            except OSError:
+                return False
+        for port in ports:
+            try:
+                wait_until(lambda: up(port), what=f"port {port}")
+            except AssertionError:
+                os.killpg(srv.pid, signal.SIGTERM)
+                raise AssertionError(f"port {port}: {srv.communicate(timeout=30)[1]!r}")
+        with smtplib.SMTP("127.0.0.1", ports[0], timeout=30) as s:
+            code, msg = s.ehlo("client.test")
+            self.assertEqual(code, 250)
+            self.assertTrue(msg.startswith(b"mail.test"), msg)
+            self.assertTrue(s.has_extn("starttls"))
+        pop = poplib.POP3("127.0.0.1", ports[1], timeout=30)
+        self.assertIn(b"@mail.test>", pop.getwelcome())
+        pop.quit()
