@@ -208,6 +208,20 @@ pub fn check(
     let method = match method {
         Some(m) => m,
         None => {
+            // qmail-smtpd sends a challenge only with a CRAM-MD5 digest
+            // (qmail-popup sends its banner with every login), and a digest
+            // cannot be checked without the clear-text password: not a wrong
+            // password (the client falls back to PLAIN or LOGIN), so not
+            // logged as one.
+            if conn.service == Service::Smtp
+                && !req.challenge.is_empty()
+                && entry.clear_password().is_none()
+            {
+                return Err(refuse(
+                    3,
+                    "CRAM-MD5 needs a clear-text password (vpasswd -C)",
+                ));
+            }
             if !vpop::password::verify(&req.password, &entry.passwd) {
                 return Err(refuse(3, "password fail"));
             }
@@ -742,17 +756,21 @@ mod tests {
             .code,
             3
         );
-        assert_eq!(
-            check(
-                &conn(Service::Smtp),
-                &login(),
-                &e2,
-                &req(&cram, "<9.9@h>"),
-                "ip"
-            )
-            .unwrap_err()
-            .code,
-            3
+        let r = check(
+            &conn(Service::Smtp),
+            &login(),
+            &e2,
+            &req(&cram, "<9.9@h>"),
+            "ip",
+        )
+        .unwrap_err();
+        assert_eq!(r.code, 3);
+        // Logged as what it is, not as a wrong password.
+        assert!(
+            r.log.contains("CRAM-MD5 needs a clear-text password")
+                && !r.log.contains("password fail"),
+            "{}",
+            r.log
         );
         // No stored hash at all.
         let mut e3 = entry(0, Some("secret"));
