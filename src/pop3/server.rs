@@ -276,6 +276,20 @@ pub fn pop3d(args: Vec<OsString>) -> i32 {
         say(&mut out, reply::NO_MAILDIR);
         return 0;
     }
+    // One session per mailbox (RFC 1939 section 8): a flock on the Maildir
+    // directory itself, held until this program exits. A second client gets
+    // IN-USE instead of the same messages; nothing is written to the Maildir.
+    let _lock = match std::fs::File::open(".") {
+        Ok(f) => match crate::sys::try_flock_exclusive(&f) {
+            Ok(true) => Some(f),
+            Ok(false) => {
+                say(&mut out, reply::IN_USE);
+                return 0;
+            }
+            Err(_) => None,
+        },
+        Err(_) => None,
+    };
     let mut md = Maildir::new(".");
     let now = crate::timefmt::now();
     let msgs = match md.scan(now) {

@@ -1,6 +1,6 @@
 """qmail-pop3d and the Maildir: new -> cur at QUIT, deletions only at QUIT,
-stable UIDLs, maildirsize, deliveries during a session, two sessions on one
-mailbox, tmp/ cleaning."""
+stable UIDLs, maildirsize, deliveries during a session, one session per
+mailbox (IN-USE), tmp/ cleaning."""
 import os
 import poplib
 import time
@@ -85,26 +85,41 @@ class Maildir(p3.Pop3Case):
         self.assertEqual(self.files("new"), ["9.new.h"])
         self.assertEqual(self.files("cur"), [])
 
-    def test_two_sessions_neither_lose_nor_double_delete(self):
+    def test_a_second_session_gets_in_use_and_nothing_twice(self):
         with open(os.path.join(self.md, "maildirsize"), "w") as f:
             f.write("1000000S,100C\n99 3\n")
         for i in (1, 2, 3):
             self.put(f"{i}.m.h", M1)
         port = self.pop3().port
         a = self.login(port)
-        b = self.login(port)
-        self.assertEqual(a.stat(), b.stat())
+        self.assertEqual(a.stat()[0], 3)
+        # While a has the mailbox, b is told so (RFC 2449 IN-USE) and sees nothing.
+        with self.assertRaises(poplib.error_proto) as cm:
+            self.login(port)
+        self.assertEqual(cm.exception.args[0],
+                         b"-ERR [IN-USE] this mailbox is in use by another POP3 session; "
+                         b"try again when it has ended")
         a.dele(1)
         a.dele(2)
-        a.quit()
-        # b still reads message 3, which a moved to cur/, and deletes 1 and 3.
-        self.assertEqual(b.retr(3)[1][0], b"Subject: one")
+        self.assertEqual(a.quit(), b"+OK ")
+        # Once a has ended, b gets in and finds only what a left.
+        b = self.login(port)
+        self.assertEqual(b.stat(), (1, 33))
+        self.assertEqual(b.retr(1)[1][0], b"Subject: one")
         b.dele(1)
-        b.dele(3)
         self.assertEqual(b.quit(), b"+OK ")
         self.assertEqual(self.files("new") + self.files("cur"), [])
         with open(os.path.join(self.md, "maildirsize")) as f:
             self.assertEqual(f.read(), "1000000S,100C\n99 3\n-66 -2\n-33 -1\n")
+        # A client that vanished without QUIT leaves no lock behind.
+        c = self.login(port)
+        c.close()  # no QUIT: the connection just ends
+        def free():
+            try:
+                return self.login(port).quit() == b"+OK "
+            except poplib.error_proto:
+                return False
+        p3.wait_until(free, what="mailbox free again")
 
     def test_messages_of_the_current_second_wait_and_old_tmp_files_go(self):
         now = int(time.time())
