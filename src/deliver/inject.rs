@@ -363,7 +363,7 @@ pub fn prepare(o: &Options, s: &Settings, input: &[u8], now: i64) -> Result<Prep
             let colon = f.raw.iter().position(|&b| b == b':').unwrap_or(0);
             let (new_raw, addrs) = match std::str::from_utf8(&f.raw[colon + 1..]) {
                 Ok(v) => {
-                    let (nv, a) = addr::rewrite_list(v, d);
+                    let (nv, a) = addr::rewrite_list_folded(v, d, colon + 1);
                     let mut r = f.raw[..=colon].to_vec();
                     r.extend_from_slice(nv.as_bytes());
                     (r, a)

@@ -396,6 +396,10 @@ fn inject_headers_and_address_lists() {
             }
             let value = String::from_utf8_lossy(input);
             let (out, addrs) = addr::rewrite_list(&value, &d);
+            // Folding changes lines, never the addresses.
+            let (folded, again) = addr::rewrite_list_folded(&value, &d, 4);
+            assert_eq!(again, addrs);
+            assert!(folded.len() <= out.len() + 2 * out.matches(',').count());
             assert!(addrs.len() <= value.len() + 1);
             assert!(
                 out.len()

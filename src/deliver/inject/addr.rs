@@ -133,7 +133,54 @@ fn tokenize(v: &str) -> Vec<Tok> {
 /// Rewrites every address of an address-list field value and returns the
 /// new value and the addresses found (after completion).
 pub fn rewrite_list(value: &str, d: &Defaults) -> (String, Vec<String>) {
+    let (out, addrs, _) = rewrite(value, d);
+    (out, addrs)
+}
+
+/// The width qmail-inject folds address lists at (token822's LINELEN, less
+/// the line end).
+const WIDTH: usize = 78;
+
+/// [`rewrite_list`] for a field whose value starts in column `col` (after
+/// `Name:`): when completed addresses make a line longer than 78 columns,
+/// the list is folded after a comma, as qmail-inject folds it; lines that
+/// fit are kept as written.
+pub fn rewrite_list_folded(value: &str, d: &Defaults, col: usize) -> (String, Vec<String>) {
+    let (out, addrs, commas) = rewrite(value, d);
+    let too_long = out
+        .split('\n')
+        .enumerate()
+        .any(|(i, l)| l.chars().count() + if i == 0 { col } else { 0 } > WIDTH);
+    if !too_long {
+        return (out, addrs);
+    }
+    let mut folded = String::with_capacity(out.len() + commas.len() * 2);
+    let mut at = col;
+    let mut start = 0;
+    for end in commas.iter().copied().chain(std::iter::once(out.len())) {
+        let piece = &out[start..end];
+        let first = piece.find('\n').unwrap_or(piece.len());
+        if start > 0 && at + piece[..first].chars().count() > WIDTH && at > 1 {
+            folded.push('\n');
+            if !piece.starts_with([' ', '\t']) {
+                folded.push(' ');
+            }
+            at = 1;
+        }
+        folded.push_str(piece);
+        at = match piece.rfind('\n') {
+            Some(nl) => piece[nl + 1..].chars().count(),
+            None => at + piece.chars().count(),
+        };
+        start = end;
+    }
+    (folded, addrs)
+}
+
+/// The rewrite, with the byte positions just after each top-level comma.
+fn rewrite(value: &str, d: &Defaults) -> (String, Vec<String>, Vec<usize>) {
     let toks = tokenize(value);
+    let mut commas = Vec::new();
     let mut out = String::with_capacity(value.len() + 16);
     let mut addrs = Vec::new();
     // One "mailbox" at a time: the tokens between separators.
@@ -214,6 +261,7 @@ pub fn rewrite_list(value: &str, d: &Defaults) -> (String, Vec<String>) {
             Tok::Comma => {
                 flush(&mut cur, &mut out, &mut addrs);
                 out.push(',');
+                commas.push(out.len());
             }
             Tok::Colon => {
                 // A group name: copy it, the members follow.
@@ -232,7 +280,7 @@ pub fn rewrite_list(value: &str, d: &Defaults) -> (String, Vec<String>) {
         }
     }
     flush(&mut cur, &mut out, &mut addrs);
-    (out, addrs)
+    (out, addrs, commas)
 }
 
 /// An address as the envelope has it: quoted strings without their quotes
@@ -261,6 +309,31 @@ mod tests {
             domain: "example.com".into(),
             plus: "plus.example.com".into(),
         }
+    }
+
+    #[test]
+    fn long_lists_are_folded_after_a_comma() {
+        let names: Vec<String> = (1..=12).map(|i| format!("user{i}")).collect();
+        let v = format!(" {}, \"Smith, Joe\" <joe>", names.join(", "));
+        let (out, addrs) = rewrite_list_folded(&v, &d(), 3);
+        assert_eq!(addrs.len(), 13);
+        let lines: Vec<&str> = out.split('\n').collect();
+        assert!(lines.len() > 1, "{out}");
+        for (i, l) in lines.iter().enumerate() {
+            let width = l.len() + if i == 0 { 3 } else { 0 };
+            assert!(width <= 78, "line {i} of {width}: {l:?}");
+            assert!(i == 0 || l.starts_with(' '), "{l:?}");
+            assert!(i == lines.len() - 1 || l.ends_with(','), "{l:?}");
+        }
+        // Only the folds were added, and never inside the quoted comma.
+        assert_eq!(out.replace('\n', ""), rewrite_list(&v, &d()).0);
+        assert!(out.contains("\"Smith, Joe\" <joe@mail.example.com>"));
+        // A list that fits stays as written, folds of its own included.
+        let short = " a, b,\n c";
+        assert_eq!(
+            rewrite_list_folded(short, &d(), 3).0,
+            " a@mail.example.com, b@mail.example.com,\n c@mail.example.com"
+        );
     }
 
     #[test]
