@@ -7,8 +7,8 @@ fn main() {
     let q = vqmail::queue::Queue::new(roots.queue());
     let mut out = std::io::stdout().lock();
     if let Err(e) = vqmail::queue::qread::qstat(&q, &mut out) {
-        let _ = writeln!(
-            out,
+        let _ = out.flush();
+        eprintln!(
             "qmail-qstat: fatal: unable to read the queue: {}",
             vqmail::deliver::errstr(&e)
         );

@@ -84,7 +84,7 @@ pub fn ok_text(text: &str) -> Vec<u8> {
 /// Ours: another session has the mailbox (RFC 1939 section 8's exclusive
 /// lock, RFC 2449's IN-USE response code).
 pub const IN_USE: &[u8] =
-    b"-ERR [IN-USE] this mailbox is in use by another POP3 session; try again when it has ended\r\n";
+    b"-ERR [IN-USE] this mailbox is in use by another session; try again later\r\n";
 
 /// Ours: the poll limit (RFC 2449 LOGIN-DELAY response code).
 pub fn login_delay(interval: u64, wait: u64) -> Vec<u8> {

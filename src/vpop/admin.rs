@@ -983,18 +983,22 @@ pub fn del_domain(roots: &Roots, name: &str, force: bool) -> Result<Deleted, VEr
             dir.display()
         );
     }
-    let domains = domains_dir_of(dir);
-    if let Some(dd) = domains {
-        if let Ok(lock) = Lock::take_named(&dd, ".dir-control.lock", d.owner()) {
+    count_one_less(dir, d.owner());
+    ctlfiles::hup_qmail_send(roots);
+    Ok(Deleted::Done(aliases))
+}
+
+/// One domain less in the `.dir-control` of the domains directory holding `dir`.
+fn count_one_less(dir: &Path, owner: Option<(u32, u32)>) {
+    if let Some(dd) = domains_dir_of(dir) {
+        if let Ok(lock) = Lock::take_named(&dd, ".dir-control.lock", owner) {
             if let Ok(mut dc) = DirControl::read(&dd) {
                 dc.dec();
-                let _ = dc.write(&dd, d.owner());
+                let _ = dc.write(&dd, owner);
             }
             drop(lock);
         }
     }
-    ctlfiles::hup_qmail_send(roots);
-    Ok(Deleted::Done(aliases))
 }
 
 /// The directory a domain missing from the control files left behind in
@@ -1031,8 +1035,16 @@ fn leftover_dir(roots: &Roots, name: &str) -> Option<PathBuf> {
 }
 
 fn remove_leftover(dir: &Path) -> Result<(), VError> {
+    use std::os::unix::fs::MetadataExt;
     crate::fsutil::no_planted_links(dir).map_err(io_err("not removing it"))?;
-    std::fs::remove_dir_all(dir).map_err(io_err("Failed to delete directory tree"))
+    // vadddomain counted it (or was killed just before): count it out again.
+    let owner = std::fs::symlink_metadata(dir)
+        .ok()
+        .map(|m| (m.uid(), m.gid()))
+        .filter(|&(u, _)| u != 0);
+    std::fs::remove_dir_all(dir).map_err(io_err("Failed to delete directory tree"))?;
+    count_one_less(dir, owner);
+    Ok(())
 }
 
 /// The `domains` directory holding a domain directory (skipping a hash bucket).

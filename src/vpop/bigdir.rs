@@ -155,6 +155,18 @@ impl DirControl {
 
     /// Writes `dir/.dir-control` atomically (owned by `owner` as root).
     pub fn write(&self, dir: &Path, owner: Option<(u32, u32)>) -> io::Result<()> {
+        // Temporary files of writers killed before their renames (the
+        // caller holds `.dir-control.lock`, so no live writer is between).
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                if e.file_name()
+                    .to_string_lossy()
+                    .starts_with(".dir-control.tmp.")
+                {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
         let p = dir.join(FILE);
         crate::fsutil::atomic_write_owned(&p, self.to_text().as_bytes(), 0o600, owner)
     }

@@ -139,8 +139,8 @@ class RealHost(unittest.TestCase):
 
     def test_accounts_owners_and_refusals(self):
         setup = os.path.join(REPO, "scripts", "setup-root")
-        # No accounts: refused, nothing installed.
-        p = self.host("", "", f"VQMAIL_ME=mail.test {setup} /")
+        # No accounts: refused, nothing installed (/ spelled // too).
+        p = self.host("", "", f"VQMAIL_ME=mail.test {setup} //")
         self.assertEqual(p.returncode, 111, p.stderr)
         self.assertIn(b"setup-root: fatal: missing in /etc/passwd or /etc/group: alias qmaild", p.stderr)
         self.assertIn(b"scripts/add-accounts makes them", p.stderr)
@@ -227,3 +227,40 @@ class RealHost(unittest.TestCase):
         pop = poplib.POP3("127.0.0.1", ports[1], timeout=30)
         self.assertIn(b"@mail.test>", pop.getwelcome())
         pop.quit()
+
+    def test_add_accounts_then_install(self):
+        import shutil
+        etc = os.path.join(self.d, "etc-copy")
+        r = subprocess.run(["cp", "-a", "/etc", etc], capture_output=True)
+        if r.returncode != 0:
+            self.skipTest("cannot copy /etc")
+        script = (f"mount --bind {etc} /etc && mount --bind {self.d}/var /var && mount --bind {self.d}/home /home && "
+                  f"{REPO}/scripts/add-accounts && echo second && {REPO}/scripts/add-accounts && "
+                  f"VQMAIL_ME=mail.test {REPO}/scripts/setup-root / && "
+                  f"VQMAIL_ME=other.test {REPO}/scripts/setup-root / && "
+                  f"{REPO}/scripts/setup-root /tmp/vqmail-sandbox-in-ns")
+        p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                           capture_output=True, timeout=300, env=dict(os.environ, VQMAIL_BIN=BIN))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        first, second = p.stdout.split(b"second\n")
+        self.assertIn(b"add-accounts: user vpopmail\n", first)
+        self.assertIn(b"add-accounts: group vchkpw\n", first)
+        self.assertEqual(second, b"")  # nothing left to make
+        with open(os.path.join(etc, "passwd")) as f:
+            pw = {l.split(":")[0]: l.split(":") for l in f}
+        for u in ("alias", "qmaild", "qmaill", "qmailp", "qmailq", "qmailr", "qmails", "vpopmail"):
+            self.assertIn(u, pw)
+        used89 = subprocess.run(["awk", "-F:", "$3 == 89", "/etc/passwd"], capture_output=True).stdout
+        if not used89:
+            self.assertEqual(pw["vpopmail"][2], "89")
+        # A different VQMAIL_ME on a rerun is reported, and control/me kept.
+        self.assertIn(b"setup-root: control/me says mail.test, kept", p.stderr)
+        st = os.stat(os.path.join(self.d, "var", "qmail", "bin", "qmail-queue"))
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o4711)
+        self.assertEqual(st.st_uid, int(pw["qmailq"][2]))
+        # Elsewhere than / it is a sandbox even for root with the accounts: nothing
+        # setuid (a setuid qmail-queue would ignore QMAIL_HOME and use the host's queue).
+        sb = "/tmp/vqmail-sandbox-in-ns/var/qmail/bin/qmail-queue"
+        self.addCleanup(shutil.rmtree, "/tmp/vqmail-sandbox-in-ns", ignore_errors=True)
+        st = os.stat(sb)
+        self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode) & 0o7000), (0, 0))
