@@ -7,6 +7,7 @@
 //! permanent (exit 100) or temporary (exit 111), with qmail's text.
 
 pub mod dotqmail;
+pub mod helpers;
 pub mod inject;
 pub mod local;
 pub mod mbox;

@@ -181,6 +181,60 @@ class QmailLocal(unittest.TestCase):
         self.assertEqual(r.returncode, 111)
         self.assertIn(b"Unable to forward message: qq write error or disk full (#4.3.0).", r.stderr)
 
+    def test_qmails_helpers_preline_forward_condredirect_bouncesaying_except(self):
+        bin_dir = os.path.dirname(self.root.bin("preline"))
+        env = {"PATH": bin_dir + ":/usr/bin:/bin"}
+        # preline: the From_ line, Return-Path and Delivered-To before the message.
+        self.qmail(".qmail-pl", "|preline cat > got\n")
+        r = self.local(local="joe-pl", dash="-", ext="pl", env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        got = slurp(os.path.join(self.home, "got"))
+        self.assertRegex(got, rb"^From a@example.org [A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\n"
+                              rb"Return-Path: <a@example.org>\nDelivered-To: joe-pl@example.com\n")
+        self.assertTrue(got.endswith(MSG))
+        self.qmail(".qmail-pl", "|preline -f -d cat > got\n")
+        self.assertEqual(self.local(local="joe-pl", dash="-", ext="pl", env=env).returncode, 0)
+        self.assertEqual(slurp(os.path.join(self.home, "got")), b"Return-Path: <a@example.org>\n" + MSG)
+        # preline passes the program's exit code on.
+        self.qmail(".qmail-pl", "|preline sh -c 'cat >/dev/null; exit 100'\n")
+        self.assertEqual(self.local(local="joe-pl", dash="-", ext="pl", env=env).returncode, 100)
+        # bouncesaying: the text is the bounce's.
+        self.qmail(".qmail-bs", "|bouncesaying 'This address is no longer in use.'\n./Maildir/\n")
+        r = self.local(local="joe-bs", dash="-", ext="bs", env=env)
+        self.assertEqual(r.returncode, 100)
+        self.assertIn(b"This address is no longer in use.", r.stdout + r.stderr)
+        self.assertEqual(self.delivered(), [])
+        # ... only when its program says so; otherwise the next line delivers.
+        self.qmail(".qmail-bs", "|bouncesaying 'Go away.' grep -q nosuchword\n./Maildir/\n")
+        self.assertEqual(self.local(local="joe-bs", dash="-", ext="bs", env=env).returncode, 0)
+        self.assertEqual(len(self.delivered()), 1)
+        # except turns success into a bounce.
+        self.qmail(".qmail-ex", "|except grep -q body\n")
+        self.assertEqual(self.local(local="joe-ex", dash="-", ext="ex", env=env).returncode, 100)
+        # forward and condredirect through qmail-queue ($QMAILQUEUE here).
+        qq = os.path.join(self.home, "fakeqq")
+        out = os.path.join(self.home, "qq")
+        with open(qq, "w") as f:
+            f.write(f"#!/bin/sh\ncat > {out}.msg\ncat <&1 > {out}.env\n")
+        os.chmod(qq, 0o755)
+        self.qmail(".qmail-fo", "|forward one@example.net two@example.net\n")
+        r = self.local(local="joe-fo", dash="-", ext="fo", env=dict(env, QMAILQUEUE=qq))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout + r.stderr, rb"forward: qp \d+")
+        self.assertEqual(slurp(out + ".msg"), b"Delivered-To: joe-fo@example.com\n" + MSG)
+        self.assertEqual(slurp(out + ".env"), b"Fa@example.org\0Tone@example.net\0Ttwo@example.net\0\0")
+        self.qmail(".qmail-cr", "|condredirect boss@example.net grep -q body\n./Maildir/\n")
+        n = len(self.delivered())
+        r = self.local(local="joe-cr", dash="-", ext="cr", env=dict(env, QMAILQUEUE=qq))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout + r.stderr, rb"condredirect: qp \d+")
+        self.assertEqual(slurp(out + ".env"), b"Fa@example.org\0Tboss@example.net\0\0")
+        self.assertEqual(slurp(out + ".msg"), b"Delivered-To: joe-cr@example.com\n" + MSG)
+        self.assertEqual(len(self.delivered()), n)  # 99: the Maildir line was not reached
+        self.qmail(".qmail-cr", "|condredirect boss@example.net grep -q nosuchword\n./Maildir/\n")
+        self.assertEqual(self.local(local="joe-cr", dash="-", ext="cr", env=dict(env, QMAILQUEUE=qq)).returncode, 0)
+        self.assertEqual(len(self.delivered()), n + 1)
+
     def test_mbox(self):
         self.qmail(".qmail-mb", "./mbox\n")
         r = self.local(local="joe-mb", dash="-", ext="mb", sender="")
