@@ -22,7 +22,7 @@
 use std::ffi::OsString;
 use std::io;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::auth::checkpassword::{self, ReadError, Request};
 use crate::auth::sasl;
@@ -192,11 +192,12 @@ pub fn check(
     };
     let mut method = None;
     if let Some(clear) = entry.clear_password() {
+        let clear = vpop::entry::encode(clear);
         match conn.service {
-            Service::Smtp if sasl::cram_verify(clear.as_bytes(), &req.challenge, &req.password) => {
+            Service::Smtp if sasl::cram_verify(&clear, &req.challenge, &req.password) => {
                 method = Some(Method::CramMd5);
             }
-            Service::Pop if sasl::apop_verify(&req.challenge, clear.as_bytes(), &req.password) => {
+            Service::Pop if sasl::apop_verify(&req.challenge, &clear, &req.password) => {
                 method = Some(Method::Apop);
             }
             _ => {}
@@ -386,7 +387,7 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
         return r.code;
     }
     let who = format!("{}@{}:{ip}", login.user, login.domain);
-    let dir = PathBuf::from(&entry.dir);
+    let dir = entry.dir_path();
     // A POP3 login the poll limit is about to refuse (qmail-pop3d decides)
     // is not a login: it neither opens the relay nor counts as lastauth.
     let poll_refused = conn.service == Service::Pop
@@ -460,7 +461,7 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
     let e = std::process::Command::new(prog)
         .args(rest)
         .env("USER", &login.user)
-        .env("HOME", &entry.dir)
+        .env("HOME", &dir)
         .env("SHELL", "NOLOGIN")
         .env("VPOPUSER", &login.name)
         .exec();

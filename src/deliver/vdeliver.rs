@@ -186,7 +186,7 @@ impl<'a> Delivery<'a> {
                 self.addr()
             )));
         }
-        let dir = PathBuf::from(&entry.dir);
+        let dir = entry.dir_path();
         let md = dir.join("Maildir");
         if !md.join("new").is_dir() {
             // With vadduser's mode (0750), whatever the umask.

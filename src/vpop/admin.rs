@@ -606,7 +606,7 @@ pub fn modify_user(roots: &Roots, user: &str, domain_name: &str, m: &Modify) -> 
     lock.modify(&e).map_err(change_err)?;
     drop(lock);
     if let Some(q) = &m.quota {
-        update_maildirsize(Path::new(&e.dir), q, d.owner());
+        update_maildirsize(&e.dir_path(), q, d.owner());
     }
     Ok(())
 }
@@ -652,7 +652,7 @@ pub fn set_quota(roots: &Roots, user: &str, domain_name: &str, quota: &str) -> R
     e.quota = quota.to_string();
     lock.modify(&e).map_err(change_err)?;
     drop(lock);
-    update_maildirsize(Path::new(&e.dir), quota, d.owner());
+    update_maildirsize(&e.dir_path(), quota, d.owner());
     Ok(())
 }
 
@@ -1098,7 +1098,7 @@ pub fn usage_percent(e: &Entry) -> u64 {
 }
 
 fn lastauth_lines(e: &Entry, out: &mut String) {
-    match crate::vpop::last_auth(Path::new(&e.dir)) {
+    match crate::vpop::last_auth(&e.dir_path()) {
         Some((t, ip)) if ip != NULL_REMOTE_IP && !ip.is_empty() => {
             out.push_str(&format!("last auth: {}\n", crate::timefmt::ctime(t)));
             out.push_str(&format!("last auth ip: {ip}\n"));

@@ -181,7 +181,13 @@ impl Entry {
 
     /// The Maildir of this user (`dir/Maildir`).
     pub fn maildir(&self) -> std::path::PathBuf {
-        std::path::Path::new(&self.dir).join("Maildir")
+        self.dir_path().join("Maildir")
+    }
+
+    /// The user's directory as a path, with its bytes as vpasswd has them.
+    pub fn dir_path(&self) -> std::path::PathBuf {
+        use std::os::unix::ffi::OsStrExt;
+        std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&encode(&self.dir)))
     }
 
     /// The clear password, when one is stored and non-empty.
@@ -276,5 +282,59 @@ mod tests {
         assert_eq!(atoi_u32(""), 0);
         assert_eq!(atoi_u32(" 7"), 7);
         assert_eq!(atoi_u32("x"), 0);
+    }
+}
+
+/// vpasswd text as a `String` without losing bytes: valid UTF-8 is kept, and
+/// each byte that is not (ISO-8859-1 names and passwords from older hosts)
+/// becomes a character of the private-use range U+F780..U+F7FF, which
+/// [`encode`] turns back into that byte. So a line the tools do not change
+/// is written back byte for byte, and a stored clear-text password compares
+/// as the bytes it is.
+pub fn decode(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len());
+    for chunk in b.utf8_chunks() {
+        s.push_str(chunk.valid());
+        for &x in chunk.invalid() {
+            s.push(char::from_u32(0xF700 + u32::from(x)).expect("U+F780..U+F7FF"));
+        }
+    }
+    s
+}
+
+/// The bytes of text made by [`decode`].
+pub fn encode(s: &str) -> std::borrow::Cow<'_, [u8]> {
+    let raw = |c: char| (0xF780..=0xF7FF).contains(&u32::from(c));
+    if !s.chars().any(raw) {
+        return std::borrow::Cow::Borrowed(s.as_bytes());
+    }
+    let mut out = Vec::with_capacity(s.len());
+    let mut buf = [0u8; 4];
+    for c in s.chars() {
+        if raw(c) {
+            out.push((u32::from(c) - 0xF700) as u8);
+        } else {
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod bytes_tests {
+    use super::*;
+
+    #[test]
+    fn bytes_that_are_not_utf8_survive() {
+        let line: &[u8] = b"anna:$6$x$y:1:0:Anna M\xfcller:/d/anna:NOQUOTA:p\xe4ss \xc3\xa9t\xc3";
+        let s = decode(line);
+        assert_eq!(&*encode(&s), line);
+        let e = Entry::parse(&s).unwrap();
+        assert_eq!(
+            &*encode(e.clear_password().unwrap()),
+            b"p\xe4ss \xc3\xa9t\xc3"
+        );
+        assert_eq!(&*encode(&e.to_line()), line);
+        assert_eq!(decode("plain é".as_bytes()), "plain é");
     }
 }

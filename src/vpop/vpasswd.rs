@@ -63,7 +63,7 @@ fn lookup_with(
             r.get(user.as_bytes())
                 .ok()
                 .flatten()
-                .and_then(|d| Entry::from_parts(user, &String::from_utf8_lossy(&d)).ok())
+                .and_then(|d| Entry::from_parts(user, &crate::vpop::entry::decode(&d)).ok())
         }))
     };
     match (cdb_m, text_m) {
@@ -92,7 +92,7 @@ fn lookup_with(
             if let Some(r) = cdb::Reader::open_opt(&cdbp)? {
                 return Ok(r
                     .get(user.as_bytes())?
-                    .and_then(|d| Entry::from_parts(user, &String::from_utf8_lossy(&d)).ok()));
+                    .and_then(|d| Entry::from_parts(user, &crate::vpop::entry::decode(&d)).ok()));
             }
             scan(&text, user)
         }
@@ -104,7 +104,7 @@ fn lookup_with(
                     let _ = lock.rebuild_cdb();
                     if let Some(r) = cdb::Reader::open_opt(&cdbp)? {
                         return Ok(r.get(user.as_bytes())?.and_then(|d| {
-                            Entry::from_parts(user, &String::from_utf8_lossy(&d)).ok()
+                            Entry::from_parts(user, &crate::vpop::entry::decode(&d)).ok()
                         }));
                     }
                 }
@@ -127,7 +127,7 @@ fn scan(text: &Path, user: &str) -> io::Result<Option<Entry>> {
     let Some(b) = crate::control::read_file(text)? else {
         return Ok(None);
     };
-    let s = String::from_utf8_lossy(&b);
+    let s = crate::vpop::entry::decode(&b);
     for line in s.lines() {
         if line.split(':').next() == Some(user) {
             return Ok(Entry::parse(line).ok());
@@ -146,7 +146,7 @@ pub fn read_all(dir: &Path) -> io::Result<Vec<Entry>> {
 
 fn read_lines(path: &Path) -> io::Result<Vec<String>> {
     Ok(match crate::control::read_file(path)? {
-        Some(b) => String::from_utf8_lossy(&b)
+        Some(b) => crate::vpop::entry::decode(&b)
             .split('\n')
             .filter(|l| !l.is_empty())
             .map(str::to_string)
@@ -172,7 +172,10 @@ pub fn cdb_from_lines<S: AsRef<str>>(lines: &[S]) -> cdb::Writer {
     let mut w = cdb::Writer::new();
     for l in lines {
         if let Some((k, d)) = l.as_ref().split_once(':') {
-            w.add(k.as_bytes(), d.as_bytes());
+            w.add(
+                &crate::vpop::entry::encode(k),
+                &crate::vpop::entry::encode(d),
+            );
         }
     }
     w
@@ -255,7 +258,7 @@ impl Lock {
         // Both are the domain owner's before they replace the live files:
         // vchkpw, vdelivermail and qmail-smtpd's rcptcheck read them as
         // vpopmail at any moment.
-        let staged = write_synced(&tmp, text.as_bytes(), self.owner)
+        let staged = write_synced(&tmp, &crate::vpop::entry::encode(&text), self.owner)
             .and_then(|_| write_synced(&cdb_tmp, &cdb_bytes, self.owner))
             .and_then(|_| std::fs::rename(&tmp, &path));
         if let Err(e) = staged {

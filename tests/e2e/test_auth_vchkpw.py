@@ -222,6 +222,29 @@ class Vchkpw(AuthCase):
         # The plain password works everywhere, whatever the challenge says.
         self.expect(self.check("ann@other.org", "annpass", ts, prog=["/bin/true"], env={"TCPLOCALPORT": "25"}), 0)
 
+    def test_vpasswd_bytes_that_are_not_utf8_are_kept(self):
+        # An ISO-8859-1 line, as older vpopmail hosts have them.
+        d = self.root.domain_dir("example.com")
+        pw = subprocess.run(["openssl", "passwd", "-6", "-salt", "abcdefgh", "p\xe4ss"],
+                            capture_output=True, check=True).stdout.strip()
+        line = b"anna:" + pw + b":1:0:Anna M\xfcller:" + d.encode() + b"/anna:NOQUOTA:p\xe4ss"
+        with open(os.path.join(d, "vpasswd"), "ab") as f:
+            f.write(line + b"\n")
+        cdb = os.path.join(d, "vpasswd.cdb")
+        if os.path.exists(cdb):
+            os.unlink(cdb)
+        os.makedirs(os.path.join(d, "anna", "Maildir", "new"))
+        ts = b"<1234.1800000000@mail.example.com>"
+        apop = hashlib.md5(ts + b"p\xe4ss").hexdigest()
+        self.expect(self.check("anna@example.com", apop, ts), 0)
+        # Another user's change rewrites vpasswd: anna's line keeps its bytes.
+        self.assertEqual(self.root.run("vmoduser", "-c", "Joe Q", "joe@example.com").returncode, 0)
+        with open(os.path.join(d, "vpasswd"), "rb") as f:
+            self.assertIn(line + b"\n", f.read())
+        self.expect(self.check("anna@example.com", apop, ts), 0)
+        p = self.root.run("vuserinfo", "-c", "anna@example.com")
+        self.assertEqual(p.stdout, b"Anna M\xfcller\n")
+
     def test_older_hash_schemes_verify(self):
         md5 = subprocess.run(["openssl", "passwd", "-1", "-salt", "abcdefgh", "old-pw"],
                              capture_output=True, text=True, check=True).stdout.strip()

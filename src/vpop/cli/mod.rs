@@ -91,7 +91,8 @@ pub fn getopt(args: &[String], spec: &str) -> Result<(Vec<Opt>, Vec<String>), St
 /// Writes to stdout, ignoring a closed pipe.
 pub fn out(text: &str) {
     let mut o = std::io::stdout().lock();
-    let _ = o.write_all(text.as_bytes());
+    // vpasswd fields keep their bytes (crate::vpop::entry::decode).
+    let _ = o.write_all(&crate::vpop::entry::encode(text));
     let _ = o.flush();
 }
 
