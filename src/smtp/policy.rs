@@ -32,6 +32,8 @@ pub struct HostPolicy {
     checkpassword: Vec<OsString>,
     auth_delay: Duration,
     warned: bool,
+    /// This host's addresses, read at the first `[IP]` literal.
+    ipme: Option<Vec<IpAddr>>,
 }
 
 impl HostPolicy {
@@ -62,6 +64,7 @@ impl HostPolicy {
             checkpassword,
             auth_delay: Duration::from_secs(c.u64("smtpauthdelay", DEFAULT_AUTH_DELAY)?),
             warned: false,
+            ipme: None,
         })
     }
 
@@ -186,7 +189,16 @@ impl Policy for HostPolicy {
     }
 
     fn is_my_ip(&mut self, ip: IpAddr) -> bool {
-        ip.is_loopback() || Some(ip) == self.local_ip
+        if ip.is_loopback() || Some(ip) == self.local_ip {
+            return true;
+        }
+        // qmail's ipme: every interface, plus moreipme, minus notipme.
+        let roots = &self.roots;
+        self.ipme
+            .get_or_insert_with(|| {
+                crate::smtp::client::ipme(&Control::new(roots)).unwrap_or_default()
+            })
+            .contains(&ip)
     }
 
     fn relay_open(&mut self) -> bool {

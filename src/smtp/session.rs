@@ -482,7 +482,10 @@ impl Session {
         let routed = addr::is_routed(&to) && !(addr::only_bang_routed(&to) && p.is_vpop_user(&to));
         let ours = p.rcpthosts(&to) && !routed;
         if ours && self.cfg.relayclient.is_none() && self.auth_user.is_none() {
-            if self.cfg.rcptcheck {
+            // A client the open-smtp list lets relay (read directly, where
+            // tcpserver's rules would have set RELAYCLIENT) is not checked
+            // either: the same rights however the list reaches us.
+            if self.cfg.rcptcheck && self.relay(p).is_none() {
                 match p.recipient(&to) {
                     Verdict::Yes => {}
                     Verdict::No => return Step::r(reply::NO_MAILBOX),

@@ -70,6 +70,22 @@ class Dialog(SmtpdCase):
         self.assertEqual(c.cmd("QUIT"), "221 localhost\r\n")
         self.assertTrue(c.closed())
 
+    def test_ip_literals_of_this_host_are_local(self):
+        # qmail's ipme: user@[IP] for any address of this host is user@localiphost;
+        # control/moreipme adds addresses, control/notipme takes them away.
+        with open(self.root.control("moreipme"), "w") as f:
+            f.write("10.9.8.7\n10.9.8.6\n")
+        with open(self.root.control("notipme"), "w") as f:
+            f.write("10.9.8.6\n")
+        srv = self.smtpd()
+        c = Raw(srv.port)
+        c.reply()
+        c.cmd("HELO x")
+        self.assertEqual(c.cmd("MAIL FROM:<a@b.example>"), OK)
+        self.assertEqual(c.cmd("RCPT TO:<postmaster@[10.9.8.7]>"), OK)
+        self.assertEqual(c.cmd("RCPT TO:<postmaster@[10.9.8.6]>"), NO_RELAY)
+        self.assertEqual(c.cmd("RCPT TO:<postmaster@[10.9.8.5]>"), NO_RELAY)
+
     def test_pipelining(self):
         srv = self.smtpd()
         c = Raw(srv.port)

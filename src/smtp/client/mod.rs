@@ -68,13 +68,7 @@ impl Config {
         let helohost = c
             .line_or_me("helohost", Some(&hostname))?
             .unwrap_or(hostname);
-        let parse_ips = |v: Vec<String>| -> Vec<IpAddr> {
-            v.iter().filter_map(|l| route::literal(l.trim())).collect()
-        };
-        let notipme = parse_ips(c.list("notipme")?);
-        let mut ipme = interface_addresses();
-        ipme.extend(parse_ips(c.list("moreipme")?));
-        ipme.retain(|ip| !notipme.contains(ip));
+        let ipme = ipme(&c)?;
         Ok(Config {
             helohost,
             routes: route::parse_routes(&c.list("smtproutes")?),
@@ -84,6 +78,19 @@ impl Config {
             tls_required: c.list("tlsrequired")?,
         })
     }
+}
+
+/// This host's addresses for qmail-remote and qmail-smtpd: the interfaces,
+/// plus `control/moreipme`, minus `control/notipme`.
+pub fn ipme(c: &Control) -> io::Result<Vec<IpAddr>> {
+    let parse_ips = |v: Vec<String>| -> Vec<IpAddr> {
+        v.iter().filter_map(|l| route::literal(l.trim())).collect()
+    };
+    let notipme = parse_ips(c.list("notipme")?);
+    let mut ipme = interface_addresses();
+    ipme.extend(parse_ips(c.list("moreipme")?));
+    ipme.retain(|ip| !notipme.contains(ip));
+    Ok(ipme)
 }
 
 /// This host's addresses, as qmail's ipme: every interface address, plus

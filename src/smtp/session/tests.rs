@@ -222,6 +222,30 @@ fn relay_refused_without_rights() {
 }
 
 #[test]
+fn rcptcheck_leaves_clients_with_relay_rights_alone() {
+    // POP-before-SMTP through the open-smtp list read directly: the same as
+    // RELAYCLIENT from tcpserver's rules, so an unknown local user is taken
+    // (and bounced later), as for an authenticated client.
+    let mut s = Session::new(cfg(), None);
+    let mut p = fake();
+    p.open = true;
+    one(&mut s, &mut p, "MAIL FROM:<a@b.example>");
+    assert_eq!(
+        one(&mut s, &mut p, "RCPT TO:<nobody@example.test>"),
+        "250 ok\r\n"
+    );
+    let mut c = cfg();
+    c.relayclient = Some(String::new());
+    let mut s = Session::new(c, None);
+    let mut p = fake();
+    one(&mut s, &mut p, "MAIL FROM:<a@b.example>");
+    assert_eq!(
+        one(&mut s, &mut p, "RCPT TO:<nobody@example.test>"),
+        "250 ok\r\n"
+    );
+}
+
+#[test]
 fn relay_with_rights() {
     // RELAYCLIENT: its value is appended.
     let mut c = cfg();
