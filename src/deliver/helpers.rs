@@ -19,11 +19,12 @@ use crate::paths::Roots;
 pub struct End {
     /// The exit code.
     pub code: i32,
-    /// The line printed before exiting, if any.
-    pub say: Option<String>,
+    /// The line printed before exiting, if any (bytes: a bounce text from a
+    /// .qmail file is passed on as written).
+    pub say: Option<Vec<u8>>,
 }
 
-fn end(code: i32, say: impl Into<String>) -> End {
+fn end(code: i32, say: impl Into<Vec<u8>>) -> End {
     End {
         code,
         say: Some(say.into()),
@@ -109,14 +110,11 @@ pub fn preline(args: &[OsString]) -> End {
     {
         Ok(c) => c,
         Err(e) => {
-            return end(
-                if is_temp(&e) { 111 } else { 100 },
-                format!(
-                    "preline: fatal: unable to run {}: {}",
-                    argv[0].to_string_lossy(),
-                    errstr(&e)
-                ),
-            )
+            use std::os::unix::ffi::OsStrExt;
+            let mut say = b"preline: fatal: unable to run ".to_vec();
+            say.extend_from_slice(argv[0].as_bytes());
+            say.extend_from_slice(format!(": {}", errstr(&e)).as_bytes());
+            return end(if is_temp(&e) { 111 } else { 100 }, say);
         }
     };
     let copied = (|| -> io::Result<()> {
@@ -229,7 +227,10 @@ pub fn bouncesaying(args: &[OsString]) -> End {
             Ok(true) => {}
         }
     }
-    end(100, text.to_string_lossy())
+    end(
+        100,
+        std::os::unix::ffi::OsStrExt::as_bytes(text.as_os_str()),
+    )
 }
 
 /// `except program [arg ...]`: turns the program's success into a bounce
@@ -247,8 +248,9 @@ pub fn except(args: &[OsString]) -> End {
 
 /// Prints what a helper says and gives its exit code, for the programs' `main`.
 pub fn finish(e: End) -> std::process::ExitCode {
-    if let Some(s) = e.say {
-        eprintln!("{s}");
+    if let Some(mut s) = e.say {
+        s.push(b'\n');
+        let _ = io::stderr().write_all(&s);
     }
     std::process::ExitCode::from(u8::try_from(e.code).unwrap_or(111))
 }
@@ -267,7 +269,7 @@ mod tests {
         assert_eq!(except(&[]).code, 100);
         assert_eq!(
             condredirect(&os(&["x@y"])).say.as_deref(),
-            Some("condredirect: usage: condredirect newaddress program [ arg ... ]")
+            Some(&b"condredirect: usage: condredirect newaddress program [ arg ... ]"[..])
         );
     }
 

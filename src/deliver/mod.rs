@@ -82,6 +82,12 @@ pub fn errstr(e: &io::Error) -> String {
         Some(libc::ETXTBSY) => "text busy",
         Some(libc::EFBIG) => "file too big",
         Some(libc::ESTALE) => "stale NFS file handle",
+        Some(libc::EPIPE) => "broken pipe",
+        Some(libc::ESPIPE) => "unseekable descriptor",
+        Some(libc::EBADF) => "file descriptor not open",
+        Some(libc::ETIMEDOUT) => "timed out",
+        Some(libc::ECONNREFUSED) => "connection refused",
+        Some(libc::EINVAL) => "invalid argument",
         _ => "",
     };
     if known.is_empty() {

@@ -1035,16 +1035,10 @@ fn leftover_dir(roots: &Roots, name: &str) -> Option<PathBuf> {
 }
 
 fn remove_leftover(dir: &Path) -> Result<(), VError> {
-    use std::os::unix::fs::MetadataExt;
     crate::fsutil::no_planted_links(dir).map_err(io_err("not removing it"))?;
-    // vadddomain counted it (or was killed just before): count it out again.
-    let owner = std::fs::symlink_metadata(dir)
-        .ok()
-        .map(|m| (m.uid(), m.gid()))
-        .filter(|&(u, _)| u != 0);
-    std::fs::remove_dir_all(dir).map_err(io_err("Failed to delete directory tree"))?;
-    count_one_less(dir, owner);
-    Ok(())
+    // `.dir-control` is left alone: whether the killed vadddomain counted
+    // this directory is not known, and the count only places new domains.
+    std::fs::remove_dir_all(dir).map_err(io_err("Failed to delete directory tree"))
 }
 
 /// The `domains` directory holding a domain directory (skipping a hash bucket).
@@ -1197,7 +1191,8 @@ pub fn alias_file(d: &Domain, alias: &str) -> PathBuf {
 /// read (root runs valias in a directory vpopmail can write).
 fn alias_lines(path: &Path) -> io::Result<Option<Vec<String>>> {
     Ok(crate::fsutil::read_nofollow(path)?.map(|b| {
-        String::from_utf8_lossy(&b)
+        // Without loss (entry::decode): lines written back keep their bytes.
+        crate::vpop::entry::decode(&b)
             .lines()
             .filter(|l| !l.is_empty())
             .map(str::to_string)
@@ -1272,7 +1267,7 @@ pub fn alias_insert(
     lines.push(line.to_string());
     let mut text = lines.join("\n");
     text.push('\n');
-    crate::fsutil::atomic_write_owned(&path, text.as_bytes(), 0o600, d.owner())
+    crate::fsutil::atomic_write_owned(&path, &crate::vpop::entry::encode(&text), 0o600, d.owner())
         .map_err(io_err("could not write alias"))?;
     drop(lock);
     Ok(())

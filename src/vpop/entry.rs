@@ -285,16 +285,30 @@ mod tests {
     }
 }
 
+/// The escape of [`decode`]'s private-use range.
+const ESC: char = '\u{F700}';
+
+fn in_range(c: char) -> bool {
+    ('\u{F700}'..='\u{F7FF}').contains(&c)
+}
+
 /// vpasswd text as a `String` without losing bytes: valid UTF-8 is kept, and
 /// each byte that is not (ISO-8859-1 names and passwords from older hosts)
-/// becomes a character of the private-use range U+F780..U+F7FF, which
-/// [`encode`] turns back into that byte. So a line the tools do not change
-/// is written back byte for byte, and a stored clear-text password compares
-/// as the bytes it is.
+/// becomes a character of the private-use range U+F780..U+F7FF; a character
+/// of U+F700..U+F7FF that really is in the text gets U+F700 in front, so
+/// [`encode`] turns every string back into exactly the bytes it came from.
+/// A line the tools do not change is written back byte for byte, and a
+/// stored clear-text password compares as the bytes it is. Text typed or
+/// given on the command line goes through here too.
 pub fn decode(b: &[u8]) -> String {
     let mut s = String::with_capacity(b.len());
     for chunk in b.utf8_chunks() {
-        s.push_str(chunk.valid());
+        for c in chunk.valid().chars() {
+            if in_range(c) {
+                s.push(ESC);
+            }
+            s.push(c);
+        }
         for &x in chunk.invalid() {
             s.push(char::from_u32(0xF700 + u32::from(x)).expect("U+F780..U+F7FF"));
         }
@@ -304,15 +318,20 @@ pub fn decode(b: &[u8]) -> String {
 
 /// The bytes of text made by [`decode`].
 pub fn encode(s: &str) -> std::borrow::Cow<'_, [u8]> {
-    let raw = |c: char| (0xF780..=0xF7FF).contains(&u32::from(c));
-    if !s.chars().any(raw) {
+    if !s.chars().any(in_range) {
         return std::borrow::Cow::Borrowed(s.as_bytes());
     }
     let mut out = Vec::with_capacity(s.len());
     let mut buf = [0u8; 4];
-    for c in s.chars() {
-        if raw(c) {
-            out.push((u32::from(c) - 0xF700) as u8);
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        let n = u32::from(c);
+        if c == ESC {
+            // An escaped character of the range, as it was.
+            let e = chars.next().unwrap_or(ESC);
+            out.extend_from_slice(e.encode_utf8(&mut buf).as_bytes());
+        } else if (0xF780..=0xF7FF).contains(&n) {
+            out.push((n - 0xF700) as u8);
         } else {
             out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
         }
@@ -336,5 +355,17 @@ mod bytes_tests {
         );
         assert_eq!(&*encode(&e.to_line()), line);
         assert_eq!(decode("plain é".as_bytes()), "plain é");
+        // Characters of the private-use range that are really in the text
+        // stay themselves.
+        for t in [
+            "Dora \u{F7E9}",
+            "x\u{F700}y",
+            "\u{F700}",
+            "a\u{F780}\u{F7FF}b",
+        ] {
+            assert_eq!(&*encode(&decode(t.as_bytes())), t.as_bytes(), "{t:?}");
+        }
+        let mixed: &[u8] = b"\xef\x9f\xa9\xe9\xef\x9c\x80\xff";
+        assert_eq!(&*encode(&decode(mixed)), mixed);
     }
 }

@@ -83,7 +83,7 @@ pub fn hash_with_salt(clear: &str, salt: &str) -> String {
             salt: Some(salt),
             rounds: None,
         },
-        clear.as_bytes(),
+        &*crate::vpop::entry::encode(clear),
     )
     .unwrap_or_else(|_| {
         // Only an invalid salt character can fail; ours come from the alphabet.
@@ -92,7 +92,7 @@ pub fn hash_with_salt(clear: &str, salt: &str) -> String {
                 salt: Some("saltsaltsaltsalt"),
                 rounds: None,
             },
-            clear.as_bytes(),
+            &*crate::vpop::entry::encode(clear),
         )
         .unwrap_or_default()
     })

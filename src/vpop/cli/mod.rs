@@ -115,7 +115,9 @@ pub fn args() -> Vec<String> {
     let mut v = Vec::new();
     for a in std::env::args_os().skip(1) {
         match a.into_string() {
-            Ok(s) => v.push(s),
+            // As vpasswd text (entry::decode), so that what is stored is
+            // exactly the bytes given.
+            Ok(s) => v.push(crate::vpop::entry::decode(s.as_bytes())),
             Err(a) => {
                 out(&format!(
                     "Error: argument is not UTF-8 text: {}\n",
@@ -148,7 +150,9 @@ fn read_secret(prompt: &str) -> Option<String> {
     match n {
         Ok(0) | Err(_) => None,
         Ok(_) => match String::from_utf8(line) {
-            Ok(l) => Some(l.trim_end_matches(['\n', '\r']).to_string()),
+            Ok(l) => Some(crate::vpop::entry::decode(
+                l.trim_end_matches(['\n', '\r']).as_bytes(),
+            )),
             Err(_) => {
                 out("Error: the password is not UTF-8 text\n");
                 std::process::exit(255);
