@@ -218,6 +218,9 @@ pub fn check(
                 && !req.challenge.is_empty()
                 && entry.clear_password().is_none()
             {
+                // The hash is computed all the same: a quicker answer would
+                // tell which users exist (unknown ones cost a hash too).
+                let _ = vpop::password::verify(&req.password, &entry.passwd);
                 return Err(refuse(
                     3,
                     "CRAM-MD5 needs a clear-text password (vpasswd -C)",
@@ -417,9 +420,12 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
         && !ip.is_empty()
         && !poll_refused
         && !foreign_caller;
-    // A user directory that is missing is made below; the relay opens only
-    // once that worked (a login that ends in an error opens nothing).
-    let relay_later = wants_relay && !dir.is_dir();
+    // A user directory or Maildir that is missing (or not a directory) is
+    // dealt with below; the relay opens only once that worked (a login that
+    // ends in an error opens nothing). When both are there, it opens now,
+    // with the rights vchkpw started with (a domain may belong to an account
+    // that cannot write ~vpopmail/etc).
+    let relay_later = wants_relay && !(dir.is_dir() && dir.join("Maildir").is_dir());
     if wants_relay && !relay_later {
         open_relay();
     }
