@@ -13,13 +13,31 @@ use std::path::Path;
 
 use crate::paths::Roots;
 
-/// Reads the whole file, `Ok(None)` when it does not exist.
+/// Reads the whole file, `Ok(None)` when it does not exist. Only a regular
+/// file is read: the open does not wait (a FIFO put in a control file's
+/// place must not hang root's tools), and anything else is an error.
 pub fn read_file(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    match std::fs::read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let m = f.metadata()?;
+    if !m.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is not a regular file", path.display()),
+        ));
     }
+    let mut b = Vec::with_capacity(m.len().min(1 << 20) as usize);
+    f.read_to_end(&mut b)?;
+    Ok(Some(b))
 }
 
 fn trim_end_ws(s: &str) -> &str {

@@ -221,6 +221,11 @@ fn bad_ip(ip: &str) -> io::Error {
 
 fn lock(roots: &Roots) -> io::Result<std::fs::File> {
     let path = roots.vpop_etc("open-smtp.lock");
+    // Root runs clearopensmtp: ~vpopmail/etc must be the directory itself,
+    // not a link vpopmail put in its place.
+    if let Some(etc) = path.parent() {
+        crate::fsutil::no_planted_links(etc)?;
+    }
     let f = crate::fsutil::open_lock(&path)?;
     sys::lock_exclusive(&f)?;
     // vchkpw (setuid vpopmail) takes this lock too: a lock file root made

@@ -279,8 +279,14 @@ pub fn pop3d(args: Vec<OsString>) -> i32 {
     // One session per mailbox (RFC 1939 section 8): a flock on the Maildir
     // directory itself, held until this program exits. A second client gets
     // IN-USE instead of the same messages; nothing is written to the Maildir.
-    let _lock = match std::fs::File::open(".") {
-        Ok(f) => match crate::sys::try_flock_exclusive(&f) {
+    // A Maildir others may read is not locked: any local user could hold
+    // the lock and keep its owner out.
+    let private = {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(".").is_ok_and(|m| m.permissions().mode() & 0o004 == 0)
+    };
+    let _lock = match std::fs::File::open(".").ok().filter(|_| private) {
+        Some(f) => match crate::sys::try_flock_exclusive(&f) {
             Ok(true) => Some(f),
             Ok(false) => {
                 say(&mut out, reply::IN_USE);
@@ -288,7 +294,7 @@ pub fn pop3d(args: Vec<OsString>) -> i32 {
             }
             Err(_) => None,
         },
-        Err(_) => None,
+        None => None,
     };
     let mut md = Maildir::new(".");
     let now = crate::timefmt::now();

@@ -30,6 +30,16 @@ const PER_LEVEL: u64 = 100;
 /// The file name.
 pub const FILE: &str = ".dir-control";
 
+/// A bucket name: empty, or up to three one-character levels of the bucket
+/// alphabet separated by `/`.
+fn is_bucket(dir: &[u8]) -> bool {
+    dir.is_empty()
+        || (dir.len() <= 5
+            && dir
+                .split(|&b| b == b'/')
+                .all(|c| c.len() == 1 && DIRLIST.contains(&c[0])))
+}
+
 /// The state of one `.dir-control` file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirControl {
@@ -116,9 +126,13 @@ impl DirControl {
         }
         // vpopmail reads one line more than it writes and, at end of file,
         // keeps the eighth line as the current directory.
+        // Only a bucket name as vpopmail makes them (`0`, `0/A`, `0/A/z`):
+        // root's tools create directories there, so a path planted in this
+        // vpopmail-owned file (`/etc`, `../..`) must not be followed.
         let dir = get(7).as_bytes();
-        let n = dir.len().min(299);
-        d.the_dir[..n].copy_from_slice(&dir[..n]);
+        if is_bucket(dir) {
+            d.the_dir[..dir.len()].copy_from_slice(dir);
+        }
         d
     }
 
@@ -178,7 +192,11 @@ impl DirControl {
             .iter()
             .position(|&b| b == 0)
             .unwrap_or(self.the_dir.len());
-        String::from_utf8_lossy(&self.the_dir[..end]).into_owned()
+        let dir = &self.the_dir[..end];
+        if !is_bucket(dir) {
+            return String::new();
+        }
+        String::from_utf8_lossy(dir).into_owned()
     }
 
     /// Counts a new entry and returns the bucket it goes into.
@@ -316,5 +334,20 @@ mod tests {
         // Garbage does not panic.
         let g = DirControl::parse("x\n9\n-1\n99 99 99\n-5 300 1\n999 999 999\n");
         let _ = g.clone().next_dir();
+    }
+
+    #[test]
+    fn a_planted_path_is_not_a_bucket() {
+        let base = "150\n0\n3\n0 0 0\n61 61 61\n0 2 4\n1 0 0\n";
+        for bad in ["/etc", "../..", "0/../..", "ab", "0/A/z/q", "0//A", "."] {
+            let d = DirControl::parse(&format!("{base}{bad}\n"));
+            assert_eq!(d.current(), "", "{bad}");
+        }
+        for good in ["0", "0/A", "z/9/A"] {
+            assert_eq!(
+                DirControl::parse(&format!("{base}{good}\n")).current(),
+                good
+            );
+        }
     }
 }

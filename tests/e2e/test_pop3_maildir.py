@@ -110,6 +110,13 @@ class Maildir(p3.Pop3Case):
         self.assertEqual(self.files("new") + self.files("cur"), [])
         with open(os.path.join(self.md, "maildirsize")) as f:
             self.assertEqual(f.read(), "1000000S,100C\n99 3\n-66 -2\n-33 -1\n")
+        # A Maildir every local user may read is not locked (any of them could
+        # hold the lock): two sessions then work side by side.
+        os.chmod(self.md, 0o755)
+        c1, c2 = self.login(port), self.login(port)
+        self.assertEqual(c1.quit(), b"+OK ")
+        self.assertEqual(c2.quit(), b"+OK ")
+        os.chmod(self.md, 0o700)
         # A client that vanished without QUIT leaves no lock behind.
         c = self.login(port)
         c.close()  # no QUIT: the connection just ends

@@ -45,6 +45,7 @@ class Pop3Case(RootTestCase):
         self.md = os.path.join(self.home, "Maildir")
         for d in ("new", "cur", "tmp"):
             os.makedirs(os.path.join(self.md, d))
+        os.chmod(self.md, 0o700)  # as maildirmake makes it
         self.stub = os.path.join(self.root.dir, "stubcp")
         with open(self.stub, "w") as f:
             f.write(STUB)

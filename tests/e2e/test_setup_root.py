@@ -185,7 +185,9 @@ class RealHost(unittest.TestCase):
         import poplib
         import socket
         setup = os.path.join(REPO, "scripts", "setup-root")
-        p = self.host(ACCOUNTS, GROUPS, f"VQMAIL_ME=mail.test {setup} /")
+        p = self.host(ACCOUNTS, GROUPS, f"VQMAIL_ME=mail.test {setup} / && "
+                      "/home/vpopmail/bin/vadddomain unit.test pm-pass-1 && "
+                      "/home/vpopmail/bin/vadduser joe@unit.test joe-pass-1")
         self.assertEqual(p.returncode, 0, p.stderr)
         ports = []
         for _ in range(2):
@@ -226,7 +228,15 @@ class RealHost(unittest.TestCase):
             self.assertTrue(s.has_extn("starttls"))
         pop = poplib.POP3("127.0.0.1", ports[1], timeout=30)
         self.assertIn(b"@mail.test>", pop.getwelcome())
+        pop.user("joe@unit.test")
+        pop.pass_("joe-pass-1")
+        self.assertEqual(pop.stat(), (0, 0))
         pop.quit()
+        # ~vpopmail and its bin are root's: root runs the programs there.
+        for d in ("", "bin"):
+            st = os.stat(os.path.join(self.d, "home", "vpopmail", d))
+            self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (0, 0o755), d)
+        self.assertEqual(os.stat(os.path.join(self.d, "home", "vpopmail", "bin", "clearopensmtp")).st_uid, 0)
 
     def test_add_accounts_then_install(self):
         import shutil
@@ -238,7 +248,7 @@ class RealHost(unittest.TestCase):
                   f"{REPO}/scripts/add-accounts && echo second && {REPO}/scripts/add-accounts && "
                   f"VQMAIL_ME=mail.test {REPO}/scripts/setup-root / && "
                   f"VQMAIL_ME=other.test {REPO}/scripts/setup-root / && "
-                  f"{REPO}/scripts/setup-root /tmp/vqmail-sandbox-in-ns")
+                  f"{{ {REPO}/scripts/setup-root /tmp/vqmail-sandbox-in-ns; test $? = 100; }}")
         p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
                            capture_output=True, timeout=300, env=dict(os.environ, VQMAIL_BIN=BIN))
         self.assertEqual(p.returncode, 0, p.stderr)
@@ -258,9 +268,28 @@ class RealHost(unittest.TestCase):
         st = os.stat(os.path.join(self.d, "var", "qmail", "bin", "qmail-queue"))
         self.assertEqual(stat.S_IMODE(st.st_mode), 0o4711)
         self.assertEqual(st.st_uid, int(pw["qmailq"][2]))
-        # Elsewhere than / it is a sandbox even for root with the accounts: nothing
-        # setuid (a setuid qmail-queue would ignore QMAIL_HOME and use the host's queue).
-        sb = "/tmp/vqmail-sandbox-in-ns/var/qmail/bin/qmail-queue"
+        # Elsewhere than / root with the accounts gets no installation: a root-owned
+        # sandbox would not work with programs that take those accounts, and a
+        # setuid qmail-queue would ignore QMAIL_HOME and use the host's queue.
         self.addCleanup(shutil.rmtree, "/tmp/vqmail-sandbox-in-ns", ignore_errors=True)
-        st = os.stat(sb)
-        self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode) & 0o7000), (0, 0))
+        self.assertIn(b"setup-root: fatal: this host has qmail's or vpopmail's accounts", p.stderr)
+        self.assertFalse(os.path.exists("/tmp/vqmail-sandbox-in-ns/var/qmail/bin"))
+
+    def test_links_planted_in_their_directories_stop_a_rerun(self):
+        setup = os.path.join(REPO, "scripts", "setup-root")
+        p = self.host(ACCOUNTS, GROUPS, f"VQMAIL_ME=mail.test {setup} /")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        # qmailq (owner of queue/lock) points tcpto at a root file; vpopmail
+        # (owner of etc) points relay-clear-minutes somewhere else.
+        victim = os.path.join(self.d, "victim")
+        with open(victim, "w") as f:
+            f.write("root's\n")
+        os.chmod(victim, 0o600)
+        lock = os.path.join(self.d, "var", "qmail", "queue", "lock")
+        os.unlink(os.path.join(lock, "tcpto"))
+        os.symlink(victim, os.path.join(lock, "tcpto"))
+        p = self.host(ACCOUNTS, GROUPS, f"{setup} /")
+        self.assertEqual(p.returncode, 111)
+        self.assertIn(b"/var/qmail/queue/lock/tcpto is a symbolic link; it should not be", p.stderr)
+        st = os.stat(victim)
+        self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (0, 0o600))
