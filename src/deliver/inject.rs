@@ -361,18 +361,17 @@ pub fn prepare(o: &Options, s: &Settings, input: &[u8], now: i64) -> Result<Prep
         seen.insert(lname.to_string(), true);
         if ADDRESS_FIELDS.contains(&lname) {
             let colon = f.raw.iter().position(|&b| b == b':').unwrap_or(0);
-            let (new_raw, addrs) = match std::str::from_utf8(&f.raw[colon + 1..]) {
-                Ok(v) => {
-                    let (nv, a) = addr::rewrite_list_folded(v, d, colon + 1);
-                    let mut r = f.raw[..=colon].to_vec();
-                    r.extend_from_slice(nv.as_bytes());
-                    (r, a)
-                }
-                Err(_) => {
-                    let (_, a) =
-                        addr::rewrite_list(&String::from_utf8_lossy(&f.raw[colon + 1..]), d);
-                    (f.raw.clone(), a)
-                }
+            // 8-bit text that is not UTF-8 (an ISO-8859-1 name) goes through
+            // the lossless decoding, so it is rewritten like the rest and
+            // comes out, in the field and in the envelope, as it came in.
+            let (new_raw, addrs) = {
+                use crate::vpop::entry::{decode, encode};
+                let v = decode(&f.raw[colon + 1..]);
+                let (nv, a) = addr::rewrite_list_folded(&v, d, colon + 1);
+                let mut r = f.raw[..=colon].to_vec();
+                r.extend_from_slice(&encode(&nv));
+                // The addresses stay decoded; the envelope encodes them.
+                (r, a)
             };
             if lname == "to" || lname == "cc" {
                 tocc.extend(addrs.iter().filter(|a| !a.is_empty()).cloned());
@@ -631,7 +630,11 @@ pub fn run(
     if p.recips.is_empty() {
         return Err(Fail::perm("qmail-inject: fatal: no recipients"));
     }
-    let recips: Vec<Vec<u8>> = p.recips.iter().map(|r| r.as_bytes().to_vec()).collect();
+    let recips: Vec<Vec<u8>> = p
+        .recips
+        .iter()
+        .map(|r| crate::vpop::entry::encode(r).into_owned())
+        .collect();
     let prog = match env("QMAILQUEUE") {
         Some(q) if !q.is_empty() => std::path::PathBuf::from(q),
         _ => roots.qmail_bin("qmail-queue"),

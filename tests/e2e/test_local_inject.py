@@ -76,6 +76,28 @@ class Inject(unittest.TestCase):
         self.assertEqual(r.returncode, 100)
         self.assertIn(b"control character", r.stderr)
 
+    def test_iso_8859_1_fields_and_long_lists(self):
+        # An ISO-8859-1 display name and local part: completed like the rest,
+        # bytes unchanged in the field and in the envelope.
+        msg = b"To: J\xf6rg <joerg>, j\xf6rg\nFrom: Ren\xe9 <rene>\n\nbody\n"
+        r = self.run_prog("qmail-inject", msg=msg)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        m, env = self.queued()
+        self.assertIn(b"\0Tjoerg@mail.example.com\0Tj\xf6rg@mail.example.com\0\0", env)
+        self.assertIn(b"To: J\xf6rg <joerg@mail.example.com>, j\xf6rg@mail.example.com\n", m)
+        self.assertIn(b"From: Ren\xe9 <rene@mail.example.com>\n", m)
+        # A long list of short names is folded after commas, within 78 columns.
+        names = ", ".join(f"user{i}" for i in range(40))
+        r = self.run_prog("qmail-inject", msg=f"To: {names}\n\nbody\n".encode())
+        self.assertEqual(r.returncode, 0, r.stderr)
+        m, env = self.queued()
+        head = m.split(b"\n\n", 1)[0]
+        to = head[head.index(b"To:"):].split(b"\n")
+        to = to[:next((i for i, l in enumerate(to[1:], 1) if not l.startswith(b" ")), len(to))]
+        self.assertGreater(len(to), 1)
+        self.assertTrue(all(len(l) <= 78 for l in to), to)
+        self.assertEqual(env.count(b"\0T"), 40)
+
     def test_qmailinject_f_and_i_replace_from_and_message_id(self):
         msg = b"From: forged@evil.example\nMessage-ID: <old@evil.example>\nTo: joe@example.net\n\nbody\n"
         r = self.run_prog("qmail-inject", msg=msg, env={"QMAILINJECT": "fi"})

@@ -160,7 +160,10 @@ pub fn rewrite_list_folded(value: &str, d: &Defaults, col: usize) -> (String, Ve
     for end in commas.iter().copied().chain(std::iter::once(out.len())) {
         let piece = &out[start..end];
         let first = piece.find('\n').unwrap_or(piece.len());
-        if start > 0 && at + piece[..first].chars().count() > WIDTH && at > 1 {
+        // A piece that is only white space up to a fold of its own already
+        // starts a new line (folding before it would leave a blank one).
+        let own_fold = first < piece.len() && piece[..first].trim().is_empty();
+        if start > 0 && !own_fold && at + piece[..first].chars().count() > WIDTH && at > 1 {
             folded.push('\n');
             if !piece.starts_with([' ', '\t']) {
                 folded.push(' ');
@@ -328,6 +331,11 @@ mod tests {
         // Only the folds were added, and never inside the quoted comma.
         assert_eq!(out.replace('\n', ""), rewrite_list(&v, &d()).0);
         assert!(out.contains("\"Smith, Joe\" <joe@mail.example.com>"));
+        // A comma followed by white space and a fold of its own: no line of
+        // white space alone.
+        let v = format!(" {}@x.example, b@x.example, \n c@x.example", "a".repeat(50));
+        let (out, _) = rewrite_list_folded(&v, &d(), 3);
+        assert!(out.split('\n').all(|l| !l.trim().is_empty()), "{out:?}");
         // A list that fits stays as written, folds of its own included.
         let short = " a, b,\n c";
         assert_eq!(
