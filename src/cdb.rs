@@ -43,12 +43,31 @@ pub struct Reader {
 impl Reader {
     /// Opens `path`.
     pub fn open(path: &Path) -> io::Result<Reader> {
-        let file = File::open(path)?;
-        let len = file.metadata()?.len();
-        if len < 2048 {
+        Reader::open_flags(path, 0)
+    }
+
+    /// Opens `path` unless it is a symbolic link (a file in a directory
+    /// another account can write, read by root), `Ok(None)` when missing.
+    pub fn open_opt_nofollow(path: &Path) -> io::Result<Option<Reader>> {
+        match Reader::open_flags(path, libc::O_NOFOLLOW) {
+            Ok(r) => Ok(Some(r)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn open_flags(path: &Path, flags: i32) -> io::Result<Reader> {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Without waiting: a FIFO in a cdb's place is refused, not read.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | flags)
+            .open(path)?;
+        let m = file.metadata()?;
+        if !m.is_file() || m.len() < 2048 {
             return Err(corrupt());
         }
-        Ok(Reader { file, len })
+        Ok(Reader { file, len: m.len() })
     }
 
     /// Opens `path`, `Ok(None)` when it does not exist.

@@ -124,13 +124,20 @@ pub fn read_nofollow(p: &Path) -> io::Result<Option<Vec<u8>>> {
     use std::io::Read;
     let mut f = match OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(p)
     {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
+    // Only a regular file: a FIFO there must not hang root's tools.
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is not a regular file", p.display()),
+        ));
+    }
     let mut b = Vec::new();
     f.read_to_end(&mut b)?;
     Ok(Some(b))

@@ -27,7 +27,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use crate::paths::Roots;
-use crate::{control, sys, tcprules, timefmt};
+use crate::{sys, tcprules, timefmt};
 
 /// The window when `relay-clear-minutes` is missing: the hosting profile's.
 pub const DEFAULT_CLEAR_MINUTES: u64 = 60;
@@ -40,7 +40,7 @@ pub fn is_open(roots: &Roots, ip: &str, info: Option<&str>) -> bool {
     let Some(ip) = normalize_ip(ip) else {
         return false;
     };
-    let Ok(Some(text)) = control::read_file(&roots.vpop_etc("open-smtp")) else {
+    let Ok(Some(text)) = crate::fsutil::read_nofollow(&roots.vpop_etc("open-smtp")) else {
         return false;
     };
     let cutoff = cutoff(roots);
@@ -54,7 +54,7 @@ pub fn is_open(roots: &Roots, ip: &str, info: Option<&str>) -> bool {
 
 /// The first static tcp.smtp rule whose key is exactly `INFO@IP` or `IP`.
 fn static_rule(roots: &Roots, ip: &str, info: Option<&str>) -> Option<tcprules::Decision> {
-    let text = control::read_file(&roots.vpop_etc("tcp.smtp")).ok()??;
+    let text = crate::fsutil::read_nofollow(&roots.vpop_etc("tcp.smtp")).ok()??;
     let mut wanted: Vec<Vec<u8>> = Vec::new();
     if let Some(i) = info.filter(|i| !i.is_empty()) {
         wanted.push(format!("{i}@{ip}").into_bytes());
@@ -122,11 +122,11 @@ pub fn clear(roots: &Roots) -> io::Result<()> {
 /// The rules text tcp.smtp.cdb is compiled from: tcp.smtp, then each open-smtp
 /// line up to its TAB.
 pub fn rules_text(roots: &Roots) -> io::Result<Vec<u8>> {
-    let mut text = control::read_file(&roots.vpop_etc("tcp.smtp"))?.unwrap_or_default();
+    let mut text = crate::fsutil::read_nofollow(&roots.vpop_etc("tcp.smtp"))?.unwrap_or_default();
     if !text.is_empty() && !text.ends_with(b"\n") {
         text.push(b'\n');
     }
-    if let Some(open) = control::read_file(&roots.vpop_etc("open-smtp"))? {
+    if let Some(open) = crate::fsutil::read_nofollow(&roots.vpop_etc("open-smtp"))? {
         for line in open.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
             let rule = line.split(|&c| c == b'\t').next().unwrap_or_default();
             let ip = rule_ip(&String::from_utf8_lossy(rule)).to_string();
@@ -166,11 +166,17 @@ pub fn normalize_ip(ip: &str) -> Option<String> {
 
 /// The window in seconds, from `relay-clear-minutes`.
 pub fn window_secs(roots: &Roots) -> i64 {
-    let minutes = control::read_u64(
-        &roots.vpop_etc("relay-clear-minutes"),
-        DEFAULT_CLEAR_MINUTES,
-    )
-    .unwrap_or(DEFAULT_CLEAR_MINUTES);
+    // Not through a link vpopmail put there (root runs clearopensmtp).
+    let minutes = crate::fsutil::read_nofollow(&roots.vpop_etc("relay-clear-minutes"))
+        .ok()
+        .flatten()
+        .and_then(|b| {
+            let s = String::from_utf8_lossy(&b);
+            let l = s.split('\n').next().unwrap_or("").trim();
+            let digits: String = l.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u64>().ok()
+        })
+        .unwrap_or(DEFAULT_CLEAR_MINUTES);
     i64::try_from(minutes.saturating_mul(60)).unwrap_or(i64::MAX)
 }
 
@@ -248,7 +254,7 @@ fn lock(roots: &Roots) -> io::Result<std::fs::File> {
 }
 
 fn read_entries(roots: &Roots) -> io::Result<Vec<Entry>> {
-    let text = control::read_file(&roots.vpop_etc("open-smtp"))?.unwrap_or_default();
+    let text = crate::fsutil::read_nofollow(&roots.vpop_etc("open-smtp"))?.unwrap_or_default();
     Ok(String::from_utf8_lossy(&text)
         .split('\n')
         .filter_map(Entry::parse)

@@ -158,6 +158,21 @@ pub fn update_maildirsize(user_dir: &Path, quota: &str, owner: Option<(u32, u32)
         );
         return;
     }
+    // vpasswd (which vpopmail writes) says where the directory is: root
+    // touches only a Maildir that belongs to the domain's owner, not another
+    // account's that a line was pointed at.
+    if nix::unistd::geteuid().is_root() {
+        use std::os::unix::fs::MetadataExt;
+        if let (Some((uid, _)), Ok(m)) = (owner, std::fs::symlink_metadata(&md)) {
+            if m.uid() != uid {
+                eprintln!(
+                    "Warning: maildirsize not updated: {} does not belong to the domain's owner",
+                    md.display()
+                );
+                return;
+            }
+        }
+    }
     let _ = std::fs::remove_file(md.join(mdquota::FILE));
     if quota == "NOQUOTA" || !md.join("tmp").is_dir() {
         return;
@@ -319,9 +334,16 @@ fn add_user_in(roots: &Roots, d: &Domain, n: &NewUser) -> Result<Entry, VError> 
 /// else `~vpopmail/etc/vlimits.default`; lines `key: value` or `key value`
 /// (a `disable_*` key alone counts as set). `None` when neither file exists.
 pub fn domain_limits(roots: &Roots, d: &Domain) -> Option<Vec<(String, String)>> {
-    let text = std::fs::read_to_string(d.dir.join(".qmailadmin-limits"))
-        .or_else(|_| std::fs::read_to_string(roots.vpop_etc("vlimits.default")))
-        .ok()?;
+    // Files vpopmail may write, read by root's tools: not through a link,
+    // and not a FIFO.
+    let read = |p: &Path| {
+        crate::fsutil::read_nofollow(p)
+            .ok()
+            .flatten()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    };
+    let text = read(&d.dir.join(".qmailadmin-limits"))
+        .or_else(|| read(&roots.vpop_etc("vlimits.default")))?;
     Some(
         text.lines()
             .filter_map(|line| {
@@ -404,7 +426,10 @@ pub fn default_quota(roots: &Roots, d: &Domain) -> Option<String> {
 /// The user the domain's `.qmail-default` delivers unknown addresses to, if
 /// it names one of its users (vpopmail's `isCatchall`).
 pub fn catchall_user(d: &Domain) -> Option<String> {
-    let text = std::fs::read_to_string(d.dir.join(".qmail-default")).ok()?;
+    let text = crate::fsutil::read_nofollow(&d.dir.join(".qmail-default"))
+        .ok()
+        .flatten()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())?;
     // The first delivery line: comments and blank lines aside.
     let line = text
         .lines()

@@ -59,7 +59,7 @@ fn lookup_with(
     let text_m = std::fs::metadata(&text).and_then(|m| m.modified()).ok();
     let cdb_m = std::fs::metadata(&cdbp).and_then(|m| m.modified()).ok();
     let from_cdb = |cdbp: &Path| -> io::Result<Option<Option<Entry>>> {
-        Ok(cdb::Reader::open_opt(cdbp)?.map(|r| {
+        Ok(cdb::Reader::open_opt_nofollow(cdbp)?.map(|r| {
             r.get(user.as_bytes())
                 .ok()
                 .flatten()
@@ -89,7 +89,7 @@ fn lookup_with(
             scan(&text, user)
         }
         (Some(_), _) => {
-            if let Some(r) = cdb::Reader::open_opt(&cdbp)? {
+            if let Some(r) = cdb::Reader::open_opt_nofollow(&cdbp)? {
                 return Ok(r
                     .get(user.as_bytes())?
                     .and_then(|d| Entry::from_parts(user, &crate::vpop::entry::decode(&d)).ok()));
@@ -102,7 +102,7 @@ fn lookup_with(
                 // Rebuild as vpopmail does; if that fails, the text still answers.
                 if let Ok(lock) = Lock::take(dir, owner) {
                     let _ = lock.rebuild_cdb();
-                    if let Some(r) = cdb::Reader::open_opt(&cdbp)? {
+                    if let Some(r) = cdb::Reader::open_opt_nofollow(&cdbp)? {
                         return Ok(r.get(user.as_bytes())?.and_then(|d| {
                             Entry::from_parts(user, &crate::vpop::entry::decode(&d)).ok()
                         }));
@@ -124,7 +124,7 @@ fn may_write(dir: &Path) -> bool {
 }
 
 fn scan(text: &Path, user: &str) -> io::Result<Option<Entry>> {
-    let Some(b) = crate::control::read_file(text)? else {
+    let Some(b) = crate::fsutil::read_nofollow(text)? else {
         return Ok(None);
     };
     let s = crate::vpop::entry::decode(&b);
@@ -145,7 +145,7 @@ pub fn read_all(dir: &Path) -> io::Result<Vec<Entry>> {
 }
 
 fn read_lines(path: &Path) -> io::Result<Vec<String>> {
-    Ok(match crate::control::read_file(path)? {
+    Ok(match crate::fsutil::read_nofollow(path)? {
         Some(b) => crate::vpop::entry::decode(&b)
             .split('\n')
             .filter(|l| !l.is_empty())

@@ -275,21 +275,36 @@ class RealHost(unittest.TestCase):
         self.assertIn(b"setup-root: fatal: this host has qmail's or vpopmail's accounts", p.stderr)
         self.assertFalse(os.path.exists("/tmp/vqmail-sandbox-in-ns/var/qmail/bin"))
 
-    def test_links_planted_in_their_directories_stop_a_rerun(self):
+    def test_a_rerun_leaves_what_the_accounts_own_alone(self):
         setup = os.path.join(REPO, "scripts", "setup-root")
         p = self.host(ACCOUNTS, GROUPS, f"VQMAIL_ME=mail.test {setup} /")
         self.assertEqual(p.returncode, 0, p.stderr)
-        # qmailq (owner of queue/lock) points tcpto at a root file; vpopmail
-        # (owner of etc) points relay-clear-minutes somewhere else.
+        # qmailq (owner of queue/lock) points tcpto at a root file, and a mess
+        # bucket at a root directory: a rerun follows neither.
         victim = os.path.join(self.d, "victim")
         with open(victim, "w") as f:
             f.write("root's\n")
         os.chmod(victim, 0o600)
-        lock = os.path.join(self.d, "var", "qmail", "queue", "lock")
-        os.unlink(os.path.join(lock, "tcpto"))
-        os.symlink(victim, os.path.join(lock, "tcpto"))
+        vdir = os.path.join(self.d, "victim-dir")
+        os.mkdir(vdir, 0o755)
+        q = os.path.join(self.d, "var", "qmail", "queue")
+        os.unlink(os.path.join(q, "lock", "tcpto"))
+        os.symlink(victim, os.path.join(q, "lock", "tcpto"))
+        os.rmdir(os.path.join(q, "mess", "5"))
+        os.symlink(vdir, os.path.join(q, "mess", "5"))
         p = self.host(ACCOUNTS, GROUPS, f"{setup} /")
-        self.assertEqual(p.returncode, 111)
-        self.assertIn(b"/var/qmail/queue/lock/tcpto is a symbolic link; it should not be", p.stderr)
+        self.assertEqual(p.returncode, 0, p.stderr)
         st = os.stat(victim)
         self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (0, 0o600))
+        st = os.stat(vdir)
+        self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (0, 0o755))
+        # An installation from before ~vpopmail was root's: a link vpopmail put
+        # at ~vpopmail/bin stops the rerun before anything is written.
+        v = os.path.join(self.d, "home", "vpopmail")
+        os.chown(v, 7489, 7489)
+        os.rename(os.path.join(v, "bin"), os.path.join(v, "bin.old"))
+        os.symlink(vdir, os.path.join(v, "bin"))
+        p = self.host(ACCOUNTS, GROUPS, f"{setup} /")
+        self.assertEqual(p.returncode, 111)
+        self.assertIn(b"/home/vpopmail/bin is a symbolic link; it should not be", p.stderr)
+        self.assertEqual(os.listdir(vdir), [])
