@@ -215,12 +215,25 @@ impl SizeFile {
 
 /// Reads `MAILDIR/maildirsize`; `Ok(None)` when it does not exist.
 pub fn read(maildir: &Path) -> io::Result<Option<SizeFile>> {
-    let mut f = match std::fs::File::open(maildir.join(FILE)) {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Not through a link, and not a FIFO (root's vuserinfo reads it too).
+    let mut f = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(maildir.join(FILE))
+    {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let mtime = mtime_secs(&f.metadata()?);
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "maildirsize is not a regular file",
+        ));
+    }
+    let mtime = mtime_secs(&meta);
     let mut data = Vec::new();
     // Bounded: a runaway file is rebuilt anyway.
     (&mut f).take(1 << 20).read_to_end(&mut data)?;

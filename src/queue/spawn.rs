@@ -193,9 +193,13 @@ fn open_mess(p: &Path) -> Result<File, Vec<u8>> {
     if !m.is_file() {
         return Err(b"ZSorry, message has wrong type. (#4.3.5)\n".to_vec());
     }
+    // Whether this is a real installation is the queue directory's owner:
+    // queue/ sits in root's QMAIL_HOME, so qmailq cannot swap it (mess/S is
+    // qmailq's and could be a link to a directory of anyone's).
     let dir_uid = p
-        .parent()
-        .and_then(|d| std::fs::metadata(d).ok())
+        .ancestors()
+        .nth(3)
+        .and_then(|d| std::fs::symlink_metadata(d).ok())
         .map(|d| d.uid());
     if !owner_ok(m.uid(), dir_uid, qmailq_uid()) {
         return Err(b"ZSorry, message has wrong owner. (#4.3.5)\n".to_vec());
@@ -203,8 +207,8 @@ fn open_mess(p: &Path) -> Result<File, Vec<u8>> {
     Ok(f)
 }
 
-/// Whether a message file's owner is right: qmailq's, where the split
-/// directory holding it (mess/S) is qmailq's, as on a real installation.
+/// Whether a message file's owner is right: qmailq's, where the queue
+/// directory is qmailq's, as on a real installation.
 fn owner_ok(mess_uid: u32, dir_uid: Option<u32>, qmailq: Option<u32>) -> bool {
     match qmailq {
         Some(q) if dir_uid == Some(q) => mess_uid == q,

@@ -138,7 +138,7 @@ impl DirControl {
 
     /// Reads `dir/.dir-control`; a missing file is the initial state.
     pub fn read(dir: &Path) -> io::Result<DirControl> {
-        Ok(match crate::control::read_file(&dir.join(FILE))? {
+        Ok(match crate::fsutil::read_nofollow(&dir.join(FILE))? {
             Some(b) => DirControl::parse(&String::from_utf8_lossy(&b)),
             None => DirControl::default(),
         })

@@ -109,14 +109,18 @@ pub fn set_lastauth(dir: &Path, ip: &str) -> io::Result<()> {
 /// The last login: `(unix time, ip)`, or `None` when there is no lastauth file.
 pub fn last_auth(dir: &Path) -> Option<(i64, String)> {
     let path = dir.join("lastauth");
-    let m = std::fs::metadata(&path).ok()?;
+    // A file vpopmail writes, read by root's vuserinfo: not through a link,
+    // not a FIFO.
+    let m = std::fs::symlink_metadata(&path)
+        .ok()
+        .filter(|m| m.is_file())?;
     let t = m
         .modified()
         .ok()?
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let ip = std::fs::read(&path).ok()?;
+    let ip = crate::fsutil::read_nofollow(&path).ok()??;
     let ip = String::from_utf8_lossy(&ip);
     Some((t, ip.lines().next().unwrap_or("").to_string()))
 }
