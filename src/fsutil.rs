@@ -129,6 +129,12 @@ pub fn read_nofollow(p: &Path) -> io::Result<Option<Vec<u8>>> {
     {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{} is a symbolic link; not followed", p.display()),
+            ))
+        }
         Err(e) => return Err(e),
     };
     // Only a regular file: a FIFO there must not hang root's tools.
