@@ -195,11 +195,12 @@ fn open_mess(p: &Path) -> Result<File, Vec<u8>> {
     }
     // Whether this is a real installation is the queue directory's owner:
     // queue/ sits in root's QMAIL_HOME, so qmailq cannot swap it (mess/S is
-    // qmailq's and could be a link to a directory of anyone's).
+    // qmailq's and could be a link to a directory of anyone's). A queue that
+    // is root's link to another disk is judged by what it points to.
     let dir_uid = p
         .ancestors()
         .nth(3)
-        .and_then(|d| std::fs::symlink_metadata(d).ok())
+        .and_then(|d| std::fs::metadata(d).ok())
         .map(|d| d.uid());
     if !owner_ok(m.uid(), dir_uid, qmailq_uid()) {
         return Err(b"ZSorry, message has wrong owner. (#4.3.5)\n".to_vec());

@@ -324,3 +324,31 @@ class RealHost(unittest.TestCase):
         self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (7489, 0o6711))
         self.assertEqual(os.stat(os.path.join(v, "bin")).st_uid, 0)
         self.assertEqual(os.stat(v).st_uid, 0)
+
+    def test_a_killed_first_install_is_finished_and_foreign_links_refused(self):
+        setup = os.path.join(REPO, "scripts", "setup-root")
+        # As a first run killed right after making ~alias and the queue (root's, 0700).
+        q = os.path.join(self.d, "var", "qmail")
+        os.makedirs(q)
+        for d in ("alias", "queue"):
+            os.mkdir(os.path.join(q, d), 0o700)
+        p = self.host(ACCOUNTS, GROUPS, f"VQMAIL_ME=mail.test {setup} /")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        st = os.stat(os.path.join(q, "alias"))
+        self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (7411, 0o2755))
+        self.assertTrue(os.path.isdir(os.path.join(q, "alias", "Maildir", "new")))
+        st = os.stat(os.path.join(q, "queue"))
+        self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (7415, 0o750))
+        self.assertTrue(os.path.exists(os.path.join(q, "queue", "lock", "trigger")))
+        # A link vpopmail made (it owns the link), even in root's ~vpopmail,
+        # stops a rerun; root's own link there would be taken.
+        v = os.path.join(self.d, "home", "vpopmail")
+        os.rename(os.path.join(v, "etc"), os.path.join(v, "etc.real"))
+        os.symlink(os.path.join(v, "etc.real"), os.path.join(v, "etc"))
+        os.lchown(os.path.join(v, "etc"), 7489, 7489)
+        p = self.host(ACCOUNTS, GROUPS, f"{setup} /")
+        self.assertEqual(p.returncode, 111)
+        self.assertIn(b"/home/vpopmail/etc is a symbolic link; it should not be", p.stderr)
+        os.lchown(os.path.join(v, "etc"), 0, 0)
+        p = self.host(ACCOUNTS, GROUPS, f"{setup} /")
+        self.assertEqual(p.returncode, 0, p.stderr)
