@@ -193,23 +193,18 @@ fn open_mess(p: &Path) -> Result<File, Vec<u8>> {
     if !m.is_file() {
         return Err(b"ZSorry, message has wrong type. (#4.3.5)\n".to_vec());
     }
-    // Whether this is a real installation is the queue directory's owner:
-    // queue/ sits in root's QMAIL_HOME, so qmailq cannot swap it (mess/S is
-    // qmailq's and could be a link to a directory of anyone's). A queue that
-    // is root's link to another disk is judged by what it points to.
-    let dir_uid = p
-        .ancestors()
-        .nth(3)
-        .and_then(|d| std::fs::metadata(d).ok())
-        .map(|d| d.uid());
-    if !owner_ok(m.uid(), dir_uid, qmailq_uid()) {
+    // On a real installation (run as root with the qmail accounts, as
+    // qmail-start starts us) every message must be qmailq's, whatever the
+    // directories on the way say: qmailq can make mess/S, or a directory of
+    // its own that a queue link goes through, point anywhere.
+    if !sandbox() && !owner_ok(m.uid(), qmailq_uid(), qmailq_uid()) {
         return Err(b"ZSorry, message has wrong owner. (#4.3.5)\n".to_vec());
     }
     Ok(f)
 }
 
 /// Whether a message file's owner is right: qmailq's, where the queue
-/// directory is qmailq's, as on a real installation.
+/// belongs to qmailq (`dir_uid`), as on a real installation.
 fn owner_ok(mess_uid: u32, dir_uid: Option<u32>, qmailq: Option<u32>) -> bool {
     match qmailq {
         Some(q) if dir_uid == Some(q) => mess_uid == q,

@@ -187,15 +187,19 @@ class RealHost(unittest.TestCase):
         setup = os.path.join(REPO, "scripts", "setup-root")
         p = self.host(ACCOUNTS, GROUPS, f"VQMAIL_ME=mail.test {setup} / && "
                       "/home/vpopmail/bin/vadddomain unit.test pm-pass-1 && "
-                      "/home/vpopmail/bin/vadduser joe@unit.test joe-pass-1")
+                      "/home/vpopmail/bin/vadduser joe@unit.test joe-pass-1 && "
+                      "echo 0 > /var/qmail/control/pop3interval && echo 0 > /var/qmail/control/mfcheck")
         self.assertEqual(p.returncode, 0, p.stderr)
         ports = []
         for _ in range(2):
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))
                 ports.append(s.getsockname()[1])
+        # qmail-send as its unit starts it, but logging to a file (no syslog here).
+        send = ("cd /var/qmail && env - PATH=/var/qmail/bin:/usr/bin:/bin "
+                "/var/qmail/bin/qmail-start ./Maildir/ >/var/send.log 2>&1")
         script = (f"{{ ({self.unit_command('vqmail-smtpd@.service', ports[0])}) & "
-                  f"({self.unit_command('vqmail-pop3@.service', ports[1])}) & wait; }}")
+                  f"({self.unit_command('vqmail-pop3@.service', ports[1])}) & ({send}) & wait; }}")
         for name, extra in (("passwd", ACCOUNTS), ("group", GROUPS)):
             with open(f"/etc/{name}") as f:
                 text = f.read()
@@ -232,6 +236,22 @@ class RealHost(unittest.TestCase):
         pop.pass_("joe-pass-1")
         self.assertEqual(pop.stat(), (0, 0))
         pop.quit()
+        # The whole way with the real owners: SMTP as vpopmail, qmail-queue setuid
+        # qmailq, qmail-send, qmail-lspawn's owner check, vdelivermail, POP3.
+        with smtplib.SMTP("127.0.0.1", ports[0], timeout=30) as s:
+            s.sendmail("postmaster@unit.test", ["joe@unit.test"], "Subject: real\r\n\r\nhello\r\n")
+
+        def arrived():
+            try:
+                p = poplib.POP3("127.0.0.1", ports[1], timeout=30)
+                p.user("joe@unit.test")
+                p.pass_("joe-pass-1")
+                n = p.stat()[0]
+                p.quit()
+                return n == 1
+            except poplib.error_proto:
+                return False
+        wait_until(arrived, timeout=60, what="delivery to joe@unit.test")
         # ~vpopmail and its bin are root's: root runs the programs there.
         for d in ("", "bin"):
             st = os.stat(os.path.join(self.d, "home", "vpopmail", d))
