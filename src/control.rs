@@ -13,31 +13,10 @@ use std::path::Path;
 
 use crate::paths::Roots;
 
-/// Reads the whole file, `Ok(None)` when it does not exist. Only a regular
-/// file is read: the open does not wait (a FIFO put in a control file's
-/// place must not hang root's tools), and anything else is an error.
+/// Reads the whole file, `Ok(None)` when it does not exist; only a regular
+/// file ([`crate::fsutil::read_regular`]).
 pub fn read_file(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let m = f.metadata()?;
-    if !m.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{} is not a regular file", path.display()),
-        ));
-    }
-    let mut b = Vec::with_capacity(m.len().min(1 << 20) as usize);
-    f.read_to_end(&mut b)?;
-    Ok(Some(b))
+    crate::fsutil::read_regular(path, false)
 }
 
 fn trim_end_ws(s: &str) -> &str {
@@ -71,17 +50,21 @@ pub fn parse_list(text: &str) -> Vec<String> {
 /// unparsable first line, gives `default` (qmail's `control_readint` keeps the
 /// default for text it cannot scan).
 pub fn read_u64(path: &Path, default: u64) -> io::Result<u64> {
-    Ok(match read_line(path)? {
-        Some(s) => {
-            let digits: String = s
-                .trim_start()
-                .chars()
-                .take_while(|c| c.is_ascii_digit())
-                .collect();
-            digits.parse().unwrap_or(default)
-        }
-        None => default,
-    })
+    Ok(read_file(path)?.map_or(default, |b| parse_u64(&b, default)))
+}
+
+/// The number a one-value file's contents start with (see [`read_u64`]).
+pub fn parse_u64(contents: &[u8], default: u64) -> u64 {
+    let s = String::from_utf8_lossy(contents);
+    let digits: String = s
+        .split('\n')
+        .next()
+        .unwrap_or("")
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.parse().unwrap_or(default)
 }
 
 /// The control files of one qmail home.

@@ -121,15 +121,20 @@ pub fn no_planted_links(path: &Path) -> io::Result<()> {
 
 /// Reads a whole file that must not be a symbolic link (`None` when missing).
 pub fn read_nofollow(p: &Path) -> io::Result<Option<Vec<u8>>> {
+    read_regular(p, true)
+}
+
+/// Reads a whole regular file, `Ok(None)` when it does not exist: the open
+/// does not wait (a FIFO in a file's place must not hang root's tools), and
+/// anything but a regular file is an error; with `nofollow`, so is a
+/// symbolic link.
+pub fn read_regular(p: &Path, nofollow: bool) -> io::Result<Option<Vec<u8>>> {
     use std::io::Read;
-    let mut f = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(p)
-    {
+    let flags = libc::O_NONBLOCK | if nofollow { libc::O_NOFOLLOW } else { 0 };
+    let mut f = match OpenOptions::new().read(true).custom_flags(flags).open(p) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+        Err(e) if nofollow && e.raw_os_error() == Some(libc::ELOOP) => {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("{} is a symbolic link; not followed", p.display()),
@@ -137,14 +142,14 @@ pub fn read_nofollow(p: &Path) -> io::Result<Option<Vec<u8>>> {
         }
         Err(e) => return Err(e),
     };
-    // Only a regular file: a FIFO there must not hang root's tools.
-    if !f.metadata()?.is_file() {
+    let m = f.metadata()?;
+    if !m.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("{} is not a regular file", p.display()),
         ));
     }
-    let mut b = Vec::new();
+    let mut b = Vec::with_capacity(m.len().min(1 << 20) as usize);
     f.read_to_end(&mut b)?;
     Ok(Some(b))
 }

@@ -109,6 +109,7 @@ pub fn open(roots: &Roots, ip: &str) -> io::Result<()> {
 /// open-smtp and always rebuilds tcp.smtp.cdb.
 pub fn clear(roots: &Roots) -> io::Result<()> {
     let _lock = lock(roots)?;
+    remove_stale_tmps(roots);
     let cutoff = cutoff(roots);
     let keep: Vec<String> = read_entries(roots)?
         .into_iter()
@@ -170,13 +171,9 @@ pub fn window_secs(roots: &Roots) -> i64 {
     let minutes = crate::fsutil::read_nofollow(&roots.vpop_etc("relay-clear-minutes"))
         .ok()
         .flatten()
-        .and_then(|b| {
-            let s = String::from_utf8_lossy(&b);
-            let l = s.split('\n').next().unwrap_or("").trim();
-            let digits: String = l.chars().take_while(char::is_ascii_digit).collect();
-            digits.parse::<u64>().ok()
-        })
-        .unwrap_or(DEFAULT_CLEAR_MINUTES);
+        .map_or(DEFAULT_CLEAR_MINUTES, |b| {
+            crate::control::parse_u64(&b, DEFAULT_CLEAR_MINUTES)
+        });
     i64::try_from(minutes.saturating_mul(60)).unwrap_or(i64::MAX)
 }
 
@@ -237,20 +234,22 @@ fn lock(roots: &Roots) -> io::Result<std::fs::File> {
     // vchkpw (setuid vpopmail) takes this lock too: a lock file root made
     // must be vpopmail's, or POP-before-SMTP would stop working.
     crate::fsutil::fchown_if_root(&f, vpopmail_owner())?;
-    // Temporary files of writers killed before their renames: every writer
-    // holds this lock, so none of them is between its write and rename now.
-    if let Some(etc) = path.parent() {
-        if let Ok(rd) = std::fs::read_dir(etc) {
-            for e in rd.flatten() {
-                let n = e.file_name();
-                let n = n.to_string_lossy();
-                if n.starts_with("open-smtp.tmp.") || n.starts_with("tcp.smtp.tmp.") {
-                    let _ = std::fs::remove_file(e.path());
-                }
+    Ok(f)
+}
+
+/// Removes the temporary files of writers killed before their renames (the
+/// caller holds the lock every writer takes, so none is between its write
+/// and rename). Done by the periodic clear, not on every POP3 login.
+fn remove_stale_tmps(roots: &Roots) {
+    if let Ok(rd) = std::fs::read_dir(roots.vpopmail.join("etc")) {
+        for e in rd.flatten() {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            if n.starts_with("open-smtp.tmp.") || n.starts_with("tcp.smtp.tmp.") {
+                let _ = std::fs::remove_file(e.path());
             }
         }
     }
-    Ok(f)
 }
 
 fn read_entries(roots: &Roots) -> io::Result<Vec<Entry>> {
@@ -344,6 +343,7 @@ mod tests {
             std::fs::write(r.vpop_etc(n), "x").unwrap();
         }
         open(&r, "10.1.2.3").unwrap();
+        clear(&r).unwrap();
         let left: Vec<String> = std::fs::read_dir(r.vpopmail.join("etc"))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

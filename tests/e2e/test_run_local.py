@@ -28,6 +28,16 @@ def free(port):
             return False
 
 
+def free_offset(test):
+    """A VQMAIL_PORT_OFFSET whose five ports are all free (skips the test
+    when none is found)."""
+    for _ in range(50):
+        off = random.randrange(20000, 40000)
+        if all(free(p + off) for p in PORTS.values()):
+            return off
+    test.skipTest("no free ports")
+
+
 def listening(port):
     try:
         socket.create_connection(("127.0.0.1", port), 1).close()
@@ -48,12 +58,7 @@ class RunLocal(unittest.TestCase):
         need_tool("tcpserver")
         self.dir = tempfile.mkdtemp(prefix="vqmail-run-")
         self.addCleanup(shutil.rmtree, self.dir, ignore_errors=True)
-        for _ in range(50):
-            off = random.randrange(20000, 40000)
-            if all(free(p + off) for p in PORTS.values()):
-                break
-        else:
-            self.skipTest("no free ports")
+        off = free_offset(self)
         self.port = {k: v + off for k, v in PORTS.items()}
         self.env = dict(os.environ, VQMAIL_BIN=BIN, VQMAIL_PORT_OFFSET=str(off))
         self.run_local = os.path.join(REPO, "scripts", "run-local")
@@ -139,12 +144,7 @@ class RunLocalPortTaken(unittest.TestCase):
         d = tempfile.mkdtemp(prefix="vqmail-run-")
         self.addCleanup(shutil.rmtree, d, ignore_errors=True)
         run_local = os.path.join(REPO, "scripts", "run-local")
-        for _ in range(50):
-            off = random.randrange(20000, 40000)
-            if all(free(p + off) for p in PORTS.values()):
-                break
-        else:
-            self.skipTest("no free ports")
+        off = free_offset(self)
         env = dict(os.environ, VQMAIL_BIN=BIN, VQMAIL_PORT_OFFSET=str(off))
         # Another server already has the POP3 port.
         with socket.socket() as other:

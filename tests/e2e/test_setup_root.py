@@ -123,9 +123,10 @@ class RealHost(unittest.TestCase):
         if probe.returncode != 0:
             self.skipTest("no mount namespaces here")
 
-    def host(self, passwd_extra, group_extra, script):
-        """Runs `script` (sh) in a namespace whose /etc/passwd and /etc/group are
-        the real ones plus the given lines, with this test's /var and /home."""
+    def host_argv(self, passwd_extra, group_extra, script):
+        """The command running `script` (sh) in a namespace whose /etc/passwd and
+        /etc/group are the real ones plus the given lines, with this test's /var
+        and /home."""
         for name, extra in (("passwd", passwd_extra), ("group", group_extra)):
             with open(f"/etc/{name}") as f:
                 text = f.read()
@@ -133,7 +134,11 @@ class RealHost(unittest.TestCase):
                 f.write(text + extra)
         mounts = (f"mount --bind {self.d}/etc/passwd /etc/passwd && mount --bind {self.d}/etc/group /etc/group && "
                   f"mount --bind {self.d}/var /var && mount --bind {self.d}/home /home && ")
-        return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", mounts + script],
+        return ["unshare", "-m", "--propagation", "private", "sh", "-c", mounts + script]
+
+    def host(self, passwd_extra, group_extra, script):
+        """Runs `script` as host_argv says; its result."""
+        return subprocess.run(self.host_argv(passwd_extra, group_extra, script),
                               capture_output=True, timeout=300,
                               env=dict(os.environ, VQMAIL_BIN=BIN))
 
@@ -200,14 +205,7 @@ class RealHost(unittest.TestCase):
                 "/var/qmail/bin/qmail-start ./Maildir/ >/var/send.log 2>&1")
         script = (f"{{ ({self.unit_command('vqmail-smtpd@.service', ports[0])}) & "
                   f"({self.unit_command('vqmail-pop3@.service', ports[1])}) & ({send}) & wait; }}")
-        for name, extra in (("passwd", ACCOUNTS), ("group", GROUPS)):
-            with open(f"/etc/{name}") as f:
-                text = f.read()
-            with open(os.path.join(self.d, "etc", name), "w") as f:
-                f.write(text + extra)
-        mounts = (f"mount --bind {self.d}/etc/passwd /etc/passwd && mount --bind {self.d}/etc/group /etc/group && "
-                  f"mount --bind {self.d}/var /var && mount --bind {self.d}/home /home && ")
-        srv = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", mounts + script],
+        srv = subprocess.Popen(self.host_argv(ACCOUNTS, GROUPS, script),
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         self.addCleanup(srv.wait, 30)
         self.addCleanup(os.killpg, srv.pid, signal.SIGTERM)
