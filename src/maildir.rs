@@ -10,7 +10,7 @@
 //! States a crash can leave during [`deliver`] (the message is acknowledged
 //! only after the last step):
 //! 1. a partial file in `tmp/`: not delivered; readers ignore `tmp/`, and
-//!    cleaners remove files there older than 36 hours;
+//!    qmail-pop3d removes files there not accessed for 36 hours;
 //! 2. a complete, fsynced file in `tmp/`: not delivered (the sender retries);
 //! 3. the file linked into `new/` and still in `tmp/`: delivered;
 //! 4. the file only in `new/`: delivered.

@@ -9,7 +9,7 @@
 //!
 //! ADDRESS is `1.2.3.4`, a prefix `1.2.3.`, a range `1.2.3.4-7` or `10.0-3.`
 //! (the octet holding the first `-` is expanded, one key per value, the top
-//! capped at 255; only when the address holds no `=`), `=host`, `=.domain`,
+//! capped at 255; only when the address holds neither `=` nor `@`), `=host`, `=.domain`,
 //! `=`, `info@address`, or empty.
 //!
 //! cdb: key = the address, value = `D\0` for deny, then `+VAR=value\0` for each

@@ -460,13 +460,32 @@ impl Send {
             .unwrap_or_default()
             .into_iter()
             .collect();
-        let infos = match self.q.list_split("info") {
-            Ok(v) => v,
-            Err(_) => {
-                self.log("alert: unable to opendir info, sleeping...\n");
-                Vec::new()
+        // As qmail's: on failure, say so and try again every 10 seconds
+        // (messages in info/ would otherwise wait for a restart). TERM ends
+        // the wait, and then qmail-send; ALRM cuts it short.
+        let mut alrm = false;
+        let infos = loop {
+            match self.q.list_split("info") {
+                Ok(v) => break v,
+                Err(_) => {
+                    self.log("alert: unable to opendir info, sleeping...\n");
+                    let until = std::time::Instant::now() + Duration::from_secs(10);
+                    while std::time::Instant::now() < until {
+                        if self.sig.term.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        if self.sig.alrm.swap(false, Ordering::Relaxed) {
+                            alrm = true;
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
             }
         };
+        if alrm {
+            self.sig.alrm.store(true, Ordering::Relaxed);
+        }
         for id in infos {
             if todo.contains(&id) {
                 continue; // todo/N is processed again from the start

@@ -250,9 +250,15 @@ fn check_new_user_in(roots: &Roots, d: &Domain, n: &NewUser) -> Result<(), VErro
     if n.quota.is_none() {
         if let Some(q) = default_quota(roots, d) {
             crate::vpop::quota::parse(&q, crate::vpop::quota::range(roots)).map_err(|e| {
+                // The file the value came from (domain_limits' order).
+                let own = d.dir.join(".qmailadmin-limits");
+                let source = match crate::fsutil::read_nofollow(&own) {
+                    Ok(Some(_)) => own,
+                    _ => roots.vpop_etc("vlimits.default"),
+                };
                 VError::msg(format!(
-                    "default_quota in {}/.qmailadmin-limits: {} (give -q)",
-                    d.dir.display(),
+                    "default_quota in {}: {} (give -q)",
+                    source.display(),
                     e.text
                 ))
             })?;
@@ -540,7 +546,13 @@ pub fn set_password(
     let d = domain(roots, domain_name)?;
     let lock = Lock::take(&d.dir, d.owner()).map_err(io_err("can't lock vpasswd"))?;
     let mut e = match lock.get(user).map_err(io_err("can't read vpasswd"))? {
-        Some(e) if !e.has(crate::vpop::flags::NO_PASSWD_CHNG) => e,
+        // vpopmail's vpasswd() checks pw_flags: the user's flags with the
+        // domain's limits (disable_password_changing) added.
+        Some(e)
+            if effective_flags(roots, &d, e.flags) & crate::vpop::flags::NO_PASSWD_CHNG == 0 =>
+        {
+            e
+        }
         _ => return Err(VError::code(VA_ILLEGAL_USERNAME)),
     };
     e.passwd = password::hash(clear);

@@ -427,6 +427,41 @@ while True:
                       b"I'm not going to try again; this message has been in the queue too long.\n\n", b[0])
         self.assertEqual(queue_files(self.root), [])
 
+    def test_unreadable_info_is_retried_not_skipped(self):
+        # qmail-send cannot read info/ at start: it says so and tries again
+        # (qmail's 10-second wait, cut short by ALRM); the messages already
+        # there are then scheduled, not left until the next restart.
+        self.assertEqual(queue(self.root, "x\n", "s@localhost", ["soft@example.net"]), 0)
+        log = send_once(self.root, self.out, now=T0)
+        n = int(re.search(r"new msg (\d+)", log).group(1))
+        broken = self.root.q("queue", "info", str((n + 1) % 23))
+        os.rmdir(broken)
+        with open(broken, "w"):
+            pass  # a file where a directory belongs: opendir fails
+        logf = open(os.path.join(self.root.dir, "send2.log"), "w+b")
+        self.addCleanup(logf.close)
+        env = {"VQMAIL_SEND_ONCE": "1", "STUB_OUT": self.out, "VQMAIL_NOW": str(T0 + 400)}
+        p = subprocess.Popen([self.root.bin("qmail-start"), "./Maildir/"], stderr=logf,
+                             env=self.root.env(**env), start_new_session=True)
+
+        def text():
+            logf.seek(0)
+            return logf.read().decode(errors="replace")
+
+        try:
+            wait_until(lambda: "alert: unable to opendir info, sleeping..." in text(), 10,
+                       what="the alert")
+            self.assertIsNone(p.poll())
+            os.unlink(broken)
+            os.mkdir(broken)
+            p.send_signal(signal.SIGALRM)
+            self.assertEqual(p.wait(timeout=20), 0)
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(timeout=10)
+        self.assertIn(f"starting delivery 1: msg {n} to remote soft@example.net", text())
+
     def test_missing_qmail_remote_defers_never_bounces(self):
         os.unlink(self.root.q("bin", "qmail-remote"))
         self.assertEqual(queue(self.root, "x\n", "s@localhost", ["u@example.net"]), 0)

@@ -409,6 +409,38 @@ class Users(RootTestCase):
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         finally:
             os.unlink(limits)
+        # Without a file of the domain's own the value comes from
+        # vlimits.default, and the message names that file.
+        default = r.v("etc", "vlimits.default")
+        with open(default, "w") as f:
+            f.write("default_quota: 1048576\n")
+        try:
+            p = r.run("vadduser", "small2@example.com", "pw")
+            self.assertEqual((p.returncode, p.stdout), (
+                255, b"Error: default_quota in " + default.encode()
+                + b": quota 1048576S is outside the range of 25M to 2G (give -q)\n"))
+        finally:
+            os.unlink(default)
+
+    def test_domain_disables_password_changing(self):
+        # vpopmail's vpasswd() looks at pw_flags: the domain's
+        # disable_password_changing counts as the user's NO_PASSWD_CHNG,
+        # unless the user has V_OVERRIDE.
+        r = self.root
+        r.add_user("pwfix@example.com", "old-pass1")
+        limits = os.path.join(r.domain_dir("example.com"), ".qmailadmin-limits")
+        with open(limits, "w") as f:
+            f.write("disable_password_changing\n")
+        try:
+            before = r.read(r.domain_dir("example.com"), "vpasswd")
+            p = r.run("vpasswd", "pwfix@example.com", "new-pass1")
+            self.assertEqual((p.returncode, p.stdout), (255, b"Error: Illegal username\n"))
+            self.assertEqual(r.read(r.domain_dir("example.com"), "vpasswd"), before)
+            self.assertEqual(r.run("vmoduser", "-o", "pwfix@example.com").returncode, 0)
+            p = r.run("vpasswd", "pwfix@example.com", "new-pass1")
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        finally:
+            os.unlink(limits)
 
     def test_valias(self):
         r = self.root
