@@ -220,8 +220,11 @@ impl<'a> Delivery<'a> {
         if let Some(f) = dq.filter(|f| !f.contents.is_empty()) {
             return self.dot_qmail(&dir, &f.contents, dom, msg);
         }
-        let q = Quota::parse(&entry.quota).unwrap_or(Quota::UNLIMITED);
-        self.to_maildir(&md, Some(q), dom, msg)
+        // An empty quota field leaves the quota to line 1 of maildirsize,
+        // as vpopmail's deliver_mail does.
+        let q = (!entry.quota.trim().is_empty())
+            .then(|| Quota::parse(&entry.quota).unwrap_or(Quota::UNLIMITED));
+        self.to_maildir(&md, q, dom, msg)
     }
 
     /// The lines of a user's (or catch-all's) .qmail file.

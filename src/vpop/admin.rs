@@ -1117,12 +1117,19 @@ pub struct InfoFields {
 /// The quota usage in percent (vuserinfo's `usage:`), from maildirsize when
 /// it is current, else from a scan of the Maildir; nothing is written.
 pub fn usage_percent(e: &Entry) -> u64 {
-    let Some(q) = mdquota::Quota::parse(&e.quota) else {
+    let md = e.maildir();
+    let file = mdquota::read(&md).ok().flatten();
+    // An empty quota field: the quota of maildirsize's line 1 (vdelivermail's).
+    let q = if e.quota.trim().is_empty() {
+        file.as_ref().and_then(|f| f.quota)
+    } else {
+        mdquota::Quota::parse(&e.quota)
+    };
+    let Some(q) = q else {
         return 0;
     };
-    let md = e.maildir();
-    let usage = match mdquota::read(&md) {
-        Ok(Some(f)) if !f.needs_rebuild(crate::timefmt::now(), &q) => f.usage,
+    let usage = match file {
+        Some(f) if !f.needs_rebuild(crate::timefmt::now(), &q) => f.usage,
         _ => mdquota::scan(&md).unwrap_or_default(),
     };
     q.percent(&usage)

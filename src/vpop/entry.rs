@@ -7,7 +7,8 @@
 //!
 //! The fourth field is the `pw_gid` of vpopmail's `struct vqpasswd`, used as a
 //! set of per-user flag bits ([`crate::vpop::flags`]). The eighth field, the clear
-//! password, is optional; when it is absent the line has seven fields. Everything
+//! password, is optional; when it is absent the line has seven fields (fewer
+//! read as empty fields, as vpopmail reads them). Everything
 //! after the seventh `:` is the clear password, so a clear password containing `:`
 //! survives. Every field is kept as read, so an unchanged entry is written back
 //! byte for byte.
@@ -120,15 +121,16 @@ impl Entry {
         if name.is_empty() {
             return Err(ParseError("empty user name in vpasswd line"));
         }
+        // Missing trailing fields are empty, as vpopmail's vauth_getpw reads
+        // them (a hand-written `name:hash:1:0:gecos:dir` has no quota field).
         let mut it = rest.splitn(7, ':');
-        let mut next = || it.next();
-        let passwd = next().ok_or(ParseError("too few fields in vpasswd line"))?;
-        let uid = next().ok_or(ParseError("too few fields in vpasswd line"))?;
-        let flags = next().ok_or(ParseError("too few fields in vpasswd line"))?;
-        let gecos = next().ok_or(ParseError("too few fields in vpasswd line"))?;
-        let dir = next().ok_or(ParseError("too few fields in vpasswd line"))?;
-        let quota = next().ok_or(ParseError("too few fields in vpasswd line"))?;
-        let clear = next().map(str::to_string);
+        let passwd = it.next().unwrap_or("");
+        let uid = it.next().unwrap_or("");
+        let flags = it.next().unwrap_or("");
+        let gecos = it.next().unwrap_or("");
+        let dir = it.next().unwrap_or("");
+        let quota = it.next().unwrap_or("");
+        let clear = it.next().map(str::to_string);
         let fv = atoi_u32(flags);
         Ok(Entry {
             name: name.to_string(),
@@ -264,8 +266,21 @@ mod tests {
     fn bad_lines() {
         assert!(Entry::parse("").is_err());
         assert!(Entry::parse("joe").is_err());
-        assert!(Entry::parse("joe:x:1:0:g:/d").is_err());
         assert!(Entry::parse(":x:1:0:g:/d:NOQUOTA").is_err());
+    }
+
+    #[test]
+    fn missing_trailing_fields_are_empty() {
+        let e = Entry::parse("joe:x:1:0:g:/d").unwrap();
+        assert_eq!(
+            (e.dir.as_str(), e.quota.as_str(), e.clear.as_deref()),
+            ("/d", "", None)
+        );
+        let e = Entry::parse("joe:x").unwrap();
+        assert_eq!(
+            (e.passwd.as_str(), e.uid.as_str(), e.flags, e.dir.as_str()),
+            ("x", "", 0, "")
+        );
     }
 
     #[test]

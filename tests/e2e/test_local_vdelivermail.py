@@ -201,6 +201,40 @@ class Vdelivermail(unittest.TestCase):
         self.assertEqual((r.returncode, r.stdout), (100, b"user is over quota\n"))
         self.assertEqual(len(self.msgs("kq")), 1)
 
+    def rewrite_vpasswd_line(self, user, fields):
+        vp = os.path.join(self.root.domain_dir(DOM), "vpasswd")
+        with open(vp) as f:
+            lines = f.read().splitlines()
+        with open(vp, "w") as f:
+            for l in lines:
+                if l.startswith(user + ":"):
+                    l = ":".join(fields(l.split(":")))
+                f.write(l + "\n")
+        os.unlink(vp + ".cdb")
+
+    def test_empty_quota_field_leaves_the_quota_to_maildirsize(self):
+        # As vpopmail's deliver_mail: an empty field reads line 1 of maildirsize.
+        self.root.add_user(f"eq@{DOM}", "secret1")
+        self.rewrite_vpasswd_line("eq", lambda f: f[:6] + [""] + f[7:])
+        with open(os.path.join(self.root.maildir("eq", DOM), "maildirsize"), "w") as f:
+            f.write("1000S\n")
+        self.assertEqual(self.vdel("eq", msg=b"x" * 600).returncode, 0)
+        r = self.vdel("eq", msg=b"x" * 600)
+        self.assertEqual((r.returncode, r.stdout), (100, b"user is over quota\n"))
+        self.assertEqual(len(self.msgs("eq")), 1)
+        p = self.root.run("vuserinfo", "-Q", f"eq@{DOM}")
+        self.assertNotEqual(p.stdout.strip(), b"0%", p.stdout)
+
+    def test_line_without_quota_field_is_still_a_user(self):
+        # name:crypted:uid:flags:gecos:dir, as hand-written files have it:
+        # vpopmail reads the missing field as empty.
+        self.root.add_user(f"six@{DOM}", "secret1")
+        self.rewrite_vpasswd_line("six", lambda f: f[:6])
+        r = self.vdel("six")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(len(self.msgs("six")), 1)
+        self.assertEqual(self.root.run("vuserinfo", f"six@{DOM}").returncode, 0)
+
     def test_quota_warning_once_a_day(self):
         warn = self.near_quota("warn", "Your mailbox is almost full.\n")
         try:
