@@ -227,7 +227,20 @@ pub fn check(
                 ));
             }
             if !vpop::password::verify(&req.password, &entry.passwd) {
-                return Err(refuse(3, "password fail"));
+                let mut r = refuse(3, "password fail");
+                // What looks like an APOP digest for a user without the
+                // clear-text password: a line before the usual one (kept as
+                // it is for log watchers) says what the admin can do.
+                if conn.service == Service::Pop
+                    && entry.clear_password().is_none()
+                    && looks_like_apop(&req.password)
+                {
+                    r.log = format!(
+                        "{}: APOP needs a clear-text password (vpasswd -C) {who}\n{}",
+                        conn.name, r.log
+                    );
+                }
+                return Err(r);
             }
             Method::Plain
         }
@@ -243,6 +256,14 @@ pub fn check(
         Some(what) => Err(refuse(1, what)),
         None => Ok(method),
     }
+}
+
+/// 32 lowercase hex digits: the form of an APOP digest.
+fn looks_like_apop(password: &[u8]) -> bool {
+    password.len() == 32
+        && password
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
 }
 
 /// The client address: `TCPREMOTEIP`, else `REMOTE_HOST`, `::ffff:` stripped.
@@ -386,7 +407,9 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
         std::thread::sleep(std::time::Duration::from_secs(2));
     }
     if let Err(r) = check(&conn, &login, &entry, &req, &ip) {
-        log(&r.log);
+        for line in r.log.lines() {
+            log(line);
+        }
         return r.code;
     }
     let who = format!("{}@{}:{ip}", login.user, login.domain);
@@ -778,6 +801,24 @@ mod tests {
                 && !r.log.contains("password fail"),
             "{}",
             r.log
+        );
+        // An APOP digest for a user without the clear-text field: still a
+        // password failure, with a line before it saying why.
+        let r = check(
+            &conn(Service::Pop),
+            &login(),
+            &e2,
+            &req(&apop, "<1.2@h>"),
+            "ip",
+        )
+        .unwrap_err();
+        assert_eq!(r.code, 3);
+        assert_eq!(
+            r.log.lines().collect::<Vec<_>>(),
+            [
+                "vchkpw-x: APOP needs a clear-text password (vpasswd -C) joe@example.com:ip",
+                "vchkpw-x: password fail joe@example.com:ip"
+            ]
         );
         // No stored hash at all.
         let mut e3 = entry(0, Some("secret"));

@@ -129,12 +129,17 @@ class RunLocal(unittest.TestCase):
         self.assertEqual(p.stat()[0], 0)
         p.quit()
 
-        # stop: every service is gone.
+        # stop: every service is gone, sessions in progress too.
+        held = socket.create_connection(("127.0.0.1", self.port["pop3"]), timeout=30)
+        self.addCleanup(held.close)
+        self.assertTrue(held.recv(512).startswith(b"+OK"))
         r = subprocess.run([self.run_local, "stop", self.dir], env=self.env,
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         for port in self.port.values():
             wait_until(lambda: not listening(port), what=f"port {port} closed")
+        held.settimeout(10)
+        self.assertEqual(held.recv(512), b"")  # qmail-popup ended with its tcpserver
         self.assertEqual(os.listdir(os.path.join(self.dir, "pids")), [])
 
 

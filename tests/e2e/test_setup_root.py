@@ -62,6 +62,16 @@ class SetupRoot(unittest.TestCase):
         self.assertIn(b"no built programs in /nonexistent", p.stderr)
         self.assertFalse(os.path.exists(target))
 
+    def test_missing_openssl_is_named_before_anything_is_written(self):
+        target = os.path.join(self.root.dir, "never")
+        path = path_without(self.root.dir, "openssl")
+        p = subprocess.run([os.path.join(REPO, "scripts", "setup-root"), target], capture_output=True,
+                           env=dict(os.environ, VQMAIL_BIN=BIN, PATH=path), timeout=60)
+        self.assertEqual(p.returncode, 111)
+        self.assertEqual(p.stderr, b"setup-root: fatal: openssl is missing (apt-get install openssl); "
+                                   b"nothing was installed\n")
+        self.assertFalse(os.path.exists(target))
+
     def test_programs_are_installed_in_their_homes(self):
         self.assertTrue(os.access(self.root.q("bin", "maildirmake"), os.X_OK))
 
@@ -105,6 +115,21 @@ GROUPS = "qmail:x:7401:\nnofiles:x:7402:\nvchkpw:x:7489:\n"
 
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root (a private mount namespace)")
+def path_without(d, *names):
+    """A PATH directory (made in d) with every program of the system's
+    but the named ones."""
+    out = os.path.join(d, "path-without-" + "-".join(names))
+    os.makedirs(out, exist_ok=True)
+    for sysdir in ("/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"):
+        if not os.path.isdir(sysdir):
+            continue
+        for n in os.listdir(sysdir):
+            dst = os.path.join(out, n)
+            if n not in names and not os.path.lexists(dst):
+                os.symlink(os.path.join(sysdir, n), dst)
+    return out
+
+
 class RealHost(unittest.TestCase):
     """`setup-root /` as on a real host, in a private mount namespace: copies of
     /etc/passwd and /etc/group and empty /var and /home bind-mounted over the
@@ -160,6 +185,28 @@ class RealHost(unittest.TestCase):
         p = self.host(ACCOUNTS, GROUPS, f"{setup} /")
         self.assertEqual(p.returncode, 100, p.stderr)
         self.assertIn(b"set VQMAIL_ME", p.stderr)
+        # No tcpserver for the services: refused.
+        nopath = path_without(self.d, "tcpserver")
+        p = self.host(ACCOUNTS, GROUPS, f"PATH={nopath} VQMAIL_ME=mail.test {setup} /")
+        self.assertEqual(p.returncode, 111, p.stderr)
+        self.assertIn(b"tcpserver is missing (apt-get install ucspi-tcp); nothing was installed", p.stderr)
+        self.assertEqual(os.listdir(os.path.join(self.d, "var")), [])
+        # Without VQMAIL_BIN the host gets the release build, never a newer
+        # debug one; with none, it says so.
+        release = subprocess.run([os.path.join(REPO, "scripts", "bin-dir"), "release"],
+                                 capture_output=True, text=True).stdout.strip()
+        env = {k: v for k, v in os.environ.items() if k != "VQMAIL_BIN"}
+        p = subprocess.run(self.host_argv(ACCOUNTS, GROUPS, f"VQMAIL_ME=mail.test {setup} /"),
+                           capture_output=True, timeout=300, env=env)
+        if not release:
+            self.assertEqual(p.returncode, 111, p.stderr)
+            self.assertIn(b"no release build to install (run make release)", p.stderr)
+            self.assertEqual(os.listdir(os.path.join(self.d, "var")), [])
+        else:
+            self.assertEqual(p.returncode, 0, p.stderr)
+            for d, prog in (("var/qmail/bin", "qmail-queue"), ("home/vpopmail/bin", "vchkpw")):
+                with open(os.path.join(self.d, d, prog), "rb") as a, open(os.path.join(release, prog), "rb") as b:
+                    self.assertTrue(a.read() == b.read(), prog)
         # The real install: owners, modes, setuid bits, control/me.
         p = self.host(ACCOUNTS, GROUPS, f"VQMAIL_ME=mail.test {setup} / && {setup} /")
         self.assertEqual(p.returncode, 0, p.stderr)

@@ -263,6 +263,20 @@ class Domains(RootTestCase):
         self.assertEqual(p.returncode, 255)
         self.assertRegex(p.stdout, rb"^Error: .*/q/control/ is missing \(is QMAIL_HOME right\?\)\n$")
         self.assertEqual(os.listdir(d), [])
+        # The other tools keep vpopmail's text on stdout, and say on stderr
+        # why it came: the installation is not where the environment says.
+        for argv in (["vadduser", "joe@example.test", "pw-12345"], ["vpasswd", "joe@example.test", "x-1234567"]):
+            p = subprocess.run([self.root.bin(argv[0])] + argv[1:], capture_output=True,
+                               env=dict(os.environ, **env), timeout=60)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertTrue(p.stdout.startswith(b"Error: "), p.stdout)
+            self.assertRegex(p.stderr, rb"^" + argv[0].encode()
+                             + rb": .*/q/control/ is missing \(is QMAIL_HOME right\?\)\n$")
+        env["QMAIL_HOME"] = self.root.qmail
+        p = subprocess.run([self.root.bin("vadduser"), "joe@example.test", "pw-12345"], capture_output=True,
+                           env=dict(os.environ, **env), timeout=60)
+        self.assertRegex(p.stderr, rb"^vadduser: .*/v/domains is missing \(is VPOPMAIL_HOME right\?\)\n$")
+        self.assertEqual(os.listdir(d), [])
 
     def test_vaddaliasdomain(self):
         r = self.root

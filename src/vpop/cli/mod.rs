@@ -96,9 +96,24 @@ pub fn out(text: &str) {
     let _ = o.flush();
 }
 
-/// Prints `Error: TEXT` on stdout and returns the exit code.
+/// Prints `Error: TEXT` on stdout and returns the exit code. When the
+/// installation itself is not where the environment says (a shell without
+/// `QMAIL_HOME` or `VPOPMAIL_HOME` exported), a line on stderr says so: the
+/// `Error:` text alone (`Domain does not exist`) would mislead.
 pub fn fail(e: &VError) -> i32 {
     out(&format!("Error: {}\n", e.text));
+    let roots = crate::paths::Roots::from_env();
+    let hint = [
+        (roots.control(""), "QMAIL_HOME"),
+        (roots.domains(), "VPOPMAIL_HOME"),
+    ]
+    .into_iter()
+    .find(|(d, _)| !d.is_dir());
+    if let Some((d, var)) = hint {
+        let prog = std::env::args().next().unwrap_or_default();
+        let prog = prog.rsplit('/').next().unwrap_or("");
+        eprintln!("{prog}: {} is missing (is {var} right?)", d.display());
+    }
     e.exit_code()
 }
 
