@@ -159,7 +159,12 @@ pub fn server_config_with(
     if let Some(list) = ciphers {
         let allowed = tls12_suites_allowed(list);
         if allowed.is_empty() {
-            eprintln!("warning: no TLS 1.2 cipher of ours in the cipher list {list:?}; using the default list");
+            // Named like the program's other log lines (qmail-smtpd: ...).
+            let prog = std::env::args().next().unwrap_or_default();
+            let prog = prog.rsplit('/').next().unwrap_or("");
+            eprintln!(
+                "{prog}: warning: no TLS 1.2 cipher of ours in the cipher list {list:?}; using the default list"
+            );
         } else {
             prov.cipher_suites
                 .retain(|s| s.tls13().is_some() || allowed.contains(&s.suite()));

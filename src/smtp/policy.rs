@@ -156,10 +156,9 @@ impl Policy for HostPolicy {
             return false;
         };
         let local = local.to_ascii_lowercase();
-        matches!(
-            crate::vpop::find_user(&self.roots, &local, domain),
-            Ok(Some(_))
-        )
+        let found = |u: &str| matches!(crate::vpop::find_user(&self.roots, u, domain), Ok(Some(_)));
+        // vdelivermail's qmail-ext rule too: `bang!user-ext@` is bang!user's.
+        found(&local) || local.split_once('-').is_some_and(|(base, _)| found(base))
     }
 
     fn badmailfrom(&mut self, a: &[u8]) -> bool {

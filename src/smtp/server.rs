@@ -221,10 +221,10 @@ pub fn run(roots: &Roots, args: Args) -> i32 {
         };
         match step.outcome {
             Outcome::Continue => io.out.extend_from_slice(&step.reply),
-            Outcome::Close => {
+            Outcome::Quit | Outcome::Close => {
                 io.out.extend_from_slice(&step.reply);
                 let _ = io.flush();
-                return 0;
+                return if step.outcome == Outcome::Quit { 0 } else { 1 };
             }
             Outcome::StartTls => {
                 if !io.rd.buffered().is_empty() {

@@ -105,7 +105,9 @@ pub struct Config {
 pub enum Outcome {
     /// Read the next command.
     Continue,
-    /// Close the connection.
+    /// Close the connection after QUIT (qmail-smtpd exits 0).
+    Quit,
+    /// Close the connection on an error (qmail-smtpd exits 1).
     Close,
     /// Run the TLS handshake (when nothing is buffered), then
     /// [`Session::tls_started`].
@@ -339,7 +341,10 @@ impl Session {
             b"NOOP" => Step::r(reply::OK),
             b"VRFY" => Step::r(reply::VRFY),
             b"HELP" => Step::r(reply::HELP),
-            b"QUIT" => Step::close(&reply::quit(&self.cfg.greeting)),
+            b"QUIT" => Step {
+                reply: reply::quit(&self.cfg.greeting),
+                outcome: Outcome::Quit,
+            },
             b"STARTTLS" => {
                 // Not offered without servercert.pem, but asked for anyway: the
                 // server's attempt to load it gives the TLS patch's 454.

@@ -75,6 +75,7 @@ class RunLocal(unittest.TestCase):
         for name, p in self.port.items():
             self.assertIn(f"{name}: 127.0.0.1:{p}", self.out)
         self.assertIn(f"swaks --server 127.0.0.1:{self.port['submission']} -tls", self.out)
+        self.assertIn(f"Stop with: {self.run_local} stop {self.dir}\n", self.out)
         maildir = os.path.join(self.dir, "home", "vpopmail", "domains", "example.test", "demo", "Maildir")
 
         # SMTP: local mail is taken without AUTH; relaying is not.

@@ -206,6 +206,10 @@ class Data(SmtpdCase):
         self.assertEqual(gone.returncode, 1)  # the client left without QUIT
         quit_ = subprocess.run(smtpd, input=b"HELO x\r\nQUIT\r\n", capture_output=True, env=env, timeout=30)
         self.assertEqual(quit_.returncode, 0)
+        # Closed by the server after three bad commands: an error, not a QUIT.
+        bad = subprocess.run(smtpd, input=b"X\r\nY\r\nZ\r\n", capture_output=True, env=env, timeout=30)
+        self.assertTrue(bad.stdout.endswith(b"421 too many bad commands, closing connection (#4.7.0)\r\n"))
+        self.assertEqual(bad.returncode, 1)
 
     def test_size_parameter_refused_at_mail(self):
         srv = self.smtpd()

@@ -72,6 +72,8 @@ class RcptCheck(VpopCase):
         c.reply()
         self.assertEqual(c.cmd("MAIL FROM:<someone@example.net>"), OK)
         self.assertEqual(c.cmd("RCPT TO:<bang!user@example.test>"), OK)
+        # with an extension too (vdelivermail's user-ext rule delivers it).
+        self.assertEqual(c.cmd("RCPT TO:<bang!user-lists@example.test>"), OK)
         # Other ! addresses are still routes, refused without relay rights.
         self.assertEqual(c.cmd("RCPT TO:<evil.example!joe@example.test>"), NO_RELAY)
         self.assertEqual(c.cmd("RCPT TO:<bang!user%evil.example@example.test>"), NO_RELAY)

@@ -180,7 +180,7 @@ fn basic_dialog() {
     let st = s.input(&mut p, Input::Line(b"QUIT"));
     assert_eq!(
         (st.reply, st.outcome),
-        (b"221 mx.example.test\r\n".to_vec(), Outcome::Close)
+        (b"221 mx.example.test\r\n".to_vec(), Outcome::Quit)
     );
 }
 
@@ -585,7 +585,7 @@ fn run_script(script: &[u8], chunk: usize) -> (String, Vec<Vec<u8>>) {
         out.extend_from_slice(&st.reply);
         match st.outcome {
             Outcome::Continue => {}
-            Outcome::Close | Outcome::StartTls => break,
+            Outcome::Quit | Outcome::Close | Outcome::StartTls => break,
             Outcome::Data => {
                 out.extend_from_slice(&s.data_started(true).reply);
                 let mut d = Decoder::new(s.config().databytes);
