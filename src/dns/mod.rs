@@ -204,12 +204,13 @@ impl Resolver {
         Err(Error::Temporary(format!("CNAME chain too long for {name}")))
     }
 
-    /// True when mail to `domain` has somewhere to go: it has MX records or
-    /// an address. `Ok(false)` when the name does not exist or has neither;
+    /// True when mail to `domain` has somewhere to go: it has MX records
+    /// (other than a null MX) or an address. `Ok(false)` when the name does not exist or has neither;
     /// `Err(Temporary)` when that cannot be told now.
     pub fn has_mail_route(&self, domain: &str) -> Result<bool, Error> {
         match self.mx(domain) {
-            Ok(_) => return Ok(true),
+            // A null MX (RFC 7505) says the domain takes no mail.
+            Ok(v) => return Ok(v.iter().any(|m| !m.host.is_empty())),
             Err(Error::NxDomain) => return Ok(false),
             Err(Error::NoData) => {}
             Err(e) => return Err(e),

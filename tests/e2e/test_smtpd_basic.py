@@ -321,7 +321,8 @@ class SenderChecks(SmtpdCase):
     def test_sender_domain_dns_check(self):
         dns = DnsServer({"mx.example": {"MX": ["mail.mx.example"]},
                          "a-only.example": {"A": ["192.0.2.5"]},
-                         "empty.example": {}},
+                         "empty.example": {},
+                         "nullmx.example": {"MX": ["."], "A": ["192.0.2.6"]}},
                         servfail=["broken.example"])
         self.addCleanup(dns.stop)
         self.root.write_control("mfcheck", "1\n")
@@ -334,6 +335,9 @@ class SenderChecks(SmtpdCase):
                          "553 Non-existing DNS_MX: MAIL FROM:<a@nx.example> (#5.1.8)\r\n")
         self.assertEqual(c.cmd("MAIL FROM:<a@empty.example>"),
                          "553 Non-existing DNS_MX: MAIL FROM:<a@empty.example> (#5.1.8)\r\n")
+        # A null MX (RFC 7505): the domain takes no mail, so no bounce could reach it.
+        self.assertEqual(c.cmd("MAIL FROM:<a@nullmx.example>"),
+                         "553 Non-existing DNS_MX: MAIL FROM:<a@nullmx.example> (#5.1.8)\r\n")
         self.assertEqual(c.cmd("MAIL FROM:<a@broken.example>"),
                          "451 temporary DNS failure checking the sender domain (#4.4.3)\r\n")
         # Bounces and local senders are not looked up.
