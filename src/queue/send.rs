@@ -1118,13 +1118,18 @@ impl Send {
         let qp = child.id();
         let env = super::enqueue::envelope(sender, &[recip]);
         let mut ew = File::from(ew);
+        // The message first, the envelope after its last byte, as qmail's
+        // qmail_put/qmail_from do: if qmail-send dies part way, qmail-queue
+        // sees an incomplete envelope and queues nothing (with the envelope
+        // first it would queue the part of the bounce it had).
         let r = (|| -> io::Result<()> {
-            ew.write_all(&env)?;
-            drop(ew);
             let mut stdin = child.stdin.take().ok_or(io::ErrorKind::BrokenPipe)?;
             stdin.write_all(head)?;
             let mut m = File::open(self.q.mess(id))?;
             io::copy(&mut m, &mut stdin)?;
+            drop(stdin);
+            ew.write_all(&env)?;
+            drop(ew);
             Ok(())
         })();
         let st = child.wait()?;

@@ -364,6 +364,43 @@ while True:
         self.assertRegex(log, r"bounce msg \d+ qp \d+\n")
         self.assertEqual(queue_files(self.root), [])
 
+    def test_a_bounce_cut_short_is_not_queued(self):
+        # qmail-send gives qmail-queue the bounce first and its envelope only
+        # after the last byte, as qmail does: if qmail-send dies part way,
+        # qmail-queue has no envelope and queues nothing. This qmail-queue
+        # kills qmail-send after the first bytes and records the envelope it
+        # then finds.
+        seen = os.path.join(self.root.dir, "envelope-seen")
+        wrapper = os.path.join(self.root.dir, "qq-kills-parent")
+        with open(wrapper, "w") as f:
+            f.write("#!/usr/bin/env python3\n"
+                    "import os, signal\n"
+                    "os.read(0, 1000)\n"
+                    "os.kill(os.getppid(), signal.SIGKILL)\n"
+                    "while os.read(0, 65536): pass\n"
+                    "env = b''\n"
+                    "while True:\n"
+                    "    b = os.read(1, 65536)\n"
+                    "    if not b: break\n"
+                    "    env += b\n"
+                    f"open({seen!r}, 'wb').write(env)\n")
+        os.chmod(wrapper, 0o755)
+        big = "Subject: big\n\n" + ("x" * 999 + "\n") * 1000  # far more than a pipe holds
+        self.assertEqual(queue(self.root, big, "sender@localhost", ["failjoe@localhost"]), 0)
+        env = {"VQMAIL_SEND_ONCE": "1", "STUB_OUT": self.out, "VQMAIL_NOW": str(T0), "QMAILQUEUE": wrapper}
+        p = subprocess.Popen([self.root.bin("qmail-start"), "./Maildir/"], env=self.root.env(**env),
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            p.wait(timeout=60)
+            wait_until(lambda: os.path.exists(seen), 30, what="the stand-in qmail-queue")
+        finally:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        with open(seen, "rb") as f:
+            self.assertEqual(f.read(), b"")
+
     def test_double_and_triple_bounce(self):
         self.assertEqual(queue(self.root, "x\n", "", ["failjoe@localhost"]), 0)
         log = send_once(self.root, self.out, now=T0)
