@@ -54,19 +54,30 @@ pub fn prepare_dir(d: &Path) -> bool {
 /// qmail-queue's files are, whatever umask made the spare) and its times
 /// set to now. qmail-send's cleanup removes message files whose atime is
 /// 36 hours old; an old spare must not look like one while it is filled.
+///
+/// A spare with another name is not a spare: on a file system without a
+/// journal, a power failure can undo the rename that made a spare a queue
+/// file while keeping the queue file's new name, and emptying the file
+/// would empty that message. Such a file is left to its other name and the
+/// claim fails as if the spare had been taken (`NotFound`).
 pub fn claim(from: &Path, to: &Path) -> io::Result<File> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     crate::sys::queue::rename_noreplace(from, to)?;
     let f = OpenOptions::new()
         .read(true)
         .write(true)
-        .truncate(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(to)
         .and_then(|f| {
             let m = f.metadata()?;
             if !m.is_file() {
                 return Err(io::Error::from_raw_os_error(libc::EINVAL));
+            }
+            if m.nlink() != 1 {
+                return Err(io::ErrorKind::NotFound.into());
+            }
+            if m.len() != 0 {
+                f.set_len(0)?;
             }
             // (Most spares are 0644 already: no chmod for them.)
             if m.permissions().mode() & 0o7777 != 0o644 {
@@ -298,6 +309,26 @@ mod tests {
         assert_eq!(std::fs::read(&c).unwrap(), b"new");
         assert!(t.take(&d.path().join("e")).is_none());
         assert_eq!(std::fs::read_dir(dir(&q)).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_spare_that_is_also_a_queue_file_is_left_alone() {
+        // What a power failure can leave: the spare's name and a message's
+        // name for one file.
+        let d = tempfile::tempdir().unwrap();
+        let spare = d.path().join("spare");
+        let mess = d.path().join("mess");
+        std::fs::write(&mess, "the message").unwrap();
+        std::fs::hard_link(&mess, &spare).unwrap();
+        let to = d.path().join("new");
+        let e = claim(&spare, &to).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert_eq!(std::fs::read(&mess).unwrap(), b"the message");
+        assert!(!to.exists() && !spare.exists());
+        // A real spare is emptied.
+        std::fs::write(&spare, "old").unwrap();
+        let f = claim(&spare, &to).unwrap();
+        assert_eq!(f.metadata().unwrap().len(), 0);
     }
 
     #[test]

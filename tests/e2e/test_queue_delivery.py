@@ -148,6 +148,28 @@ class QmailQueue(RootTestCase):
                          os.stat(self.root.q("queue", "intd", str(n))).st_ino)
         self.assertEqual(os.listdir(self.root.q("queue", "pid")), [])
 
+    def test_a_spare_with_a_second_name_is_not_emptied(self):
+        # After a power failure on a file system without a journal, a spare's
+        # name can survive next to the queue name it was given: qmail-queue
+        # must not take that file as a spare and empty the message.
+        self.assertEqual(queue(self.root, "Subject: one\n\nfirst\n", "a@example.net", ["b@localhost"]), 0)
+        n = int(os.listdir(self.root.q("queue", "todo"))[0])
+        mess = self.root.q("queue", "mess", str(n % 23), str(n))
+        with open(mess, "rb") as f:
+            before = f.read()
+        spares = self.root.q("queue", "pid", "spare")
+        os.makedirs(spares, exist_ok=True)
+        for name in os.listdir(spares):
+            os.unlink(os.path.join(spares, name))
+        os.link(mess, os.path.join(spares, "1"))
+        os.link(self.root.q("queue", "todo", str(n)), os.path.join(spares, "2"))
+        self.assertEqual(queue(self.root, "Subject: two\n\nsecond\n", "a@example.net", ["b@localhost"]), 0)
+        with open(mess, "rb") as f:
+            self.assertEqual(f.read(), before)
+        with open(self.root.q("queue", "todo", str(n)), "rb") as f:
+            self.assertTrue(f.read().endswith(b"Tb@localhost\0"))
+        self.assertEqual(len(os.listdir(self.root.q("queue", "todo"))), 2)
+
     def test_envelope_errors_leave_nothing(self):
         cases = [
             (b"Fa@b\0Tc@d\0", 54),          # no final NUL: truncated
