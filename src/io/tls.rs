@@ -235,6 +235,15 @@ impl Conn {
         Ok(Conn::Tls(Box::new(StreamOwned::new(conn, io))))
     }
 
+    /// Ends a TLS session properly before the connection is closed: sends
+    /// close_notify (RFC 8446 section 6.1). Nothing for a plain connection.
+    pub fn close_notify(&mut self) {
+        if let Conn::Tls(s) = self {
+            s.conn.send_close_notify();
+            let _ = s.flush();
+        }
+    }
+
     /// True once TLS is on.
     pub fn is_tls(&self) -> bool {
         matches!(self, Conn::Tls(_))

@@ -10,6 +10,11 @@
 /// The longest command line accepted, CRLF excluded.
 pub const MAX_LINE: usize = 255;
 
+/// The longest AUTH PLAIN response taken after `+ ` (RFC 5034 section 4: the
+/// command-line limit does not apply to it): the base64 of three fields of
+/// up to 255 bytes each, with room to spare.
+pub const MAX_SASL_LINE: usize = 2048;
+
 /// A parsed command: verb lowercased, argument raw.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Command<'a> {

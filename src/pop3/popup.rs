@@ -119,6 +119,16 @@ impl Popup {
         self.awaiting_plain = false;
     }
 
+    /// The longest line the next read may return: a SASL response may be
+    /// longer than a command.
+    pub fn line_limit(&self) -> usize {
+        if self.awaiting_plain {
+            command::MAX_SASL_LINE
+        } else {
+            command::MAX_LINE
+        }
+    }
+
     /// Answer to a line that was over the bound (the reader discarded it).
     pub fn too_long(&mut self) -> Step {
         self.awaiting_plain = false;

@@ -91,7 +91,7 @@ pub fn popup(args: Vec<OsString>) -> i32 {
     }
     let mut reader = LineReader::new(conn);
     loop {
-        let step = match reader.read_line(MAX_LINE + 1) {
+        let step = match reader.read_line(session.line_limit() + 1) {
             Ok(Line::Line(l)) => {
                 let more = !reader.buffered().is_empty();
                 session.line(&l, more)
@@ -108,6 +108,7 @@ pub fn popup(args: Vec<OsString>) -> i32 {
             }
             Action::Close => {
                 let _ = write_all(reader.get_mut(), &step.reply);
+                reader.get_mut().close_notify();
                 return 0;
             }
             Action::StartTls => {

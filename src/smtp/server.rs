@@ -224,6 +224,7 @@ pub fn run(roots: &Roots, args: Args) -> i32 {
             Outcome::Quit | Outcome::Close => {
                 io.out.extend_from_slice(&step.reply);
                 let _ = io.flush();
+                io.rd.get_mut().close_notify();
                 return if step.outcome == Outcome::Quit { 0 } else { 1 };
             }
             Outcome::StartTls => {

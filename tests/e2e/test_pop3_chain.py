@@ -1,6 +1,7 @@
 """The real chain under tcpserver: qmail-popup HOST vchkpw qmail-pop3d Maildir,
 with accounts made by vadddomain/vadduser: login forms, wrong passwords,
 NO_POP, the relay opened on success, the poll limit, plaintext/STLS/POP3S."""
+import base64
 import os
 import poplib
 import subprocess
@@ -74,6 +75,44 @@ class Chain(RootTestCase):
         p.dele(1)
         p.quit()
         self.assertEqual(self.files(), [])
+
+    def test_long_names_and_passwords_with_auth_plain(self):
+        # RFC 5034: the response after "+ " may be longer than a command line.
+        dom = "a-rather-long-domain-name-for-testing.example.test"
+        user = "sixteen-chars-xx"
+        pw = "P" * 64 + "w" * 63 + "1"
+        self.root.add_domain(dom)
+        self.root.add_user(f"{user}@{dom}", pw)
+        port = self.chain().port
+        c = p3.Raw(port)
+        c.line()
+        self.assertEqual(c.cmd("AUTH PLAIN"), b"+ \r\n")
+        resp = base64.b64encode(f"{user}@{dom}\0{user}@{dom}\0{pw}".encode()).decode()
+        self.assertGreater(len(resp), 255)
+        self.assertEqual(c.cmd(resp), b"+OK \r\n")
+        c.cmd("QUIT")
+        curl = need_tool("curl")
+        r = subprocess.run([curl, "-s", "-S", "--max-time", "20", "-u", f"{user}@{dom}:{pw}",
+                            f"pop3://127.0.0.1:{port}/"], capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_tls_ends_with_close_notify_before_login_too(self):
+        import socket
+        import ssl
+        port = self.chain(pop3s=True).port
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s = p3.Pop3Case.tls_context().wrap_socket(raw, server_hostname="mail.test", suppress_ragged_eofs=False)
+        self.addCleanup(s.close)
+        self.assertTrue(s.recv(512).startswith(b"+OK"))
+        s.sendall(b"QUIT\r\n")
+        got = b""
+        while not got.endswith(b"\r\n"):
+            got += s.recv(512)
+        self.assertEqual(got, b"+OK \r\n")
+        try:
+            self.assertEqual(s.recv(512), b"")  # close_notify, not a bare hang-up
+        except ssl.SSLEOFError as e:
+            self.fail(f"TLS closed without close_notify: {e}")
 
     def test_curl_and_fetchmail_through_vchkpw(self):
         curl = need_tool("curl")

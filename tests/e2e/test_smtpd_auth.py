@@ -43,6 +43,28 @@ class Auth(SmtpdCase):
         with open(self.checkpw_log, "rb") as f:
             return [l.split(b"|") for l in f.read().splitlines()]
 
+    def test_smtps_quit_ends_tls_with_close_notify(self):
+        import socket
+        port = self.smtpd(env={"SMTPS": "1"}).port
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                            server_hostname="localhost", suppress_ragged_eofs=False)
+        self.addCleanup(s.close)
+        got = b""
+        while not got.endswith(b"\r\n"):
+            got += s.recv(512)
+        self.assertTrue(got.startswith(b"220 "))
+        s.sendall(b"QUIT\r\n")
+        got = b""
+        while not got.endswith(b"\r\n"):
+            got += s.recv(512)
+        self.assertTrue(got.startswith(b"221 "), got)
+        try:
+            self.assertEqual(s.recv(512), b"")  # close_notify, not a bare hang-up
+        except ssl.SSLEOFError as e:
+            self.fail(f"TLS closed without close_notify: {e}")
+
     def test_each_mechanism_on_each_transport(self):
         plain = self.smtpd()
         smtps = self.smtpd(env={"SMTPS": "1"})
