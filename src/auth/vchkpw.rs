@@ -388,7 +388,9 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
     // pw_flags): a domain closed for POP3 stays closed for every user
     // without V_OVERRIDE.
     entry.flags = vpop::admin::effective_flags(roots, &domain, entry.flags);
-    if entry.dir.is_empty() {
+    // No directory (or a relative one, which would be taken from wherever
+    // this runs): refused, as vpopmail refuses when it cannot make one.
+    if !entry.dir_path().is_absolute() {
         log(&format!(
             "{}: dir auto create failed {}@{}:{ip}",
             conn.name, login.user, login.domain

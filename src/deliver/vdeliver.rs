@@ -187,6 +187,15 @@ impl<'a> Delivery<'a> {
             )));
         }
         let dir = entry.dir_path();
+        // A vpasswd line without a directory (or with a relative one, hand-
+        // written or from an older tool): a relative path would deliver into
+        // whatever directory this runs in. The mail waits for the admin.
+        if !dir.is_absolute() {
+            return Err(Fail::temp(format!(
+                "vdelivermail: {} has no absolute directory in vpasswd. (#4.3.0)",
+                self.addr()
+            )));
+        }
         let md = dir.join("Maildir");
         if !md.join("new").is_dir() {
             // With vadduser's mode (0750), whatever the umask.

@@ -149,6 +149,11 @@ fn make_user_dir(dir: &Path, owner: Option<(u32, u32)>) -> Result<(), VError> {
 /// Removes `maildirsize` and, for a real quota, writes a fresh one (vpopmail's
 /// `update_maildirsize`, as vsetuserquota and vmoduser -q do).
 pub fn update_maildirsize(user_dir: &Path, quota: &str, owner: Option<(u32, u32)>) {
+    // A line without an absolute directory names no Maildir (a relative one
+    // would be taken from wherever the tool runs).
+    if !user_dir.is_absolute() {
+        return;
+    }
     let md = user_dir.join("Maildir");
     // Root never follows a link the user's owner planted in its tree.
     if let Err(e) = crate::fsutil::no_planted_links(&md.join("tmp")) {
@@ -1117,6 +1122,9 @@ pub struct InfoFields {
 /// The quota usage in percent (vuserinfo's `usage:`), from maildirsize when
 /// it is current, else from a scan of the Maildir; nothing is written.
 pub fn usage_percent(e: &Entry) -> u64 {
+    if !e.dir_path().is_absolute() {
+        return 0;
+    }
     let md = e.maildir();
     let file = mdquota::read(&md).ok().flatten();
     // An empty quota field: the quota of maildirsize's line 1 (vdelivermail's).

@@ -108,6 +108,9 @@ pub fn set_lastauth(dir: &Path, ip: &str) -> io::Result<()> {
 
 /// The last login: `(unix time, ip)`, or `None` when there is no lastauth file.
 pub fn last_auth(dir: &Path) -> Option<(i64, String)> {
+    if !dir.is_absolute() {
+        return None;
+    }
     let path = dir.join("lastauth");
     // A file vpopmail writes, read by root's vuserinfo: not through a link,
     // not a FIFO.

@@ -235,6 +235,19 @@ class Vdelivermail(unittest.TestCase):
         self.assertEqual(len(self.msgs("six")), 1)
         self.assertEqual(self.root.run("vuserinfo", f"six@{DOM}").returncode, 0)
 
+    def test_line_without_a_directory_defers(self):
+        # name:crypted:uid:flags:gecos (no directory): the mail waits in the
+        # queue; nothing is delivered into the directory vdelivermail runs in.
+        self.root.add_user(f"nodir@{DOM}", "secret1")
+        self.rewrite_vpasswd_line("nodir", lambda f: f[:5])
+        env = {"EXT": "nodir", "HOST": DOM, "SENDER": "a@example.org",
+               "DTLINE": f"Delivered-To: {DOM}-nodir@{DOM}\n", "RPLINE": "Return-Path: <a@example.org>\n"}
+        dd = self.root.domain_dir(DOM)
+        r = self.root.run("vdelivermail", "", "bounce-no-mailbox", input=MSG, env=env, cwd=dd)
+        self.assertEqual((r.returncode, r.stdout),
+                         (111, f"vdelivermail: nodir@{DOM} has no absolute directory in vpasswd. (#4.3.0)\n".encode()))
+        self.assertFalse(os.path.exists(os.path.join(dd, "Maildir")))
+
     def test_quota_warning_once_a_day(self):
         warn = self.near_quota("warn", "Your mailbox is almost full.\n")
         try:
