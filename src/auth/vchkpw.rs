@@ -175,6 +175,8 @@ pub struct Refusal {
     pub code: u8,
     /// The log line (never holds the password).
     pub log: String,
+    /// A line logged before it, saying what the admin can do.
+    pub hint: Option<String>,
 }
 
 /// Checks the password and the access flags of a found user.
@@ -189,6 +191,7 @@ pub fn check(
     let refuse = |code: u8, what: &str| Refusal {
         code,
         log: format!("{}: {what} {who}", conn.name),
+        hint: None,
     };
     let mut method = None;
     if let Some(clear) = entry.clear_password() {
@@ -235,10 +238,10 @@ pub fn check(
                     && entry.clear_password().is_none()
                     && looks_like_apop(&req.password)
                 {
-                    r.log = format!(
-                        "{}: APOP needs a clear-text password (vpasswd -C) {who}\n{}",
-                        conn.name, r.log
-                    );
+                    r.hint = Some(format!(
+                        "{}: APOP needs a clear-text password (vpasswd -C) {who}",
+                        conn.name
+                    ));
                 }
                 return Err(r);
             }
@@ -388,15 +391,6 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
     // pw_flags): a domain closed for POP3 stays closed for every user
     // without V_OVERRIDE.
     entry.flags = vpop::admin::effective_flags(roots, &domain, entry.flags);
-    // No directory (or a relative one, which would be taken from wherever
-    // this runs): refused, as vpopmail refuses when it cannot make one.
-    if !entry.dir_path().is_absolute() {
-        log(&format!(
-            "{}: dir auto create failed {}@{}:{ip}",
-            conn.name, login.user, login.domain
-        ));
-        return 14;
-    }
     // Started through the setuid bit by someone else (a local user, not the
     // root-run qmail-popup or a server running as vpopmail): the client
     // address is whatever that user put in TCPREMOTEIP, and nothing slows
@@ -409,10 +403,25 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
         std::thread::sleep(std::time::Duration::from_secs(2));
     }
     if let Err(r) = check(&conn, &login, &entry, &req, &ip) {
-        for line in r.log.lines() {
-            log(line);
+        // Each its own message: the client address comes from the
+        // environment, and a line break in it must not start a line of its
+        // own (log_notice turns it into '?').
+        if let Some(h) = &r.hint {
+            log(h);
         }
+        log(&r.log);
         return r.code;
+    }
+    // No directory (or a relative one, which would be taken from wherever
+    // this runs): refused, as vpopmail refuses when it cannot make one.
+    // Only after the password, as vpopmail does: a quick refusal before
+    // the hash would tell such users from unknown ones.
+    if !entry.dir_path().is_absolute() {
+        log(&format!(
+            "{}: dir auto create failed {}@{}:{ip}",
+            conn.name, login.user, login.domain
+        ));
+        return 14;
     }
     let who = format!("{}@{}:{ip}", login.user, login.domain);
     let dir = entry.dir_path();
@@ -724,7 +733,8 @@ mod tests {
             r,
             Refusal {
                 code: 3,
-                log: "vchkpw-x: password fail joe@example.com:1.2.3.4".into()
+                log: "vchkpw-x: password fail joe@example.com:1.2.3.4".into(),
+                hint: None,
             }
         );
         // APOP for POP3, CRAM-MD5 for SMTP, each only there.
@@ -816,11 +826,11 @@ mod tests {
         .unwrap_err();
         assert_eq!(r.code, 3);
         assert_eq!(
-            r.log.lines().collect::<Vec<_>>(),
-            [
-                "vchkpw-x: APOP needs a clear-text password (vpasswd -C) joe@example.com:ip",
+            (r.hint.as_deref(), r.log.as_str()),
+            (
+                Some("vchkpw-x: APOP needs a clear-text password (vpasswd -C) joe@example.com:ip"),
                 "vchkpw-x: password fail joe@example.com:ip"
-            ]
+            )
         );
         // No stored hash at all.
         let mut e3 = entry(0, Some("secret"));

@@ -142,6 +142,10 @@ class Vchkpw(AuthCase):
         self.user("nodir", "example.com", "pw1", dir="")
         self.expect(self.check("nodir@example.com", "pw1"), 14,
                     "vchkpw-pop3: dir auto create failed nodir@example.com:10.0.0.9")
+        # A wrong password for such a user is a wrong password like any other
+        # (the directory is looked at only after it, so timing tells nothing).
+        self.expect(self.check("nodir@example.com", "wrong"), 3,
+                    "vchkpw-pop3: password fail nodir@example.com:10.0.0.9")
         self.user("baddir", "example.com", "pw1", dir="/dev/null/baddir")
         self.expect(self.check("baddir@example.com", "pw1", env={"TCPREMOTEIP": "10.9.9.9"}), 6,
                     "vchkpw-pop3: autocreate dir failed")

@@ -165,3 +165,22 @@ class RunLocalPortTaken(unittest.TestCase):
         # What it had started is stopped again.
         self.assertEqual(os.listdir(os.path.join(d, "pids")), [])
         wait_until(lambda: not listening(PORTS["smtp"] + off), what="smtp port closed")
+
+
+class RunLocalStalePidFile(unittest.TestCase):
+    def test_stop_leaves_a_process_it_did_not_start_alone(self):
+        # A pid file left by a run that ended may name another process (and
+        # its process group) by now: stop signals only what it started.
+        d = tempfile.mkdtemp(prefix="vqmail-run-")
+        self.addCleanup(shutil.rmtree, d, ignore_errors=True)
+        os.makedirs(os.path.join(d, "pids"))
+        other = subprocess.Popen(["sleep", "60"], start_new_session=True)
+        self.addCleanup(other.wait, 10)
+        self.addCleanup(other.kill)
+        with open(os.path.join(d, "pids", "smtp"), "w") as f:
+            f.write(f"{other.pid}\n")
+        r = subprocess.run([os.path.join(REPO, "scripts", "run-local"), "stop", d],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIsNone(other.poll())
+        self.assertEqual(os.listdir(os.path.join(d, "pids")), [])
