@@ -11,6 +11,7 @@ Options (program form):  python3 smtppeer.py OUTDIR [--starttls CERT KEY]
   --implicit     TLS from the first byte (SMTPS)
   --broken-tls   offer STARTTLS, answer 220 and then send bytes that are not TLS
   --inject       answer STARTTLS with "220" and a second reply in the same packet
+  --want-client-cert  with --starttls: require a client certificate (none is sent)
   --reject/--defer  550 / 450 to RCPT TO for that address
 """
 import argparse
@@ -103,6 +104,7 @@ def main():
     ap.add_argument("--implicit", nargs=2)
     ap.add_argument("--broken-tls", action="store_true")
     ap.add_argument("--inject", action="store_true")
+    ap.add_argument("--want-client-cert", action="store_true")
     ap.add_argument("--reject", action="append", default=[])
     ap.add_argument("--defer", action="append", default=[])
     ap.add_argument("--port", type=int, default=0)
@@ -160,6 +162,11 @@ def main():
     tls_ctx = None
     if a.starttls:
         tls_ctx = context(a.starttls)
+        if a.want_client_cert:
+            # TLS 1.3: the refusal reaches the client only after its side of
+            # the handshake is done, at its first read.
+            tls_ctx.verify_mode = ssl.CERT_REQUIRED
+            tls_ctx.load_verify_locations(cafile=a.starttls[0])
     elif a.broken_tls or a.inject:
         tls_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     implicit = context(a.implicit) if a.implicit else None

@@ -135,6 +135,20 @@ class TestDelivery(RemoteCase):
         [m] = p.messages()
         self.assertFalse(m["tls"])
 
+    def test_tls_refused_after_the_handshake_is_retried_in_plaintext(self):
+        # A server that wants a client certificate refuses TLS 1.3 with an
+        # alert the client reads after its side of the handshake is done.
+        need_tool("openssl")
+        ca, cert, key = self.certs("mx1.mx.test", "mx2.mx.test")
+        p = self.peer("--starttls", cert, key, "--want-client-cert")
+        rep = self.remote("mx.test", "me@vqmail.test", "u@mx.test")
+        letter, text = rep[-1]
+        self.assertEqual(letter, "K", text)
+        self.assertIn("no TLS (TLS handshake failed: refused after the handshake", text)
+        self.assertIn("retried in plaintext", text)
+        [m] = p.messages()
+        self.assertFalse(m["tls"])
+
     def test_broken_tls_handshake_when_tls_required_is_a_deferral(self):
         p = self.peer("--broken-tls")
         self.root.write_control("tlsrequired", "mx.test\n")

@@ -325,7 +325,8 @@ impl Ctx<'_> {
             return match tls::handshake(tcp, cfg, &t.name) {
                 Ok(s) => {
                     let note = format!("Session with {peer}: TLS {}.\n", tls::describe(&s));
-                    let s = Session::new(Stream::Tls(Box::new(s)), &t.name, &ip);
+                    let mut s = Session::new(Stream::Tls(Box::new(s)), &t.name, &ip);
+                    s.set_reply_time(self.cfg.timeout_remote);
                     self.converse(s, sender, recips, msg, &note)
                 }
                 Err((reason, e)) => Report::temp(match e.as_ref() {
@@ -338,6 +339,7 @@ impl Ctx<'_> {
         }
 
         let mut s = Session::new(Stream::Plain(tcp), &t.name, &ip);
+        s.set_reply_time(self.cfg.timeout_remote);
         let ext = match self.open(&mut s, &ip) {
             Ok(e) => e,
             Err(r) => return r,
@@ -395,43 +397,57 @@ impl Ctx<'_> {
         } else {
             tls::handshake(tcp, cfg, &t.name)
         };
-        match result {
+        let reason = match result {
             Ok(tls_stream) => {
                 let note = format!("Session with {peer}: TLS {}.\n", tls::describe(&tls_stream));
                 let mut s = Session::new(Stream::Tls(Box::new(tls_stream)), &t.name, &ip);
-                let ext = match s.hello(&self.cfg.helohost) {
-                    Ok(Ok(e)) => e,
+                s.set_reply_time(self.cfg.timeout_remote);
+                match s.hello(&self.cfg.helohost) {
+                    Ok(Ok(ext)) => return s.transaction(&ext, sender, recips, msg, &note),
                     Ok(Err(r)) => return with_note(r, &note),
+                    // TLS 1.3: a server that refuses the handshake (it wants
+                    // a client certificate, say) sends its alert, or just
+                    // closes, only after the client has finished: the end
+                    // comes at the first read. That is a failed handshake too.
+                    Err(d) if d.ended && !policy.required() => {
+                        let why = d.detail.trim_end_matches("; ");
+                        if why.is_empty() {
+                            "refused after the handshake".to_string()
+                        } else {
+                            format!("refused after the handshake: {why}")
+                        }
+                    }
                     Err(d) => {
                         return with_note(Report::temp(text::died(&ip, false, &d.detail)), &note)
                     }
-                };
-                s.transaction(&ext, sender, recips, msg, &note)
+                }
             }
             Err((reason, e)) => {
                 if policy.required() {
                     return fail(&reason, e.as_ref());
                 }
-                // Opportunistic: the same address again, in plaintext.
-                let tcp = match self.connect(t, port) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        return Report::temp(format!(
-                            "{}{peer}: TLS handshake failed ({reason}), then {}\n",
-                            text::NO_CONNECTION,
-                            plain_error(&e)
-                        ))
-                    }
-                };
-                let mut s = Session::new(Stream::Plain(tcp), &t.name, &ip);
-                let ext = match self.open(&mut s, &ip) {
-                    Ok(e) => e,
-                    Err(r) => return r,
-                };
-                let why = format!("TLS handshake failed: {reason}; retried in plaintext");
-                s.transaction(&ext, sender, recips, msg, &plain_note(&why))
+                reason
             }
-        }
+        };
+        // Opportunistic: the same address again, in plaintext.
+        let tcp = match self.connect(t, port) {
+            Ok(c) => c,
+            Err(e) => {
+                return Report::temp(format!(
+                    "{}{peer}: TLS handshake failed ({reason}), then {}\n",
+                    text::NO_CONNECTION,
+                    plain_error(&e)
+                ))
+            }
+        };
+        let mut s = Session::new(Stream::Plain(tcp), &t.name, &ip);
+        s.set_reply_time(self.cfg.timeout_remote);
+        let ext = match self.open(&mut s, &ip) {
+            Ok(e) => e,
+            Err(r) => return r,
+        };
+        let why = format!("TLS handshake failed: {reason}; retried in plaintext");
+        s.transaction(&ext, sender, recips, msg, &plain_note(&why))
     }
 
     /// Greeting and EHLO/HELO.

@@ -21,6 +21,8 @@ const LINE_MAX: usize = 4096;
 const TEXT_MAX: usize = 5000;
 /// How much of the reply the transcript repeats.
 const TRANSCRIPT_MAX: usize = 1000;
+/// The most lines one reply may have.
+const REPLY_LINES_MAX: usize = 1000;
 
 /// One reply: its code and its lines (CR removed, NUL as `?`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +90,9 @@ impl Extensions {
 pub struct Died {
     /// A detail for the report (the TLS error, say), or empty.
     pub detail: String,
+    /// The peer ended the connection (it closed or reset it, or sent a TLS
+    /// alert), as opposed to a timeout or a limit of ours.
+    pub ended: bool,
 }
 
 impl From<io::Error> for Died {
@@ -99,7 +104,18 @@ impl From<io::Error> for Died {
         } else {
             String::new()
         };
-        Died { detail }
+        use io::ErrorKind as K;
+        Died {
+            ended: matches!(
+                e.kind(),
+                K::InvalidData
+                    | K::ConnectionReset
+                    | K::ConnectionAborted
+                    | K::UnexpectedEof
+                    | K::BrokenPipe
+            ),
+            detail,
+        }
     }
 }
 
@@ -115,6 +131,10 @@ pub struct Session<S> {
     peer: String,
     /// The IP as qmail prints it in its texts.
     ip: String,
+    /// How long one whole reply may take (each read has its own timeout as
+    /// well): a peer that drips a reply, or sends continuation lines without
+    /// end, must not hold a delivery forever.
+    reply_time: std::time::Duration,
 }
 
 impl<S: Read + Write> Session<S> {
@@ -128,7 +148,13 @@ impl<S: Read + Write> Session<S> {
                 format!("{name}[{ip}]")
             },
             ip: ip.to_string(),
+            reply_time: std::time::Duration::from_secs(1200),
         }
+    }
+
+    /// Sets how long one whole reply may take (`timeoutremote`).
+    pub fn set_reply_time(&mut self, d: std::time::Duration) {
+        self.reply_time = d;
     }
 
     /// Bytes received but not yet read (must be none after the 220 to STARTTLS).
@@ -167,13 +193,34 @@ impl<S: Read + Write> Session<S> {
         let mut lines = Vec::new();
         let mut kept = 0;
         let mut code = None;
+        let deadline = std::time::Instant::now() + self.reply_time;
+        let mut n = 0;
         loop {
+            if n >= REPLY_LINES_MAX {
+                return Err(Died {
+                    detail: "reply too long; ".into(),
+                    ..Default::default()
+                });
+            }
+            if n > 0 && std::time::Instant::now() > deadline {
+                return Err(Died {
+                    detail: "reply too slow; ".into(),
+                    ..Default::default()
+                });
+            }
+            n += 1;
             let l = match self.rd.read_line(LINE_MAX)? {
                 Line::Line(l) => l,
-                Line::Eof => return Err(Died::default()),
+                Line::Eof => {
+                    return Err(Died {
+                        ended: true,
+                        ..Default::default()
+                    })
+                }
                 Line::TooLong => {
                     return Err(Died {
                         detail: "reply line too long; ".into(),
+                        ..Default::default()
                     })
                 }
             };
@@ -442,10 +489,12 @@ impl<S: Read + Write> Session<S> {
         let mut out = Vec::with_capacity(70000);
         let mut r = msg.reader().map_err(|e| Died {
             detail: format!("unable to read message: {e}; "),
+            ..Default::default()
         })?;
         loop {
             let n = read_retry(&mut r, &mut buf).map_err(|e| Died {
                 detail: format!("unable to read message: {e}; "),
+                ..Default::default()
             })?;
             if n == 0 {
                 break;
@@ -501,6 +550,29 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn a_reply_has_bounds_in_lines_and_time() {
+        let peer = |input: Vec<u8>| Peer {
+            input,
+            pos: 0,
+            chunk: 4096,
+            written: Vec::new(),
+        };
+        // Continuation lines without end.
+        let endless = b"250-more\r\n".repeat(REPLY_LINES_MAX + 10);
+        let mut s = Session::new(peer(endless), "mx", "192.0.2.7");
+        assert_eq!(s.reply().unwrap_err().detail, "reply too long; ");
+        // A reply that takes longer than its time (here none at all).
+        let mut s = Session::new(peer(b"250-a\r\n250 b\r\n".to_vec()), "mx", "192.0.2.7");
+        s.set_reply_time(std::time::Duration::ZERO);
+        assert_eq!(s.reply().unwrap_err().detail, "reply too slow; ");
+        // In time, a many-line reply is read whole.
+        let mut ok = b"250-x\r\n".repeat(REPLY_LINES_MAX - 1);
+        ok.extend_from_slice(b"250 done\r\n");
+        let mut s = Session::new(peer(ok), "mx", "192.0.2.7");
+        assert_eq!(s.reply().unwrap().code, 250);
     }
 
     fn run(script: &str, recips: &[&str], chunk: usize) -> (Report, String) {
