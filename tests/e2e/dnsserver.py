@@ -67,6 +67,10 @@ ZONES = {
 }
 for i in range(30):
     ZONES[BIG % i] = {"A": ["127.0.0.1"]} if i == 0 else {"TXT": ["x"]}
+# 25 exchangers, every one with an address.
+ZONES["many.test"] = {"MX": [[10 + i, "m%02d.many.test" % i] for i in range(25)]}
+for i in range(25):
+    ZONES["m%02d.many.test" % i] = {"A": ["127.0.0.1"]}
 
 
 def serve(zones):

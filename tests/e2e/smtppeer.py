@@ -12,6 +12,7 @@ Options (program form):  python3 smtppeer.py OUTDIR [--starttls CERT KEY]
   --broken-tls   offer STARTTLS, answer 220 and then send bytes that are not TLS
   --inject       answer STARTTLS with "220" and a second reply in the same packet
   --want-client-cert  with --starttls: require a client certificate (none is sent)
+  --refuse-tls   offer STARTTLS and answer it with 454
   --reject/--defer  550 / 450 to RCPT TO for that address
 """
 import argparse
@@ -105,6 +106,7 @@ def main():
     ap.add_argument("--broken-tls", action="store_true")
     ap.add_argument("--inject", action="store_true")
     ap.add_argument("--want-client-cert", action="store_true")
+    ap.add_argument("--refuse-tls", action="store_true")
     ap.add_argument("--reject", action="append", default=[])
     ap.add_argument("--defer", action="append", default=[])
     ap.add_argument("--port", type=int, default=0)
@@ -151,6 +153,9 @@ def main():
                 await self._writer.drain()
                 self._writer.close()
                 return
+            if a.refuse_tls:
+                await self.push("454 4.7.0 TLS not available due to local problem")
+                return
             if a.inject:
                 self._writer.write(b"220 2.0.0 Ready to start TLS\r\n250 injected\r\n")
                 await self._writer.drain()
@@ -167,7 +172,7 @@ def main():
             # the handshake is done, at its first read.
             tls_ctx.verify_mode = ssl.CERT_REQUIRED
             tls_ctx.load_verify_locations(cafile=a.starttls[0])
-    elif a.broken_tls or a.inject:
+    elif a.broken_tls or a.inject or a.refuse_tls:
         tls_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     implicit = context(a.implicit) if a.implicit else None
 

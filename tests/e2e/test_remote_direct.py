@@ -160,6 +160,15 @@ class TestDelivery(RemoteCase):
                                       "Session with mx1.mx.test[127.0.0.1]:%d: no TLS.\n" % p.port), text)
         self.assertEqual(p.messages(), [])
 
+    def test_starttls_refused_when_tls_required_says_what_the_server_said(self):
+        p = self.peer("--refuse-tls")
+        self.root.write_control("tlsrequired", "mx.test\n")
+        [(letter, text)] = self.remote("mx.test", "me@vqmail.test", "u@mx.test")
+        self.assertEqual(letter, "Z", text)
+        self.assertIn("STARTTLS rejected with 454", text)
+        self.assertIn("Remote host said: 454 4.7.0 TLS not available due to local problem\n", text)
+        self.assertEqual(p.messages(), [])
+
     def test_plaintext_after_starttls_reply_is_refused(self):
         p = self.peer("--inject")
         self.root.write_control("tlsrequired", ".mx.test\n")
@@ -378,6 +387,19 @@ class TestRouting(RemoteCase):
             if len(firsts) == 2:
                 break
         self.assertEqual(firsts, {"x.tie.test", "y.tie.test"})
+
+    def test_a_long_list_of_failed_addresses_is_cut(self):
+        # One line per address for the first 20, then a count: the report
+        # stays whole within what qmail-rspawn reads.
+        port = self.dead_port()
+        self.root.write_control("smtproutes", "::%d\n" % port)
+        [(letter, text)] = self.remote("many.test", "a@b", "u@many.test")
+        self.assertEqual(letter, "Z")
+        lines = text.splitlines()
+        self.assertEqual(lines[0], "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1)")
+        self.assertEqual(len(lines), 22, text)
+        self.assertTrue(all(".many.test[127.0.0.1]:%d: " % port in l for l in lines[1:21]), text)
+        self.assertEqual(lines[21], "and 5 more addresses.")
 
     def test_silent_peer_times_out_after_timeoutremote(self):
         import socket

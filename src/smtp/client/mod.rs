@@ -194,11 +194,21 @@ impl Ctx<'_> {
             }
         };
         let tcpto = tcpto::Tcpto::new(self.roots.queue().join("lock").join("tcpto"));
+        // One line per address tried, the first FAILURES_SHOWN of them: the
+        // whole report must stay within what qmail-rspawn reads.
+        const FAILURES_SHOWN: usize = 20;
         let mut failures = String::new();
+        let mut failed = 0;
+        let mut note = |line: String| {
+            failed += 1;
+            if failed <= FAILURES_SHOWN {
+                failures.push_str(&line);
+            }
+        };
         for t in &targets {
             let now = crate::timefmt::now();
             if tcpto.is_dead(t.ip, now) {
-                failures.push_str(&format!("{}: skipped, timed out recently\n", t.peer()));
+                note(format!("{}: skipped, timed out recently\n", t.peer()));
                 continue;
             }
             match self.connect(t, port) {
@@ -218,9 +228,15 @@ impl Ctx<'_> {
                     } else {
                         plain_error(&e)
                     };
-                    failures.push_str(&format!("{}:{port}: {why}\n", t.peer()));
+                    note(format!("{}:{port}: {why}\n", t.peer()));
                 }
             }
+        }
+        if failed > FAILURES_SHOWN {
+            failures.push_str(&format!(
+                "and {} more addresses.\n",
+                failed - FAILURES_SHOWN
+            ));
         }
         Report::temp(format!("{}{failures}", text::NO_CONNECTION))
     }
@@ -280,7 +296,10 @@ impl Ctx<'_> {
     ) -> Report {
         let peer = format!("{}:{port}", t.peer());
         let mut rep = self.session(tcp, t, &peer, port, domain, sender, recips, msg);
-        if !rep.text.contains("Session with ") {
+        // The note is a line of its own; a peer's reply is never at the start
+        // of one (it follows "Remote host said: ", "<<< " or its code).
+        let note = format!("Session with {peer}: ");
+        if !rep.text.lines().any(|l| l.starts_with(&note)) {
             rep.text
                 .push_str(&format!("Session with {peer}: no TLS.\n"));
         }
@@ -375,7 +394,9 @@ impl Ctx<'_> {
                 }
                 if policy.required() {
                     let _ = s.send("QUIT");
-                    return fail(&format!("STARTTLS rejected with {}", reply.code), None);
+                    let mut r = fail(&format!("STARTTLS rejected with {}", reply.code), None);
+                    r.text.push_str(&reply.said());
+                    return r;
                 }
                 let why = format!("STARTTLS rejected with {}", reply.code);
                 return s.transaction(&ext, sender, recips, msg, &plain_note(&why));

@@ -298,9 +298,9 @@ impl<S: Read + Write> Session<S> {
     pub fn hello(&mut self, helohost: &str) -> Result<Result<Extensions, Report>, Died> {
         let ehlo = format!("EHLO {helohost}");
         self.send(&ehlo)?;
-        let r = self.reply()?;
-        if r.code == 250 {
-            return Ok(Ok(Extensions::parse(&r)));
+        let ehlo_r = self.reply()?;
+        if ehlo_r.code == 250 {
+            return Ok(Ok(Extensions::parse(&ehlo_r)));
         }
         let helo = format!("HELO {helohost}");
         self.send(&helo)?;
@@ -312,9 +312,11 @@ impl<S: Read + Write> Session<S> {
         Ok(Err(Report::msg(
             Letter::Temporary,
             format!(
-                "Connected to {} but my name was rejected.\n{}{}",
+                "Connected to {} but my name was rejected.\n{}{}{}",
                 self.ip,
                 r.said(),
+                // EHLO's refusal first: it often says more (a block list).
+                self.transcript(&[ehlo.as_bytes()], &ehlo_r),
                 self.transcript(&[helo.as_bytes()], &r)
             ),
         )))
@@ -390,6 +392,9 @@ impl<S: Read + Write> Session<S> {
         }
         let r = self.reply().map_err(dead)?;
         if !r.ok() {
+            if ext.pipelining {
+                self.drain_pipelined(rcpts.len() + 1);
+            }
             return Ok(self.quit(
                 Letter::for_code(r.code),
                 format!("Connected to {} but sender was rejected.\n", self.ip),
@@ -426,6 +431,9 @@ impl<S: Read + Write> Session<S> {
             }
         }
         if !any {
+            if ext.pipelining {
+                self.drain_pipelined(1);
+            }
             let _ = self.send("QUIT");
             return Ok(Report {
                 recips: out,
@@ -480,6 +488,23 @@ impl<S: Read + Write> Session<S> {
         };
         rep.recips = out;
         Ok(rep)
+    }
+
+    /// After a pipelined batch that will not be used: reads the `n` replies
+    /// still owed (the last one DATA's), and if the server took DATA anyway
+    /// (354), ends the empty message with a lone dot and reads that reply
+    /// too, as RFC 2920 section 3.1 asks. Failures here change nothing.
+    fn drain_pipelined(&mut self, n: usize) {
+        let mut last = None;
+        for _ in 0..n {
+            match self.reply() {
+                Ok(r) => last = Some(r.code),
+                Err(_) => return,
+            }
+        }
+        if last == Some(354) && self.send(".").is_ok() {
+            let _ = self.reply();
+        }
     }
 
     /// Sends the message (dot-stuffed, CRLF, final dot).
@@ -641,6 +666,30 @@ mod tests {
     }
 
     #[test]
+    fn pipelined_replies_are_read_even_when_nothing_is_sent() {
+        // Every recipient refused: the DATA reply is still read, and a 354
+        // gets its lone dot before QUIT (RFC 2920 section 3.1).
+        let (rep, w) = run(
+            "220 hi\r\n250-mx\r\n250 PIPELINING\r\n250 ok\r\n550 no\r\n354 go\r\n554 empty\r\n221 bye\r\n",
+            &["x@example.net"],
+            512,
+        );
+        assert_eq!(
+            w,
+            "EHLO me.example\r\nMAIL FROM:<a@b>\r\nRCPT TO:<x@example.net>\r\nDATA\r\n.\r\nQUIT\r\n"
+        );
+        assert_eq!(rep.letter, Letter::Permanent);
+        // The sender refused: the RCPT and DATA replies are read too.
+        let (rep, w) = run(
+            "220 hi\r\n250-mx\r\n250 PIPELINING\r\n553 no sender\r\n503 a\r\n503 b\r\n503 c\r\n221 bye\r\n",
+            &["x@example.net", "y@example.net"],
+            512,
+        );
+        assert!(w.ends_with("DATA\r\nQUIT\r\n"), "{w}");
+        assert_eq!(rep.letter, Letter::Permanent);
+    }
+
+    #[test]
     fn long_replies_are_bounded() {
         let mut script = String::from("220 hi\r\n250 hi\r\n250 ok\r\n");
         for _ in 0..200 {
@@ -705,10 +754,21 @@ mod tests {
             rep.text,
             "Connected to 192.0.2.7 but connection died. (#4.4.2)\n"
         );
-        let (rep, _) = run("220 hi\r\n550 no\r\n550 no\r\n", &["u@x"], 512);
+        let (rep, _) = run(
+            "220 hi\r\n550 listed at bl.example\r\n550 no\r\n",
+            &["u@x"],
+            512,
+        );
         assert_eq!(rep.letter, Letter::Temporary);
         assert!(rep.text.contains("but my name was rejected.\n"));
         assert!(rep.text.contains(">>> HELO me.example\n"));
+        // EHLO's refusal is kept too.
+        assert!(
+            rep.text
+                .contains(">>> EHLO me.example\n<<< 550 listed at bl.example\n"),
+            "{}",
+            rep.text
+        );
         // NUL bytes and a missing code.
         let (rep, _) = run("2\0 x\r\n", &["u@x"], 512);
         assert_eq!(rep.letter, Letter::Temporary);
