@@ -918,6 +918,7 @@ pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
         check_new_user_in(roots, &made, &pm).and_then(|()| add_user_in(roots, &made, &pm))
     {
         let _ = std::fs::remove_dir_all(&dom_dir);
+        count_one_less(&dom_dir, owner);
         return Err(VError {
             code: e.code,
             text: format!("(vadduser) {}", e.text),
@@ -931,6 +932,7 @@ pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
             std::slice::from_ref(&line),
         );
         let _ = std::fs::remove_dir_all(&dom_dir);
+        count_one_less(&dom_dir, owner);
         return Err(VError::io(verror(VA_COULD_NOT_UPDATE_FILE), &e));
     }
     ctlfiles::hup_qmail_send(roots);

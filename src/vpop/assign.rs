@@ -96,7 +96,14 @@ pub fn cdb_path(roots: &Roots) -> PathBuf {
 
 /// qmail-newu: compiles users/assign into users/cdb (through `users/cdb.tmp`,
 /// mode 0644), atomically.
+///
+/// It holds the assign lock (vpopmail's, `users/assign.lock`) while it reads
+/// and writes: concurrent domain tools each compile what assign holds when
+/// their turn comes, one after the other, through the one temporary name (a
+/// compile running alongside another removed the other's temporary file, and
+/// a late one could put an older assign in place).
 pub fn newu(roots: &Roots) -> Result<(), NewuError> {
+    let _l = crate::vpop::ctlfiles::lock(&assign_path(roots)).map_err(NewuError::Write)?;
     let text = std::fs::read(assign_path(roots)).map_err(NewuError::Read)?;
     let w = compile(&text).map_err(|_| NewuError::Format)?;
     let tmp = roots.users().join("cdb.tmp");

@@ -47,7 +47,9 @@ pub fn sort_key(line: &str, kind: Kind) -> String {
     }
 }
 
-fn lock(path: &Path) -> io::Result<std::fs::File> {
+/// vpopmail's lock for `path`: an exclusive fcntl lock on `PATH.lock`, held
+/// until the returned file is dropped.
+pub(crate) fn lock(path: &Path) -> io::Result<std::fs::File> {
     let mut name = path.as_os_str().to_owned();
     name.push(".lock");
     let f = crate::fsutil::open_lock(Path::new(&name))?;
@@ -135,7 +137,16 @@ pub fn count_rcpthosts(roots: &Roots) -> usize {
 /// (lowercased, trailing blanks stripped, blank and `#` lines skipped; key =
 /// host, empty data), through `morercpthosts.tmp`. A missing morercpthosts
 /// gives an empty cdb.
+///
+/// It holds the morercpthosts lock while it reads and writes: concurrent
+/// domain tools each compile what the file holds when their turn comes, one
+/// after the other, through the one temporary name.
 pub fn newmrh(roots: &Roots) -> io::Result<()> {
+    let _l = lock(&roots.control("morercpthosts"))?;
+    newmrh_locked(roots)
+}
+
+fn newmrh_locked(roots: &Roots) -> io::Result<()> {
     let text = crate::control::read_file(&roots.control("morercpthosts"))?.unwrap_or_default();
     let mut w = cdb::Writer::new();
     for line in text.split(|&b| b == b'\n') {
@@ -192,6 +203,7 @@ pub fn del_domains(roots: &Roots, domains: &[String], assign_lines: &[String]) -
     if remove_lines(&roots.control("rcpthosts"), domains)? < domains.len() {
         let mrh = roots.control("morercpthosts");
         if remove_lines(&mrh, domains)? > 0 {
+            let _l = lock(&mrh)?;
             if std::fs::metadata(&mrh)
                 .map(|m| m.len() == 0)
                 .unwrap_or(false)
@@ -199,7 +211,7 @@ pub fn del_domains(roots: &Roots, domains: &[String], assign_lines: &[String]) -
                 let _ = std::fs::remove_file(&mrh);
                 let _ = std::fs::remove_file(roots.control("morercpthosts.cdb"));
             } else {
-                newmrh(roots)?;
+                newmrh_locked(roots)?;
             }
         }
     }

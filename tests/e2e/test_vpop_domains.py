@@ -423,6 +423,47 @@ class Domains(RootTestCase):
                     p.kill()
                 p.wait(timeout=10)
 
+    def test_parallel_domain_tools_keep_users_cdb_whole(self):
+        # vadddomain and vdeldomain run at the same time (and past 50 domains,
+        # so morercpthosts.cdb too): every run succeeds and the compiled files
+        # hold exactly what the text files do.
+        r = self.root
+
+        def parallel(argvs):
+            ps = [subprocess.Popen([r.bin(a[0])] + a[1:], env=r.env(), stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE) for a in argvs]
+            return [(p.wait(timeout=120), p.stdout.read() + p.stderr.read()) for p in ps]
+
+        def compiled_match():
+            assign = [l for l in r.read("var/qmail/users/assign").decode().splitlines() if l.startswith("+")]
+            keys = {k for k, _ in cdb_records(r.read("var/qmail/users/cdb")) if k}
+            self.assertEqual(keys, {b"!" + l[1:].split(":")[0].encode() for l in assign})
+            mrh = r.q("control", "morercpthosts")
+            if os.path.exists(mrh):
+                with open(mrh, "rb") as f:
+                    hosts = {l for l in f.read().splitlines() if l}
+                keys = {k for k, _ in cdb_records(r.read("var/qmail/control/morercpthosts.cdb"))}
+                self.assertEqual(keys, hosts)
+
+        def domain_count():
+            with open(r.v("domains", ".dir-control")) as f:
+                return f.readline()
+
+        count = domain_count() if os.path.exists(r.v("domains", ".dir-control")) else "0\n"
+        names = [f"par{i:02d}.test" for i in range(60)]
+        for rc, out in parallel([["vadddomain", n, "pw-123456"] for n in names]):
+            self.assertEqual(rc, 0, out)
+        compiled_match()
+        for n in names:
+            self.assertIn(f"+{n}-:".encode(), r.read("var/qmail/users/assign"))
+        for rc, out in parallel([["vdeldomain", n] for n in names]):
+            self.assertEqual(rc, 0, out)
+        compiled_match()
+        self.assertNotIn(b"par", r.read("var/qmail/users/assign"))
+        for n in names:
+            self.assertFalse(os.path.exists(r.domain_dir(n)), n)
+        self.assertEqual(domain_count(), count)
+
     def test_many_domains_are_hashed(self):
         r = self.root
         # Start the domain counter where vpopmail leaves it after 99 domains.
