@@ -505,12 +505,15 @@ pub fn del_user(roots: &Roots, user: &str, domain_name: &str) -> Result<Entry, V
     let lock = Lock::take(&d.dir, owner).map_err(io_err("can't lock vpasswd"))?;
     let old = lock.delete(user).map_err(change_err)?;
     // A directory another user still has (vmoduser -D can point two users
-    // at one) stays, with its mail.
+    // at one, or one inside the other, or at a hash bucket holding others)
+    // stays, with its mail.
     let shared = lock.lines().map_or(true, |lines| {
+        let mine = Path::new(&old.dir);
         lines
             .iter()
             .filter_map(|l| Entry::parse(l).ok())
-            .any(|e| Path::new(&e.dir) == Path::new(&old.dir))
+            .map(|e| PathBuf::from(&e.dir))
+            .any(|d| d.starts_with(mine) || mine.starts_with(&d))
     });
     if let Ok(mut dc) = DirControl::read(&d.dir) {
         dc.dec();
@@ -521,8 +524,11 @@ pub fn del_user(roots: &Roots, user: &str, domain_name: &str) -> Result<Entry, V
     // Only ever remove a directory inside the domain's own directory, and
     // never through a link planted in it.
     if inside(&ud, &d.dir) && !shared {
-        crate::fsutil::no_planted_links(&ud)
-            .map_err(io_err(&format!("not removing {}", ud.display())))?;
+        // (The vpasswd line is gone by now, as in vpopmail: say so.)
+        crate::fsutil::no_planted_links(&ud).map_err(io_err(&format!(
+            "user removed from vpasswd, but not removing {}",
+            ud.display()
+        )))?;
         if let Err(e) = std::fs::remove_dir_all(&ud) {
             if e.kind() != io::ErrorKind::NotFound {
                 return Err(VError::io(

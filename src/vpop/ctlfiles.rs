@@ -61,7 +61,9 @@ fn read_lines(path: &Path) -> io::Result<Vec<String>> {
     let Some(b) = crate::control::read_file(path)? else {
         return Ok(Vec::new());
     };
-    let mut v: Vec<String> = String::from_utf8_lossy(&b)
+    // Bytes that are not UTF-8 (an ISO-8859-1 home in an `=` line of
+    // assign) are kept as they are (vpasswd's lossless decoding).
+    let mut v: Vec<String> = crate::vpop::entry::decode(&b)
         .split('\n')
         .map(str::to_string)
         .collect();
@@ -78,7 +80,7 @@ fn write_lines(path: &Path, lines: &[String]) -> io::Result<()> {
         text.push_str(l);
         text.push('\n');
     }
-    crate::fsutil::atomic_write(path, text.as_bytes(), 0o644)
+    crate::fsutil::atomic_write(path, &crate::vpop::entry::encode(&text), 0o644)
 }
 
 /// Inserts `line` into `path` in sorted position (vpopmail's `update_file`),
@@ -112,13 +114,27 @@ pub fn insert_sorted(path: &Path, line: &str, kind: Kind) -> io::Result<()> {
 /// Removes every line equal to one of `remove`; returns how many went. A
 /// missing file removes nothing (and is not created).
 pub fn remove_lines(path: &Path, remove: &[String]) -> io::Result<usize> {
+    remove_matching(path, |l| remove.iter().any(|r| r == l))
+}
+
+/// Removes the lines of a host list (locals, rcpthosts, morercpthosts) that
+/// name one of `hosts` as qmail reads them: without regard to case, trailing
+/// spaces and tabs ignored. Returns how many went.
+pub fn remove_hosts(path: &Path, hosts: &[String]) -> io::Result<usize> {
+    remove_matching(path, |l| {
+        let l = l.trim_end_matches([' ', '\t', '\r']);
+        hosts.iter().any(|h| h.eq_ignore_ascii_case(l))
+    })
+}
+
+fn remove_matching(path: &Path, gone: impl Fn(&str) -> bool) -> io::Result<usize> {
     if !path.exists() {
         return Ok(0);
     }
     let _l = lock(path)?;
     let lines = read_lines(path)?;
     let before = lines.len();
-    let kept: Vec<String> = lines.into_iter().filter(|l| !remove.contains(l)).collect();
+    let kept: Vec<String> = lines.into_iter().filter(|l| !gone(l)).collect();
     let n = before - kept.len();
     if n > 0 {
         write_lines(path, &kept)?;
@@ -193,16 +209,16 @@ pub fn add_domain(roots: &Roots, alias: &str, assign_line: &str) -> io::Result<(
     let vd = roots.control("virtualdomains");
     insert_sorted(&vd, &format!("{alias}:{alias}"), Kind::Virtual).map_err(named(&vd))?;
     let locals = roots.control("locals");
-    remove_lines(&locals, &[alias.to_string()]).map_err(named(&locals))?;
+    remove_hosts(&locals, &[alias.to_string()]).map_err(named(&locals))?;
     Ok(())
 }
 
 /// Removes domains from rcpthosts/morercpthosts and virtualdomains (vpopmail's
 /// `del_control`) and their lines from users/assign (+ qmail-newu).
 pub fn del_domains(roots: &Roots, domains: &[String], assign_lines: &[String]) -> io::Result<()> {
-    if remove_lines(&roots.control("rcpthosts"), domains)? < domains.len() {
+    if remove_hosts(&roots.control("rcpthosts"), domains)? < domains.len() {
         let mrh = roots.control("morercpthosts");
-        if remove_lines(&mrh, domains)? > 0 {
+        if remove_hosts(&mrh, domains)? > 0 {
             let _l = lock(&mrh)?;
             if std::fs::metadata(&mrh)
                 .map(|m| m.len() == 0)
@@ -333,6 +349,15 @@ mod tests {
             std::fs::read_to_string(&p).unwrap(),
             "a.com\nwww.a.com\nc.com\n"
         );
+        // Host lists as qmail reads them: any case, trailing blanks.
+        std::fs::write(&p, "Shop.Example \nkeep.example\nx.example\t\n").unwrap();
+        let hosts = ["shop.example".to_string(), "x.example".to_string()];
+        assert_eq!(remove_hosts(&p, &hosts).unwrap(), 2);
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "keep.example\n");
+        // Bytes that are not UTF-8 stay as they were.
+        std::fs::write(&p, b"caf\xe9.example\nb.com\n").unwrap();
+        assert_eq!(remove_lines(&p, &["b.com".into()]).unwrap(), 1);
+        assert_eq!(std::fs::read(&p).unwrap(), b"caf\xe9.example\n");
         let a = d.path().join("assign");
         insert_sorted(&a, "+b.com-:b.com:1:1:/b:-::", Kind::Assign).unwrap();
         insert_sorted(&a, "+a.com-:a.com:1:1:/a:-::", Kind::Assign).unwrap();

@@ -63,7 +63,14 @@ pub fn range(roots: &Roots) -> (u64, u64) {
     let mut it = text.split_whitespace().map(parse_size);
     match (it.next(), it.next()) {
         (Some(Some(a)), Some(Some(b))) if a <= b => (a, b),
-        _ => (DEFAULT_MIN, DEFAULT_MAX),
+        (None, _) => (DEFAULT_MIN, DEFAULT_MAX),
+        _ => {
+            eprintln!(
+                "Warning: {} is not \"MIN MAX\"; using 25M 2G",
+                roots.vpop_etc("quota-range").display()
+            );
+            (DEFAULT_MIN, DEFAULT_MAX)
+        }
     }
 }
 

@@ -96,7 +96,14 @@ fn lookup_with(
             }
             scan(&text, user)
         }
-        (None, None) => Ok(None),
+        (None, None) => {
+            // Neither file: no users. A domain this process may not read
+            // (run by someone other than its owner) is an error, not that.
+            match std::fs::metadata(&text) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(None),
+            }
+        }
         (None, Some(_)) => {
             if may_rebuild && may_write(dir) {
                 // Rebuild as vpopmail does; if that fails, the text still answers.

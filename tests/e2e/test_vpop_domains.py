@@ -114,9 +114,19 @@ class Domains(RootTestCase):
 
     def test_localhost_domain_leaves_locals(self):
         r = self.root
-        r.write_control("locals", "localhost\nmail.test\n")
+        r.write_control("locals", "localhost\nmail.test\nShop.Example \n")
         self.assertEqual(self.vadd("mail.test", "pw12345").returncode, 0)
+        self.assertEqual(r.read("var/qmail/control/locals"), b"localhost\nShop.Example \n")
+        # As qmail reads locals: any case, trailing blanks.
+        self.assertEqual(self.vadd("shop.example", "pw12345").returncode, 0)
         self.assertEqual(r.read("var/qmail/control/locals"), b"localhost\n")
+        # Lines the tool does not change keep their bytes, UTF-8 or not.
+        with open(r.q("users", "assign"), "rb") as f:
+            assign = f.read()
+        with open(r.q("users", "assign"), "wb") as f:
+            f.write(b"=ren\xe9:ren\xe9:1000:1000:/home/ren\xe9:::\n" + assign)
+        self.assertEqual(self.vadd("other.example", "pw12345").returncode, 0)
+        self.assertIn(b"=ren\xe9:ren\xe9:1000:1000:/home/ren\xe9:::\n", r.read("var/qmail/users/assign"))
 
     def test_bad_domains_change_nothing(self):
         r = self.root

@@ -201,6 +201,16 @@ class Users(RootTestCase):
         r.run("vmoduser", "-D", pm, "ann@example.com", check=True)
         r.run("vdeluser", "ann@example.com", check=True)
         self.assertTrue(os.path.isdir(os.path.join(pm, "Maildir")))
+        # ... and so does one holding another user's (a user pointed at
+        # postmaster's Maildir, or at a directory around other users').
+        r.run("vadduser", "bea@example.com", "pw1", check=True)
+        r.run("vmoduser", "-D", os.path.join(pm, "Maildir"), "bea@example.com", check=True)
+        r.run("vdeluser", "bea@example.com", check=True)
+        self.assertTrue(os.path.isdir(os.path.join(pm, "Maildir", "new")))
+        r.run("vadduser", "cat@example.com", "pw1", check=True)
+        r.run("vmoduser", "-D", self.dom + "/", "cat@example.com", check=True)
+        r.run("vdeluser", "cat@example.com", check=True)
+        self.assertTrue(os.path.isdir(os.path.join(pm, "Maildir", "new")))
         p = r.run("vdeluser", "joe@nowhere.com")
         self.assertEqual((p.returncode, p.stdout), (245, b"Error: Domain does not exist\n"))
         before = snapshot(r.dir)
@@ -264,6 +274,10 @@ class Users(RootTestCase):
         self.assertEqual(r.run("vmoduser", "-e", "aZGJuE6EXrjEE", "joe@example.com").returncode, 0)
         self.assertEqual(self.entry("joe")[1], "aZGJuE6EXrjEE")
         self.assertEqual(self.entry("joe")[7], "")
+        # An empty value changes nothing, as in vpopmail.
+        before = self.entry("joe")
+        self.assertEqual(r.run("vmoduser", "-C", "", "-e", "", "-c", "", "-D", "", "joe@example.com").returncode, 0)
+        self.assertEqual(self.entry("joe"), before)
         self.assertEqual(r.run("vmoduser", "-q", "1000C", "joe@example.com").returncode, 0)
         self.assertEqual(self.entry("joe")[6], "1000C")
         with open(os.path.join(self.dom, "joe", "Maildir", "maildirsize")) as f:

@@ -240,10 +240,20 @@ pub fn vdominfo(args: &[String]) -> i32 {
         }
     };
     let show = |dom: &str, w: &crate::vpop::assign::Wild| -> String {
-        let users = |w: &crate::vpop::assign::Wild| {
-            crate::vpop::bigdir::DirControl::read(std::path::Path::new(&w.dir))
-                .map(|d| d.cur_users)
-                .unwrap_or(0)
+        // A domain this user may not read has no count to show: `?`, and
+        // why on stderr (not a count of 0).
+        let users = |w: &crate::vpop::assign::Wild| match crate::vpop::bigdir::DirControl::read(
+            std::path::Path::new(&w.dir),
+        ) {
+            Ok(d) => d.cur_users.to_string(),
+            Err(e) => {
+                eprintln!(
+                    "vdominfo: can't read {}/.dir-control: {}",
+                    w.dir,
+                    crate::deliver::errstr(&e)
+                );
+                "?".to_string()
+            }
         };
         let name = if dom == w.user {
             dom.to_string()

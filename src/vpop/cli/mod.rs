@@ -128,16 +128,14 @@ pub fn usage_error(problem: &str, usage: &str) -> i32 {
 /// UTF-8 is refused (`Error:` line, exit 255) rather than changed.
 pub fn args() -> Vec<String> {
     let mut v = Vec::new();
-    for a in std::env::args_os().skip(1) {
+    for (n, a) in std::env::args_os().skip(1).enumerate() {
         match a.into_string() {
             // As vpasswd text (entry::decode), so that what is stored is
             // exactly the bytes given.
             Ok(s) => v.push(crate::vpop::entry::decode(s.as_bytes())),
-            Err(a) => {
-                out(&format!(
-                    "Error: argument is not UTF-8 text: {}\n",
-                    a.to_string_lossy()
-                ));
+            Err(_) => {
+                // By its position only: the argument may be a password.
+                out(&format!("Error: argument {} is not UTF-8 text\n", n + 1));
                 std::process::exit(255);
             }
         }

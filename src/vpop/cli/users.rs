@@ -209,10 +209,12 @@ pub fn vmoduser(args: &[String]) -> i32 {
             }
             'n' => {}
             'x' => m.clear_flags = true,
-            'e' => m.crypted = Some(arg()),
-            'C' => m.clear = Some(arg()),
-            'D' => m.dir = Some(arg()),
-            'c' => m.gecos = Some(arg()),
+            // An empty value changes nothing, as in vpopmail's vmoduser (a
+            // script with an unset variable must not wipe a password).
+            'e' => m.crypted = Some(arg()).filter(|v| !v.is_empty()),
+            'C' => m.clear = Some(arg()).filter(|v| !v.is_empty()),
+            'D' => m.dir = Some(arg()).filter(|v| !v.is_empty()),
+            'c' => m.gecos = Some(arg()).filter(|v| !v.is_empty()),
             'q' => match quota::parse(&arg(), quota::range(&roots)) {
                 Ok(q) => m.quota = Some(q),
                 Err(e) => return fail(&e),
