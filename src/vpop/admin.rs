@@ -967,8 +967,10 @@ pub fn del_domain(roots: &Roots, name: &str, force: bool) -> Result<Deleted, VEr
         Ok(d) => d,
         Err(e) if e.code == VError::code(VA_DOMAIN_DOES_NOT_EXIST).code => {
             return match leftover_dir(roots, &name) {
-                Some(dir) => remove_leftover(&dir).map(|()| Deleted::Leftover(dir)),
-                None => Err(e),
+                Some(dir) if nothing_names(roots, &name) => {
+                    remove_leftover(&dir).map(|()| Deleted::Leftover(dir))
+                }
+                _ => Err(e),
             };
         }
         Err(e) => return Err(e),
@@ -1082,6 +1084,52 @@ fn leftover_dir(roots: &Roots, name: &str) -> Option<PathBuf> {
     // A name vadddomain takes has no `/` and is not `.` or `..`.
     names::check_new_domain(name).ok()?;
     search(&roots.vpopmail.join("domains"), name, 3)
+}
+
+/// True only when qmail's files are certainly there and readable and none of
+/// them names `name`: a directory is a leftover of a killed run only then.
+/// A wrong QMAIL_HOME, or an assign that is empty, cut short or not in
+/// assign format, must never make a live domain's mail look like one.
+fn nothing_names(roots: &Roots, name: &str) -> bool {
+    let read = |p: PathBuf| crate::control::read_file(&p);
+    if !roots.control("me").is_file() {
+        return false;
+    }
+    let Ok(Some(assign)) = read(crate::vpop::assign::assign_path(roots)) else {
+        return false;
+    };
+    if crate::vpop::assign::compile(&assign).is_err() {
+        return false;
+    }
+    let key = format!("!{name}-");
+    match crate::cdb::Reader::open_opt_nofollow(&crate::vpop::assign::cdb_path(roots)) {
+        Ok(Some(r)) if !matches!(r.get(key.as_bytes()), Ok(None)) => return false,
+        Err(_) => return false,
+        _ => {}
+    }
+    for (file, sep) in [
+        ("rcpthosts", None),
+        ("morercpthosts", None),
+        ("virtualdomains", Some(':')),
+    ] {
+        let text = match read(roots.control(file)) {
+            Ok(t) => t.unwrap_or_default(),
+            Err(_) => return false,
+        };
+        let text = crate::vpop::entry::decode(&text);
+        let named = text.lines().any(|l| {
+            let l = l.trim_end_matches([' ', '\t', '\r']);
+            let host = match sep {
+                Some(c) => l.split(c).next().unwrap_or(""),
+                None => l,
+            };
+            host.eq_ignore_ascii_case(name)
+        });
+        if named {
+            return false;
+        }
+    }
+    true
 }
 
 fn remove_leftover(dir: &Path) -> Result<(), VError> {

@@ -264,6 +264,30 @@ class Domains(RootTestCase):
         p = r.run("vdeldomain", "never.com")
         self.assertEqual((p.returncode, p.stdout), (245, b"Error: Domain does not exist\n"))
 
+    def test_vdeldomain_never_takes_a_live_domain_for_a_leftover(self):
+        # An assign that is empty, cut short or not in assign format, or a
+        # wrong QMAIL_HOME, makes a live domain look unnamed: its directory
+        # and mail stay, and the answer is vpopmail's.
+        r = self.root
+        self.assertEqual(self.vadd("live.com", "pw-123456").returncode, 0)
+        md = os.path.join(r.domain_dir("live.com"), "postmaster", "Maildir")
+        assign = r.q("users", "assign")
+        with open(assign, "rb") as f:
+            good = f.read()
+        for broken in (b"", good.replace(b"\n.\n", b"\n"), b"junk\n.\n"):
+            with open(assign, "wb") as f:
+                f.write(broken)
+            p = r.run("vdeldomain", "live.com")
+            self.assertNotEqual(p.returncode, 0, broken)
+            self.assertTrue(os.path.isdir(md), broken)
+        with open(assign, "wb") as f:
+            f.write(good)
+        p = r.run("vdeldomain", "live.com", env={"QMAIL_HOME": os.path.join(r.dir, "nowhere")})
+        self.assertNotEqual(p.returncode, 0)
+        self.assertTrue(os.path.isdir(md))
+        self.assertEqual(r.run("vdeldomain", "live.com").returncode, 0)
+        self.assertFalse(os.path.exists(r.domain_dir("live.com")))
+
     def test_vadddomain_without_qmail_files_changes_nothing(self):
         import tempfile
         d = tempfile.mkdtemp(dir=self.root.dir)
