@@ -30,8 +30,16 @@ pub enum Kind {
 
 /// vpopmail's `extract_domain`: the sort key of a line.
 pub fn sort_key(line: &str, kind: Kind) -> String {
-    let start = usize::from(kind == Kind::Assign && !line.is_empty());
-    let body = &line[start.min(line.len())..];
+    // An assign line's first character (`+`, `=`, or anything a hand edit
+    // put there, whatever its length in bytes) is not part of the domain.
+    let body = match kind {
+        Kind::Assign => {
+            let mut c = line.chars();
+            c.next();
+            c.as_str()
+        }
+        _ => line,
+    };
     let mut dom = body.split(':').next().unwrap_or("").to_string();
     if kind == Kind::Assign {
         dom.pop();
@@ -215,28 +223,52 @@ pub fn add_domain(roots: &Roots, alias: &str, assign_line: &str) -> io::Result<(
 
 /// Removes domains from rcpthosts/morercpthosts and virtualdomains (vpopmail's
 /// `del_control`) and their lines from users/assign (+ qmail-newu).
+///
+/// Every step is tried even when one fails (the first error is returned):
+/// this also undoes a vadddomain that failed half way, and the domain must
+/// not stay in assign because rcpthosts could not be written.
 pub fn del_domains(roots: &Roots, domains: &[String], assign_lines: &[String]) -> io::Result<()> {
-    if remove_hosts(&roots.control("rcpthosts"), domains)? < domains.len() {
-        let mrh = roots.control("morercpthosts");
-        if remove_hosts(&mrh, domains)? > 0 {
-            let _l = lock(&mrh)?;
-            if std::fs::metadata(&mrh)
-                .map(|m| m.len() == 0)
-                .unwrap_or(false)
-            {
-                let _ = std::fs::remove_file(&mrh);
-                let _ = std::fs::remove_file(roots.control("morercpthosts.cdb"));
-            } else {
-                newmrh_locked(roots)?;
-            }
+    let mut first: Option<io::Error> = None;
+    let mut keep = |r: io::Result<()>| {
+        if let Err(e) = r {
+            first.get_or_insert(e);
         }
+    };
+    let in_rcpthosts = remove_hosts(&roots.control("rcpthosts"), domains);
+    let rest = match &in_rcpthosts {
+        Ok(n) => *n < domains.len(),
+        Err(_) => true,
+    };
+    keep(in_rcpthosts.map(drop));
+    if rest {
+        let mrh = roots.control("morercpthosts");
+        keep((|| {
+            if remove_hosts(&mrh, domains)? > 0 {
+                let _l = lock(&mrh)?;
+                if std::fs::metadata(&mrh)
+                    .map(|m| m.len() == 0)
+                    .unwrap_or(false)
+                {
+                    let _ = std::fs::remove_file(&mrh);
+                    let _ = std::fs::remove_file(roots.control("morercpthosts.cdb"));
+                } else {
+                    newmrh_locked(roots)?;
+                }
+            }
+            Ok(())
+        })());
     }
+    // The order of vpopmail's del_control and then assign: the domain is
+    // refused at RCPT first.
     let virt: Vec<String> = domains.iter().map(|d| format!("{d}:{d}")).collect();
-    remove_lines(&roots.control("virtualdomains"), &virt)?;
+    keep(remove_lines(&roots.control("virtualdomains"), &virt).map(drop));
     let assign = crate::vpop::assign::assign_path(roots);
-    remove_lines(&assign, assign_lines)?;
-    crate::vpop::assign::newu(roots).map_err(|e| io::Error::other(e.to_string()))?;
-    Ok(())
+    keep(remove_lines(&assign, assign_lines).map(drop));
+    keep(crate::vpop::assign::newu(roots).map_err(|e| io::Error::other(e.to_string())));
+    match first {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Sends SIGHUP to the qmail-send of this installation, if one runs: a
@@ -349,6 +381,8 @@ mod tests {
             std::fs::read_to_string(&p).unwrap(),
             "a.com\nwww.a.com\nc.com\n"
         );
+        // A line starting with a character of several bytes sorts too.
+        assert_eq!(sort_key("\u{e9}x.com-:x", Kind::Assign), "x.com");
         // Host lists as qmail reads them: any case, trailing blanks.
         std::fs::write(&p, "Shop.Example \nkeep.example\nx.example\t\n").unwrap();
         let hosts = ["shop.example".to_string(), "x.example".to_string()];

@@ -264,6 +264,23 @@ class Domains(RootTestCase):
         p = r.run("vdeldomain", "never.com")
         self.assertEqual((p.returncode, p.stdout), (245, b"Error: Domain does not exist\n"))
 
+    def test_a_control_file_that_cannot_be_written_undoes_vadddomain(self):
+        # rcpthosts is not a file: vadddomain fails, and what it had written
+        # (users/assign, users/cdb, the directory) is taken back.
+        r = self.root
+        os.unlink(r.control("rcpthosts"))
+        os.mkdir(r.control("rcpthosts"))
+        try:
+            p = self.vadd("half.com", "pw-123456")
+            self.assertNotEqual(p.returncode, 0)
+            self.assertTrue(p.stdout.startswith(b"Error: "), p.stdout)
+            self.assertNotIn(b"half.com", r.read("var/qmail/users/assign"))
+            self.assertNotIn(b"half.com", r.read("var/qmail/users/cdb"))
+            self.assertFalse(os.path.exists(r.domain_dir("half.com")))
+        finally:
+            os.rmdir(r.control("rcpthosts"))
+        self.assertEqual(self.vadd("half.com", "pw-123456").returncode, 0)
+
     def test_vdeldomain_never_takes_a_live_domain_for_a_leftover(self):
         # An assign that is empty, cut short or not in assign format, or a
         # wrong QMAIL_HOME, makes a live domain look unnamed: its directory
