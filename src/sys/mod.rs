@@ -52,6 +52,17 @@ pub fn is_setid() -> bool {
         || nix::unistd::getgid() != nix::unistd::getegid()
 }
 
+/// True when the descriptor `fd` is open (Rust's stdio takes a closed 1 or
+/// 2 for a sink that accepts everything).
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only asks about the number; nothing is kept.
+    nix::fcntl::fcntl(
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+        nix::fcntl::FcntlArg::F_GETFD,
+    )
+    .is_ok()
+}
+
 /// Takes ownership of an inherited file descriptor (0, 1, 3 ...), if it is open.
 pub fn inherit_fd(fd: RawFd) -> Option<OwnedFd> {
     if nix::fcntl::fcntl(

@@ -2,6 +2,7 @@
 files in vpopmail's exact format: golden lines, byte-for-byte preservation of
 what they do not change, and bad input that changes nothing."""
 import os
+import subprocess
 import stat
 import unittest
 import warnings
@@ -435,6 +436,18 @@ class Users(RootTestCase):
                 + b": quota 1048576S is outside the range of 25M to 2G (give -q)\n"))
         finally:
             os.unlink(default)
+
+    def test_a_random_password_that_cannot_be_shown_is_not_set(self):
+        r = self.root
+        r.run("vadduser", "rnd@example.com", "pw-123456", check=True)
+        before = self.vpasswd_lines()
+        for argv in (["vpasswd", "-r", "rnd@example.com"], ["vadduser", "-r", "rnd2@example.com"]):
+            with open("/dev/full", "wb") as full:
+                p = subprocess.run([r.bin(argv[0])] + argv[1:], stdout=full, stderr=subprocess.PIPE,
+                                   env=r.env(), timeout=60)
+            self.assertEqual(p.returncode, 255, argv)
+            self.assertIn(b"can't show the random password", p.stderr)
+            self.assertEqual(self.vpasswd_lines(), before, argv)
 
     def test_domain_disables_password_changing(self):
         # vpopmail's vpasswd() looks at pw_flags: the domain's

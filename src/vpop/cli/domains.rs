@@ -84,11 +84,11 @@ pub fn vadddomain(args: &[String]) -> i32 {
         out("Error: No password entered\n");
         return 255;
     }
+    if let Err(c) = super::show_random(&random) {
+        return c;
+    }
     if let Err(e) = admin::add_domain(&roots, &nd) {
         return fail(&e);
-    }
-    if let Some(r) = random {
-        out(&format!("Random password: {r}\n"));
     }
     0
 }

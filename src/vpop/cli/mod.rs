@@ -96,6 +96,35 @@ pub fn out(text: &str) {
     let _ = o.flush();
 }
 
+/// Shows a random password before it is set: if it cannot be shown (stdout
+/// closed, a full disk, a closed pipe), nothing is changed and the exit code
+/// is returned, where setting it first would lock the account with a
+/// password nobody saw.
+pub fn show_random(random: &Option<String>) -> Result<(), i32> {
+    let Some(r) = random else {
+        return Ok(());
+    };
+    // Rust's stdout takes a closed descriptor 1 for a sink: ask the kernel.
+    let open = crate::sys::fd_is_open(1);
+    let mut o = std::io::stdout().lock();
+    let line = format!("Random password: {r}\n");
+    let shown = if open {
+        o.write_all(line.as_bytes()).and_then(|()| o.flush())
+    } else {
+        Err(std::io::Error::from_raw_os_error(libc::EBADF))
+    };
+    match shown {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            eprintln!(
+                "Error: can't show the random password: {}; nothing changed",
+                crate::deliver::errstr(&e)
+            );
+            Err(255)
+        }
+    }
+}
+
 /// Prints `Error: TEXT` on stdout and returns the exit code. When the
 /// installation itself is not where the environment says (a shell without
 /// `QMAIL_HOME` or `VPOPMAIL_HOME` exported), a line on stderr says so: the

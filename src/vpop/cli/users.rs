@@ -103,11 +103,11 @@ pub fn vadduser(args: &[String]) -> i32 {
         }
         n.clear = Some(pw);
     }
+    if let Err(c) = super::show_random(&random) {
+        return c;
+    }
     if let Err(e) = admin::add_user(&roots, &n) {
         return fail(&e);
-    }
-    if let Some(r) = random {
-        out(&format!("Random password: {r}\n"));
     }
     0
 }
@@ -179,11 +179,11 @@ pub fn vpasswd(args: &[String]) -> i32 {
         out("Error: No password entered\n");
         return 255;
     }
+    if let Err(c) = super::show_random(&random) {
+        return c;
+    }
     if let Err(e) = admin::set_password(&roots, &user, &domain, &pw, store_clear) {
         return fail(&e);
-    }
-    if let Some(r) = random {
-        out(&format!("Random password: {r}\n"));
     }
     0
 }
