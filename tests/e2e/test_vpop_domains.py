@@ -152,6 +152,13 @@ class Domains(RootTestCase):
         p = self.vadd("-q", "1M", "new.com", "pw")
         self.assertEqual(p.stdout, b"Error: quota 1M is outside the range of 25M to 2G\n")
         self.assertEqual(self.vadd("new.com", input="").stdout.splitlines()[-1], b"Error: No password entered")
+        # A relative -d, or an -i/-g that is not a number (atoi made it root's 0).
+        for opts, what in ((["-d", "../x"], b"-d needs an absolute directory"),
+                           (["-i", "abc"], b"-i needs a number"), (["-g", "-1"], b"-g needs a number"),
+                           (["-i", ""], b"-i needs a number")):
+            p = self.vadd(*opts, "new.com", "pw-123456")
+            self.assertEqual(p.returncode, 255, opts)
+            self.assertTrue(p.stdout.startswith(b"Error: " + what), p.stdout)
         self.assertEqual(snapshot(r.dir), before)
 
     def test_catchall_options(self):

@@ -22,12 +22,30 @@ pub fn vadddomain(args: &[String]) -> i32 {
         let arg = || o.arg.clone().unwrap_or_default();
         match o.c {
             'v' => out(&format!("version: {VERSION}\n")),
+            // The directory goes into users/assign and vpasswd: it must not
+            // depend on where the tool ran.
+            'd' if !std::path::Path::new(&arg()).is_absolute() => {
+                return usage_error("-d needs an absolute directory", VADDDOMAIN_USAGE)
+            }
             'd' => nd.base = Some(arg().into()),
             'u' => user = Some(arg()),
             'q' => quota_in = Some(arg()),
             'e' => nd.catchall = Some(arg()),
-            'i' => uid = Some(crate::vpop::entry::atoi_u32(&arg())),
-            'g' => gid = Some(crate::vpop::entry::atoi_u32(&arg())),
+            // A number, nothing else (vpopmail's atoi made "abc" root's 0).
+            'i' | 'g' => {
+                let v = arg();
+                let Some(n) = (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| v.parse::<u32>().ok())
+                    .flatten()
+                else {
+                    return usage_error(&format!("-{} needs a number", o.c), VADDDOMAIN_USAGE);
+                };
+                if o.c == 'i' {
+                    uid = Some(n);
+                } else {
+                    gid = Some(n);
+                }
+            }
             'C' => nd.store_clear = true,
             'b' | 'O' => {}
             'r' => match random_len(o.arg.as_deref()) {
