@@ -15,14 +15,31 @@ fn main() -> ExitCode {
         eprintln!("maildirmake: fatal: unable to mkdir {shown}: file exists");
         return ExitCode::from(111);
     }
-    match vqmail::maildir::create(dir, 0o700) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut b = std::fs::DirBuilder::new();
+    b.mode(0o700);
+    if let Err(e) = b.create(dir) {
+        eprintln!(
+            "maildirmake: fatal: unable to mkdir {shown}: {}",
+            vqmail::deliver::errstr(&e)
+        );
+        return ExitCode::from(111);
+    }
+    for (i, sub) in ["tmp", "new", "cur"].iter().enumerate() {
+        if let Err(e) = b.create(dir.join(sub)) {
             eprintln!(
-                "maildirmake: fatal: unable to mkdir {shown}: {}",
+                "maildirmake: fatal: unable to mkdir {}: {}",
+                dir.join(sub).display(),
                 vqmail::deliver::errstr(&e)
             );
-            ExitCode::from(111)
+            // Not half a Maildir: what this run made goes again (the
+            // directory did not exist before it).
+            for made in ["tmp", "new", "cur"].iter().take(i) {
+                let _ = std::fs::remove_dir(dir.join(made));
+            }
+            let _ = std::fs::remove_dir(dir);
+            return ExitCode::from(111);
         }
     }
+    ExitCode::SUCCESS
 }

@@ -97,6 +97,17 @@ class SetupRoot(unittest.TestCase):
         p = self.root.run("maildirmake", d)
         self.assertEqual(p.returncode, 111)
         self.assertIn(b"maildirmake: fatal:", p.stderr)
+        # A subdirectory that cannot be made (its path would be too long):
+        # the error names it, and no half Maildir stays behind.
+        base = os.path.join(self.root.dir, "deep")
+        while len(base) < 4000:
+            base = os.path.join(base, "d" * min(200, 4000 - len(base)))
+        os.makedirs(base)
+        d = base + "/" + "m" * (4093 - len(base) - 1)
+        p = self.root.run("maildirmake", d)
+        self.assertEqual(p.returncode, 111)
+        self.assertIn(b"maildirmake: fatal: unable to mkdir " + d.encode() + b"/tmp: ", p.stderr)
+        self.assertFalse(os.path.exists(d))
 
 
 if __name__ == "__main__":
@@ -114,7 +125,6 @@ ACCOUNTS = ("alias:x:7411:7402::/var/qmail/alias:/usr/sbin/nologin\n"
 GROUPS = "qmail:x:7401:\nnofiles:x:7402:\nvchkpw:x:7489:\n"
 
 
-@unittest.skipUnless(os.geteuid() == 0, "needs root (a private mount namespace)")
 def path_without(d, *names):
     """A PATH directory (made in d) with every program of the system's
     but the named ones."""
@@ -130,6 +140,7 @@ def path_without(d, *names):
     return out
 
 
+@unittest.skipUnless(os.geteuid() == 0, "needs root (a private mount namespace)")
 class RealHost(unittest.TestCase):
     """`setup-root /` as on a real host, in a private mount namespace: copies of
     /etc/passwd and /etc/group and empty /var and /home bind-mounted over the
