@@ -6,10 +6,14 @@ fn main() {
     vqmail::sys::reset_sigchld();
     let roots = vqmail::paths::Roots::from_env();
     vqmail::fsutil::settle_in(&roots.qmail);
-    let aliasempty = std::env::args_os()
+    // As qmail's: no aliasempty, no deliveries (exit 100).
+    let Some(aliasempty) = std::env::args_os()
         .nth(1)
         .map(|a| a.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "./Mailbox".into());
+    else {
+        eprintln!("qmail-lspawn: usage: qmail-lspawn aliasempty");
+        std::process::exit(100);
+    };
     let (Some(cmds), Some(reports)) = (vqmail::sys::inherit_file(0), vqmail::sys::inherit_file(1))
     else {
         std::process::exit(111);

@@ -146,14 +146,35 @@ pub fn server_config_with(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let cert_err = |t: String| SetupError::Certificate(t);
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(pem)
-        .map_err(|e| cert_err(format!("unable to read {name}: {}", pem_error(&e))))?
+    // A regular file only, read without waiting (a FIFO put there must not
+    // hang the session at STARTTLS).
+    let bytes = match crate::fsutil::read_regular(pem, false) {
+        Ok(Some(b)) => b,
+        Ok(None) => {
+            return Err(cert_err(format!(
+                "unable to read {name}: file does not exist"
+            )))
+        }
+        // (Clients see this text: no path in it.)
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            return Err(cert_err(format!(
+                "unable to read {name}: not a regular file"
+            )))
+        }
+        Err(e) => {
+            return Err(cert_err(format!(
+                "unable to read {name}: {}",
+                crate::deliver::errstr(&e)
+            )))
+        }
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<_, _>>()
         .map_err(|e| cert_err(format!("bad certificate in {name}: {}", pem_error(&e))))?;
     if certs.is_empty() {
         return Err(cert_err(format!("no certificate in {name}")));
     }
-    let key = PrivateKeyDer::from_pem_file(pem)
+    let key = PrivateKeyDer::from_pem_slice(&bytes)
         .map_err(|e| SetupError::Key(format!("no private key in {name}: {}", pem_error(&e))))?;
     let mut prov = (*provider()).clone();
     if let Some(list) = ciphers {

@@ -104,7 +104,10 @@ pub fn cdb_path(roots: &Roots) -> PathBuf {
 /// a late one could put an older assign in place).
 pub fn newu(roots: &Roots) -> Result<(), NewuError> {
     let _l = crate::vpop::ctlfiles::lock(&assign_path(roots)).map_err(NewuError::Write)?;
-    let text = std::fs::read(assign_path(roots)).map_err(NewuError::Read)?;
+    // A regular file, read without waiting (a FIFO there must not hang it).
+    let text = crate::control::read_file(&assign_path(roots))
+        .map_err(NewuError::Read)?
+        .ok_or_else(|| NewuError::Read(io::ErrorKind::NotFound.into()))?;
     let w = compile(&text).map_err(|_| NewuError::Format)?;
     let tmp = roots.users().join("cdb.tmp");
     w.write_via(&cdb_path(roots), &tmp, 0o644)

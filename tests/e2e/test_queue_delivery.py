@@ -148,6 +148,15 @@ class QmailQueue(RootTestCase):
                          os.stat(self.root.q("queue", "intd", str(n))).st_ino)
         self.assertEqual(os.listdir(self.root.q("queue", "pid")), [])
 
+    def test_spawner_and_send_started_wrongly_say_so(self):
+        p = subprocess.run([self.root.bin("qmail-lspawn")], stdin=subprocess.DEVNULL, capture_output=True,
+                           env=self.root.env(), timeout=30)
+        self.assertEqual((p.returncode, p.stderr), (100, b"qmail-lspawn: usage: qmail-lspawn aliasempty\n"))
+        p = subprocess.run([self.root.bin("qmail-send")], stdin=subprocess.DEVNULL, capture_output=True,
+                           env=self.root.env(), timeout=30)
+        self.assertEqual(p.returncode, 111)
+        self.assertIn(b"qmail-send: fatal: descriptors 0 to 6 are not all open", p.stderr)
+
     def test_a_spare_with_a_second_name_is_not_emptied(self):
         # After a power failure on a file system without a journal, a spare's
         # name can survive next to the queue name it was given: qmail-queue

@@ -184,6 +184,19 @@ class Auth(SmtpdCase):
             self.assertTrue(r.endswith(" (#4.3.0)\r\n"), r)
             self.assertNotIn(self.root.dir, r)  # no path for clients to see
 
+    def test_a_fifo_for_the_certificate_does_not_hang_starttls(self):
+        with open(self.pem) as f:
+            good = f.read()
+        os.unlink(self.pem)
+        os.mkfifo(self.pem)
+        self.addCleanup(lambda: (os.unlink(self.pem), open(self.pem, "w").write(good)))
+        srv = self.smtpd()
+        c = Raw(srv.port)
+        c.reply()
+        c.cmd("EHLO x")
+        self.assertEqual(c.cmd("STARTTLS"),
+                         "454 TLS missing certificate: unable to read servercert.pem: not a regular file (#4.3.0)\r\n")
+
     def test_starttls_without_a_certificate(self):
         os.unlink(self.pem)
         srv = self.smtpd()

@@ -452,6 +452,13 @@ class Domains(RootTestCase):
         self.assertEqual(p.returncode, 111)
         self.assertIn(b"qmail-newu: fatal:", p.stderr)
         self.assertEqual(r.read("var/qmail/users/cdb"), want)
+        # A FIFO put there is an error at once, not a wait.
+        os.unlink(r.q("users", "assign"))
+        os.mkfifo(r.q("users", "assign"))
+        p = r.run("qmail-newu", timeout=20)
+        self.assertEqual(p.returncode, 111)
+        self.assertIn(b"qmail-newu: fatal: unable to read users/assign: ", p.stderr)
+        os.unlink(r.q("users", "assign"))
 
     def test_qmail_newmrh_golden(self):
         r = self.root

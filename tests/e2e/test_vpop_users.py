@@ -449,6 +449,15 @@ class Users(RootTestCase):
             self.assertIn(b"can't show the random password", p.stderr)
             self.assertEqual(self.vpasswd_lines(), before, argv)
 
+    def test_a_listing_that_cannot_be_written_is_an_error(self):
+        r = self.root
+        for argv in (["vuserinfo", "postmaster@example.com"], ["vdominfo", "example.com"]):
+            with open("/dev/full", "wb") as full:
+                p = subprocess.run([r.bin(argv[0])] + argv[1:], stdout=full, stderr=subprocess.PIPE,
+                                   env=r.env(), timeout=60)
+            self.assertEqual(p.returncode, 111, argv)
+            self.assertEqual(p.stderr, b"Error: can't write the output: out of disk space\n")
+
     def test_domain_disables_password_changing(self):
         # vpopmail's vpasswd() looks at pw_flags: the domain's
         # disable_password_changing counts as the user's NO_PASSWD_CHNG,

@@ -88,12 +88,24 @@ pub fn getopt(args: &[String], spec: &str) -> Result<(Vec<Opt>, Vec<String>), St
     Ok((opts, operands))
 }
 
-/// Writes to stdout, ignoring a closed pipe.
+/// Writes to stdout, ignoring a closed pipe (a reader that wanted no more).
+/// Output that cannot be written otherwise (a full disk) is an error: one
+/// line on stderr and exit 111, not a listing silently lost with exit 0.
 pub fn out(text: &str) {
     let mut o = std::io::stdout().lock();
     // vpasswd fields keep their bytes (crate::vpop::entry::decode).
-    let _ = o.write_all(&crate::vpop::entry::encode(text));
-    let _ = o.flush();
+    let r = o
+        .write_all(&crate::vpop::entry::encode(text))
+        .and_then(|()| o.flush());
+    if let Err(e) = r {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!(
+                "Error: can't write the output: {}",
+                crate::deliver::errstr(&e)
+            );
+            std::process::exit(111);
+        }
+    }
 }
 
 /// Shows a random password before it is set: if it cannot be shown (stdout
@@ -164,7 +176,14 @@ pub fn args() -> Vec<String> {
             Ok(s) => v.push(crate::vpop::entry::decode(s.as_bytes())),
             Err(_) => {
                 // By its position only: the argument may be a password.
-                out(&format!("Error: argument {} is not UTF-8 text\n", n + 1));
+                let line = format!("Error: argument {} is not UTF-8 text\n", n + 1);
+                // valias writes its errors on stderr, as vpopmail's does.
+                let prog = std::env::args_os().next().unwrap_or_default();
+                if std::path::Path::new(&prog).file_name() == Some(std::ffi::OsStr::new("valias")) {
+                    eprint!("{line}");
+                } else {
+                    out(&line);
+                }
                 std::process::exit(255);
             }
         }
