@@ -800,6 +800,7 @@ pub fn add_alias_domain(roots: &Roots, a: &str, b: &str) -> Result<AliasAdded, V
             roots,
             std::slice::from_ref(&alias),
             std::slice::from_ref(&line),
+            true,
         );
         return Err(VError::io(verror(VA_COULD_NOT_UPDATE_FILE), &e));
     }
@@ -936,6 +937,7 @@ pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
             roots,
             std::slice::from_ref(&name),
             std::slice::from_ref(&line),
+            true,
         );
         let _ = std::fs::remove_dir_all(&dom_dir);
         count_one_less(&dom_dir, owner);
@@ -967,7 +969,7 @@ pub fn del_domain(roots: &Roots, name: &str, force: bool) -> Result<Deleted, VEr
         Ok(d) => d,
         Err(e) if e.code == VError::code(VA_DOMAIN_DOES_NOT_EXIST).code => {
             return match leftover_dir(roots, &name) {
-                Some(dir) if nothing_names(roots, &name) => {
+                Some(dir) if nothing_names(roots, &name) && !holds_mail(&dir) => {
                     remove_leftover(&dir).map(|()| Deleted::Leftover(dir))
                 }
                 _ => Err(e),
@@ -998,7 +1000,7 @@ pub fn del_domain(roots: &Roots, name: &str, force: bool) -> Result<Deleted, VEr
     if name != d.name {
         // An alias domain: only its own entries go.
         let doms = vec![name.clone()];
-        ctlfiles::del_domains(roots, &doms, &lines_for(&doms))
+        ctlfiles::del_domains(roots, &doms, &lines_for(&doms), false)
             .map_err(io_err("could not update control files"))?;
         ctlfiles::hup_qmail_send(roots);
         return Ok(Deleted::Done(Vec::new()));
@@ -1008,7 +1010,7 @@ pub fn del_domain(roots: &Roots, name: &str, force: bool) -> Result<Deleted, VEr
     }
     let mut doms = vec![name.clone()];
     doms.extend(aliases.iter().cloned());
-    ctlfiles::del_domains(roots, &doms, &lines_for(&doms))
+    ctlfiles::del_domains(roots, &doms, &lines_for(&doms), false)
         .map_err(io_err("could not update control files"))?;
     // The tree goes only when it is a directory of its own below a domains dir.
     let dir = &d.dir;
@@ -1130,6 +1132,36 @@ fn nothing_names(roots: &Roots, name: &str) -> bool {
         }
     }
     true
+}
+
+/// Whether a directory holds any message (a file in a `new` or `cur`
+/// directory), links not followed; an error reading counts as yes. A leftover
+/// is removed only without mail: even with QMAIL_HOME naming another real
+/// installation, no live domain's mail is ever deleted as one.
+fn holds_mail(dir: &Path) -> bool {
+    fn walk(d: &Path, depth: usize) -> bool {
+        let Ok(rd) = std::fs::read_dir(d) else {
+            return true;
+        };
+        let in_box = d.file_name().is_some_and(|n| n == "new" || n == "cur");
+        for e in rd {
+            let Ok(e) = e else {
+                return true;
+            };
+            let Ok(t) = e.file_type() else {
+                return true;
+            };
+            if t.is_dir() {
+                if depth == 0 || walk(&e.path(), depth - 1) {
+                    return true;
+                }
+            } else if in_box {
+                return true;
+            }
+        }
+        false
+    }
+    walk(dir, 12)
 }
 
 fn remove_leftover(dir: &Path) -> Result<(), VError> {

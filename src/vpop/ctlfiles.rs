@@ -224,25 +224,39 @@ pub fn add_domain(roots: &Roots, alias: &str, assign_line: &str) -> io::Result<(
 /// Removes domains from rcpthosts/morercpthosts and virtualdomains (vpopmail's
 /// `del_control`) and their lines from users/assign (+ qmail-newu).
 ///
-/// Every step is tried even when one fails (the first error is returned):
-/// this also undoes a vadddomain that failed half way, and the domain must
-/// not stay in assign because rcpthosts could not be written.
-pub fn del_domains(roots: &Roots, domains: &[String], assign_lines: &[String]) -> io::Result<()> {
+/// `undo` (taking back a vadddomain that failed half way): every step is
+/// tried even when one fails, so the domain does not stay in assign because
+/// rcpthosts could not be written; the first error is returned. Otherwise
+/// (vdeldomain) the first failure stops it, in vpopmail's order, so that the
+/// domain is still whole in assign and a second run finishes the job.
+pub fn del_domains(
+    roots: &Roots,
+    domains: &[String],
+    assign_lines: &[String],
+    undo: bool,
+) -> io::Result<()> {
     let mut first: Option<io::Error> = None;
-    let mut keep = |r: io::Result<()>| {
-        if let Err(e) = r {
-            first.get_or_insert(e);
-        }
-    };
+    // One step: its failure stops the deletion, or with `undo` is kept for
+    // the end while the other steps go on.
+    macro_rules! step {
+        ($e:expr) => {
+            if let Err(e) = $e {
+                if !undo {
+                    return Err(e);
+                }
+                first.get_or_insert(e);
+            }
+        };
+    }
     let in_rcpthosts = remove_hosts(&roots.control("rcpthosts"), domains);
     let rest = match &in_rcpthosts {
         Ok(n) => *n < domains.len(),
         Err(_) => true,
     };
-    keep(in_rcpthosts.map(drop));
+    step!(in_rcpthosts.map(drop));
     if rest {
         let mrh = roots.control("morercpthosts");
-        keep((|| {
+        step!((|| {
             if remove_hosts(&mrh, domains)? > 0 {
                 let _l = lock(&mrh)?;
                 if std::fs::metadata(&mrh)
@@ -255,16 +269,16 @@ pub fn del_domains(roots: &Roots, domains: &[String], assign_lines: &[String]) -
                     newmrh_locked(roots)?;
                 }
             }
-            Ok(())
+            Ok::<(), io::Error>(())
         })());
     }
     // The order of vpopmail's del_control and then assign: the domain is
     // refused at RCPT first.
     let virt: Vec<String> = domains.iter().map(|d| format!("{d}:{d}")).collect();
-    keep(remove_lines(&roots.control("virtualdomains"), &virt).map(drop));
+    step!(remove_lines(&roots.control("virtualdomains"), &virt).map(drop));
     let assign = crate::vpop::assign::assign_path(roots);
-    keep(remove_lines(&assign, assign_lines).map(drop));
-    keep(crate::vpop::assign::newu(roots).map_err(|e| io::Error::other(e.to_string())));
+    step!(remove_lines(&assign, assign_lines).map(drop));
+    step!(crate::vpop::assign::newu(roots).map_err(|e| io::Error::other(e.to_string())));
     match first {
         Some(e) => Err(e),
         None => Ok(()),

@@ -309,6 +309,26 @@ class Domains(RootTestCase):
         p = r.run("vdeldomain", "live.com", env={"QMAIL_HOME": os.path.join(r.dir, "nowhere")})
         self.assertNotEqual(p.returncode, 0)
         self.assertTrue(os.path.isdir(md))
+        # A leftover-looking directory that holds mail is never removed as one
+        # (QMAIL_HOME may name another real installation).
+        left = r.v("domains", "mailful.com")
+        os.makedirs(os.path.join(left, "joe", "Maildir", "new"))
+        with open(os.path.join(left, "joe", "Maildir", "new", "1.x.h"), "w") as f:
+            f.write("Subject: keep me\n\n")
+        p = r.run("vdeldomain", "mailful.com")
+        self.assertEqual((p.returncode, p.stdout), (245, b"Error: Domain does not exist\n"))
+        self.assertTrue(os.path.exists(os.path.join(left, "joe", "Maildir", "new", "1.x.h")))
+        # A control file that cannot be written stops vdeldomain before
+        # users/assign, so the domain is whole and a second run finishes it.
+        os.unlink(r.control("virtualdomains"))
+        os.mkdir(r.control("virtualdomains"))
+        p = r.run("vdeldomain", "live.com")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(b"+live.com-:", r.read("var/qmail/users/assign"))
+        self.assertTrue(os.path.isdir(md))
+        os.rmdir(r.control("virtualdomains"))
+        with open(r.control("virtualdomains"), "w") as f:
+            f.write("live.com:live.com\n")
         self.assertEqual(r.run("vdeldomain", "live.com").returncode, 0)
         self.assertFalse(os.path.exists(r.domain_dir("live.com")))
 

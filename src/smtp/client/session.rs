@@ -124,9 +124,35 @@ pub fn has_line_break(addr: &[u8]) -> bool {
     addr.iter().any(|&b| b == b'\r' || b == b'\n')
 }
 
+/// A stream whose reads fail once a deadline has passed: a reply's time is
+/// bounded inside a line too (a peer dripping one byte a second never lets a
+/// single read time out).
+struct Timed<S> {
+    inner: S,
+    deadline: Option<std::time::Instant>,
+}
+
+impl<S: Read> Read for Timed<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.deadline.is_some_and(|d| std::time::Instant::now() > d) {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "reply too slow"));
+        }
+        self.inner.read(buf)
+    }
+}
+
+impl<S: Write> Write for Timed<S> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.inner.write(b)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// A session on a connected stream.
 pub struct Session<S> {
-    rd: LineReader<S>,
+    rd: LineReader<Timed<S>>,
     /// `host[ip]` for transcripts.
     peer: String,
     /// The IP as qmail prints it in its texts.
@@ -141,7 +167,10 @@ impl<S: Read + Write> Session<S> {
     /// A session with the peer `name` at `ip`.
     pub fn new(stream: S, name: &str, ip: &str) -> Session<S> {
         Session {
-            rd: LineReader::new(stream),
+            rd: LineReader::new(Timed {
+                inner: stream,
+                deadline: None,
+            }),
             peer: if super::route::literal(name).is_some() {
                 format!("[{ip}]")
             } else {
@@ -164,12 +193,12 @@ impl<S: Read + Write> Session<S> {
 
     /// The stream, for a TLS upgrade.
     pub fn into_inner(self) -> S {
-        self.rd.into_inner()
+        self.rd.into_inner().inner
     }
 
     /// The stream, by reference.
     pub fn get_ref(&self) -> &S {
-        self.rd.get_ref()
+        &self.rd.get_ref().inner
     }
 
     /// Writes one command line (CRLF added).
@@ -194,6 +223,7 @@ impl<S: Read + Write> Session<S> {
         let mut kept = 0;
         let mut code = None;
         let deadline = std::time::Instant::now() + self.reply_time;
+        self.rd.get_mut().deadline = Some(deadline);
         let mut n = 0;
         loop {
             if n >= REPLY_LINES_MAX {
@@ -209,7 +239,19 @@ impl<S: Read + Write> Session<S> {
                 });
             }
             n += 1;
-            let l = match self.rd.read_line(LINE_MAX)? {
+            let l = match self.rd.read_line(LINE_MAX) {
+                Err(e)
+                    if e.kind() == io::ErrorKind::TimedOut
+                        && std::time::Instant::now() > deadline =>
+                {
+                    return Err(Died {
+                        detail: "reply too slow; ".into(),
+                        ..Default::default()
+                    })
+                }
+                r => r?,
+            };
+            let l = match l {
                 Line::Line(l) => l,
                 Line::Eof => {
                     return Err(Died {
@@ -592,6 +634,33 @@ mod tests {
         // A reply that takes longer than its time (here none at all).
         let mut s = Session::new(peer(b"250-a\r\n250 b\r\n".to_vec()), "mx", "192.0.2.7");
         s.set_reply_time(std::time::Duration::ZERO);
+        assert_eq!(s.reply().unwrap_err().detail, "reply too slow; ");
+        // A peer that drips one line byte by byte is cut off inside it.
+        struct Drip(Vec<u8>, usize);
+        impl Read for Drip {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                if self.1 >= self.0.len() || buf.is_empty() {
+                    return Ok(0);
+                }
+                buf[0] = self.0[self.1];
+                self.1 += 1;
+                Ok(1)
+            }
+        }
+        impl Write for Drip {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut line = b"250 ".to_vec();
+        line.extend_from_slice(&[b'x'; 200]);
+        line.extend_from_slice(b"\r\n");
+        let mut s = Session::new(Drip(line, 0), "mx", "192.0.2.7");
+        s.set_reply_time(std::time::Duration::from_millis(50));
         assert_eq!(s.reply().unwrap_err().detail, "reply too slow; ");
         // In time, a many-line reply is read whole.
         let mut ok = b"250-x\r\n".repeat(REPLY_LINES_MAX - 1);
