@@ -12,6 +12,16 @@ pub const DEFAULT_QMAIL_HOME: &str = "/var/qmail";
 /// Default vpopmail home.
 pub const DEFAULT_VPOPMAIL_HOME: &str = "/home/vpopmail";
 
+/// The name this program was started as (the last part of argv[0]), for the
+/// `NAME: ...` of its messages; never panics on an argv[0] that is not UTF-8.
+pub fn program_name() -> String {
+    let arg0 = std::env::args_os().next().unwrap_or_default();
+    Path::new(&arg0)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// The installation roots.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Roots {

@@ -181,8 +181,7 @@ pub fn server_config_with(
         let allowed = tls12_suites_allowed(list);
         if allowed.is_empty() {
             // Named like the program's other log lines (qmail-smtpd: ...).
-            let prog = std::env::args().next().unwrap_or_default();
-            let prog = prog.rsplit('/').next().unwrap_or("");
+            let prog = crate::paths::program_name();
             eprintln!(
                 "{prog}: warning: no TLS 1.2 cipher of ours in the cipher list {list:?}; using the default list"
             );

@@ -796,12 +796,6 @@ pub fn add_alias_domain(roots: &Roots, a: &str, b: &str) -> Result<AliasAdded, V
     check_new_domain(roots, &alias)?;
     let line = crate::vpop::assign::domain_line(&alias, &real.name, real.uid, real.gid, &real.dir);
     if let Err(e) = ctlfiles::add_domain(roots, &alias, &line) {
-        let _ = ctlfiles::del_domains(
-            roots,
-            std::slice::from_ref(&alias),
-            std::slice::from_ref(&line),
-            true,
-        );
         return Err(VError::io(verror(VA_COULD_NOT_UPDATE_FILE), &e));
     }
     ctlfiles::hup_qmail_send(roots);
@@ -933,12 +927,6 @@ pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
     }
     let line = crate::vpop::assign::domain_line(&name, &name, uid, gid, &dom_dir);
     if let Err(e) = ctlfiles::add_domain(roots, &name, &line) {
-        let _ = ctlfiles::del_domains(
-            roots,
-            std::slice::from_ref(&name),
-            std::slice::from_ref(&line),
-            true,
-        );
         let _ = std::fs::remove_dir_all(&dom_dir);
         count_one_less(&dom_dir, owner);
         return Err(VError::io(verror(VA_COULD_NOT_UPDATE_FILE), &e));
@@ -1000,7 +988,7 @@ pub fn del_domain(roots: &Roots, name: &str, force: bool) -> Result<Deleted, VEr
     if name != d.name {
         // An alias domain: only its own entries go.
         let doms = vec![name.clone()];
-        ctlfiles::del_domains(roots, &doms, &lines_for(&doms), false)
+        ctlfiles::del_domains(roots, &doms, &lines_for(&doms))
             .map_err(io_err("could not update control files"))?;
         ctlfiles::hup_qmail_send(roots);
         return Ok(Deleted::Done(Vec::new()));
@@ -1010,7 +998,7 @@ pub fn del_domain(roots: &Roots, name: &str, force: bool) -> Result<Deleted, VEr
     }
     let mut doms = vec![name.clone()];
     doms.extend(aliases.iter().cloned());
-    ctlfiles::del_domains(roots, &doms, &lines_for(&doms), false)
+    ctlfiles::del_domains(roots, &doms, &lines_for(&doms))
         .map_err(io_err("could not update control files"))?;
     // The tree goes only when it is a directory of its own below a domains dir.
     let dir = &d.dir;
@@ -1120,12 +1108,11 @@ fn nothing_names(roots: &Roots, name: &str) -> bool {
         };
         let text = crate::vpop::entry::decode(&text);
         let named = text.lines().any(|l| {
-            let l = l.trim_end_matches([' ', '\t', '\r']);
             let host = match sep {
                 Some(c) => l.split(c).next().unwrap_or(""),
                 None => l,
             };
-            host.eq_ignore_ascii_case(name)
+            ctlfiles::names_host(host, name)
         });
         if named {
             return false;

@@ -125,14 +125,18 @@ pub fn remove_lines(path: &Path, remove: &[String]) -> io::Result<usize> {
     remove_matching(path, |l| remove.iter().any(|r| r == l))
 }
 
-/// Removes the lines of a host list (locals, rcpthosts, morercpthosts) that
-/// name one of `hosts` as qmail reads them: without regard to case, trailing
-/// spaces and tabs ignored. Returns how many went.
+/// Whether a line of a host list (locals, rcpthosts, morercpthosts) names
+/// `host` as qmail reads it: without regard to case, trailing spaces and
+/// tabs ignored.
+pub fn names_host(line: &str, host: &str) -> bool {
+    line.trim_end_matches([' ', '\t', '\r'])
+        .eq_ignore_ascii_case(host)
+}
+
+/// Removes the lines of a host list that name one of `hosts`
+/// ([`names_host`]). Returns how many went.
 pub fn remove_hosts(path: &Path, hosts: &[String]) -> io::Result<usize> {
-    remove_matching(path, |l| {
-        let l = l.trim_end_matches([' ', '\t', '\r']);
-        hosts.iter().any(|h| h.eq_ignore_ascii_case(l))
-    })
+    remove_matching(path, |l| hosts.iter().any(|h| names_host(l, h)))
 }
 
 fn remove_matching(path: &Path, gone: impl Fn(&str) -> bool) -> io::Result<usize> {
@@ -198,7 +202,18 @@ fn newmrh_locked(roots: &Roots) -> io::Result<()> {
 /// once rcpthosts has 50 lines, + qmail-newmrh), virtualdomains, and removal
 /// from locals.
 /// The errors name the file (`/var/qmail/users/assign: No such file or directory`).
+/// On an error what was written is taken back, every file tried even when one
+/// cannot be written, so the domain is left in none of them.
 pub fn add_domain(roots: &Roots, alias: &str, assign_line: &str) -> io::Result<()> {
+    let r = add_domain_entries(roots, alias, assign_line);
+    if r.is_err() {
+        let domains = [alias.to_string()];
+        let _ = remove_domain_entries(roots, &domains, &[assign_line.to_string()], true);
+    }
+    r
+}
+
+fn add_domain_entries(roots: &Roots, alias: &str, assign_line: &str) -> io::Result<()> {
     let named = |p: &Path| {
         let p = p.to_path_buf();
         move |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", p.display()))
@@ -222,14 +237,18 @@ pub fn add_domain(roots: &Roots, alias: &str, assign_line: &str) -> io::Result<(
 }
 
 /// Removes domains from rcpthosts/morercpthosts and virtualdomains (vpopmail's
-/// `del_control`) and their lines from users/assign (+ qmail-newu).
-///
-/// `undo` (taking back a vadddomain that failed half way): every step is
-/// tried even when one fails, so the domain does not stay in assign because
-/// rcpthosts could not be written; the first error is returned. Otherwise
-/// (vdeldomain) the first failure stops it, in vpopmail's order, so that the
-/// domain is still whole in assign and a second run finishes the job.
-pub fn del_domains(
+/// `del_control`) and their lines from users/assign (+ qmail-newu). The first
+/// failure stops it, in vpopmail's order, so that the domain is still whole
+/// in assign and a second run finishes the job.
+pub fn del_domains(roots: &Roots, domains: &[String], assign_lines: &[String]) -> io::Result<()> {
+    remove_domain_entries(roots, domains, assign_lines, false)
+}
+
+/// [`del_domains`]; with `undo` (taking back an [`add_domain`] that failed
+/// half way) every step is tried even when one fails, so the domain does not
+/// stay in assign because rcpthosts could not be written; the first error is
+/// returned.
+fn remove_domain_entries(
     roots: &Roots,
     domains: &[String],
     assign_lines: &[String],

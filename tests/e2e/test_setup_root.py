@@ -268,13 +268,7 @@ class RealHost(unittest.TestCase):
         self.addCleanup(srv.wait, 30)
         self.addCleanup(os.killpg, srv.pid, signal.SIGTERM)
         from harness import wait_until
-
-        def up(port):
-            try:
-                socket.create_connection(("127.0.0.1", port), 1).close()
-                return True
-            except OSError:
-                return False
+        from test_run_local import listening as up
         for port in ports:
             try:
                 wait_until(lambda: up(port), what=f"port {port}")

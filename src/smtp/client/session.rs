@@ -232,12 +232,6 @@ impl<S: Read + Write> Session<S> {
                     ..Default::default()
                 });
             }
-            if n > 0 && std::time::Instant::now() > deadline {
-                return Err(Died {
-                    detail: "reply too slow; ".into(),
-                    ..Default::default()
-                });
-            }
             n += 1;
             let l = match self.rd.read_line(LINE_MAX) {
                 Err(e)

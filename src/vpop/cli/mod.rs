@@ -151,8 +151,7 @@ pub fn fail(e: &VError) -> i32 {
     .into_iter()
     .find(|(d, _)| !d.is_dir());
     if let Some((d, var)) = hint {
-        let prog = std::env::args().next().unwrap_or_default();
-        let prog = prog.rsplit('/').next().unwrap_or("");
+        let prog = crate::paths::program_name();
         eprintln!("{prog}: {} is missing (is {var} right?)", d.display());
     }
     e.exit_code()
@@ -178,8 +177,7 @@ pub fn args() -> Vec<String> {
                 // By its position only: the argument may be a password.
                 let line = format!("Error: argument {} is not UTF-8 text\n", n + 1);
                 // valias writes its errors on stderr, as vpopmail's does.
-                let prog = std::env::args_os().next().unwrap_or_default();
-                if std::path::Path::new(&prog).file_name() == Some(std::ffi::OsStr::new("valias")) {
+                if crate::paths::program_name() == "valias" {
                     eprint!("{line}");
                 } else {
                     out(&line);
