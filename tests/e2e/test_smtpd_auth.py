@@ -305,3 +305,35 @@ class Auth(SmtpdCase):
             if "-tls" in opts:
                 self.assertIn("<-  220 ready for tls", r.stdout)
         self.assertEqual(len(self.queued(len(runs))), len(runs))
+
+    def test_msmtp_each_mechanism_starttls_smtps_and_no_relay_without_auth(self):
+        msmtp = need_tool("msmtp")
+        plain = self.smtpd()
+        smtps = self.smtpd(env={"SMTPS": "1"})
+        msg = b"From: joe@example.test\nTo: far@elsewhere.example\nSubject: msmtp\n\nhello\n"
+
+        def send(port, *opts):
+            return subprocess.run([msmtp, "--host=127.0.0.1", f"--port={port}",
+                                   f"--tls-trust-file={self.pem}", "--from=joe@example.test",
+                                   *opts, "far@elsewhere.example"],
+                                  input=msg, capture_output=True, timeout=30)
+
+        auth = ["--user=joe@example.test", "--passwordeval=echo secret1"]
+        runs = [(port, tls, mech) for port, tls in ((plain.port, "--tls-starttls=on"),
+                                                     (smtps.port, "--tls-starttls=off"))
+                for mech in ("plain", "login", "cram-md5")]
+        for port, tls, mech in runs:
+            with self.subTest(tls=tls, mech=mech):
+                r = send(port, "--tls=on", tls, f"--auth={mech}", *auth)
+                self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(self.queued(len(runs))), len(runs))
+        # Without AUTH the relay is refused: msmtp shows qmail's text, exits 65.
+        r = send(plain.port, "--tls=on", "--tls-starttls=on", "--auth=off")
+        self.assertEqual(r.returncode, 65, r.stderr)
+        self.assertIn(b"553 sorry, that domain isn't allowed to be relayed thru this MTA (#5.7.1)",
+                      r.stderr)
+        # A wrong password: 535, exit 77 (EX_NOPERM).
+        r = send(plain.port, "--tls=on", "--tls-starttls=on", "--auth=plain",
+                 "--user=joe@example.test", "--passwordeval=echo wrong")
+        self.assertEqual(r.returncode, 77, r.stderr)
+        self.assertIn(b"535 authorization failed (#5.7.0)", r.stderr)
