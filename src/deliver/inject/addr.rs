@@ -100,11 +100,20 @@ fn tokenize(v: &str) -> Vec<Tok> {
             }
             b'<' => {
                 let start = i + 1;
-                while i < b.len() && b[i] != b'>' {
-                    i += 1;
+                match b[start..].iter().position(|&c| c == b'>') {
+                    Some(k) => {
+                        out.push(Tok::Angle(v[start..start + k].to_string()));
+                        i = start + k + 1;
+                    }
+                    // Never closed: the address ends at the next comma, so
+                    // the rest of the list keeps its own addresses.
+                    None => {
+                        let k = b[start..].iter().position(|&c| c == b',');
+                        let end = k.map_or(b.len(), |k| start + k);
+                        out.push(Tok::Angle(v[start..end].to_string()));
+                        i = end;
+                    }
                 }
-                out.push(Tok::Angle(v[start..i.min(b.len())].to_string()));
-                i = (i + 1).min(b.len());
             }
             b',' => {
                 out.push(Tok::Comma);
@@ -409,5 +418,15 @@ mod tests {
             a,
             vec!["joe smith@x.org", "b b@y.org", "q\"x@mail.example.com"]
         );
+        // A `<` never closed ends at the next comma: no address is lost
+        // or merged with the next one, and the header gets its `>`.
+        let (v, a) = rewrite_list(" a@b.org, <c@d.org, e@f.org", &d);
+        assert_eq!(a, vec!["a@b.org", "c@d.org", "e@f.org"]);
+        assert_eq!(v, " a@b.org, <c@d.org>, e@f.org");
+        let (_, a) = rewrite_list(" x <joe", &d);
+        assert_eq!(a, vec!["joe@mail.example.com"]);
+        // A closed route-addr keeps its commas.
+        let (_, a) = rewrite_list(" <@r1.org,@r2.org:u@v.org>, w@x.org", &d);
+        assert_eq!(a.len(), 2);
     }
 }
