@@ -11,7 +11,8 @@
 //! The connection type comes from `TCPLOCALPORT` (25/465/587 SMTP, 110/995
 //! POP3, 143/993 IMAP; the loopback ports of `make run`, 2625/2587/2465,
 //! 2110/2995 and 2143/2993, the same), otherwise from PROG: "true" in it means
-//! SMTP AUTH, "imap" IMAP, anything else POP3. An IMAP login from a webmail
+//! SMTP AUTH, "imap" IMAP, anything else POP3; no PROG at all is SMTP AUTH
+//! (`qmail-smtpd HOST vchkpw` without `/bin/true`), so it opens no relay. An IMAP login from a webmail
 //! address (`~vpopmail/etc/webmail-ips`, one per line; 127.0.0.1 when the file
 //! is missing) is a webmail login. vpopmail also counts POP3 from 127.0.0.1 as
 //! webmail; we do not, so NO_POP and APOP mean the same from every address.
@@ -79,7 +80,9 @@ pub fn connection(
         143 | 2143 => (Service::Imap, "imap".to_string()),
         993 | 2993 => (Service::Imap, "imaps".to_string()),
         _ => {
-            let p = prog.unwrap_or("");
+            // No program to run after the check: nothing is served, so
+            // nothing is opened (a POP3 or IMAP server always follows).
+            let p = prog.unwrap_or("true");
             let s = if p.contains("true") {
                 Service::Smtp
             } else if p.contains("imap") {
@@ -674,6 +677,9 @@ mod tests {
             Service::Pop
         );
         assert_eq!(c(None, None, "").name, "vchkpw-0");
+        // No program after vchkpw: a check only, never a POP3 login that
+        // would open the relay.
+        assert_eq!(c(Some("4000"), None, "1.1.1.1").service, Service::Smtp);
         // IMAP from a webmail address is webmail; POP3 and SMTP stay what they are.
         assert_eq!(c(Some("143"), None, "127.0.0.1").name, "vchkpw-webmail");
         assert_eq!(c(Some("110"), None, "127.0.0.1").service, Service::Pop);

@@ -22,6 +22,69 @@ fn printable(s: &[u8]) -> String {
         .collect()
 }
 
+/// The listing's output: remembers a failed write, so that a listing cut
+/// short by its reader (`mailq | head`) or a full disk is not reported as a
+/// queue that cannot be read.
+pub struct Output<W: Write> {
+    inner: W,
+    /// The first write error.
+    pub failed: Option<io::Error>,
+}
+
+impl<W: Write> Output<W> {
+    pub fn new(inner: W) -> Self {
+        Output {
+            inner,
+            failed: None,
+        }
+    }
+
+    /// How the program ends after `r`: `None` when all went well or the
+    /// reader closed the pipe (nothing more to say), else the message and
+    /// exit code 111.
+    pub fn verdict(&mut self, prog: &str, r: io::Result<()>) -> Option<String> {
+        let r = r.and_then(|()| self.flush());
+        let e = match (self.failed.take(), r) {
+            (Some(e), _) => {
+                if e.kind() == io::ErrorKind::BrokenPipe {
+                    return None;
+                }
+                return Some(format!(
+                    "{prog}: fatal: unable to write output: {}",
+                    crate::deliver::errstr(&e)
+                ));
+            }
+            (None, Ok(())) => return None,
+            (None, Err(e)) => e,
+        };
+        Some(format!(
+            "{prog}: fatal: unable to read the queue: {}",
+            crate::deliver::errstr(&e)
+        ))
+    }
+}
+
+fn copy_err(e: &io::Error) -> io::Error {
+    e.raw_os_error().map_or_else(
+        || io::Error::new(e.kind(), e.to_string()),
+        io::Error::from_raw_os_error,
+    )
+}
+
+impl<W: Write> Write for Output<W> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.inner.write(b).inspect_err(|e| {
+            self.failed.get_or_insert_with(|| copy_err(e));
+        })
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush().inspect_err(|e| {
+            self.failed.get_or_insert_with(|| copy_err(e));
+        })
+    }
+}
+
 /// Writes qmail-qread's listing; trouble with one message is reported on the
 /// same stream as qmail-qread does (`warning: trouble with #N: ...`).
 pub fn qread(q: &Queue, out: &mut impl Write) -> io::Result<()> {

@@ -91,7 +91,8 @@ fn configure(roots: &Roots, args: &Args) -> io::Result<(Config, u64)> {
         .line_or_me("localiphost", None)?
         .unwrap_or_else(|| greeting.clone());
     let databytes = match env("DATABYTES") {
-        Some(v) => v.trim().parse().unwrap_or(0),
+        // As scan_ulong: the number it starts with ("20M" is 20).
+        Some(v) => crate::control::parse_u64(v.as_bytes(), 0),
         None => c.u64("databytes", 0)?,
     };
     let timeout = c.u64("timeoutsmtpd", DEFAULT_TIMEOUT)?;

@@ -374,7 +374,7 @@ impl Session {
     }
 
     fn set_helo(&mut self, arg: &[u8]) {
-        self.helo = Some(String::from_utf8_lossy(arg).into_owned());
+        self.helo = Some(ascii_or_mark(arg));
         self.txn = None;
     }
 
@@ -624,7 +624,7 @@ impl Session {
         }
         match p.check_password(user, pass, ch) {
             Ok(true) => {
-                self.auth_user = Some(String::from_utf8_lossy(user).into_owned());
+                self.auth_user = Some(ascii_or_mark(user));
                 Step::r(reply::AUTH_OK)
             }
             Ok(false) => {
@@ -638,6 +638,14 @@ impl Session {
 
 fn decode(s: &[u8]) -> Option<Vec<u8>> {
     B64.decode(s).ok()
+}
+
+/// Bytes for the Received line: each byte outside ASCII becomes one `?`, as
+/// qmail's safeput makes it (a lossy UTF-8 reading would make three).
+fn ascii_or_mark(b: &[u8]) -> String {
+    b.iter()
+        .map(|&c| if c.is_ascii() { c as char } else { '?' })
+        .collect()
 }
 
 #[cfg(test)]

@@ -554,6 +554,22 @@ while True:
                                env=self.root.env(QMAIL_HOME=os.path.join(self.root.dir, "nowhere")))
             self.assertEqual(r.returncode, 111, prog)
             self.assertIn(b"unable to read the queue: file does not exist", r.stdout + r.stderr)
+        # Output that cannot be written is not a queue that cannot be read; a
+        # reader that stops early (`mailq | head -0`) gets no complaint.
+        for prog in ("qmail-qread", "qmail-qstat"):
+            with open("/dev/full", "wb") as full:
+                r = subprocess.run([self.root.bin(prog)], stdout=full, stderr=subprocess.PIPE,
+                                   timeout=30, env=self.root.env())
+            self.assertEqual((r.returncode, r.stderr),
+                             (111, f"{prog}: fatal: unable to write output: out of disk space\n".encode()))
+            rd, wr = os.pipe()
+            os.close(rd)
+            try:
+                r = subprocess.run([self.root.bin(prog)], stdout=wr, stderr=subprocess.PIPE,
+                                   timeout=30, env=self.root.env())
+            finally:
+                os.close(wr)
+            self.assertEqual((r.returncode, r.stderr), (0, b""), prog)
 
     def test_netqmail_written_queue_is_delivered(self):
         # A message as netqmail's qmail-queue leaves it: mess/S/N, intd/N + todo/N.

@@ -705,3 +705,13 @@ fn fuzzed_dialogs_do_not_depend_on_chunking() {
         },
     );
 }
+
+#[test]
+fn received_marks_each_non_ascii_byte_once() {
+    let mut s = Session::new(cfg(), None);
+    let mut p = fake();
+    s.input(&mut p, Input::Line(b"HELO x\xe9\xc3\xa9y"));
+    assert!(s
+        .received(0)
+        .starts_with("Received: from unknown (HELO x???y) (192.0.2.9)\n"));
+}
