@@ -199,6 +199,14 @@ class Data(SmtpdCase):
         self.assertEqual(c.reply(), "552 sorry, that message size exceeds my databytes limit (#5.3.4)\r\n")
         self.assertEqual(len(self.queued()), 1)
 
+    def test_databytes_is_read_as_scan_ulong_reads_it(self):
+        # "20M" is 20 bytes, as in qmail; never "no limit".
+        env = self.root.env(TCPREMOTEIP="192.0.2.9", TCPLOCALIP="127.0.0.1", TCPLOCALPORT="25",
+                            DATABYTES="20M")
+        r = subprocess.run([self.root.bin("qmail-smtpd"), "localhost"], input=b"EHLO x\r\nQUIT\r\n",
+                           capture_output=True, env=env, timeout=30)
+        self.assertIn(b"250-SIZE 20\r\n", r.stdout)
+
     def test_exit_status_like_qmail(self):
         env = self.root.env(TCPREMOTEIP="192.0.2.9", TCPLOCALIP="127.0.0.1", TCPLOCALPORT="25")
         smtpd = [self.root.bin("qmail-smtpd"), "localhost"]
