@@ -91,7 +91,7 @@ pub fn run(roots: &Roots, args: &[OsString], env: &Env, msg: &mut Message) -> Re
     let user = String::from_utf8_lossy(ext).to_ascii_lowercase();
     let domain = String::from_utf8_lossy(host).to_ascii_lowercase();
     let d = Delivery::new(roots, env, &user, &domain);
-    d.loop_check(msg)?;
+    d.loop_check(&d.addr(), msg)?;
 
     let lookup = |u: &str| {
         vpop::find_user(roots, u, &domain).map_err(|e| {
@@ -148,9 +148,9 @@ impl<'a> Delivery<'a> {
         format!("{}@{}", self.user, self.domain)
     }
 
-    /// `Delivered-To: user@domain` in DTLINE or in the header: a loop.
-    fn loop_check(&self, msg: &mut Message) -> Result<(), Fail> {
-        let want = format!("Delivered-To: {}", self.addr());
+    /// `Delivered-To: ADDR` in DTLINE or in the header: a loop.
+    fn loop_check(&self, addr: &str, msg: &mut Message) -> Result<(), Fail> {
+        let want = format!("Delivered-To: {addr}");
         let is = |l: &[u8]| {
             let l = l.strip_suffix(b"\n").unwrap_or(l);
             let l = l.strip_suffix(b"\r").unwrap_or(l);
@@ -166,10 +166,10 @@ impl<'a> Delivery<'a> {
         Ok(())
     }
 
-    /// The header lines added to a Maildir delivery.
-    fn prefix(&self) -> Vec<u8> {
+    /// The header lines added to a Maildir delivery for mailbox `to`.
+    fn prefix(&self, to: &str) -> Vec<u8> {
         let mut p = self.rpline.clone();
-        p.extend_from_slice(format!("Delivered-To: {}\n", self.addr()).as_bytes());
+        p.extend_from_slice(format!("Delivered-To: {to}\n").as_bytes());
         p
     }
 
@@ -185,6 +185,13 @@ impl<'a> Delivery<'a> {
                 "vdelivermail: account is locked email bounced {}",
                 self.addr()
             )));
+        }
+        // Delivered-To names the mailbox, as vpopmail's maildir_to_email
+        // does: the user at the real domain, whatever extension or alias
+        // domain the mail came by; a message that already carries it loops.
+        let mailbox = format!("{}@{}", entry.name, dom.name);
+        if mailbox != self.addr() {
+            self.loop_check(&mailbox, msg)?;
         }
         let dir = entry.dir_path();
         // A vpasswd line without a directory (or with a relative one, hand-
@@ -227,20 +234,22 @@ impl<'a> Delivery<'a> {
             }
         };
         if let Some(f) = dq.filter(|f| !f.contents.is_empty()) {
-            return self.dot_qmail(&dir, &f.contents, dom, msg);
+            return self.dot_qmail(&dir, &f.contents, &mailbox, dom, msg);
         }
         // An empty quota field leaves the quota to line 1 of maildirsize,
         // as vpopmail's deliver_mail does.
         let q = (!entry.quota.trim().is_empty())
-            .then(|| Quota::parse(&entry.quota).unwrap_or(Quota::UNLIMITED));
-        self.to_maildir(&md, q, dom, msg)
+            .then(|| Quota::from_vpasswd(&entry.quota));
+        self.to_maildir(&md, q, &mailbox, dom, msg)
     }
 
-    /// The lines of a user's (or catch-all's) .qmail file.
+    /// The lines of a user's (or catch-all's) .qmail file; `to` is the
+    /// mailbox its Maildir lines deliver for.
     fn dot_qmail(
         &self,
         dir: &Path,
         contents: &[u8],
+        to: &str,
         dom: &vpop::Domain,
         msg: &mut Message,
     ) -> Result<(), Fail> {
@@ -250,7 +259,7 @@ impl<'a> Delivery<'a> {
                 Line::Blank | Line::Comment | Line::Plus | Line::PlusList => {}
                 Line::Maildir(p) => {
                     let p = dir.join(OsStr::from_bytes(&p));
-                    self.to_maildir(&p, None, dom, msg)?;
+                    self.to_maildir(&p, None, to, dom, msg)?;
                 }
                 Line::Mbox(p) => {
                     return Err(Fail::temp(format!(
@@ -278,11 +287,14 @@ impl<'a> Delivery<'a> {
         &self,
         md: &Path,
         q: Option<Quota>,
+        to: &str,
         dom: &vpop::Domain,
         msg: &mut Message,
     ) -> Result<(), Fail> {
-        let prefix = self.prefix();
-        let size = prefix.len() as u64 + msg.size().unwrap_or(0);
+        let prefix = self.prefix(to);
+        // The message as handed over (vpopmail's fstat of descriptor 0),
+        // without the two lines added in front.
+        let size = msg.size().unwrap_or(0);
         let check = quota::check(md, q.as_ref(), size).map_err(|e| {
             Fail::temp(format!(
                 "Unable to read the quota of the mailbox: {}. (#4.3.0)",
@@ -417,15 +429,15 @@ impl<'a> Delivery<'a> {
             a if a.first() == Some(&b'/') => {
                 let mut dir = PathBuf::from(OsStr::from_bytes(a));
                 if dir.join("new").is_dir() && dir.join("tmp").is_dir() {
-                    return self.to_maildir(&dir, None, &dom, msg);
+                    return self.to_maildir(&dir, None, &self.addr(), &dom, msg);
                 }
                 if let Some(f) =
                     dotqmail::search(&dir, b"", b"")?.filter(|f| !f.contents.is_empty())
                 {
-                    return self.dot_qmail(&dir, &f.contents, &dom, msg);
+                    return self.dot_qmail(&dir, &f.contents, &self.addr(), &dom, msg);
                 }
                 dir.push("Maildir");
-                self.to_maildir(&dir, None, &dom, msg)
+                self.to_maildir(&dir, None, &self.addr(), &dom, msg)
             }
             a => {
                 // A leading `&` (a .qmail forward written as an argument) goes.

@@ -99,6 +99,39 @@ impl Quota {
     }
 
     /// True when neither limit is set.
+    /// The quota field of a vpasswd line, read as vpopmail's
+    /// format_maildirquota reads it before every delivery: comma-separated
+    /// parts; one ending in `C` is a message count (its leading number), any
+    /// other a size: a trailing `S` and then `B` dropped, the leading decimal
+    /// number taken, times 1024, 1024² or 1024³ for a `K`, `M` or `G` left
+    /// at its end (`50M`, `50MB`, `1.5G`, `1mbs`, `52428800S`). `NO...`
+    /// and an empty field are no limit; so is a part with no number (0).
+    pub fn from_vpasswd(field: &str) -> Quota {
+        let field = field.trim();
+        if field.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("no")) {
+            return Quota::UNLIMITED;
+        }
+        let mut q = Quota::UNLIMITED;
+        for part in field.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            if let Some(c) = part.strip_suffix(['C', 'c']) {
+                q.count = leading_number(c).filter(|&n| n >= 1.0).map(|n| n as u64);
+                continue;
+            }
+            let p = part.strip_suffix(['S', 's']).unwrap_or(part);
+            let p = p.strip_suffix(['B', 'b']).unwrap_or(p);
+            let mult = match p.as_bytes().last() {
+                Some(b'K' | b'k') => 1024.0,
+                Some(b'M' | b'm') => 1024.0 * 1024.0,
+                Some(b'G' | b'g') => 1024.0 * 1024.0 * 1024.0,
+                _ => 1.0,
+            };
+            let n = leading_number(p).unwrap_or(0.0) * mult;
+            // "%.0f": rounded to whole bytes; 0 (or less) is no limit.
+            q.bytes = (n >= 0.5 && n < u64::MAX as f64).then(|| n.round() as u64);
+        }
+        q
+    }
+
     pub fn is_unlimited(&self) -> bool {
         self.bytes.is_none() && self.count.is_none()
     }
@@ -132,6 +165,34 @@ pub struct Usage {
     pub bytes: i64,
     /// Number of messages.
     pub count: i64,
+}
+
+/// The number a string starts with, as C's atof reads it (white space, a
+/// sign, digits, a fraction); `None` when there is none.
+fn leading_number(s: &str) -> Option<f64> {
+    let s = s.trim_start();
+    let b = s.as_bytes();
+    let mut end = usize::from(matches!(b.first(), Some(b'+' | b'-')));
+    let digits_from = end;
+    while end < b.len() && b[end].is_ascii_digit() {
+        end += 1;
+    }
+    let mut seen = end > digits_from;
+    if end < b.len() && b[end] == b'.' {
+        let f = end + 1;
+        let mut e = f;
+        while e < b.len() && b[e].is_ascii_digit() {
+            e += 1;
+        }
+        if e > f || seen {
+            seen |= e > f;
+            end = e;
+        }
+    }
+    if !seen {
+        return None;
+    }
+    s[..end].parse::<f64>().ok()
 }
 
 /// True when one more message of `size` bytes would exceed `q`.
@@ -505,6 +566,28 @@ mod tests {
         std::fs::write(md.join("new/2.b.h,S=10"), "x").unwrap();
         let u = scan(md).unwrap();
         assert_eq!((u.bytes, u.count), (i64::MAX, 2));
+    }
+
+    #[test]
+    fn vpasswd_fields_as_vpopmail_reads_them() {
+        let q = |s: &str| {
+            let q = Quota::from_vpasswd(s);
+            (q.bytes, q.count)
+        };
+        const M: u64 = 1 << 20;
+        assert_eq!(q("50M,30C"), (Some(50 * M), Some(30)));
+        assert_eq!(q("30C,50M"), (Some(50 * M), Some(30)));
+        assert_eq!(q("50MB"), (Some(50 * M), None));
+        assert_eq!(q("1mbs,1000C"), (Some(M), Some(1000)));
+        assert_eq!(q("1.5G"), (Some(1610612736), None));
+        assert_eq!(q("52428800S,100C"), (Some(52428800), Some(100)));
+        assert_eq!(q("52428800"), (Some(52428800), None));
+        assert_eq!(q("100k"), (Some(102400), None));
+        assert_eq!(q("NOQUOTA"), (None, None));
+        assert_eq!(q(""), (None, None));
+        assert_eq!(q("junk"), (None, None));
+        assert_eq!(q("0S,0C"), (None, None));
+        assert_eq!(q("-5M,-1C"), (None, None));
     }
 
     #[test]

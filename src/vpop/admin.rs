@@ -189,10 +189,9 @@ pub fn update_maildirsize(user_dir: &Path, quota: &str, owner: Option<(u32, u32)
     if nix::unistd::geteuid().is_root() && owner.is_some_and(|(u, _)| u != 0) {
         return;
     }
-    if let Some(q) = mdquota::Quota::parse(quota) {
-        if !q.is_unlimited() {
-            let _ = mdquota::rebuild_owned(&md, &q, owner);
-        }
+    let q = mdquota::Quota::from_vpasswd(quota);
+    if !q.is_unlimited() {
+        let _ = mdquota::rebuild_owned(&md, &q, owner);
     }
 }
 
@@ -1206,7 +1205,7 @@ pub fn usage_percent(e: &Entry) -> u64 {
     let q = if e.quota.trim().is_empty() {
         file.as_ref().and_then(|f| f.quota)
     } else {
-        mdquota::Quota::parse(&e.quota)
+        Some(mdquota::Quota::from_vpasswd(&e.quota))
     };
     let Some(q) = q else {
         return 0;

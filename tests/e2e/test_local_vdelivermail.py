@@ -99,6 +99,13 @@ class Vdelivermail(unittest.TestCase):
         # user-anything reaches user when there is no such user ...
         self.assertEqual(self.vdel("ext-news").returncode, 0)
         self.assertEqual(len(self.msgs("ext")), before + 1)
+        # ... with the mailbox in Delivered-To, as vpopmail writes it.
+        with open(max(self.msgs("ext"), key=os.path.getmtime), "rb") as f:
+            self.assertIn(f"\nDelivered-To: ext@{DOM}\n".encode(), f.read())
+        # A message that was delivered to the mailbox before loops.
+        r = self.vdel("ext-news", msg=f"Delivered-To: ext@{DOM}\n".encode() + MSG)
+        self.assertEqual(r.returncode, 100)
+        self.assertIn(b"mail is looping", r.stdout)
         # ... and the user's .qmail-EXT decides when it exists.
         with open(os.path.join(d, ".qmail-lists"), "w") as f:
             f.write("|cat > lists-got\n")
@@ -200,6 +207,28 @@ class Vdelivermail(unittest.TestCase):
         r = self.vdel("kq", msg=b"x" * 600)
         self.assertEqual((r.returncode, r.stdout), (100, b"user is over quota\n"))
         self.assertEqual(len(self.msgs("kq")), 1)
+
+    def test_quota_in_vpopmails_older_forms(self):
+        # "1KB,2C" as older vpopmail left it in vpasswd: 1024 bytes and 2 messages.
+        self.root.add_user(f"kc@{DOM}", "secret1")
+        self.rewrite_vpasswd_line("kc", lambda f: f[:6] + ["1KB,2C"] + f[7:])
+        for _ in range(2):
+            self.assertEqual(self.vdel("kc", msg=b"x" * 10).returncode, 0)
+        r = self.vdel("kc", msg=b"x" * 10)
+        self.assertEqual((r.returncode, r.stdout), (100, b"user is over quota\n"))
+        self.assertEqual(len(self.msgs("kc")), 2)
+
+    def test_quota_counts_the_message_as_handed_over(self):
+        # As vpopmail (fstat of descriptor 0): a 400-byte message fits a 400S
+        # quota although Return-Path and Delivered-To make the file longer.
+        self.root.add_user(f"exact@{DOM}", "secret1")
+        self.rewrite_vpasswd_line("exact", lambda f: f[:6] + ["400S"] + f[7:])
+        r = self.vdel("exact", msg=b"x" * 399 + b"\n")
+        self.assertEqual(r.returncode, 0, r.stdout)
+        [m] = self.msgs("exact")
+        self.assertGreater(os.path.getsize(m), 400)
+        r = self.vdel("exact", msg=b"x\n")
+        self.assertEqual((r.returncode, r.stdout), (100, b"user is over quota\n"))
 
     def rewrite_vpasswd_line(self, user, fields):
         vp = os.path.join(self.root.domain_dir(DOM), "vpasswd")
