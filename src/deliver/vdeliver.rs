@@ -238,8 +238,7 @@ impl<'a> Delivery<'a> {
         }
         // An empty quota field leaves the quota to line 1 of maildirsize,
         // as vpopmail's deliver_mail does.
-        let q = (!entry.quota.trim().is_empty())
-            .then(|| Quota::from_vpasswd(&entry.quota));
+        let q = (!entry.quota.trim().is_empty()).then(|| Quota::from_vpasswd(&entry.quota));
         self.to_maildir(&md, q, &mailbox, dom, msg)
     }
 
