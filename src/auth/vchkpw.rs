@@ -197,7 +197,9 @@ pub fn check(
         hint: None,
     };
     let mut method = None;
-    if let Some(clear) = entry.clear_password() {
+    // A challenge-response needs a challenge: without one (PLAIN, LOGIN,
+    // USER/PASS from a qmail-popup that offers no APOP) only the password counts.
+    if let Some(clear) = entry.clear_password().filter(|_| !req.challenge.is_empty()) {
         let clear = vpop::entry::encode(clear);
         match conn.service {
             Service::Smtp if sasl::cram_verify(&clear, &req.challenge, &req.password) => {

@@ -92,6 +92,9 @@ pub struct Options {
     pub tls_active: bool,
     /// The poll limit in seconds (0 = off), for CAPA's LOGIN-DELAY.
     pub login_delay: u64,
+    /// `control/pop3apop` 0: no APOP (no timestamp in the greeting, the
+    /// command unimplemented), for a host that stores no clear passwords.
+    pub apop_off: bool,
 }
 
 /// The pre-authentication session.
@@ -165,6 +168,7 @@ impl Popup {
                 }
                 Self::login(user.clone(), arg.to_vec())
             }
+            "apop" if self.opts.apop_off => Step::reply(reply::UNIMPLEMENTED),
             "apop" => {
                 let Some(sp) = arg.iter().position(|&b| b == b' ') else {
                     return Step::reply(reply::SYNTAX);
@@ -273,6 +277,7 @@ mod tests {
             tls_available: true,
             tls_active: false,
             login_delay: 60,
+            apop_off: false,
         }
     }
 
@@ -390,7 +395,12 @@ mod tests {
             tls_available: false,
             tls_active: false,
             login_delay: 0,
+            apop_off: true,
         });
+        assert_eq!(
+            say(&mut p, "APOP joe c4c9334bac560ecc979e58001b3e22fb").reply,
+            reply::UNIMPLEMENTED
+        );
         assert_eq!(say(&mut p, "STLS").reply, reply::STLS_UNAVAILABLE);
         assert!(!String::from_utf8(say(&mut p, "CAPA").reply)
             .unwrap()

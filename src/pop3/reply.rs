@@ -73,6 +73,9 @@ pub const SASL_AUTHZID: &[u8] = b"-ERR authorization identity must be empty or t
 
 /// The APOP banner: `+OK <PID.TIME@HOST>`.
 pub fn greeting(timestamp: &str) -> Vec<u8> {
+    if timestamp.is_empty() {
+        return b"+OK\r\n".to_vec();
+    }
     format!("+OK {timestamp}\r\n").into_bytes()
 }
 

@@ -75,16 +75,24 @@ pub fn popup(args: Vec<OsString>) -> i32 {
     } else {
         Conn::Plain(duplex)
     };
-    let timestamp = format!(
-        "<{}.{}@{}>",
-        std::process::id(),
-        crate::timefmt::now(),
-        host
-    );
+    let apop_off = Control::new(&roots).u64("pop3apop", 1).unwrap_or(1) == 0;
+    // Without APOP the greeting has no timestamp (RFC 1939: clients then use
+    // USER/PASS) and vchkpw gets none.
+    let timestamp = if apop_off {
+        String::new()
+    } else {
+        format!(
+            "<{}.{}@{}>",
+            std::process::id(),
+            crate::timefmt::now(),
+            host
+        )
+    };
     let mut session = Popup::new(Options {
         tls_available: cert.exists(),
         tls_active: pop3s,
         login_delay: poll_interval(&roots),
+        apop_off,
     });
     if write_all(&mut conn, &reply::greeting(&timestamp)).is_err() {
         return 1;

@@ -117,6 +117,7 @@ fn configure(roots: &Roots, args: &Args) -> io::Result<(Config, u64)> {
         databytes,
         auth: !args.checkpassword.is_empty(),
         auth_needs_tls: flag(&c, "smtpauthtls")?,
+        cram_md5_off: c.u64("smtpauthcram", 1)? == 0,
         tls_offered: roots.control("servercert.pem").exists(),
         mfcheck: flag(&c, "mfcheck")?,
         rcptcheck: flag(&c, "rcptcheck")?,

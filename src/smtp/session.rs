@@ -90,6 +90,9 @@ pub struct Config {
     pub auth: bool,
     /// `control/smtpauthtls`: AUTH only after STARTTLS (or on SMTPS).
     pub auth_needs_tls: bool,
+    /// `control/smtpauthcram` 0: CRAM-MD5 is not offered (a host that
+    /// stores no clear-text passwords, so that clients pick PLAIN or LOGIN).
+    pub cram_md5_off: bool,
     /// `control/servercert.pem` exists: STARTTLS is offered.
     pub tls_offered: bool,
     /// `control/mfcheck`: the sender domain DNS check.
@@ -390,8 +393,13 @@ impl Session {
             e.push("STARTTLS".to_string());
         }
         if self.auth_offered() {
-            e.push("AUTH LOGIN CRAM-MD5 PLAIN".to_string());
-            e.push("AUTH=LOGIN CRAM-MD5 PLAIN".to_string());
+            let mechs = if self.cfg.cram_md5_off {
+                "LOGIN PLAIN"
+            } else {
+                "LOGIN CRAM-MD5 PLAIN"
+            };
+            e.push(format!("AUTH {mechs}"));
+            e.push(format!("AUTH={mechs}"));
         }
         if self.cfg.databytes > 0 {
             e.push(format!("SIZE {}", self.cfg.databytes));
@@ -560,7 +568,7 @@ impl Session {
                     None => Step::r(reply::AUTH_MALFORMED),
                 },
             },
-            b"CRAM-MD5" => {
+            b"CRAM-MD5" if !self.cfg.cram_md5_off => {
                 let now = p.now();
                 let ch = format!("<{}.{}@{}>", self.cfg.pid, now, self.cfg.hostname);
                 let line = reply::challenge(&B64.encode(ch.as_bytes()));

@@ -214,6 +214,23 @@ class Chain(RootTestCase):
         self.assertEqual(p.stat(), (1, len(M1)))
         p.quit()
 
+    def test_apop_can_be_left_out(self):
+        # control/pop3apop 0: no timestamp, so clients (curl, s-nail) use USER/PASS.
+        self.root.write_control("pop3apop", "0\n")
+        self.put("1.a.h")
+        port = self.chain().port
+        p = poplib.POP3("127.0.0.1", port, timeout=10)
+        self.assertEqual(p.getwelcome(), b"+OK")
+        with self.assertRaises(poplib.error_proto) as e:
+            p._shortcmd("APOP joe@example.test c4c9334bac560ecc979e58001b3e22fb")
+        self.assertEqual(e.exception.args[0], b"-ERR unimplemented")
+        p.close()
+        curl = need_tool("curl")
+        r = subprocess.run([curl, "-s", "-u", "joe@example.test:secret1", f"pop3://127.0.0.1:{port}/1"],
+                           capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(r.stdout.replace(b"\r\n", b"\n").startswith(M1), r.stdout)
+
     def test_relay_opened_on_success(self):
         p = self.login(self.chain().port, "joe@example.test")
         p.quit()

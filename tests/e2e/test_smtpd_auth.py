@@ -306,6 +306,22 @@ class Auth(SmtpdCase):
                 self.assertIn("<-  220 ready for tls", r.stdout)
         self.assertEqual(len(self.queued(len(runs))), len(runs))
 
+    def test_cram_md5_can_be_left_out_for_clients_that_pick_it(self):
+        # control/smtpauthcram 0: curl, which picks CRAM-MD5 when offered and
+        # does not fall back, logs in with PLAIN or LOGIN.
+        curl = need_tool("curl")
+        self.root.write_control("smtpauthcram", "0\n")
+        srv = self.smtpd()
+        c = self.client("plain", srv.port)
+        self.assertEqual(set(c.esmtp_features["auth"].split()), {"LOGIN", "PLAIN"})
+        self.assertEqual(c.docmd("AUTH", "CRAM-MD5"), (504, b"auth type unimplemented (#5.5.1)"))
+        c.quit()
+        r = subprocess.run([curl, "-s", "-S", f"smtp://127.0.0.1:{srv.port}", "-u", "joe@example.test:secret1",
+                            "--mail-from", "joe@example.test", "--mail-rcpt", "far@elsewhere.example",
+                            "-T", "-"], input=b"Subject: x\r\n\r\nhi\r\n", capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(self.queued(1)), 1)
+
     def test_msmtp_each_mechanism_starttls_smtps_and_no_relay_without_auth(self):
         msmtp = need_tool("msmtp")
         plain = self.smtpd()

@@ -426,6 +426,24 @@ fn auth_needs_tls_when_configured() {
 }
 
 #[test]
+fn cram_md5_can_be_left_out() {
+    let mut c = cfg();
+    c.cram_md5_off = true;
+    let mut s = Session::new(c, None);
+    let mut p = fake();
+    let e = one(&mut s, &mut p, "EHLO x");
+    assert!(
+        e.contains("250-AUTH LOGIN PLAIN\r\n250-AUTH=LOGIN PLAIN\r\n"),
+        "{e}"
+    );
+    assert_eq!(
+        one(&mut s, &mut p, "AUTH CRAM-MD5"),
+        "504 auth type unimplemented (#5.5.1)\r\n"
+    );
+    assert_eq!(one(&mut s, &mut p, "AUTH LOGIN"), "334 VXNlcm5hbWU6\r\n");
+}
+
+#[test]
 fn tls_resets_state() {
     let mut s = Session::new(cfg(), None);
     let mut p = fake();
