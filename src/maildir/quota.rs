@@ -462,8 +462,9 @@ pub fn size_from_name(name: &str) -> Option<u64> {
     })
 }
 
-/// True for a message flagged `T` (trashed) in its `:2,FLAGS` info.
-fn trashed(name: &str) -> bool {
+/// True for a message flagged `T` (trashed) in its `:2,FLAGS` info: not
+/// counted in a rebuilt maildirsize, so not taken off it when removed.
+pub fn trashed(name: &str) -> bool {
     name.rsplit_once(":2,")
         .is_some_and(|(_, flags)| flags.contains('T'))
 }

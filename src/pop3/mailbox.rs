@@ -38,7 +38,8 @@ pub struct Maildir {
 pub struct Commit {
     /// Every marked message is gone (unlinked now or before by another session).
     pub all_unlinked: bool,
-    /// Messages this session unlinked, and their bytes (for `maildirsize`).
+    /// Messages this session unlinked that maildirsize counts (not the ones
+    /// flagged `T`, which a rebuild leaves out), and their bytes.
     pub removed: u64,
     /// Bytes removed.
     pub removed_bytes: u64,
@@ -141,7 +142,11 @@ impl Maildir {
                 let Some(p) = self.locate(m) else {
                     continue; // already deleted by another session
                 };
+                let counted = !p
+                    .file_name()
+                    .is_some_and(|n| crate::maildir::quota::trashed(&n.to_string_lossy()));
                 match fs::remove_file(&p) {
+                    Ok(()) if !counted => {}
                     Ok(()) => {
                         c.removed += 1;
                         // A size in a name is the sender's word: never trusted
@@ -263,6 +268,24 @@ mod tests {
         assert!(crate::pop3::mailbox::tests::empty(d.path()));
         let ms = fs::read_to_string(d.path().join("maildirsize")).unwrap();
         assert_eq!(ms, "1000S,10C\n30 3\n-13 -2\n-2 -1\n");
+    }
+
+    #[test]
+    fn a_trashed_message_is_not_taken_off_maildirsize() {
+        // vdelivermail's rebuild leaves out messages flagged T (an IMAP
+        // server's deleted ones), so removing one must not subtract it again.
+        let (d, m) = md();
+        fs::write(d.path().join("maildirsize"), "1000S,10C\n5 1\n").unwrap();
+        put(d.path(), "cur/1.a.h:2,S", b"12345", 100);
+        put(d.path(), "cur/2.b.h:2,ST", b"1234567", 101);
+        let mut a = m.scan(1000).unwrap();
+        a[0].deleted = true;
+        a[1].deleted = true;
+        let c = m.commit(&a);
+        assert_eq!((c.all_unlinked, c.removed, c.removed_bytes), (true, 1, 5));
+        assert!(empty(d.path()));
+        let ms = fs::read_to_string(d.path().join("maildirsize")).unwrap();
+        assert_eq!(ms, "1000S,10C\n5 1\n-5 -1\n");
     }
 
     pub(super) fn empty(d: &Path) -> bool {

@@ -1348,7 +1348,20 @@ pub fn alias_all(roots: &Roots, domain_name: &str) -> Result<Vec<(String, Vec<St
         let Some(a) = n.strip_prefix(".qmail-") else {
             continue;
         };
-        if a == "default" || a.is_empty() || !e.file_type().map(|t| t.is_file()).unwrap_or(false) {
+        let kind = e.file_type().ok();
+        if a == "default" || a.is_empty() {
+            continue;
+        }
+        if kind.is_some_and(|t| t.is_symlink()) {
+            // Never followed here (a link may point anywhere), but qmail-local
+            // delivers through it: say so instead of leaving it out unseen.
+            eprintln!(
+                "Warning: {} is a symbolic link: not shown",
+                e.path().display()
+            );
+            continue;
+        }
+        if !kind.is_some_and(|t| t.is_file()) {
             continue;
         }
         let lines = alias_lines(&e.path())
@@ -1367,7 +1380,9 @@ pub fn alias_insert(
     domain_name: &str,
     line: &str,
 ) -> Result<(), VError> {
-    names::check_user(alias)?;
+    // An alias is a .qmail-ALIAS file, not a user directory: vpopmail's
+    // valias_insert has no minimum length (a one-letter `a@` is fine).
+    names::check_user_lookup(alias)?;
     if alias == "default" {
         return Err(VError::code(VA_ILLEGAL_USERNAME));
     }

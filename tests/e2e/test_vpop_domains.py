@@ -197,6 +197,13 @@ class Domains(RootTestCase):
         with open(self.root.v("domains", "p.com", "vpasswd")) as f:
             self.assertTrue(verify("same1", f.read().split(":")[1]))
 
+    def test_empty_password_argument_asks(self):
+        p = self.vadd("e.com", "", input="same2\nsame2\n")
+        self.assertEqual(p.returncode, 0, p.stdout)
+        self.assertIn(b"Please enter password for postmaster: ", p.stderr)
+        with open(self.root.v("domains", "e.com", "vpasswd")) as f:
+            self.assertTrue(verify("same2", f.read().split(":")[1]))
+
     def test_morercpthosts_after_50(self):
         r = self.root
         r.write_control("rcpthosts", "".join(f"h{i}.test\n" for i in range(50)))

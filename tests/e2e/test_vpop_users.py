@@ -248,6 +248,11 @@ class Users(RootTestCase):
         self.assertEqual((p.returncode, p.stdout), (0, b"Passwords do not match, try again\n"))
         self.assertIn(b"Please enter password for ann@example.com: ", p.stderr)
         self.assertTrue(verify("c1", self.entry("ann")[1]))
+        # An empty password argument ($PASS unset in a script) asks, as vpopmail does.
+        p = r.run("vpasswd", "ann@example.com", "", input="d1\nd1\n")
+        self.assertEqual(p.returncode, 0, p.stdout)
+        self.assertIn(b"Please enter password for ann@example.com: ", p.stderr)
+        self.assertTrue(verify("d1", self.entry("ann")[1]))
         p = r.run("vpasswd", "-r", "ann@example.com")
         self.assertTrue(verify(p.stdout.split()[-1].decode(), self.entry("ann")[1]))
         for who in ("nobody@example.com",):
@@ -492,6 +497,18 @@ class Users(RootTestCase):
                          "info@example.com -> joe@else.where\ninfo@example.com -> &ann@else.where\n"
                          f"sales.team@example.com -> {self.dom}/postmaster/Maildir/\n")
         self.assertEqual(r.run("valias", "-n", "example.com").stdout, b"info\nsales.team\n")
+        # A one-letter alias is a .qmail-a file: allowed (vpopmail's valias_insert).
+        self.assertEqual(r.run("valias", "-i", "joe@else.where", "a@example.com").returncode, 0)
+        self.assertEqual(r.run("valias", "a@example.com").stdout, b"a@example.com -> joe@else.where\n")
+        self.assertEqual(r.run("valias", "-d", "a@example.com").returncode, 0)
+        # A .qmail- link is not followed, but the listing says it left it out.
+        os.symlink("/etc/hostname", os.path.join(self.dom, ".qmail-linked"))
+        try:
+            p = r.run("valias", "-n", "example.com")
+            self.assertEqual(p.stdout, b"info\nsales.team\n")
+            self.assertIn(b".qmail-linked is a symbolic link: not shown", p.stderr)
+        finally:
+            os.unlink(os.path.join(self.dom, ".qmail-linked"))
         p = r.run("valias", "-i", "joe@else.where", "info@example.com")
         self.assertNotEqual(p.returncode, 0)
         self.assertEqual(p.stderr, b"Error: alias info@example.com -> joe@else.where already exists.\n")

@@ -89,7 +89,8 @@ pub fn vadddomain(args: &[String]) -> i32 {
             Err(e) => return fail(&e),
         }
     }
-    nd.password = match (ops.get(1), &random) {
+    // An empty password argument is none: vpopmail asks for one.
+    nd.password = match (ops.get(1).filter(|p| !p.is_empty()), &random) {
         (Some(_), Some(_)) => {
             out("Error: don't use -r option when giving password on command line\n");
             return 255;

@@ -92,7 +92,8 @@ pub fn vadduser(args: &[String]) -> i32 {
         };
     }
     if !no_pw && n.crypted.is_none() {
-        let pw = match (ops.get(1), &random) {
+        // An empty password argument is none: vpopmail asks for one.
+        let pw = match (ops.get(1).filter(|p| !p.is_empty()), &random) {
             (Some(p), _) => p.clone(),
             (None, Some(r)) => r.clone(),
             (None, None) => prompt_password(&ops[0]),
@@ -170,7 +171,8 @@ pub fn vpasswd(args: &[String]) -> i32 {
         Ok(_) => return fail(&VError::code(crate::vpop::error::VA_ILLEGAL_USERNAME)),
         Err(e) => return fail(&VError::io("can't read vpasswd", &e)),
     }
-    let pw = match (ops.get(1), &random) {
+    // An empty password argument is none: vpopmail asks for one.
+    let pw = match (ops.get(1).filter(|p| !p.is_empty()), &random) {
         (Some(p), _) => p.clone(),
         (None, Some(r)) => r.clone(),
         (None, None) => prompt_password(&ops[0]),
