@@ -51,8 +51,13 @@ class SetupRoot(unittest.TestCase):
         from test_queue_delivery import send_once
         p = r.run("sendmail", "-f", "someone@localhost", "postmaster@localhost", input=b"Subject: pm\n\nhi\n")
         self.assertEqual(p.returncode, 0, p.stderr)
+        # A bare name too: the sandbox's host name has no dot, so defaultdomain is
+        # empty and root stays root@localhost (not the remote root@localhost.localhost).
+        self.assertEqual(r.read("var/qmail/control/defaultdomain"), b"\n")
+        p = r.run("sendmail", "root", input=b"Subject: root\n\nhi\n")
+        self.assertEqual(p.returncode, 0, p.stderr)
         send_once(r, os.path.join(r.dir, "unused"))
-        self.assertEqual(len(os.listdir(os.path.join(r.dir, "var/qmail/alias/Maildir/new"))), 1)
+        self.assertEqual(len(os.listdir(os.path.join(r.dir, "var/qmail/alias/Maildir/new"))), 2)
 
     def test_wrong_program_directory_creates_nothing(self):
         target = os.path.join(self.root.dir, "never")
