@@ -217,7 +217,7 @@ impl Policy for HostPolicy {
             Ok(true) => Verdict::Yes,
             Ok(false) => Verdict::No,
             Err(e) => {
-                eprintln!("qmail-smtpd: sender domain {d}: {e}");
+                eprintln!("qmail-smtpd: sender domain {}: {e}", loggable(d));
                 Verdict::Temporary
             }
         }
@@ -249,7 +249,11 @@ impl Policy for HostPolicy {
                 Verdict::Yes
             }
             Err(e) => {
-                eprintln!("qmail-smtpd: rcptcheck {local}@{domain}: {e}");
+                eprintln!(
+                    "qmail-smtpd: rcptcheck {}@{}: {e}",
+                    loggable(&local),
+                    loggable(domain)
+                );
                 Verdict::Temporary
             }
         }
@@ -269,6 +273,14 @@ impl Policy for HostPolicy {
     fn now(&mut self) -> i64 {
         crate::timefmt::now()
     }
+}
+
+/// A client's text for a log line: control characters (escape sequences,
+/// CR, LF) become `?`, so that no client can forge or hide log lines.
+fn loggable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 #[cfg(test)]
@@ -329,5 +341,13 @@ mod tests {
         assert!(!HostPolicy::has_dot_qmail(&d, "list"));
         assert!(!HostPolicy::has_dot_qmail(&d, "nobody"));
         assert!(!HostPolicy::has_dot_qmail(&d, "../x"));
+    }
+
+    #[test]
+    fn client_text_cannot_forge_log_lines() {
+        assert_eq!(
+            loggable("servfail\x1b[2J\rfake: line\n.test"),
+            "servfail?[2J?fake: line?.test"
+        );
     }
 }
