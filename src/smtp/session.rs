@@ -616,8 +616,16 @@ impl Session {
     /// PLAIN: `authzid NUL user NUL pass`.
     fn plain(&mut self, p: &mut dyn Policy, d: &[u8]) -> Step {
         let mut f = d.split(|&b| b == 0);
-        let (_authz, user, pass) = (f.next(), f.next(), f.next());
+        let (authz, user, pass) = (f.next(), f.next(), f.next());
         match (user, pass, f.next()) {
+            // RFC 4616: acting as another identity than the one whose password
+            // is given is refused (nobody here may), as qmail-popup refuses it.
+            (Some(u), Some(pw), None)
+                if !pw.is_empty() && authz.is_some_and(|z| !z.is_empty() && z != u) =>
+            {
+                p.auth_failed();
+                Step::r(reply::AUTH_FAILED)
+            }
             (Some(u), Some(pw), None) if !u.is_empty() && !pw.is_empty() => {
                 let (u, pw) = (u.to_vec(), pw.to_vec());
                 self.check(p, &u, &pw, b"")

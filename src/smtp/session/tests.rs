@@ -288,6 +288,29 @@ fn auth_mechanisms() {
         &format!("AUTH PLAIN {}", e(b"\0joe@example.test\0secret")),
     );
     assert_eq!(r, "235 ok, go ahead (#2.0.0)\r\n");
+    // Another authorization identity than the login (RFC 4616): refused
+    // without asking the checkpassword program; the login itself as one is fine.
+    let mut s2 = Session::new(cfg(), None);
+    let mut p2 = fake();
+    let r = one(
+        &mut s2,
+        &mut p2,
+        &format!(
+            "AUTH PLAIN {}",
+            e(b"boss@example.test\0joe@example.test\0secret")
+        ),
+    );
+    assert_eq!(r, "535 authorization failed (#5.7.0)\r\n");
+    assert!(p2.checks.is_empty() && p2.failed == 1);
+    let r = one(
+        &mut s2,
+        &mut p2,
+        &format!(
+            "AUTH PLAIN {}",
+            e(b"joe@example.test\0joe@example.test\0secret")
+        ),
+    );
+    assert_eq!(r, "235 ok, go ahead (#2.0.0)\r\n");
     assert_eq!(
         p.checks[0],
         (b"joe@example.test".to_vec(), b"secret".to_vec(), vec![])
