@@ -188,11 +188,9 @@ impl<'a> Delivery<'a> {
         }
         // Delivered-To names the mailbox, as vpopmail's maildir_to_email
         // does: the user at the real domain, whatever extension or alias
-        // domain the mail came by; a message that already carries it loops.
+        // domain the mail came by. The loop check stays on the address the
+        // mail came to (joe's own mail resent to joe-todo is no loop).
         let mailbox = format!("{}@{}", entry.name, dom.name);
-        if mailbox != self.addr() {
-            self.loop_check(&mailbox, msg)?;
-        }
         let dir = entry.dir_path();
         // A vpasswd line without a directory (or with a relative one, hand-
         // written or from an older tool): a relative path would deliver into

@@ -192,6 +192,20 @@ fn leading_number(s: &str) -> Option<f64> {
     if !seen {
         return None;
     }
+    // An exponent, as atof takes it (`1e3`).
+    if end < b.len() && (b[end] == b'e' || b[end] == b'E') {
+        let mut e = end + 1;
+        if e < b.len() && (b[e] == b'+' || b[e] == b'-') {
+            e += 1;
+        }
+        let digits = e;
+        while e < b.len() && b[e].is_ascii_digit() {
+            e += 1;
+        }
+        if e > digits {
+            end = e;
+        }
+    }
     s[..end].parse::<f64>().ok()
 }
 
@@ -252,7 +266,12 @@ impl SizeFile {
             }
         }
         SizeFile {
-            quota: Quota::parse(&definition),
+            // Maildir++'s `NNNS,NNNC`; anything else as vpopmail's
+            // format_maildirquota would read it (`50M,2C`).
+            quota: Quota::parse(&definition).or_else(|| {
+                let q = Quota::from_vpasswd(&definition);
+                (!q.is_unlimited()).then_some(q)
+            }),
             definition,
             usage,
             len: data.len() as u64,
@@ -589,6 +608,14 @@ mod tests {
         assert_eq!(q("junk"), (None, None));
         assert_eq!(q("0S,0C"), (None, None));
         assert_eq!(q("-5M,-1C"), (None, None));
+        assert_eq!(q("1e3"), (Some(1000), None));
+        // Line 1 of maildirsize as vpopmail may have written it.
+        let f = SizeFile::parse(b"50M,2C\n", 0);
+        assert_eq!(
+            f.quota.map(|q| (q.bytes, q.count)),
+            Some((Some(50 * M), Some(2)))
+        );
+        assert_eq!(q("2e"), (Some(2), None));
     }
 
     #[test]

@@ -28,7 +28,11 @@ impl Defaults {
         };
         let mut host = host;
         if let Some(h) = host.strip_suffix('+') {
-            host = if h.is_empty() {
+            host = if self.plus.is_empty() {
+                // An empty plusdomain (a sandbox's dotless host): the `+`
+                // goes, rather than leave a trailing dot.
+                h.to_string()
+            } else if h.is_empty() {
                 self.plus.clone()
             } else {
                 format!("{h}.{}", self.plus)
@@ -361,6 +365,15 @@ mod tests {
         assert_eq!(d.complete("joe@box+"), "joe@box.plus.example.com");
         assert_eq!(d.complete("joe@a.b"), "joe@a.b");
         assert_eq!(d.complete("joe@[1.2.3.4]"), "joe@[1.2.3.4]");
+        // A sandbox's empty defaultdomain and plusdomain add nothing.
+        let sandbox = Defaults {
+            host: "localhost".into(),
+            domain: String::new(),
+            plus: String::new(),
+        };
+        assert_eq!(sandbox.complete("root"), "root@localhost");
+        assert_eq!(sandbox.complete("root@localhost+"), "root@localhost");
+        assert_eq!(sandbox.complete("joe@box"), "joe@box");
     }
 
     #[test]
