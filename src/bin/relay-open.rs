@@ -30,14 +30,15 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(100);
     }
-    // Digits and dots (or hex digits and colons) are a mistyped address, not
-    // a program to run.
+    // Without a slash, a word that starts with a digit or `=` (tcprules'
+    // host form), or with hex digits and a colon, is a mistyped address
+    // (`1.2.3.4-255`, `1.2.3.4:deny`, `fe80::1%eth0`), not a program to run.
     let ipish = !first.is_empty()
-        && (first.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-            || (first.contains(':')
-                && first
-                    .bytes()
-                    .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')));
+        && !first.contains('/')
+        && (first.starts_with(|c: char| c.is_ascii_digit() || c == '=')
+            || first
+                .split_once(':')
+                .is_some_and(|(h, _)| h.bytes().all(|b| b.is_ascii_hexdigit())));
     if ipish {
         eprintln!("relay-open: fatal: not an IP address: {first:?}");
         return ExitCode::from(100);

@@ -221,7 +221,7 @@ class Relay(RootTestCase):
         self.assertEqual(self.root.run("relay-open", "1.2.3.4", "extra").returncode, 100)
         self.assertEqual(self.root.run("relay-open", "-c", "extra").returncode, 100)
         # A mistyped address is not taken for a program to run.
-        for bad in ("10.0.0.256", "1.2.3"):
+        for bad in ("10.0.0.256", "1.2.3", "1.2.3.4-255", "1.2.3.4:deny", "=host.example", "fe80::1%eth0"):
             r = self.root.run("relay-open", bad)
             self.assertEqual(r.returncode, 100, bad)
             self.assertEqual(r.stderr, f'relay-open: fatal: not an IP address: "{bad}"\n'.encode())
