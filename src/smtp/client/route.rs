@@ -257,9 +257,12 @@ pub fn resolve_mx(res: &Resolver, host: &str, rng: &mut Rng) -> Result<Vec<Targe
 /// qmail's ipme rule: when one of the targets is this host, only exchangers
 /// with a strictly lower preference may be used.
 pub fn apply_ipme(mut targets: Vec<Target>, ipme: &[IpAddr]) -> Result<Vec<Target>, Report> {
+    // An IPv4-mapped IPv6 address (`::ffff:A.B.C.D`, from an AAAA record or
+    // an `[IPv6:...]` literal) is the IPv4 address it maps.
+    let is_me = |ip: &IpAddr| ipme.iter().any(|m| m.to_canonical() == ip.to_canonical());
     let prefme = targets
         .iter()
-        .filter(|t| ipme.contains(&t.ip))
+        .filter(|t| is_me(&t.ip))
         .map(|t| t.pref)
         .min();
     if let Some(p) = prefme {
@@ -373,6 +376,9 @@ mod tests {
         ];
         assert_eq!(apply_ipme(v, &me).unwrap(), vec![t("a", "192.0.2.1", 10)]);
         let v = vec![t("me", "192.0.2.2", 10), t("c", "192.0.2.3", 30)];
+        assert_eq!(apply_ipme(v, &me).unwrap_err().text, text::IPME);
+        // The same host through an IPv4-mapped AAAA record.
+        let v = vec![t("me", "::ffff:192.0.2.2", 10), t("c", "192.0.2.3", 30)];
         assert_eq!(apply_ipme(v, &me).unwrap_err().text, text::IPME);
     }
 }

@@ -339,8 +339,23 @@ impl<S: Read + Write> Session<S> {
             return Ok(Ok(Extensions::parse(&ehlo_r)));
         }
         let helo = format!("HELO {helohost}");
-        self.send(&helo)?;
-        let r = self.reply()?;
+        let r = match self.send(&helo).and_then(|()| self.reply()) {
+            Ok(r) => r,
+            // Refused EHLO, then gone (a 421 and a close): that answer is
+            // what the report gives (and no plaintext retry follows a TLS
+            // session that got this far).
+            Err(_) => {
+                return Ok(Err(Report::msg(
+                    Letter::Temporary,
+                    format!(
+                        "Connected to {} but my name was rejected.\n{}{}",
+                        self.ip,
+                        ehlo_r.said(),
+                        self.transcript(&[ehlo.as_bytes()], &ehlo_r)
+                    ),
+                )))
+            }
+        };
         if r.code == 250 {
             return Ok(Ok(Extensions::default()));
         }
@@ -891,5 +906,26 @@ mod tests {
             "{}",
             String::from_utf8_lossy(&w)
         );
+    }
+
+    #[test]
+    fn an_ehlo_refusal_then_a_close_is_reported_with_its_text() {
+        let peer = Peer {
+            input: b"220 hi\r\n421 go away, busy\r\n".to_vec(),
+            pos: 0,
+            chunk: 512,
+            written: Vec::new(),
+        };
+        let mut s = Session::new(peer, "mx", "192.0.2.7");
+        s.greeting().unwrap().unwrap();
+        let rep = s
+            .hello("me")
+            .expect("a report, not a died session")
+            .unwrap_err();
+        assert_eq!(rep.letter, Letter::Temporary);
+        assert!(rep
+            .text
+            .starts_with("Connected to 192.0.2.7 but my name was rejected.\n"));
+        assert!(rep.text.contains("421 go away, busy"), "{}", rep.text);
     }
 }
