@@ -209,6 +209,30 @@ pub struct Prepared {
     pub recips: Vec<String>,
 }
 
+/// The Resent- fields qmail-inject knows (hfield.c).
+const RESENT_FIELDS: &[&str] = &[
+    "resent-sender",
+    "resent-from",
+    "resent-reply-to",
+    "resent-to",
+    "resent-cc",
+    "resent-bcc",
+    "resent-date",
+    "resent-message-id",
+];
+
+/// The addresses of a command-line argument, parsed as qmail-inject parses
+/// them: as an address list (spaces, comments and line ends go) and
+/// completed like header addresses.
+fn arg_addresses(arg: &str, d: &Defaults) -> Vec<String> {
+    let flat: String = arg
+        .chars()
+        .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+        .collect();
+    let (_, a) = addr::rewrite_list(&flat, d);
+    a
+}
+
 const ADDRESS_FIELDS: &[&str] = &[
     "from",
     "sender",
@@ -331,7 +355,11 @@ fn quote_phrase(name: &str) -> String {
 pub fn prepare(o: &Options, s: &Settings, input: &[u8], now: i64) -> Result<Prepared, Fail> {
     let d = &s.defaults;
     let (fields, body) = split(input);
-    let resent = fields.iter().any(|f| f.lname.starts_with("resent-"));
+    // Only qmail's eight Resent- fields make a message a resent one (an
+    // invented `Resent-Comment:` does not).
+    let resent = fields
+        .iter()
+        .any(|f| RESENT_FIELDS.contains(&f.lname.as_str()));
     let mut header: Vec<u8> = Vec::with_capacity(input.len().min(1 << 16) + 256);
     let mut header_recips = Vec::new();
     let mut tocc: Vec<String> = Vec::new();
@@ -345,11 +373,11 @@ pub fn prepare(o: &Options, s: &Settings, input: &[u8], now: i64) -> Result<Prep
             matches!(lname, "to" | "cc" | "bcc" | "apparently-to")
         };
         if lname == "return-path" {
-            let (_, a) = addr::rewrite_list(
-                &String::from_utf8_lossy(value_of(&f.raw)),
-                &Defaults::default(),
-            );
-            return_path = a.into_iter().next();
+            // The first one counts, completed like any address.
+            if return_path.is_none() {
+                let (_, a) = addr::rewrite_list(&String::from_utf8_lossy(value_of(&f.raw)), d);
+                return_path = a.into_iter().next();
+            }
             continue;
         }
         if lname == "content-length"
@@ -405,9 +433,19 @@ pub fn prepare(o: &Options, s: &Settings, input: &[u8], now: i64) -> Result<Prep
         added += &format!("{show}Message-ID: {}\n", message_id(s, now));
     }
     if !has("from") {
-        let a = d.complete(&format!("{}@{}", s.user, s.host));
+        // A user name that needs quoting (`a b`, `.a`) is quoted.
+        let a = String::from_utf8_lossy(&crate::smtp::addr::quote2(
+            d.complete(&format!("{}@{}", s.user, s.host)).as_bytes(),
+        ))
+        .into_owned();
         added += &match &s.name {
-            Some(n) if s.flags.contains('c') => format!("{show}From: {a} ({n})\n"),
+            Some(n) if s.flags.contains('c') => {
+                let n = n
+                    .replace('\\', "\\\\")
+                    .replace('(', "\\(")
+                    .replace(')', "\\)");
+                format!("{show}From: {a} ({n})\n")
+            }
             Some(n) => format!("{show}From: {} <{a}>\n", quote_phrase(n)),
             None => format!("{show}From: {a}\n"),
         };
@@ -430,7 +468,12 @@ pub fn prepare(o: &Options, s: &Settings, input: &[u8], now: i64) -> Result<Prep
         h.extend_from_slice(&header);
         h
     };
-    let arg_recips: Vec<String> = o.recips.iter().map(|r| d.complete(r)).collect();
+    let arg_recips: Vec<String> = o
+        .recips
+        .iter()
+        .flat_map(|r| arg_addresses(r, d))
+        .filter(|a| !a.is_empty())
+        .collect();
     let recips = match o.mode {
         Mode::Args => arg_recips,
         Mode::Header => header_recips,
@@ -443,7 +486,7 @@ pub fn prepare(o: &Options, s: &Settings, input: &[u8], now: i64) -> Result<Prep
             if f.is_empty() || f == "<>" {
                 String::new()
             } else {
-                d.complete(f.trim_start_matches('<').trim_end_matches('>'))
+                arg_addresses(f, d).into_iter().next().unwrap_or_default()
             }
         }
         // QMAILINJECT r: a per-recipient VERP (`-@[]`, which qmail-send
@@ -793,6 +836,44 @@ mod tests {
         assert_eq!(p.recips, ["a@b.org", "c@d.org"]);
         let e = prepare(&o, &s(), b"To: \"x\ny\"@b.org\n\nhi\n", 0).unwrap_err();
         assert_eq!(e.code, 100);
+    }
+
+    #[test]
+    fn arguments_and_headers_as_qmail_inject_reads_them() {
+        let out = |args: &[&str], input: &[u8]| {
+            let o = parse_args(&a(args)).unwrap();
+            prepare(&o, &s(), input, 0).unwrap()
+        };
+        // Arguments are addresses: spaces, comments and line ends go.
+        let p = out(&["bob@x.org ", "c@d.org (C)", "e@f.org\r\n"], b"\nhi\n");
+        assert_eq!(p.recips, ["bob@x.org", "c@d.org", "e@f.org"]);
+        let p = out(&["-f", "me@x.org (Me)", "bob"], b"\nhi\n");
+        assert_eq!(p.sender, "me@x.org");
+        assert_eq!(p.recips, ["bob@example.com"]);
+        // Only qmail's Resent- fields make a resent message.
+        let p = out(&["-h"], b"To: bob\nResent-Comment: x\n\nhi\n");
+        assert_eq!(p.recips, ["bob@example.com"]);
+        assert!(p.message.starts_with(b"Date: "));
+        // The first Return-Path counts, completed.
+        let p = out(
+            &["bob"],
+            b"Return-Path: <joe>\nReturn-Path: <x@y.org>\n\nhi\n",
+        );
+        assert_eq!(p.sender, "joe@example.com");
+        // A user name that needs quoting is quoted in From; a comment is escaped.
+        let st = Settings {
+            user: "a b".into(),
+            name: Some("J (x) \\".into()),
+            flags: "c".into(),
+            ..s()
+        };
+        let o = parse_args(&a(&["bob"])).unwrap();
+        let p = prepare(&o, &st, b"\nhi\n", 0).unwrap();
+        let m = String::from_utf8_lossy(&p.message).into_owned();
+        assert!(
+            m.contains("From: \"a b\"@example.com (J \\(x\\) \\\\)\n"),
+            "{m}"
+        );
     }
 
     #[test]
