@@ -25,11 +25,22 @@ pub fn needs_quote(line: &[u8]) -> bool {
 /// Appends the message to the mbox file `path` (created with mode 0600).
 pub fn deliver(path: &Path, prefix: &[u8], msg: &mut dyn Read) -> Result<(), Fail> {
     let name = path.display().to_string();
+    // O_NONBLOCK, as qmail's O_NDELAY: a FIFO without a reader fails at once
+    // (a temporary error) instead of holding the delivery forever. Writes then
+    // block as usual.
     let mut f = OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o600)
+        .custom_flags(libc::O_NONBLOCK)
         .open(path)
+        .and_then(|f| {
+            use nix::fcntl::{fcntl, FcntlArg, OFlag};
+            let fl = fcntl(&f, FcntlArg::F_GETFL).map_err(std::io::Error::from)?;
+            let fl = OFlag::from_bits_truncate(fl) & !OFlag::O_NONBLOCK;
+            fcntl(&f, FcntlArg::F_SETFL(fl)).map_err(std::io::Error::from)?;
+            Ok(f)
+        })
         .map_err(|e| Fail::temp(format!("Unable to open {name}: {}. (#4.2.1)", errstr(&e))))?;
     let locked = lock(&f)?;
     let pos = f

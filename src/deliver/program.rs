@@ -49,10 +49,18 @@ pub fn run(
     let direct = words.and_then(|words| {
         let mut c = Command::new(OsStr::from_bytes(&words[0]));
         crate::fsutil::start_in(&mut c, dir);
-        // PWD as the shell would set it: the program runs in `dir`.
+        // PWD as the shell would set it: the absolute directory the program
+        // runs in (qmail-local's `.` is the home).
+        let pwd = if dir.is_absolute() {
+            dir.to_path_buf()
+        } else {
+            std::env::current_dir().ok()?.join(dir)
+        };
+        // Components drop a `.` that is not at the start: /home/joe/. is /home/joe.
+        let pwd: std::path::PathBuf = pwd.components().collect();
         c.args(words[1..].iter().map(|w| OsStr::from_bytes(w)))
             .envs(env.iter().map(|(k, v)| (k, v)))
-            .env("PWD", dir)
+            .env("PWD", pwd)
             .stdin(Stdio::from(stdin.try_clone().ok()?));
         // A failed start (missing, not executable, a script without #!) is
         // left to the shell, which reports it as it always has.

@@ -77,6 +77,13 @@ class QmailLocal(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             with open(os.path.join(self.home, ext + ".out")) as f:
                 self.assertEqual(f.read().strip(), self.home, ext)
+        # A program that does not recompute PWD as a shell does sees the
+        # home too (printenv fails on the missing variable, so its output is
+        # in qmail-local's report).
+        self.qmail(".qmail-env", "|/usr/bin/printenv PWD NO_SUCH_VARIABLE\n")
+        r = self.local(local="joe-env", dash="-", ext="env")
+        self.assertEqual(r.returncode, 111, r.stdout)
+        self.assertIn(self.home.encode() + b"\n", r.stdout)
 
     def test_a_fifo_is_not_a_dot_qmail_file(self):
         os.mkfifo(os.path.join(self.home, ".qmail-pipe"))
@@ -244,6 +251,14 @@ class QmailLocal(unittest.TestCase):
         self.assertIn(b"Return-Path: <>\nDelivered-To: joe-mb@example.com\n", data)
         self.assertIn(b"\n>From me\n\n", data)
         self.assertTrue(data.endswith(b"\n\n"))
+
+    def test_mbox_fifo_without_reader_defers_at_once(self):
+        # As qmail's O_NDELAY open: no reader, no hang (the test's timeout).
+        os.mkfifo(os.path.join(self.home, "fifo"))
+        self.qmail(".qmail-ff", "./fifo\n")
+        r = self.local(local="joe-ff", dash="-", ext="ff")
+        self.assertEqual(r.returncode, 111, r.stdout)
+        self.assertIn(b"Unable to open ./fifo", r.stdout + r.stderr)
 
     def test_mbox_waits_for_flock_and_fcntl_locks(self):
         # A mail reader holding either kind of lock keeps qmail-local out
