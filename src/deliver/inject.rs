@@ -229,6 +229,12 @@ fn arg_addresses(arg: &str, d: &Defaults) -> Vec<String> {
         .chars()
         .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
         .collect();
+    // A source route (`@r1,@r2:u@h.org`) is one address, not a list.
+    let flat = if flat.trim_start().starts_with('@') && !flat.contains('<') {
+        format!("<{}>", flat.trim())
+    } else {
+        flat
+    };
     let (_, a) = addr::rewrite_list(&flat, d);
     a
 }
@@ -847,6 +853,11 @@ mod tests {
         // Arguments are addresses: spaces, comments and line ends go.
         let p = out(&["bob@x.org ", "c@d.org (C)", "e@f.org\r\n"], b"\nhi\n");
         assert_eq!(p.recips, ["bob@x.org", "c@d.org", "e@f.org"]);
+        let p = out(
+            &["@r1.org,@r2.org:u@h.org", "w@[IPv6:2001:db8::1]"],
+            b"\nhi\n",
+        );
+        assert_eq!(p.recips, ["u@h.org", "w@[IPv6:2001:db8::1]"]);
         let p = out(&["-f", "me@x.org (Me)", "bob"], b"\nhi\n");
         assert_eq!(p.sender, "me@x.org");
         assert_eq!(p.recips, ["bob@example.com"]);

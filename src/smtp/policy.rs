@@ -217,7 +217,11 @@ impl Policy for HostPolicy {
             Ok(true) => Verdict::Yes,
             Ok(false) => Verdict::No,
             Err(e) => {
-                eprintln!("qmail-smtpd: sender domain {}: {e}", loggable(d));
+                eprintln!(
+                    "qmail-smtpd: sender domain {}: {}",
+                    loggable(d),
+                    loggable(&e.to_string())
+                );
                 Verdict::Temporary
             }
         }
@@ -250,9 +254,10 @@ impl Policy for HostPolicy {
             }
             Err(e) => {
                 eprintln!(
-                    "qmail-smtpd: rcptcheck {}@{}: {e}",
+                    "qmail-smtpd: rcptcheck {}@{}: {}",
                     loggable(&local),
-                    loggable(domain)
+                    loggable(domain),
+                    loggable(&e.to_string())
                 );
                 Verdict::Temporary
             }

@@ -621,7 +621,8 @@ impl Session {
             // RFC 4616: acting as another identity than the one whose password
             // is given is refused (nobody here may), as qmail-popup refuses it.
             (Some(u), Some(pw), None)
-                if !pw.is_empty() && authz.is_some_and(|z| !z.is_empty() && z != u) =>
+                if !pw.is_empty()
+                    && authz.is_some_and(|z| !z.is_empty() && !z.eq_ignore_ascii_case(u)) =>
             {
                 p.auth_failed();
                 Step::r(reply::AUTH_FAILED)

@@ -23,7 +23,9 @@ impl Defaults {
             return String::new();
         }
         let (local, host) = match addr.rfind('@') {
-            Some(i) => (&addr[..i], addr[i + 1..].to_string()),
+            // `root@` is `root` (qmail gives it the default host too).
+            Some(i) if i + 1 < addr.len() => (&addr[..i], addr[i + 1..].to_string()),
+            Some(i) => (&addr[..i], self.host.clone()),
             None => (addr, self.host.clone()),
         };
         let mut host = host;
@@ -119,6 +121,19 @@ fn tokenize(v: &str) -> Vec<Tok> {
                     }
                 }
             }
+            // A domain literal (`[IPv6:2001:db8::1]`) is one word: its colons
+            // are not a group's.
+            b'[' => {
+                let start = i;
+                while i < b.len() && b[i] != b']' {
+                    if b[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                i = (i + 1).min(b.len());
+                out.push(Tok::Text(v[start..i].to_string(), false));
+            }
             b',' => {
                 out.push(Tok::Comma);
                 i += 1;
@@ -133,7 +148,7 @@ fn tokenize(v: &str) -> Vec<Tok> {
             }
             _ => {
                 let start = i;
-                while i < b.len() && !b"(\"<,:;".contains(&b[i]) {
+                while i < b.len() && !b"(\"<,:;[".contains(&b[i]) {
                     i += 1;
                 }
                 out.push(Tok::Text(v[start..i].to_string(), false));
@@ -438,6 +453,11 @@ mod tests {
         assert_eq!(v, " a@b.org, <c@d.org>, e@f.org");
         let (_, a) = rewrite_list(" x <joe", &d);
         assert_eq!(a, vec!["joe@mail.example.com"]);
+        // Domain literals are one word, IPv6 colons and all.
+        let (v, a) = rewrite_list(" u@[IPv6:2001:db8::1], v@[192.0.2.1]", &d);
+        assert_eq!(a, vec!["u@[IPv6:2001:db8::1]", "v@[192.0.2.1]"]);
+        assert_eq!(v, " u@[IPv6:2001:db8::1], v@[192.0.2.1]");
+        assert_eq!(d.complete("root@"), "root@mail.example.com");
         // A closed route-addr keeps its commas.
         let (_, a) = rewrite_list(" <@r1.org,@r2.org:u@v.org>, w@x.org", &d);
         assert_eq!(a.len(), 2);
