@@ -73,8 +73,10 @@ pub fn openssl_name(suite: rustls::CipherSuite) -> String {
 /// and unknown words cover none.
 fn cipher_word_covers(word: &str, name: &str) -> bool {
     word.split('+').all(|w| match w {
-        "ALL" | "DEFAULT" | "HIGH" | "ECDHE" | "EECDH" | "kECDHE" | "kEECDH" | "AEAD"
-        | "TLSv1.2" => true,
+        // Every suite of ours has an ephemeral ECDH key exchange (OpenSSL's
+        // "ECDH" names the same suites).
+        "ALL" | "DEFAULT" | "HIGH" | "ECDHE" | "EECDH" | "ECDH" | "kECDHE" | "kEECDH" | "kECDH"
+        | "AEAD" | "TLSv1.2" => true,
         "AESGCM" => name.contains("GCM"),
         "AES" => name.contains("-AES"),
         "AES128" => name.contains("AES128"),
@@ -168,6 +170,14 @@ pub fn server_config_with(
             )))
         }
     };
+    // A key with a passphrase cannot be used by a program started per
+    // connection: say so, rather than fail to parse what follows its headers.
+    let text = String::from_utf8_lossy(&bytes);
+    if text.contains("BEGIN ENCRYPTED PRIVATE KEY") || text.contains("Proc-Type: 4,ENCRYPTED") {
+        return Err(SetupError::Key(format!(
+            "the private key in {name} is encrypted (has a passphrase): store it without one"
+        )));
+    }
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<_, _>>()
         .map_err(|e| cert_err(format!("bad certificate in {name}: {}", pem_error(&e))))?;
@@ -197,7 +207,7 @@ pub fn server_config_with(
         .with_single_cert(certs, key)
         .map_err(|e| {
             SetupError::Key(format!(
-                "the key in {name} does not fit its certificate: {e}"
+                "the key in {name} does not fit its certificate, or is of a kind not supported (RSA, ECDSA P-256 or P-384, Ed25519 are): {e}"
             ))
         })?;
     Ok(Arc::new(cfg))
@@ -326,6 +336,23 @@ mod tests {
     use rustls::CipherSuite as S;
 
     #[test]
+    fn an_encrypted_key_is_named() {
+        let d = tempfile::tempdir().unwrap();
+        for (i, pem) in [
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nabc\n-----END RSA PRIVATE KEY-----\n",
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let p = d.path().join(format!("c{i}.pem"));
+            std::fs::write(&p, pem).unwrap();
+            let e = server_config_with(&p, None).err().unwrap();
+            assert!(e.to_string().contains("is encrypted (has a passphrase)"), "{e}");
+        }
+    }
+
+    #[test]
     fn openssl_cipher_lists() {
         let names = |l: &str| -> Vec<String> {
             tls12_suites_allowed(l)
@@ -343,6 +370,9 @@ mod tests {
             ["ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-AES128-GCM-SHA256"]
         );
         assert_eq!(names("ALL:-CHACHA20").len(), 4);
+        // OpenSSL's ECDH is our suites' key exchange too.
+        assert_eq!(names("ECDH+AESGCM:!AES128").len(), 2);
+        assert_eq!(names("ECDH+CHACHA20").len(), 2);
         assert_eq!(names("!AES256:HIGH").len(), 4);
         // The usual hardening lists keep the ECDHE-RSA suites.
         assert_eq!(names("HIGH:!RSA:!aNULL").len(), 6);

@@ -70,7 +70,10 @@ pub fn popup(args: Vec<OsString>) -> i32 {
         };
         match Conn::accept(duplex, cfg) {
             Ok(c) => c,
-            Err(_) => return 1,
+            Err(e) => {
+                handshake_failed(&e);
+                return 1;
+            }
         }
     } else {
         Conn::Plain(duplex)
@@ -138,7 +141,10 @@ pub fn popup(args: Vec<OsString>) -> i32 {
                 };
                 match Conn::accept(d, cfg) {
                     Ok(c) => reader = LineReader::new(c),
-                    Err(_) => return 1,
+                    Err(e) => {
+                        handshake_failed(&e);
+                        return 1;
+                    }
                 }
                 session.tls_started();
             }
@@ -356,4 +362,14 @@ pub fn pop3d(args: Vec<OsString>) -> i32 {
             }
         }
     }
+}
+/// One log line for a failed TLS handshake, with the client's address
+/// (an expired certificate shows up here first).
+fn handshake_failed(e: &std::io::Error) {
+    let ip = std::env::var("TCPREMOTEIP").unwrap_or_else(|_| "unknown".into());
+    let ip: String = ip
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    eprintln!("qmail-popup: TLS handshake failed for {ip}: {e}");
 }

@@ -261,7 +261,10 @@ pub fn run(roots: &Roots, args: Args) -> i32 {
                         };
                     }
                     Err(e) => {
-                        eprintln!("qmail-smtpd: TLS handshake failed: {e}");
+                        eprintln!(
+                            "qmail-smtpd: TLS handshake failed for {}: {e}",
+                            s.config().remote_ip
+                        );
                         return 1;
                     }
                 }

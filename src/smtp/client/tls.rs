@@ -2,7 +2,6 @@
 //! a verified certificate where the destination requires it.
 //!
 //! Policy per mail exchanger (the TLS patch's files, plus one of ours):
-//! * `control/notlshosts/HOST` exists: never TLS;
 //! * `control/tlshosts/HOST.pem` exists: TLS required, the certificate must
 //!   chain to a CA in that file (or be one of its certificates: a pinned
 //!   self-signed one, CA or not, as OpenSSL accepts it) and match HOST by a
@@ -10,6 +9,8 @@
 //! * HOST or the recipient domain is listed in `control/tlsrequired`
 //!   (`name` or `.suffix` lines): TLS required, verified against the
 //!   system's roots;
+//! * `control/notlshosts/HOST` exists: never TLS (it cannot undo the two
+//!   above, as in the TLS patch, which looks at the .pem first);
 //! * `control/tlshosts/exhaustivelist` exists: no TLS for other hosts;
 //! * otherwise opportunistic: any certificate is accepted (encryption
 //!   against passive eavesdropping, as the TLS patch does), and a failed
@@ -80,10 +81,10 @@ pub fn listed(entries: &[String], name: &str) -> bool {
 /// The policy for mail exchanger `host` serving recipient domain `domain`.
 pub fn policy(roots: &Roots, required: &[String], host: &str, domain: &str) -> Policy {
     let host = host.to_ascii_lowercase();
-    if safe_file_name(&host) {
-        if roots.control("notlshosts").join(&host).exists() {
-            return Policy::Never;
-        }
+    // As the TLS patch's tls_init: a tlshosts file is looked at first, so a
+    // required TLS is never turned off by notlshosts; tlsrequired wins too.
+    let safe = safe_file_name(&host);
+    if safe {
         let pem = roots.control("tlshosts").join(format!("{host}.pem"));
         if pem.exists() {
             return Policy::Pem {
@@ -94,6 +95,9 @@ pub fn policy(roots: &Roots, required: &[String], host: &str, domain: &str) -> P
     }
     if listed(required, &host) || listed(required, domain) {
         return Policy::System;
+    }
+    if safe && roots.control("notlshosts").join(&host).exists() {
+        return Policy::Never;
     }
     if roots.control("tlshosts").join("exhaustivelist").exists() {
         return Policy::Never;
@@ -477,6 +481,13 @@ mod tests {
             matches!(policy(&roots, &req, "A.test", "x"), Policy::Pem { shown, .. } if shown == "control/tlshosts/a.test.pem")
         );
         assert_eq!(policy(&roots, &req, "b.test", "x"), Policy::Never);
+        // notlshosts never turns a required TLS off.
+        std::fs::write(roots.control("notlshosts").join("a.test"), "").unwrap();
+        assert!(matches!(
+            policy(&roots, &req, "a.test", "x"),
+            Policy::Pem { .. }
+        ));
+        assert_eq!(policy(&roots, &req, "b.test", "x.dom.test"), Policy::System);
         assert_eq!(policy(&roots, &req, "c.test", "x.dom.test"), Policy::System);
         assert_eq!(policy(&roots, &req, "../c", "x"), Policy::Opportunistic);
         std::fs::write(roots.control("tlshosts").join("exhaustivelist"), "").unwrap();
