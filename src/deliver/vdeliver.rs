@@ -292,6 +292,7 @@ impl<'a> Delivery<'a> {
         // The message as handed over (vpopmail's fstat of descriptor 0),
         // without the two lines added in front.
         let size = msg.size().unwrap_or(0);
+        let _turn = mailbox_turn(md);
         let check = quota::check(md, q.as_ref(), size).map_err(|e| {
             Fail::temp(format!(
                 "Unable to read the quota of the mailbox: {}. (#4.3.0)",
@@ -518,6 +519,31 @@ pub fn forward_header(rpline: &[u8], dtline: Option<&[u8]>, user: &str, domain: 
         head.push(b'\n');
     }
     head
+}
+
+/// Deliveries into one Maildir take turns from the quota check to the count
+/// in maildirsize, so that parallel ones cannot all pass a check only one of
+/// them fits (vpopmail leaves that race open). The turn is a flock on `new/`
+/// (qmail-pop3d locks the Maildir itself, not `new/`), held until the
+/// returned file is dropped; after 30 s of waiting the delivery goes on
+/// without it, as an mbox delivery does without locks.
+fn mailbox_turn(md: &Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(md.join("new"))
+        .ok()?;
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match crate::sys::try_flock_exclusive(&f) {
+            Ok(true) => return Some(f),
+            Ok(false) if std::time::Instant::now() < until => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            _ => return None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -231,6 +231,26 @@ class Vdelivermail(unittest.TestCase):
         r = self.vdel("exact", msg=b"x\n")
         self.assertEqual((r.returncode, r.stdout), (100, b"user is over quota\n"))
 
+    def test_parallel_deliveries_never_pass_one_quota_together(self):
+        # Twenty at once into a 3-message mailbox: exactly three get in.
+        import subprocess
+        self.root.add_user(f"par@{DOM}", "secret1")
+        self.root.run("vsetuserquota", f"par@{DOM}", "3C", check=True)
+        env = self.root.env(EXT="par", HOST=DOM, SENDER="a@example.org",
+                            DTLINE=f"Delivered-To: {DOM}-par@{DOM}\n", RPLINE="Return-Path: <a@example.org>\n")
+        procs = [subprocess.Popen([self.root.bin("vdelivermail"), "", "bounce-no-mailbox"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
+                 for _ in range(20)]
+        # Every one has its message before any is waited for, so they all
+        # reach the quota check together.
+        for p in procs:
+            p.stdin.write(MSG)
+        for p in procs:
+            p.stdin.close()
+        codes = [p.wait(timeout=60) for p in procs]
+        self.assertEqual(sorted(codes), [0] * 3 + [100] * 17, codes)
+        self.assertEqual(len(self.msgs("par")), 3)
+
     def rewrite_vpasswd_line(self, user, fields):
         vp = os.path.join(self.root.domain_dir(DOM), "vpasswd")
         with open(vp) as f:
