@@ -1,7 +1,7 @@
 //! Crash-safe file writes: create a temporary file next to the target, write,
 //! fsync, rename over the target, fsync the directory. A crash at any moment
 //! leaves either the old file or the new one, never a torn one (a stale
-//! temporary file at worst, which the next writer replaces).
+//! temporary file at worst, which the next writer of that file removes).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -16,6 +16,35 @@ pub fn tmp_path(path: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     path.with_file_name(format!("{name}.tmp.{}", std::process::id()))
+}
+
+/// Removes the temporary files (`NAME.tmp.PID`) that writers of `path`
+/// killed before their rename left behind: only those whose process is gone,
+/// so a live writer's file is never taken from under it.
+fn remove_dead_tmps(path: &Path) {
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return;
+    };
+    let prefix = format!("{name}.tmp.");
+    let Ok(rd) = std::fs::read_dir(parent_dir(path)) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let n = e.file_name();
+        let Some(pid) = n
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let gone = pid > 0
+            && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+                == Err(nix::errno::Errno::ESRCH);
+        if gone {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Creates `p` afresh for writing with `mode`: whatever is at that name (a
@@ -284,6 +313,7 @@ fn replace_via_tmp(
     fill: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> io::Result<()> {
     let tmp = tmp_path(path);
+    remove_dead_tmps(path);
     let result = (|| {
         let mut f = create_fresh(&tmp, mode)?;
         fchown_if_root(&f, owner)?;
@@ -310,6 +340,28 @@ fn replace_via_tmp(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_killed_writers_temporary_file_is_removed_by_the_next_one() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("rcpthosts");
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let live = nix::unistd::getppid().as_raw();
+        std::fs::write(d.path().join(format!("rcpthosts.tmp.{dead}")), "x").unwrap();
+        std::fs::write(d.path().join(format!("rcpthosts.tmp.{live}")), "y").unwrap();
+        atomic_write(&p, b"a\n", 0o644).unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["rcpthosts".to_string(), format!("rcpthosts.tmp.{live}")]
+        );
+    }
 
     #[test]
     fn planted_lock_links_and_directory_links_are_refused() {
