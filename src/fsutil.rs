@@ -38,7 +38,9 @@ fn remove_dead_tmps(path: &Path) {
         else {
             continue;
         };
+        // (Linux pids stop at 2^22: a larger number is not a writer's.)
         let gone = pid > 0
+            && pid <= 1 << 22
             && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
                 == Err(nix::errno::Errno::ESRCH);
         if gone {

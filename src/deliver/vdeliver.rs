@@ -531,7 +531,7 @@ fn mailbox_turn(md: &Path) -> Option<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     let f = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .custom_flags(libc::O_DIRECTORY)
         .open(md.join("new"))
         .ok()?;
     let until = std::time::Instant::now() + std::time::Duration::from_secs(30);

@@ -158,6 +158,20 @@ fn tokenize(v: &str) -> Vec<Tok> {
     out
 }
 
+/// The colon that ends a source route: the first one outside `[...]`.
+fn route_end(s: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, c) in s.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            ':' if depth == 0 => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Rewrites every address of an address-list field value and returns the
 /// new value and the addresses found (after completion).
 pub fn rewrite_list(value: &str, d: &Defaults) -> (String, Vec<String>) {
@@ -226,7 +240,9 @@ fn rewrite(value: &str, d: &Defaults) -> (String, Vec<String>, Vec<usize>) {
                     Tok::Angle(a) if i == pos => {
                         let inner = a.trim();
                         // A source route `@a,@b:x@y` keeps its route.
-                        let (route, spec) = match inner.rfind(':') {
+                        // The route ends at the first colon outside a
+                        // domain literal (`@r1:u@[IPv6:::1]`).
+                        let (route, spec) = match route_end(inner) {
                             Some(c) if inner.starts_with('@') => (&inner[..=c], &inner[c + 1..]),
                             _ => ("", inner),
                         };
@@ -458,6 +474,10 @@ mod tests {
         assert_eq!(a, vec!["u@[IPv6:2001:db8::1]", "v@[192.0.2.1]"]);
         assert_eq!(v, " u@[IPv6:2001:db8::1], v@[192.0.2.1]");
         assert_eq!(d.complete("root@"), "root@mail.example.com");
+        // A route before an IPv6 literal ends at its own colon.
+        let (v, a) = rewrite_list(" <@r1.org:u@[IPv6:::1]>", &d);
+        assert_eq!(a, vec!["u@[IPv6:::1]"]);
+        assert_eq!(v, " <@r1.org:u@[IPv6:::1]>");
         // A closed route-addr keeps its commas.
         let (_, a) = rewrite_list(" <@r1.org,@r2.org:u@v.org>, w@x.org", &d);
         assert_eq!(a.len(), 2);
