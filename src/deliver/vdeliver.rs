@@ -292,7 +292,12 @@ impl<'a> Delivery<'a> {
         // The message as handed over (vpopmail's fstat of descriptor 0),
         // without the two lines added in front.
         let size = msg.size().unwrap_or(0);
-        let _turn = mailbox_turn(md);
+        // Only where a quota can apply: NOQUOTA mailboxes need no turns.
+        let quota_applies = match &q {
+            Some(q) => !q.is_unlimited(),
+            None => md.join(quota::FILE).exists(),
+        };
+        let _turn = quota_applies.then(|| mailbox_turn(md));
         let check = quota::check(md, q.as_ref(), size).map_err(|e| {
             Fail::temp(format!(
                 "Unable to read the quota of the mailbox: {}. (#4.3.0)",
@@ -521,7 +526,7 @@ pub fn forward_header(rpline: &[u8], dtline: Option<&[u8]>, user: &str, domain: 
     head
 }
 
-/// Deliveries into one Maildir take turns from the quota check to the count
+/// Deliveries into one Maildir with a quota take turns from the quota check to the count
 /// in maildirsize, so that parallel ones cannot all pass a check only one of
 /// them fits (vpopmail leaves that race open). The turn is a flock on `new/`
 /// (qmail-pop3d locks the Maildir itself, not `new/`), held until the
