@@ -22,6 +22,14 @@ pub fn program_name() -> String {
         .unwrap_or_default()
 }
 
+/// Text from a client or a file for a log line: control characters (escape
+/// sequences, CR, LF) become `?`, so that nobody can forge or hide log lines.
+pub fn loggable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 /// The installation roots.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Roots {

@@ -523,14 +523,7 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
 /// priority notice, `%` turned into `#`; on standard error when there is no
 /// syslog socket (a sandbox, a container).
 pub fn log_notice(line: &str) {
-    let clean: String = line
-        .chars()
-        .map(|c| match c {
-            '%' => '#',
-            c if c.is_control() => '?',
-            c => c,
-        })
-        .collect();
+    let clean = crate::paths::loggable(line).replace('%', "#");
     let msg = format!("<21>vpopmail[{}]: {clean}", std::process::id());
     let sent = std::os::unix::net::UnixDatagram::unbound()
         .and_then(|s| s.send_to(msg.as_bytes(), "/dev/log"))

@@ -539,7 +539,7 @@ fn mailbox_turn(md: &Path) -> Option<std::fs::File> {
         .custom_flags(libc::O_DIRECTORY)
         .open(md.join("new"))
         .ok()?;
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let until = std::time::Instant::now() + super::mbox::LOCK_WAIT;
     loop {
         match crate::sys::try_flock_exclusive(&f) {
             Ok(true) => return Some(f),

@@ -367,9 +367,6 @@ pub fn pop3d(args: Vec<OsString>) -> i32 {
 /// (an expired certificate shows up here first).
 fn handshake_failed(e: &std::io::Error) {
     let ip = std::env::var("TCPREMOTEIP").unwrap_or_else(|_| "unknown".into());
-    let ip: String = ip
-        .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
+    let ip = crate::paths::loggable(&ip);
     eprintln!("qmail-popup: TLS handshake failed for {ip}: {e}");
 }

@@ -28,7 +28,7 @@ fn printable(s: &[u8]) -> String {
 pub struct Output<W: Write> {
     inner: W,
     /// The first write error.
-    pub failed: Option<io::Error>,
+    failed: Option<io::Error>,
 }
 
 impl<W: Write> Output<W> {
@@ -44,23 +44,20 @@ impl<W: Write> Output<W> {
     /// exit code 111.
     pub fn verdict(&mut self, prog: &str, r: io::Result<()>) -> Option<String> {
         let r = r.and_then(|()| self.flush());
-        let e = match (self.failed.take(), r) {
-            (Some(e), _) => {
-                if e.kind() == io::ErrorKind::BrokenPipe {
-                    return None;
-                }
-                return Some(format!(
+        if let Some(e) = self.failed.take() {
+            return (e.kind() != io::ErrorKind::BrokenPipe).then(|| {
+                format!(
                     "{prog}: fatal: unable to write output: {}",
                     crate::deliver::errstr(&e)
-                ));
-            }
-            (None, Ok(())) => return None,
-            (None, Err(e)) => e,
-        };
-        Some(format!(
-            "{prog}: fatal: unable to read the queue: {}",
-            crate::deliver::errstr(&e)
-        ))
+                )
+            });
+        }
+        r.err().map(|e| {
+            format!(
+                "{prog}: fatal: unable to read the queue: {}",
+                crate::deliver::errstr(&e)
+            )
+        })
     }
 }
 

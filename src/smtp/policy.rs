@@ -15,7 +15,7 @@ use super::addr;
 use super::session::{Policy, Verdict};
 use crate::cdb;
 use crate::control::Control;
-use crate::paths::Roots;
+use crate::paths::{loggable, Roots};
 
 /// Seconds a failed AUTH waits when `control/smtpauthdelay` is missing (the
 /// SMTP AUTH patch's fixed 5 s).
@@ -278,14 +278,6 @@ impl Policy for HostPolicy {
     fn now(&mut self) -> i64 {
         crate::timefmt::now()
     }
-}
-
-/// A client's text for a log line: control characters (escape sequences,
-/// CR, LF) become `?`, so that no client can forge or hide log lines.
-fn loggable(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
 }
 
 #[cfg(test)]
