@@ -194,16 +194,21 @@ pub fn received_line(pid: u32, who: Invoker, now: i64) -> String {
     )
 }
 
-/// Files made so far, removed again if queueing fails.
+/// Files made so far, removed again if queueing fails. The file is emptied
+/// first when a descriptor for it could be had (a reused spare may have
+/// other names until the end); the name goes in any case, or a leftover
+/// intd/N would refuse every later message given the same inode number.
 struct Made {
-    mess: Option<(PathBuf, File)>,
-    intd: Option<(PathBuf, File)>,
+    mess: Option<(PathBuf, Option<File>)>,
+    intd: Option<(PathBuf, Option<File>)>,
 }
 
 impl Made {
     fn undo(&mut self) {
         for (p, f) in [self.mess.take(), self.intd.take()].into_iter().flatten() {
-            let _ = f.set_len(0);
+            if let Some(f) = f {
+                let _ = f.set_len(0);
+            }
             let _ = std::fs::remove_file(&p);
         }
     }
@@ -281,7 +286,7 @@ fn enqueue_steps(
             })
             .ok()
     });
-    made.mess = Some((mess, file.try_clone().map_err(|_| exit::MESS)?));
+    made.mess = Some((mess, file.try_clone().ok()));
     if std::fs::remove_file(&pidpath).is_err() {
         return Err(exit::PID);
     }
@@ -301,12 +306,12 @@ fn enqueue_steps(
     let f = match spares
         .take(&intd)
         .map(Ok)
-        .unwrap_or_else(|| create_excl(&intd))
+        .unwrap_or_else(|| create_intd(&intd))
     {
         Ok(f) => f,
         Err(_) => return Err(exit::INTD),
     };
-    made.intd = Some((intd.clone(), f.try_clone().map_err(|_| exit::INTD)?));
+    made.intd = Some((intd.clone(), f.try_clone().ok()));
     // u and p records, then the envelope without its closing empty record.
     let mut data = format!("u{uid}\0p{pid}\0").into_bytes();
     data.extend_from_slice(&self::envelope(&env.sender, &env.recipients));
@@ -333,6 +338,20 @@ fn enqueue_steps(
     pull_trigger(q);
     let _ = crate::fsutil::fsync_dir(&q.dir().join("todo"));
     Ok(id)
+}
+
+/// intd/N, exclusively. One that exists already is a leftover: this
+/// process holds inode N as mess/N, and a message's intd/N never outlives
+/// its mess/N, so it belongs to no message (a renamed spare would replace
+/// it just the same).
+fn create_intd(p: &Path) -> io::Result<File> {
+    match create_excl(p) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            std::fs::remove_file(p)?;
+            create_excl(p)
+        }
+        r => r,
+    }
 }
 
 fn create_excl(p: &Path) -> io::Result<File> {
@@ -470,5 +489,34 @@ mod tests {
         assert_eq!(std::fs::read_dir(d.path().join("pid")).unwrap().count(), 0);
         assert_eq!(q.list_split("mess").unwrap(), vec![id]);
         assert_eq!(q.list_flat("intd").unwrap(), vec![id]);
+
+        // A failure after intd/N was made (no todo/ to link into) takes
+        // intd/N away with mess/N.
+        std::fs::rename(d.path().join("todo"), d.path().join("todo.off")).unwrap();
+        let e = enqueue(&q, &b"x\n"[..], &b"Fa@b\0Tc@d\0\0"[..], 7, 44, 0);
+        assert_eq!(e, Err(exit::TODO));
+        assert_eq!(q.list_split("mess").unwrap(), vec![id]);
+        assert_eq!(q.list_flat("intd").unwrap(), vec![id]);
+        assert_eq!(std::fs::read_dir(d.path().join("pid")).unwrap().count(), 0);
+
+        // Undo removes a name whose descriptor could not be had.
+        let lone = d.path().join("intd").join("77");
+        std::fs::write(&lone, b"x").unwrap();
+        let mut made = Made {
+            mess: None,
+            intd: Some((lone.clone(), None)),
+        };
+        made.undo();
+        assert!(!lone.exists());
+    }
+
+    #[test]
+    fn leftover_intd_is_replaced() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("123");
+        std::fs::write(&p, b"u0\0p1\0Fold\0").unwrap();
+        let f = create_intd(&p).unwrap();
+        assert_eq!(f.metadata().unwrap().len(), 0);
+        assert_eq!(std::fs::read(&p).unwrap(), b"");
     }
 }
