@@ -870,11 +870,13 @@ impl Send {
             pos,
             recip,
         });
+        // Logged before the spawner has it, as qmail does: a delivery made
+        // by a spawner whose qmail-send is killed at once is in the log.
+        self.log(&line);
         if self.fds.cmd[c].write_all(&cmd).is_err() {
             self.spawn_died(c);
             return;
         }
-        self.log(&line);
         self.status();
     }
 
