@@ -136,6 +136,29 @@ pub fn tls12_suites_allowed(list: &str) -> Vec<rustls::CipherSuite> {
         .collect()
 }
 
+/// The provider with its TLS 1.2 suites limited by an OpenSSL cipher list
+/// (`control/tlsserverciphers`, `control/tlsclientciphers`). A list that
+/// allows none of our suites is ignored, with a warning on stderr, as
+/// OpenSSL keeps its default list when `SSL_set_cipher_list` matches nothing.
+pub fn provider_with_ciphers(ciphers: Option<&str>) -> Arc<rustls::crypto::CryptoProvider> {
+    let Some(list) = ciphers else {
+        return provider();
+    };
+    let allowed = tls12_suites_allowed(list);
+    if allowed.is_empty() {
+        // Named like the program's other log lines (qmail-smtpd: ...).
+        let prog = crate::paths::program_name();
+        eprintln!(
+            "{prog}: warning: no TLS 1.2 cipher of ours in the cipher list {list:?}; using the default list"
+        );
+        return provider();
+    }
+    let mut prov = (*provider()).clone();
+    prov.cipher_suites
+        .retain(|s| s.tls13().is_some() || allowed.contains(&s.suite()));
+    Arc::new(prov)
+}
+
 /// [`server_config`] with an OpenSSL cipher list for TLS 1.2. A list that
 /// allows none of our suites is ignored (with a warning on stderr), as
 /// OpenSSL keeps its default list when `SSL_set_cipher_list` matches nothing.
@@ -186,21 +209,7 @@ pub fn server_config_with(
     }
     let key = PrivateKeyDer::from_pem_slice(&bytes)
         .map_err(|e| SetupError::Key(format!("no private key in {name}: {}", pem_error(&e))))?;
-    let mut prov = (*provider()).clone();
-    if let Some(list) = ciphers {
-        let allowed = tls12_suites_allowed(list);
-        if allowed.is_empty() {
-            // Named like the program's other log lines (qmail-smtpd: ...).
-            let prog = crate::paths::program_name();
-            eprintln!(
-                "{prog}: warning: no TLS 1.2 cipher of ours in the cipher list {list:?}; using the default list"
-            );
-        } else {
-            prov.cipher_suites
-                .retain(|s| s.tls13().is_some() || allowed.contains(&s.suite()));
-        }
-    }
-    let cfg = ServerConfig::builder_with_provider(Arc::new(prov))
+    let cfg = ServerConfig::builder_with_provider(provider_with_ciphers(ciphers))
         .with_safe_default_protocol_versions()
         .map_err(|e| cert_err(e.to_string()))?
         .with_no_client_auth()

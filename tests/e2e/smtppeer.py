@@ -107,6 +107,7 @@ def main():
     ap.add_argument("--inject", action="store_true")
     ap.add_argument("--want-client-cert", action="store_true")
     ap.add_argument("--refuse-tls", action="store_true")
+    ap.add_argument("--tls12-ciphers", help="TLS 1.2 only, with this OpenSSL cipher list")
     ap.add_argument("--reject", action="append", default=[])
     ap.add_argument("--defer", action="append", default=[])
     ap.add_argument("--port", type=int, default=0)
@@ -115,6 +116,9 @@ def main():
     def context(pair):
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(*pair)
+        if a.tls12_ciphers:
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+            ctx.set_ciphers(a.tls12_ciphers)
         return ctx
 
     counter = [0]

@@ -30,7 +30,7 @@ class RemoteCase(unittest.TestCase):
     starts from the same control files."""
 
     # Control files the tests write; removed before each test.
-    RESET = ("smtproutes", "notipme", "helohost", "tlsrequired", "tlshosts", "notlshosts",
+    RESET = ("smtproutes", "notipme", "helohost", "tlsrequired", "tlshosts", "notlshosts", "tlsclientciphers",
              "timeoutremote", "moreipme")
 
     @classmethod
@@ -100,6 +100,22 @@ class TestDelivery(RemoteCase):
         self.assertEqual(m["from"], "me@vqmail.test")
         self.assertEqual(m["rcpt"], ["u@mx.test"])
         self.assertEqual(m["data"], MSG.decode().replace("\n", "\r\n"))
+
+    def test_tlsclientciphers_narrows_the_tls12_ciphers(self):
+        need_tool("openssl")
+        ca, cert, key = self.certs("mx1.mx.test", "mx2.mx.test")
+        p = self.peer("--starttls", cert, key, "--tls12-ciphers", "ECDHE-ECDSA-AES128-GCM-SHA256")
+        rep = self.remote("mx.test", "me@vqmail.test", "u@mx.test")
+        self.assertEqual(rep[1][0], "K", rep)
+        self.assertIn("Session with mx1.mx.test[127.0.0.1]:%d: TLS TLSv1_2:TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256." % p.port,
+                      rep[1][1])
+        # A list without the peer's only cipher: the handshake fails and the
+        # mail goes in plaintext on a new connection, as with any failed one.
+        self.root.write_control("tlsclientciphers", "ECDHE-ECDSA-AES256-GCM-SHA384\nECDHE-RSA-AES256-GCM-SHA384\n")
+        rep = self.remote("mx.test", "me@vqmail.test", "u@mx.test")
+        self.assertEqual(rep[1][0], "K", rep)
+        self.assertIn("no TLS (TLS handshake failed: ", rep[1][1])
+        self.assertEqual([m["tls"] for m in p.messages()], [True, False])
 
     def test_plaintext_when_starttls_not_offered(self):
         p = self.peer()

@@ -58,6 +58,9 @@ pub struct Config {
     pub ipme: Vec<IpAddr>,
     /// `tlsrequired`: destinations that need verified TLS.
     pub tls_required: Vec<String>,
+    /// `tlsclientciphers`: an OpenSSL cipher list for TLS 1.2, its lines
+    /// joined by `:` as the TLS patch joins them.
+    pub tls_ciphers: Option<String>,
 }
 
 impl Config {
@@ -76,6 +79,7 @@ impl Config {
             timeout_remote: Duration::from_secs(c.u64("timeoutremote", 1200)?.max(1)),
             ipme,
             tls_required: c.list("tlsrequired")?,
+            tls_ciphers: Some(c.list("tlsclientciphers")?.join(":")).filter(|l| !l.is_empty()),
         })
     }
 }
@@ -326,7 +330,7 @@ impl Ctx<'_> {
         let policy = tls::policy(self.roots, &self.cfg.tls_required, &t.name, domain);
         let cfg = match policy {
             Policy::Never => None,
-            _ => match tls::client_config(&policy) {
+            _ => match tls::client_config(&policy, self.cfg.tls_ciphers.as_deref()) {
                 Ok(c) => Some(c),
                 Err(e) if policy.required() => return Report::temp(format!("{e}\n")),
                 Err(_) => None,

@@ -105,9 +105,10 @@ pub fn policy(roots: &Roots, required: &[String], host: &str, domain: &str) -> P
     Policy::Opportunistic
 }
 
-/// The client configuration for a policy.
-pub fn client_config(policy: &Policy) -> Result<Arc<ClientConfig>, String> {
-    let provider = crate::io::tls::provider();
+/// The client configuration for a policy, with the TLS 1.2 suites an
+/// OpenSSL cipher list (`control/tlsclientciphers`) allows.
+pub fn client_config(policy: &Policy, ciphers: Option<&str>) -> Result<Arc<ClientConfig>, String> {
+    let provider = crate::io::tls::provider_with_ciphers(ciphers);
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS error initializing ctx: {e}"))?;
@@ -458,6 +459,35 @@ impl Write for Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_cipher_list() {
+        let tls12 = |c: &ClientConfig| {
+            c.crypto_provider()
+                .cipher_suites
+                .iter()
+                .filter(|s| s.tls13().is_none())
+                .map(|s| s.suite())
+                .collect::<Vec<_>>()
+        };
+        let all = client_config(&Policy::Opportunistic, None).unwrap();
+        assert!(tls12(&all).len() > 1);
+        let one =
+            client_config(&Policy::Opportunistic, Some("ECDHE-RSA-AES256-GCM-SHA384")).unwrap();
+        assert_eq!(
+            tls12(&one),
+            vec![rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384]
+        );
+        // TLS 1.3 stays, as with OpenSSL's cipher lists.
+        assert!(one
+            .crypto_provider()
+            .cipher_suites
+            .iter()
+            .any(|s| s.tls13().is_some()));
+        // A list with none of ours keeps the default.
+        let none = client_config(&Policy::Opportunistic, Some("AES256-SHA")).unwrap();
+        assert_eq!(tls12(&none), tls12(&all));
+    }
 
     #[test]
     fn tlsrequired_entries() {
