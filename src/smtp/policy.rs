@@ -4,7 +4,9 @@
 //!
 //! Control files read once at start (qmail-smtpd(8) lists them):
 //! `badmailfrom`, `rcpthosts`, `morercpthosts.cdb`, and `smtpauthdelay`
-//! (seconds a failed AUTH is answered late; default 5).
+//! (seconds a failed AUTH is answered late; default 5). `locals`,
+//! `virtualdomains` and `users/cdb` are read at the first recipient checked
+//! (control/rcptcheck).
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -34,6 +36,9 @@ pub struct HostPolicy {
     warned: bool,
     /// This host's addresses, read at the first `[IP]` literal.
     ipme: Option<Vec<IpAddr>>,
+    /// qmail-send's rewriting (locals, virtualdomains), read at the first
+    /// recipient checked; `None` inside when it cannot be read.
+    rewrite: Option<Option<crate::queue::rewrite::Rewrite>>,
 }
 
 impl HostPolicy {
@@ -65,6 +70,7 @@ impl HostPolicy {
             auth_delay: Duration::from_secs(c.u64("smtpauthdelay", DEFAULT_AUTH_DELAY)?),
             warned: false,
             ipme: None,
+            rewrite: None,
         })
     }
 
@@ -92,11 +98,49 @@ impl HostPolicy {
         false
     }
 
-    fn vpop_recipient(&mut self, local: &str, domain: &str) -> std::io::Result<Verdict> {
+    /// Whether qmail routes address `a` of vpopmail domain `d` past vpopmail:
+    /// a `user@domain` line of `control/virtualdomains`, or an assignment in
+    /// `users/cdb` for the local name qmail-send makes of it (`PREFIX-user`)
+    /// that is exact, or sends it to another directory than the domain's.
+    fn routed_past_vpopmail(&mut self, a: &[u8], d: &crate::vpop::Domain) -> std::io::Result<bool> {
+        use crate::queue::rewrite::{Dest, Rewrite};
+        let roots = &self.roots;
+        let Some(rw) = self
+            .rewrite
+            .get_or_insert_with(|| Rewrite::load(roots).ok())
+            .as_ref()
+        else {
+            return Ok(false);
+        };
+        if rw.vdoms.contains_key(&a.to_ascii_lowercase()) {
+            return Ok(true);
+        }
+        let Dest::Local(to) = rw.rewrite(a) else {
+            return Ok(false);
+        };
+        let local = &to[..to.iter().rposition(|&b| b == b'@').unwrap_or(to.len())];
+        let Some(cdb) = cdb::Reader::open_opt(&self.roots.users().join("cdb"))? else {
+            return Ok(false);
+        };
+        let mut exact = b"!".to_vec();
+        exact.extend_from_slice(&local.to_ascii_lowercase());
+        exact.push(0);
+        if cdb.get(&exact)?.is_some() {
+            return Ok(true);
+        }
+        use std::os::unix::ffi::OsStrExt;
+        Ok(crate::queue::spawn::lookup_users_cdb(&self.roots, local)?
+            .is_some_and(|asg| asg.home != d.dir.as_os_str().as_bytes()))
+    }
+
+    fn vpop_recipient(&mut self, a: &[u8], local: &str, domain: &str) -> std::io::Result<Verdict> {
         let Some(d) = crate::vpop::find_domain(&self.roots, domain)? else {
             // Not a vpopmail domain: qmail-send decides later.
             return Ok(Verdict::Yes);
         };
+        if self.routed_past_vpopmail(a, &d)? {
+            return Ok(Verdict::Yes);
+        }
         if crate::vpop::find_user(&self.roots, local, domain)?.is_some() {
             return Ok(Verdict::Yes);
         }
@@ -238,7 +282,7 @@ impl Policy for HostPolicy {
             return Verdict::No;
         };
         let local = local.to_ascii_lowercase();
-        match self.vpop_recipient(&local, domain) {
+        match self.vpop_recipient(a, &local, domain) {
             Ok(v) => v,
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                 // qmail-smtpd cannot read vpopmail's files (it runs as qmaild

@@ -65,6 +65,28 @@ class RcptCheck(VpopCase):
                          ("anyone@localhost", OK)]:
             self.assertEqual(c.cmd(f"RCPT TO:<{to}>"), want, to)
 
+    def test_addresses_qmail_routes_past_vpopmail_are_accepted(self):
+        r = self.root
+        # A per-address virtualdomains line and an exact users/assign entry
+        # (after qmail-newu) take an address out of vdelivermail's hands.
+        with open(r.control("virtualdomains"), "a") as f:
+            f.write("special@example.test:list\n")
+        assign = r.q("users", "assign")
+        with open(assign) as f:
+            lines = [l for l in f.read().splitlines() if l != "."]
+        lines.append("=example.test-sysbox:alias:%d:%d:%s:::" % (os.getuid(), os.getgid(), r.q("alias")))
+        with open(assign, "w") as f:
+            f.write("\n".join(lines) + "\n.\n")
+        r.run("qmail-newu", check=True)
+        srv = self.vsmtpd()
+        c = Raw(srv.port)
+        c.reply()
+        self.assertEqual(c.cmd("MAIL FROM:<someone@example.net>"), OK)
+        for to, want in [("special@example.test", OK), ("Special@Example.test", OK),
+                         ("sysbox@example.test", OK), ("SysBox@example.test", OK),
+                         ("nobody@example.test", NO_MAILBOX), ("sysbox2@example.test", NO_MAILBOX)]:
+            self.assertEqual(c.cmd(f"RCPT TO:<{to}>"), want, to)
+
     def test_user_with_a_bang_in_the_name_gets_outside_mail(self):
         self.root.add_user("bang!user@example.test", "bangpass1")
         srv = self.vsmtpd()
