@@ -20,6 +20,36 @@ pub struct Rewrite {
     pub envnoathost: Vec<u8>,
 }
 
+/// `locals`, else `me`; neither is an error, as in qmail-send.
+fn read_locals(c: &Control) -> io::Result<HashSet<Vec<u8>>> {
+    let locals = match c.list_opt("locals")? {
+        Some(l) => l,
+        None => match c.line("me")? {
+            Some(m) => vec![m],
+            None => {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "neither control/locals nor control/me exists",
+                ))
+            }
+        },
+    };
+    Ok(locals.iter().map(|l| lower(l.as_bytes())).collect())
+}
+
+/// `virtualdomains`: the first line for a key counts.
+fn read_vdoms(c: &Control) -> io::Result<HashMap<Vec<u8>, Vec<u8>>> {
+    let mut vdoms = HashMap::new();
+    for line in c.list("virtualdomains")? {
+        if let Some((k, v)) = line.split_once(':') {
+            vdoms
+                .entry(lower(k.as_bytes()))
+                .or_insert_with(|| v.as_bytes().to_vec());
+        }
+    }
+    Ok(vdoms)
+}
+
 /// Where an address goes after rewriting.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Dest {
@@ -38,40 +68,32 @@ impl Rewrite {
     /// `envnoathost` (default: me). Fails without locals and me, as qmail-send.
     pub fn load(roots: &Roots) -> io::Result<Rewrite> {
         let c = Control::new(roots);
-        let me = c.line("me")?;
-        let locals = match c.list_opt("locals")? {
-            Some(l) => l,
-            None => match &me {
-                Some(m) => vec![m.clone()],
-                None => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::NotFound,
-                        "neither control/locals nor control/me exists",
-                    ))
-                }
-            },
-        };
         let mut r = Rewrite {
+            locals: read_locals(&c)?,
+            vdoms: read_vdoms(&c)?,
             envnoathost: c
                 .line_or_me("envnoathost", Some("envnoathost"))?
                 .unwrap_or_default()
                 .into_bytes(),
             ..Rewrite::default()
         };
-        r.locals = locals.iter().map(|l| lower(l.as_bytes())).collect();
         r.percenthack = c
             .list("percenthack")?
             .iter()
             .map(|l| lower(l.as_bytes()))
             .collect();
-        for line in c.list("virtualdomains")? {
-            if let Some((k, v)) = line.split_once(':') {
-                r.vdoms
-                    .entry(lower(k.as_bytes()))
-                    .or_insert_with(|| v.as_bytes().to_vec());
-            }
-        }
         Ok(r)
+    }
+
+    /// Rereads `locals` and `virtualdomains` (qmail-send's SIGHUP); on
+    /// failure, the file that could not be read, as qmail's alert names it.
+    pub fn reload(&mut self, roots: &Roots) -> Result<(), &'static str> {
+        let c = Control::new(roots);
+        let locals = read_locals(&c).map_err(|_| "control/locals")?;
+        let vdoms = read_vdoms(&c).map_err(|_| "control/virtualdomains")?;
+        self.locals = locals;
+        self.vdoms = vdoms;
+        Ok(())
     }
 
     /// Rewrites one recipient address.
@@ -152,6 +174,31 @@ mod tests {
         r.vdoms.insert(b".wild.test".to_vec(), b"w".to_vec());
         r.vdoms.insert(b"off.test".to_vec(), b"".to_vec());
         r
+    }
+
+    #[test]
+    fn reload_names_the_file_it_cannot_read() {
+        let d = tempfile::tempdir().unwrap();
+        let roots = Roots::new(d.path(), d.path().join("v"));
+        let ctl = d.path().join("control");
+        std::fs::create_dir_all(&ctl).unwrap();
+        std::fs::write(ctl.join("me"), "me.test\n").unwrap();
+        let mut r = rules();
+        // No locals: me counts; no virtualdomains: none.
+        assert_eq!(r.reload(&roots), Ok(()));
+        assert!(r.locals.contains(&b"me.test"[..]) && r.vdoms.is_empty());
+        std::fs::write(ctl.join("virtualdomains"), "v.test:v\n").unwrap();
+        // A directory in a file's place cannot be read: the old rules stay.
+        std::fs::create_dir(ctl.join("locals")).unwrap();
+        assert_eq!(r.reload(&roots), Err("control/locals"));
+        assert!(r.vdoms.is_empty());
+        std::fs::remove_dir(ctl.join("locals")).unwrap();
+        assert_eq!(r.reload(&roots), Ok(()));
+        assert_eq!(r.vdoms.get(&b"v.test"[..]), Some(&b"v".to_vec()));
+        std::fs::remove_file(ctl.join("virtualdomains")).unwrap();
+        std::fs::create_dir(ctl.join("virtualdomains")).unwrap();
+        assert_eq!(r.reload(&roots), Err("control/virtualdomains"));
+        assert_eq!(r.vdoms.get(&b"v.test"[..]), Some(&b"v".to_vec()));
     }
 
     #[test]

@@ -300,14 +300,9 @@ impl Send {
                 self.next_todo = now;
             }
             if self.sig.hup.swap(false, Ordering::Relaxed) {
-                match Rewrite::load(&self.roots) {
-                    Ok(r) => {
-                        self.cfg.rewrite.locals = r.locals;
-                        self.cfg.rewrite.vdoms = r.vdoms;
-                    }
-                    Err(_) => {
-                        self.log("alert: unable to reread controls: unable to read controls\n")
-                    }
+                // The old rules stay when one cannot be read, as in qmail.
+                if let Err(file) = self.cfg.rewrite.reload(&self.roots) {
+                    self.log(&format!("alert: unable to reread {file}\n"));
                 }
             }
             if !self.exitasap {
