@@ -117,6 +117,49 @@ class TestDelivery(RemoteCase):
         self.assertIn("no TLS (TLS handshake failed: ", rep[1][1])
         self.assertEqual([m["tls"] for m in p.messages()], [True, False])
 
+    def test_qmail_tcpto_lists_and_qmail_tcpok_forgets_dead_addresses(self):
+        import struct
+        p = self.peer()
+        tcpto = self.root.q("queue", "lock", "tcpto")
+        now = 1_800_000_000
+        env = {"VQMAIL_NOW": str(now)}
+        # 127.0.0.1 timed out twice, the last time 100 s ago (qmail's record).
+        rec = bytes([127, 0, 0, 1, 2, 0, 0, 0]) + struct.pack("<I", now - 100) + bytes(4)
+        with open(tcpto, "wb") as f:
+            f.write(rec + bytes(1024 - 16))
+        self.addCleanup(lambda: open(tcpto, "wb").write(bytes(1024)))
+        rep = self.remote("mx.test", "me@vqmail.test", "u@mx.test", env=env)
+        self.assertEqual(rep[-1][0], "Z", rep)
+        self.assertIn("skipped, timed out recently", rep[-1][1])
+        r = self.root.run("qmail-tcpto", env=env, check=True)
+        self.assertEqual(r.stdout, b"127.0.0.1 timed out 100 seconds ago; # recent timeouts: 2\n")
+        r = self.root.run("qmail-tcpok", check=True)
+        self.assertEqual((r.stdout, r.stderr), (b"", b""))
+        with open(tcpto, "rb") as f:
+            self.assertEqual(f.read(), bytes(1024))
+        self.assertEqual(self.root.run("qmail-tcpto", env=env, check=True).stdout, b"")
+        rep = self.remote("mx.test", "me@vqmail.test", "u@mx.test", env=env)
+        self.assertEqual(rep[-1][0], "K", rep)
+        self.assertEqual(len(p.messages()), 1)
+        # A symbolic link in the file's place is refused, and nothing is written
+        # through it.
+        other = os.path.join(self.root.dir, "not-tcpto")
+        with open(other, "wb") as f:
+            f.write(b"keep")
+        os.rename(tcpto, tcpto + ".real")
+        os.symlink(other, tcpto)
+        try:
+            for prog in ("qmail-tcpok", "qmail-tcpto"):
+                r = self.root.run(prog)
+                self.assertEqual(r.returncode, 111, prog)
+                self.assertTrue(r.stderr.startswith(b"%s: fatal: unable to " % prog.encode()), r.stderr)
+                self.assertEqual(r.stderr.count(b"\n"), 1, r.stderr)
+        finally:
+            os.unlink(tcpto)
+            os.rename(tcpto + ".real", tcpto)
+        with open(other, "rb") as f:
+            self.assertEqual(f.read(), b"keep")
+
     def test_plaintext_when_starttls_not_offered(self):
         p = self.peer()
         rep = self.remote("mx.test", "me@vqmail.test", "u@mx.test")

@@ -123,6 +123,84 @@ impl Tcpto {
     }
 }
 
+/// Opens the file for qmail-tcpok and qmail-tcpto, which root may run: not
+/// through a symbolic link, and only a regular file with no other name
+/// (the queue's owners must not turn root's write into one on their file).
+fn open_checked(path: &std::path::Path, write: bool) -> std::io::Result<File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let f = OpenOptions::new()
+        .read(!write)
+        .write(write)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    let m = f.metadata()?;
+    if !m.is_file() || m.nlink() != 1 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not a regular file with one name",
+        ));
+    }
+    Ok(f)
+}
+
+fn lock(f: File) -> Result<Flock<File>, ToolError> {
+    Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| ToolError {
+        step: "lock",
+        err: e.into(),
+    })
+}
+
+/// What went wrong in [`clear`] or [`list`]: the step (qmail's words) and
+/// the error.
+#[derive(Debug)]
+pub struct ToolError {
+    /// `write`, `lock`, `clear`, `read`.
+    pub step: &'static str,
+    /// The error.
+    pub err: std::io::Error,
+}
+
+/// qmail-tcpok: forgets every address, writing 1024 zero bytes over the
+/// file under its lock, as qmail's does.
+pub fn clear(path: &std::path::Path) -> Result<(), ToolError> {
+    let f = lock(open_checked(path, true).map_err(|err| ToolError { step: "write", err })?)?;
+    (&*f)
+        .write_all(&[0u8; SIZE])
+        .map_err(|err| ToolError { step: "clear", err })
+}
+
+/// qmail-tcpto: one line per remembered address, as qmail's prints them:
+/// `IP timed out N seconds ago; # recent timeouts: K`.
+pub fn list(path: &std::path::Path, now: i64) -> Result<Vec<String>, ToolError> {
+    let mut f = lock(open_checked(path, false).map_err(|err| ToolError { step: "open", err })?)?;
+    let mut buf = vec![0u8; SIZE];
+    let mut n = 0;
+    while n < SIZE {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(ToolError { step: "read", err }),
+        }
+    }
+    buf.truncate(n & !15);
+    Ok(buf
+        .chunks(16)
+        .filter(|r| r[4] >= 1)
+        .map(|r| {
+            format!(
+                "{}.{}.{}.{} timed out {} seconds ago; # recent timeouts: {}",
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                (now - when(r)).max(0),
+                r[4]
+            )
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
