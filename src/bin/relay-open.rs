@@ -47,7 +47,10 @@ fn main() -> ExitCode {
     match std::env::var("TCPREMOTEIP") {
         Ok(ip) if !ip.is_empty() => {
             if let Err(e) = relay::open(&roots, &ip) {
-                eprintln!("relay-open: warning: unable to record {ip}: {e}");
+                eprintln!(
+                    "relay-open: warning: unable to record {ip}: {}",
+                    vqmail::deliver::errstr(&e)
+                );
             }
         }
         _ => eprintln!("relay-open: warning: TCPREMOTEIP is not set; nothing recorded"),

@@ -200,8 +200,9 @@ fn login(
         Ok(c) => c,
         Err(e) => {
             eprintln!(
-                "qmail-popup: unable to run {}: {e}",
-                argv[0].to_string_lossy()
+                "qmail-popup: unable to run {}: {}",
+                argv[0].to_string_lossy(),
+                crate::deliver::errstr(&e)
             );
             let _ = write_all(&mut conn, reply::UNABLE_TO_RUN);
             return 1;
@@ -241,7 +242,7 @@ fn login(
                 (Ok(_), Some(false)) => 1,
                 (Ok(_), _) => 0,
                 (Err(e), _) => {
-                    eprintln!("qmail-popup: relay: {e}");
+                    eprintln!("qmail-popup: relay: {}", crate::deliver::errstr(&e));
                     1
                 }
             }
@@ -328,9 +329,10 @@ pub fn pop3d(args: Vec<OsString>) -> i32 {
             return 0;
         }
         Err(e) => eprintln!(
-            "qmail-pop3d: poll limit not enforced: {}/{}: {e}",
+            "qmail-pop3d: poll limit not enforced: {}/{}: {}",
             home.display(),
-            interval::STAMP
+            interval::STAMP,
+            crate::deliver::errstr(&e)
         ),
     }
     md.clean_tmp(now);

@@ -55,7 +55,11 @@ fn helper(
 fn unable(prog: &std::ffi::OsStr, e: io::Error) -> io::Error {
     io::Error::new(
         e.kind(),
-        format!("unable to start {}: {e}", prog.to_string_lossy()),
+        format!(
+            "unable to start {}: {}",
+            prog.to_string_lossy(),
+            crate::deliver::errstr(&e)
+        ),
     )
 }
 

@@ -310,7 +310,7 @@ impl Policy for HostPolicy {
 
     fn check_password(&mut self, user: &[u8], pass: &[u8], ch: &[u8]) -> Result<bool, String> {
         crate::auth::checkpassword::run(&self.checkpassword, user, pass, ch).map_err(|e| {
-            eprintln!("qmail-smtpd: checkpassword: {e}");
+            eprintln!("qmail-smtpd: checkpassword: {}", crate::deliver::errstr(&e));
             e.to_string()
         })
     }

@@ -156,7 +156,7 @@ pub fn run(roots: &Roots, args: Args) -> i32 {
     let duplex = match Duplex::stdio(None) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("qmail-smtpd: fatal: {e}");
+            eprintln!("qmail-smtpd: fatal: {}", crate::deliver::errstr(&e));
             return 111;
         }
     };
@@ -169,7 +169,10 @@ pub fn run(roots: &Roots, args: Args) -> i32 {
     let (cfg, timeout, mut policy) = match loaded {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("qmail-smtpd: unable to read controls: {e}");
+            eprintln!(
+                "qmail-smtpd: unable to read controls: {}",
+                crate::deliver::errstr(&e)
+            );
             let _ = conn.write_all(reply::NO_CONTROLS);
             return 1;
         }
@@ -395,7 +398,10 @@ fn data(roots: &Roots, s: &mut Session, io: &mut Io) -> io::Result<bool> {
     let queue = match Queue::start(roots) {
         Ok(q) => Some(q),
         Err(e) => {
-            eprintln!("qmail-smtpd: unable to start qmail-queue: {e}");
+            eprintln!(
+                "qmail-smtpd: unable to start qmail-queue: {}",
+                crate::deliver::errstr(&e)
+            );
             None
         }
     };

@@ -216,7 +216,12 @@ pub fn add_domain(roots: &Roots, alias: &str, assign_line: &str) -> io::Result<(
 fn add_domain_entries(roots: &Roots, alias: &str, assign_line: &str) -> io::Result<()> {
     let named = |p: &Path| {
         let p = p.to_path_buf();
-        move |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", p.display()))
+        move |e: io::Error| {
+            io::Error::new(
+                e.kind(),
+                format!("{}: {}", p.display(), crate::deliver::errstr(&e)),
+            )
+        }
     };
     let assign = crate::vpop::assign::assign_path(roots);
     insert_sorted(&assign, assign_line, Kind::Assign).map_err(named(&assign))?;

@@ -564,12 +564,12 @@ impl<S: Read + Write> Session<S> {
         let mut buf = vec![0u8; 65536];
         let mut out = Vec::with_capacity(70000);
         let mut r = msg.reader().map_err(|e| Died {
-            detail: format!("unable to read message: {e}; "),
+            detail: format!("unable to read message: {}; ", crate::deliver::errstr(&e)),
             ..Default::default()
         })?;
         loop {
             let n = read_retry(&mut r, &mut buf).map_err(|e| Died {
-                detail: format!("unable to read message: {e}; "),
+                detail: format!("unable to read message: {}; ", crate::deliver::errstr(&e)),
                 ..Default::default()
             })?;
             if n == 0 {
