@@ -155,11 +155,22 @@ pub fn read_nofollow(p: &Path) -> io::Result<Option<Vec<u8>>> {
     read_regular(p, true)
 }
 
+/// [`read_nofollow`] for a file whose contents root copies somewhere others
+/// may read (tcp.smtp into tcp.smtp.cdb): a file with another name too (a
+/// hard link the directory's owner made to a file of root's) is refused.
+pub fn read_nofollow_single(p: &Path) -> io::Result<Option<Vec<u8>>> {
+    read_checked(p, true, true)
+}
+
 /// Reads a whole regular file, `Ok(None)` when it does not exist: the open
 /// does not wait (a FIFO in a file's place must not hang root's tools), and
 /// anything but a regular file is an error; with `nofollow`, so is a
 /// symbolic link.
 pub fn read_regular(p: &Path, nofollow: bool) -> io::Result<Option<Vec<u8>>> {
+    read_checked(p, nofollow, false)
+}
+
+fn read_checked(p: &Path, nofollow: bool, single: bool) -> io::Result<Option<Vec<u8>>> {
     use std::io::Read;
     let flags = libc::O_NONBLOCK | if nofollow { libc::O_NOFOLLOW } else { 0 };
     let mut f = match OpenOptions::new().read(true).custom_flags(flags).open(p) {
@@ -178,6 +189,12 @@ pub fn read_regular(p: &Path, nofollow: bool) -> io::Result<Option<Vec<u8>>> {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("{} is not a regular file", p.display()),
+        ));
+    }
+    if single && std::os::unix::fs::MetadataExt::nlink(&m) > 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} has other names (hard links); not read", p.display()),
         ));
     }
     let mut b = Vec::with_capacity(m.len().min(1 << 20) as usize);
@@ -454,6 +471,14 @@ mod tests {
         assert!(read_nofollow(&lock).is_err());
         assert_eq!(read_nofollow(&d.path().join("missing")).unwrap(), None);
         assert_eq!(read_nofollow(&target).unwrap().unwrap(), b"root only");
+        assert_eq!(
+            read_nofollow_single(&target).unwrap().unwrap(),
+            b"root only"
+        );
+        let twin = d.path().join("twin");
+        std::fs::hard_link(&target, &twin).unwrap();
+        assert!(read_nofollow_single(&twin).is_err());
+        assert!(read_nofollow(&twin).is_ok());
         // lchown changes the link itself (here: to our own ids, which works
         // for any user).
         let (uid, gid) = (

@@ -123,11 +123,12 @@ pub fn clear(roots: &Roots) -> io::Result<()> {
 /// The rules text tcp.smtp.cdb is compiled from: tcp.smtp, then each open-smtp
 /// line up to its TAB.
 pub fn rules_text(roots: &Roots) -> io::Result<Vec<u8>> {
-    let mut text = crate::fsutil::read_nofollow(&roots.vpop_etc("tcp.smtp"))?.unwrap_or_default();
+    let mut text =
+        crate::fsutil::read_nofollow_single(&roots.vpop_etc("tcp.smtp"))?.unwrap_or_default();
     if !text.is_empty() && !text.ends_with(b"\n") {
         text.push(b'\n');
     }
-    if let Some(open) = crate::fsutil::read_nofollow(&roots.vpop_etc("open-smtp"))? {
+    if let Some(open) = crate::fsutil::read_nofollow_single(&roots.vpop_etc("open-smtp"))? {
         for line in open.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
             let rule = line.split(|&c| c == b'\t').next().unwrap_or_default();
             let ip = rule_ip(&String::from_utf8_lossy(rule)).to_string();
