@@ -10,7 +10,9 @@
 //!
 //! The connection type comes from `TCPLOCALPORT` (25/465/587 SMTP, 110/995
 //! POP3, 143/993 IMAP; the loopback ports of `make run`, 2625/2587/2465,
-//! 2110/2995 and 2143/2993, the same), otherwise from PROG: "true" in it means
+//! 2110/2995 and 2143/2993, the same), otherwise from `SERVICE` (set by
+//! Dovecot's checkpassword passdb: imap, pop3, smtp, submission, with or
+//! without the s), otherwise from PROG: "true" in it means
 //! SMTP AUTH, "imap" IMAP, anything else POP3; no PROG at all is SMTP AUTH
 //! (`qmail-smtpd HOST vchkpw` without `/bin/true`), so it opens no relay. An IMAP login from a webmail
 //! address (`~vpopmail/etc/webmail-ips`, one per line; 127.0.0.1 when the file
@@ -53,10 +55,11 @@ pub struct Connection {
     pub name: String,
 }
 
-/// Classifies a connection from `TCPLOCALPORT`, the program to run and the
-/// client address.
+/// Classifies a connection from `TCPLOCALPORT`, `SERVICE` (which Dovecot's
+/// checkpassword passdb sets), the program to run and the client address.
 pub fn connection(
     local_port: Option<&str>,
+    service_env: Option<&str>,
     prog: Option<&str>,
     remote_ip: &str,
     webmail_ips: &[String],
@@ -79,6 +82,10 @@ pub fn connection(
         995 | 2995 => (Service::Pop, "pop3s".to_string()),
         143 | 2143 => (Service::Imap, "imap".to_string()),
         993 | 2993 => (Service::Imap, "imaps".to_string()),
+        _ if service_env.is_some_and(|v| service_word(v).is_some()) => {
+            let v = service_env.unwrap_or_default().to_ascii_lowercase();
+            (service_word(&v).unwrap_or(Service::Pop), v)
+        }
         _ => {
             // No program to run after the check: nothing is served, so
             // nothing is opened (a POP3 or IMAP server always follows).
@@ -102,6 +109,17 @@ pub fn connection(
     Connection {
         service,
         name: format!("vchkpw-{name}"),
+    }
+}
+
+/// The service a `SERVICE` value names (Dovecot's words and the port names
+/// vchkpw logs), if any.
+fn service_word(v: &str) -> Option<Service> {
+    match v.to_ascii_lowercase().as_str() {
+        "imap" | "imaps" => Some(Service::Imap),
+        "pop3" | "pop3s" => Some(Service::Pop),
+        "smtp" | "smtps" | "submission" => Some(Service::Smtp),
+        _ => None,
     }
 }
 
@@ -330,6 +348,7 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
     let prog = args.first().and_then(|p| p.to_str());
     let conn = connection(
         env("TCPLOCALPORT").as_deref(),
+        env("SERVICE").as_deref(),
         prog,
         &ip,
         &webmail_ips(roots),
@@ -666,7 +685,8 @@ mod tests {
     #[test]
     fn connection_types() {
         let w = vec!["127.0.0.1".to_string()];
-        let c = |port: Option<&str>, prog: Option<&str>, ip: &str| connection(port, prog, ip, &w);
+        let c =
+            |port: Option<&str>, prog: Option<&str>, ip: &str| connection(port, None, prog, ip, &w);
         assert_eq!(c(Some("110"), None, "10.0.0.1").service, Service::Pop);
         assert_eq!(c(Some("995"), None, "10.0.0.1").name, "vchkpw-pop3s");
         assert_eq!(c(Some("25"), None, "1.1.1.1").name, "vchkpw-smtp");
@@ -697,6 +717,20 @@ mod tests {
         assert_eq!(c(Some("143"), None, "127.0.0.1").name, "vchkpw-webmail");
         assert_eq!(c(Some("110"), None, "127.0.0.1").service, Service::Pop);
         assert_eq!(c(Some("25"), None, "127.0.0.1").service, Service::Smtp);
+        // Dovecot's SERVICE counts where the port says nothing: its
+        // checkpassword-reply names no service.
+        let reply = Some("/usr/lib/dovecot/checkpassword-reply");
+        let d = |port: &str, svc: &str| connection(Some(port), Some(svc), reply, "1.1.1.1", &w);
+        let x = d("4143", "imap");
+        assert_eq!((x.service, x.name.as_str()), (Service::Imap, "vchkpw-imap"));
+        assert_eq!(d("4110", "POP3").service, Service::Pop);
+        assert_eq!(d("4587", "submission").service, Service::Smtp);
+        assert_eq!(d("4000", "lmtp").service, Service::Pop);
+        assert_eq!(d("110", "imap").service, Service::Pop);
+        assert_eq!(
+            connection(Some("4143"), Some("imap"), reply, "127.0.0.1", &w).service,
+            Service::Webmail
+        );
     }
 
     #[test]
