@@ -33,6 +33,30 @@ pub struct RelayEnd {
     pub client_gone: bool,
 }
 
+/// Decrypts what rustls has read and moves the plaintext to `to_child`,
+/// until there is no more or `to_child` is full; true at the client's end of
+/// input, `Err` on a TLS error.
+fn drain_tls(c: &mut ServerConnection, to_child: &mut Vec<u8>, buf: &mut [u8]) -> Result<bool, ()> {
+    loop {
+        c.process_new_packets().map_err(|_| ())?;
+        let mut got = 0;
+        loop {
+            match c.reader().read(buf) {
+                Ok(0) => return Ok(true),
+                Ok(n) => {
+                    got += n;
+                    to_child.extend_from_slice(&buf[..n]);
+                }
+                Err(e) if is_would_block(&e) => break,
+                Err(_) => return Ok(true),
+            }
+        }
+        if got == 0 || to_child.len() >= HIGH_WATER {
+            return Ok(false);
+        }
+    }
+}
+
 fn is_would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted
 }
@@ -74,6 +98,22 @@ pub fn relay(
     let mut buf = vec![0u8; 16 * 1024];
 
     loop {
+        // Plaintext rustls holds already: decrypted at the login and not yet
+        // read, or records it stopped decrypting when its buffer was full.
+        // No new bytes on the socket may come to announce them.
+        if let Some(c) = &mut tls {
+            if !client_eof && to_child.len() < HIGH_WATER {
+                match drain_tls(c, &mut to_child, &mut buf) {
+                    Ok(eof) => client_eof |= eof,
+                    Err(()) => {
+                        // Send the alert rustls queued, then give up.
+                        let _ = c.write_tls(&mut duplex.wr);
+                        end.client_gone = true;
+                        return Ok(end);
+                    }
+                }
+            }
+        }
         let client_out = match &tls {
             Some(c) => c.wants_write(),
             None => !to_client.is_empty(),
@@ -205,30 +245,10 @@ pub fn relay(
         }
         if rd_ready {
             match &mut tls {
+                // Decrypted at the top of the loop.
                 Some(c) => match c.read_tls(&mut duplex.rd) {
                     Ok(0) => client_eof = true,
-                    Ok(_) => {
-                        if c.process_new_packets().is_err() {
-                            // Send the alert rustls queued, then give up.
-                            let _ = c.write_tls(&mut duplex.wr);
-                            end.client_gone = true;
-                            return Ok(end);
-                        }
-                        loop {
-                            match c.reader().read(&mut buf) {
-                                Ok(0) => {
-                                    client_eof = true;
-                                    break;
-                                }
-                                Ok(n) => to_child.extend_from_slice(&buf[..n]),
-                                Err(e) if is_would_block(&e) => break,
-                                Err(_) => {
-                                    client_eof = true;
-                                    break;
-                                }
-                            }
-                        }
-                    }
+                    Ok(_) => {}
                     Err(e) if is_would_block(&e) => {}
                     Err(_) => client_eof = true,
                 },

@@ -348,8 +348,11 @@ pub fn pop3d(args: Vec<OsString>) -> i32 {
         };
         match r {
             Ok(Outcome::Continue) => {
-                // Pipelined commands are answered in one write.
-                if reader.buffered().is_empty() && out.flush().is_err() {
+                // Pipelined commands are answered in one write; the replies
+                // go out before any read that may wait (qmail flushes before
+                // every read), so a partial line buffered does not hold back
+                // the answers to the complete ones before it.
+                if !reader.buffered().contains(&b'\n') && out.flush().is_err() {
                     return 0;
                 }
             }

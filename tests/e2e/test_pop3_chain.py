@@ -114,6 +114,54 @@ class Chain(RootTestCase):
         except ssl.SSLEOFError as e:
             self.fail(f"TLS closed without close_notify: {e}")
 
+    def test_commands_sent_with_the_login_over_tls_are_all_answered(self):
+        # USER, PASS and many more commands in one write: what TLS decrypted
+        # at the login, beyond what qmail-popup read as lines, reaches
+        # qmail-pop3d too (over POP3S and after STLS).
+        import socket
+        self.put("1.a.h")
+        n = 1500
+        for mode in ("pop3s", "stls"):
+            port = self.chain(pop3s=(mode == "pop3s")).port
+            raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+            if mode == "stls":
+                f = raw.makefile("rb")
+                f.readline()
+                raw.sendall(b"STLS\r\n")
+                self.assertTrue(f.readline().startswith(b"+OK"))
+            s = p3.Pop3Case.tls_context().wrap_socket(raw, server_hostname="mail.test")
+            self.addCleanup(s.close)
+            f = s.makefile("rb")
+            if mode == "pop3s":
+                self.assertTrue(f.readline().startswith(b"+OK"))
+            s.sendall(b"USER joe@example.test\r\nPASS secret1\r\n" + b"NOOP\r\n" * n + b"QUIT\r\n")
+            lines = []
+            while True:
+                line = f.readline()
+                if not line:
+                    break
+                lines.append(line)
+            self.assertEqual(len(lines), n + 3, mode)
+            self.assertEqual(lines[-1], b"+OK \r\n", mode)
+
+    def test_replies_are_not_held_back_by_a_partial_line(self):
+        import socket
+        port = self.chain().port
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.addCleanup(s.close)
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"USER joe@example.test\r\nPASS secret1\r\n")
+        self.assertTrue(f.readline().startswith(b"+OK"))
+        self.assertTrue(f.readline().startswith(b"+OK"))
+        # A whole NOOP and the start of the next command: the NOOP is answered
+        # without waiting for the rest of the line (30 s bound: the socket's).
+        s.sendall(b"NOOP\r\nNO")
+        self.assertEqual(f.readline(), b"+OK \r\n")
+        s.sendall(b"OP\r\nQUIT\r\n")
+        self.assertEqual(f.readline(), b"+OK \r\n")
+        self.assertEqual(f.readline(), b"+OK \r\n")
+
     def test_curl_and_fetchmail_through_vchkpw(self):
         curl = need_tool("curl")
         self.put("1.a.h")
