@@ -254,7 +254,9 @@ fn remove_stale_tmps(roots: &Roots) {
 }
 
 fn read_entries(roots: &Roots) -> io::Result<Vec<Entry>> {
-    let text = crate::fsutil::read_nofollow(&roots.vpop_etc("open-smtp"))?.unwrap_or_default();
+    // Its lines are copied into the new open-smtp and tcp.smtp.cdb.
+    let text =
+        crate::fsutil::read_nofollow_single(&roots.vpop_etc("open-smtp"))?.unwrap_or_default();
     Ok(String::from_utf8_lossy(&text)
         .split('\n')
         .filter_map(Entry::parse)

@@ -204,6 +204,34 @@ class Relay(RootTestCase):
             self.assertIn(b"unable to parse this line: " + bad.encode(), r.stderr)
             self.assertEqual(self.read("tcp.smtp.cdb"), before)
 
+    def test_files_with_other_names_are_not_read(self):
+        # Root copies tcp.smtp's and open-smtp's lines into files everyone may
+        # read: a hard link (to a file of root's) in their place is refused.
+        self.assertEqual(self.relay_open("10.0.0.1").returncode, 0)
+        before = (self.read("open-smtp"), self.read("tcp.smtp.cdb"))
+        secret = os.path.join(self.root.dir, "secret")
+        with open(secret, "w") as f:
+            f.write('10.9.9.9:allow,SECRET="root only"\t%d\n' % T0)
+        os.chmod(secret, 0o600)
+        for name in ("open-smtp", "tcp.smtp"):
+            saved = self.etc(name) + ".saved"
+            os.rename(self.etc(name), saved)
+            os.link(secret, self.etc(name))
+            try:
+                for argv in (["relay-open", "10.0.0.2"], ["relay-open", "-c"], ["clearopensmtp"]):
+                    r = self.root.run(*argv, env={"VQMAIL_NOW": T0})
+                    self.assertEqual(r.returncode, 111, (name, argv))
+                    self.assertIn(b"has other names (hard links); not read", r.stderr)
+                    self.assertEqual(r.stderr.count(b"\n"), 1, r.stderr)
+            finally:
+                os.unlink(self.etc(name))
+                os.rename(saved, self.etc(name))
+            # The cdb is not rebuilt; open-smtp is not rewritten from the link
+            # (with tcp.smtp refused, relay-open 10.0.0.2 has recorded its line).
+            self.assertEqual(self.read("tcp.smtp.cdb"), before[1], name)
+            self.assertNotIn(b"SECRET", self.read("open-smtp"), name)
+        self.assertEqual(self.read("open-smtp"), before[0] + b'10.0.0.2:allow,RELAYCLIENT="",RBLSMTPD=""\t%d\n' % T0)
+
     def test_cdb_is_world_readable_whatever_the_umask(self):
         # tcpserver runs under its own uid: the cdb is 0644 even from a cron
         # job with umask 077.
