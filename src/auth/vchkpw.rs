@@ -372,6 +372,19 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
             return 11;
         }
     };
+    // Started through the setuid bit by someone else (a local user, not the
+    // root-run qmail-popup or a server running as vpopmail): the client
+    // address is whatever that user put in TCPREMOTEIP, and nothing slows
+    // their guessing down.
+    let foreign_caller =
+        nix::unistd::getuid() != nix::unistd::geteuid() && !nix::unistd::getuid().is_root();
+    let uid = nix::unistd::getuid().as_raw();
+    if foreign_caller && guess_delay_for(crate::sys::account_by_uid(uid).map(|a| a.name).as_deref())
+    {
+        // Before any answer, right or wrong, and before the user is looked
+        // up: a quick exit for an unknown user would tell which exist.
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
     let shown = String::from_utf8_lossy(&req.login).into_owned();
     if req.login.is_empty() {
         log(&format!("{}: null user name given :{ip}", conn.name));
@@ -415,19 +428,6 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
     // pw_flags): a domain closed for POP3 stays closed for every user
     // without V_OVERRIDE.
     entry.flags = vpop::admin::effective_flags(roots, &domain, entry.flags);
-    // Started through the setuid bit by someone else (a local user, not the
-    // root-run qmail-popup or a server running as vpopmail): the client
-    // address is whatever that user put in TCPREMOTEIP, and nothing slows
-    // their guessing down.
-    let foreign_caller =
-        nix::unistd::getuid() != nix::unistd::geteuid() && !nix::unistd::getuid().is_root();
-    let uid = nix::unistd::getuid().as_raw();
-    if foreign_caller && guess_delay_for(crate::sys::account_by_uid(uid).map(|a| a.name).as_deref())
-    {
-        // Before the answer, right or wrong: one that could stop waiting
-        // after a few milliseconds would learn as much from a quick exit.
-        std::thread::sleep(std::time::Duration::from_secs(2));
-    }
     if let Err(r) = check(&conn, &login, &entry, &req, &ip) {
         // Each its own message: the client address comes from the
         // environment, and a line break in it must not start a line of its
