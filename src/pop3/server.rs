@@ -38,6 +38,36 @@ pub fn poll_interval(roots: &Roots) -> u64 {
     Control::new(roots).u64("pop3interval", 0).unwrap_or(0)
 }
 
+/// [`poll_interval`] for qmail-pop3d, which enforces it: a file it cannot
+/// read, or whose first line is not a number, turns the limit off as qmail's
+/// control files do, and says so in the log.
+fn poll_interval_logged(roots: &Roots) -> u64 {
+    let path = roots.control("pop3interval");
+    match crate::control::read_file(&path) {
+        Ok(Some(b)) => {
+            let first =
+                String::from_utf8_lossy(b.split(|&c| c == b'\n').next().unwrap_or_default())
+                    .trim()
+                    .to_string();
+            if !first.is_empty() && !first.starts_with(|c: char| c.is_ascii_digit()) {
+                eprintln!(
+                    "qmail-pop3d: warning: control/pop3interval is not a number ({}): no poll limit",
+                    crate::paths::loggable(&first)
+                );
+            }
+            crate::control::parse_u64(&b, 0)
+        }
+        Ok(None) => 0,
+        Err(e) => {
+            eprintln!(
+                "qmail-pop3d: warning: unable to read control/pop3interval ({}): no poll limit",
+                crate::deliver::errstr(&e)
+            );
+            0
+        }
+    }
+}
+
 fn write_all(conn: &mut impl Write, b: &[u8]) -> io::Result<()> {
     conn.write_all(b)?;
     conn.flush()
@@ -321,7 +351,7 @@ pub fn pop3d(args: Vec<OsString>) -> i32 {
             return 0;
         }
     };
-    let every = poll_interval(&roots);
+    let every = poll_interval_logged(&roots);
     match interval::admit(&home, every, now) {
         Ok(Admission::Admitted) => {}
         Ok(Admission::TooSoon { wait }) => {

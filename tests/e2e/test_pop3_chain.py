@@ -8,7 +8,7 @@ import subprocess
 import time
 import unittest
 
-from harness import RootTestCase, IN_CI, need_tool
+from harness import RootTestCase, IN_CI, need_tool, wait_until
 import test_pop3_protocol as p3
 
 M1 = p3.M1
@@ -284,6 +284,15 @@ class Chain(RootTestCase):
         p.quit()
         with open(self.root.v("etc", "open-smtp")) as f:
             self.assertRegex(f.read(), r"^127\.0\.0\.1:allow,RELAYCLIENT=\"\",RBLSMTPD=\"\"\t\d+\n")
+
+    def test_a_malformed_poll_limit_is_off_and_logged(self):
+        self.root.write_control("pop3interval", "sixty\n")
+        srv = self.chain(VQMAIL_NOW=str(p3.PAST + 100))
+        for _ in range(2):
+            p = self.login(srv.port, "joe@example.test")
+            p.quit()
+        wait_until(lambda: "control/pop3interval is not a number (sixty): no poll limit" in srv.stderr(),
+                   timeout=10, what="qmail-pop3d's warning")
 
     def test_poll_limit_through_the_chain(self):
         self.root.write_control("pop3interval", "60\n")
