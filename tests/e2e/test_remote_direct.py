@@ -315,7 +315,9 @@ class TestDelivery(RemoteCase):
         shutil.copy(other, self.root.control("tlshosts/mx1.mx.test.pem"))
         rep = self.remote("mx.test", "me@vqmail.test", "u@mx.test")
         self.assertEqual(rep[-1][0], "Z", rep)
-        self.assertTrue(rep[-1][1].startswith("TLS unable to verify server with control/tlshosts/mx1.mx.test.pem: "), rep)
+        self.assertTrue(rep[-1][1].startswith("TLS unable to verify server with control/tlshosts/mx1.mx.test.pem: "
+                                              "invalid peer certificate: self signed certificate; "
+                                              "connected to 127.0.0.1.\n"), rep)
         self.assertEqual(len(p.messages()), 1)
 
     def test_address_literal_relay_gets_tls(self):

@@ -21,6 +21,8 @@ pub struct CertInfo {
     pub dns: Vec<String>,
     /// subjectAltName iPAddress values.
     pub ips: Vec<IpAddr>,
+    /// The issuer is the subject.
+    pub self_signed: bool,
 }
 
 /// One DER element: its tag and contents.
@@ -130,6 +132,7 @@ pub fn parse(der: &[u8]) -> Option<CertInfo> {
     let mut info = CertInfo {
         not_before: time(validity.first()?)?,
         not_after: time(validity.get(1)?)?,
+        self_signed: f.get(base + 2)?.body == subject.body,
         ..CertInfo::default()
     };
     for rdn in items(subject.body)? {

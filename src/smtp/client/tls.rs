@@ -192,6 +192,19 @@ pub fn handshake(
     Ok(StreamOwned::new(conn, tcp))
 }
 
+/// A self-signed certificate nobody vouches for (OpenSSL's "self signed
+/// certificate"); its debug name is what [`readable`] turns into words.
+#[derive(Debug)]
+struct SelfSignedCertificate;
+
+impl std::fmt::Display for SelfSignedCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("self signed certificate")
+    }
+}
+
+impl std::error::Error for SelfSignedCertificate {}
+
 /// rustls prints some certificate errors as Rust debug output
 /// (`Other(OtherError(CaUsedAsEndEntity))`); a reader gets words instead
 /// (`ca used as end entity`).
@@ -334,7 +347,25 @@ impl ServerCertVerifier for NameVerifier {
                     .iter()
                     .any(|p| p.as_ref() == end_entity.as_ref())
                 {
-                    return Err(e);
+                    // A self-signed certificate that is not the one pinned:
+                    // OpenSSL's words, rather than webpki's "CA used as end
+                    // entity" or "unknown issuer".
+                    let self_signed = intermediates.is_empty()
+                        && super::certname::parse(end_entity.as_ref())
+                            .is_some_and(|i| i.self_signed);
+                    let untrusted = match &e {
+                        rustls::Error::InvalidCertificate(C::UnknownIssuer) => true,
+                        rustls::Error::InvalidCertificate(C::Other(o)) => {
+                            format!("{o:?}").contains("CaUsedAsEndEntity")
+                        }
+                        _ => false,
+                    };
+                    return Err(match e {
+                        e if !(self_signed && untrusted) => e,
+                        _ => rustls::Error::InvalidCertificate(C::Other(rustls::OtherError(
+                            Arc::new(SelfSignedCertificate),
+                        ))),
+                    });
                 }
                 let Some(info) = super::certname::parse(end_entity.as_ref()) else {
                     return Err(e);
