@@ -44,12 +44,30 @@ pub fn is_open(roots: &Roots, ip: &str, info: Option<&str>) -> bool {
         return false;
     };
     let cutoff = cutoff(roots);
+    // The first recent line for the address decides, as the first rule for
+    // a key does in tcp.smtp.cdb: it must allow and set RELAYCLIENT (a line
+    // written by hand may say `IP:deny` or `IP:allow`).
     let open = String::from_utf8_lossy(&text)
         .lines()
         .filter_map(Entry::parse)
-        .any(|e| e.ip == ip && e.time.is_some_and(|t| t > cutoff));
-    open && static_rule(roots, &ip, info)
-        .is_none_or(|d| !d.deny && d.env.iter().any(|(k, _)| k == b"RELAYCLIENT"))
+        .find(|e| e.ip == ip && e.time.is_some_and(|t| t > cutoff))
+        .is_some_and(|e| grants_relay(&e.line));
+    open && static_rule(roots, &ip, info).is_none_or(|d| relays(&d))
+}
+
+fn relays(d: &tcprules::Decision) -> bool {
+    !d.deny && d.env.iter().any(|(k, _)| k == b"RELAYCLIENT")
+}
+
+/// Whether an open-smtp line's rule (up to its TAB) allows and sets
+/// RELAYCLIENT.
+fn grants_relay(line: &str) -> bool {
+    let rule = line.split('\t').next().unwrap_or_default();
+    // The address may be IPv6, with colons of its own: the rule is what
+    // follows it.
+    let rest = &rule[rule_ip(rule).len()..];
+    matches!(tcprules::parse_line(format!("0{rest}").as_bytes()),
+        Ok(Some(r)) if relays(&tcprules::decode(&r.data)))
 }
 
 /// The first static tcp.smtp rule whose key is exactly `INFO@IP` or `IP`.
@@ -100,9 +118,31 @@ pub fn open(roots: &Roots, ip: &str) -> io::Result<()> {
     keep.push(format!("{ip}:allow,RELAYCLIENT=\"\",RBLSMTPD=\"\"\t{now}"));
     write_open_smtp(roots, &keep)?;
     if !known || expired || !roots.vpop_etc("tcp.smtp.cdb").exists() {
-        rebuild(roots)?;
+        rebuild(roots).map_err(not_rebuilt)?;
     }
     Ok(())
+}
+
+/// open-smtp was written but tcp.smtp.cdb could not be rebuilt from it: the
+/// error says so, since the address is recorded for a qmail-smtpd that
+/// reads open-smtp itself, and not for tcpserver's rules.
+#[derive(Debug)]
+pub struct NotRebuilt(pub io::Error);
+
+impl std::fmt::Display for NotRebuilt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "open-smtp was written, but tcp.smtp.cdb was not rebuilt: {}",
+            crate::deliver::errstr(&self.0)
+        )
+    }
+}
+
+impl std::error::Error for NotRebuilt {}
+
+fn not_rebuilt(e: io::Error) -> io::Error {
+    io::Error::other(NotRebuilt(e))
 }
 
 /// clearopensmtp: keeps the entries younger than the window, rewrites
@@ -117,7 +157,7 @@ pub fn clear(roots: &Roots) -> io::Result<()> {
         .map(|e| e.line)
         .collect();
     write_open_smtp(roots, &keep)?;
-    rebuild(roots)
+    rebuild(roots).map_err(not_rebuilt)
 }
 
 /// The rules text tcp.smtp.cdb is compiled from: tcp.smtp, then each open-smtp
@@ -307,6 +347,40 @@ mod tests {
         assert_eq!(normalize_ip("2001:DB8::1").as_deref(), Some("2001:db8::1"));
         for bad in ["", "1.2.3", "1.2.3.4:allow", "1.2.3.4\n:allow", "x"] {
             assert_eq!(normalize_ip(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_lines_that_set_relayclient_open() {
+        let (_d, r) = roots();
+        let now = timefmt::now();
+        std::fs::write(
+            r.vpop_etc("open-smtp"),
+            format!(
+                "1.2.3.4:allow,RELAYCLIENT=\"\",RBLSMTPD=\"\"\t{now}\n\
+                 1.2.3.5:deny\t{now}\n\
+                 1.2.3.6:allow\t{now}\n\
+                 1.2.3.7:allow,RBLSMTPD=\"\"\t{now}\n\
+                 1.2.3.8:deny\t{now}\n1.2.3.8:allow,RELAYCLIENT=\"\"\t{now}\n\
+                 2001:db8::1:allow,RELAYCLIENT=\"\"\t{now}\n\
+                 2001:db8::2:deny\t{now}\n\
+                 1.2.3.9:allow,RELAYCLIENT=\"\"\t{}\n",
+                now - 7200
+            ),
+        )
+        .unwrap();
+        for (ip, open) in [
+            ("1.2.3.4", true),
+            ("1.2.3.5", false),
+            ("1.2.3.6", false),
+            ("1.2.3.7", false),
+            ("1.2.3.8", false),
+            ("2001:db8::1", true),
+            ("2001:db8::2", false),
+            ("1.2.3.9", false),
+            ("1.2.3.10", false),
+        ] {
+            assert_eq!(is_open(&r, ip, None), open, "{ip}");
         }
     }
 

@@ -11,8 +11,16 @@ fn main() -> ExitCode {
     match vqmail::relay::clear(&vqmail::paths::Roots::from_env()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            let what = if e
+                .get_ref()
+                .is_some_and(|i| i.is::<vqmail::relay::NotRebuilt>())
+            {
+                ""
+            } else {
+                "unable to clear open-smtp: "
+            };
             eprintln!(
-                "clearopensmtp: fatal: unable to clear open-smtp: {}",
+                "clearopensmtp: fatal: {what}{}",
                 vqmail::deliver::errstr(&e)
             );
             ExitCode::from(111)

@@ -70,6 +70,11 @@ fn done(r: std::io::Result<()>, what: &str) -> ExitCode {
             eprintln!("relay-open: fatal: {e}");
             ExitCode::from(100)
         }
+        // The file was written; only the cdb is behind: no "unable to record".
+        Err(e) if e.get_ref().is_some_and(|i| i.is::<relay::NotRebuilt>()) => {
+            eprintln!("relay-open: fatal: {}", vqmail::deliver::errstr(&e));
+            ExitCode::from(111)
+        }
         Err(e) => {
             eprintln!("relay-open: fatal: {what}: {}", vqmail::deliver::errstr(&e));
             ExitCode::from(111)

@@ -189,7 +189,14 @@ class Relay(RootTestCase):
         self.write("tcp.smtp", "127.:allow\n10.:ALLOW\n")
         r = self.root.run("relay-open", "-c", env={"VQMAIL_NOW": T0})
         self.assertEqual(r.returncode, 111)
-        self.assertIn(b"unable to parse this line: 10.:ALLOW", r.stderr)
+        self.assertEqual(r.stderr, b"relay-open: fatal: open-smtp was written, but tcp.smtp.cdb was not rebuilt: "
+                                   b"unable to parse this line: 10.:ALLOW\n")
+        # The IP form: recorded in open-smtp, and the message says only the cdb is behind.
+        r = self.relay_open("10.0.0.3")
+        self.assertEqual(r.returncode, 111)
+        self.assertTrue(r.stderr.startswith(b"relay-open: fatal: open-smtp was written, but tcp.smtp.cdb "
+                                            b"was not rebuilt: "), r.stderr)
+        self.assertIn(b"10.0.0.3:allow", self.read("open-smtp"))
         self.assertEqual(self.read("tcp.smtp.cdb"), before)
         self.assertFalse([f for f in os.listdir(self.root.v("etc")) if ".tmp." in f])
         # A range whose ends are not numbers, as tcprules refuses it.
