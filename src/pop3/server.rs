@@ -49,7 +49,8 @@ fn poll_interval_logged(roots: &Roots) -> u64 {
                 String::from_utf8_lossy(b.split(|&c| c == b'\n').next().unwrap_or_default())
                     .trim()
                     .to_string();
-            if !first.is_empty() && !first.starts_with(|c: char| c.is_ascii_digit()) {
+            let digits: String = first.chars().take_while(char::is_ascii_digit).collect();
+            if !first.is_empty() && digits.parse::<u64>().is_err() {
                 eprintln!(
                     "qmail-pop3d: warning: control/pop3interval is not a number ({}): no poll limit",
                     crate::paths::loggable(&first)

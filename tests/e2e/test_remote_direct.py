@@ -147,15 +147,18 @@ class TestDelivery(RemoteCase):
         with open(other, "wb") as f:
             f.write(b"keep")
         os.rename(tcpto, tcpto + ".real")
-        os.symlink(other, tcpto)
         try:
-            for prog in ("qmail-tcpok", "qmail-tcpto"):
-                r = self.root.run(prog)
-                self.assertEqual(r.returncode, 111, prog)
-                self.assertTrue(r.stderr.startswith(b"%s: fatal: unable to " % prog.encode()), r.stderr)
-                self.assertEqual(r.stderr.count(b"\n"), 1, r.stderr)
+            for make in (lambda: os.symlink(other, tcpto), lambda: os.mkfifo(tcpto)):
+                make()
+                for prog in ("qmail-tcpok", "qmail-tcpto"):
+                    r = self.root.run(prog, timeout=30)
+                    self.assertEqual(r.returncode, 111, prog)
+                    self.assertTrue(r.stderr.startswith(b"%s: fatal: unable to " % prog.encode()), r.stderr)
+                    self.assertTrue(r.stderr.endswith(b": not a regular file with one name\n"), r.stderr)
+                os.unlink(tcpto)
         finally:
-            os.unlink(tcpto)
+            if os.path.lexists(tcpto):
+                os.unlink(tcpto)
             os.rename(tcpto + ".real", tcpto)
         with open(other, "rb") as f:
             self.assertEqual(f.read(), b"keep")

@@ -128,6 +128,17 @@ impl Tcpto {
 /// (the queue's owners must not turn root's write into one on their file).
 fn open_checked(path: &std::path::Path, write: bool) -> std::io::Result<File> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let odd = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not a regular file with one name",
+        )
+    };
+    // Looked at before the open too: opening a FIFO for writing would fail
+    // with a less telling error.
+    if !std::fs::symlink_metadata(path)?.is_file() {
+        return Err(odd());
+    }
     let f = OpenOptions::new()
         .read(!write)
         .write(write)
@@ -135,10 +146,7 @@ fn open_checked(path: &std::path::Path, write: bool) -> std::io::Result<File> {
         .open(path)?;
     let m = f.metadata()?;
     if !m.is_file() || m.nlink() != 1 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "not a regular file with one name",
-        ));
+        return Err(odd());
     }
     Ok(f)
 }
