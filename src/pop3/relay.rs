@@ -114,6 +114,13 @@ pub fn relay(
                 }
             }
         }
+        // Before waiting: the client's end of input (a close_notify found
+        // just now, or a hang-up read last time) reaches the child at once.
+        if client_eof && to_child.is_empty() && !child_shut {
+            // qmail-pop3d sees end of input and ends without QUIT.
+            let _ = child.shutdown(std::net::Shutdown::Write);
+            child_shut = true;
+        }
         let client_out = match &tls {
             Some(c) => c.wants_write(),
             None => !to_client.is_empty(),
@@ -137,25 +144,31 @@ pub fn relay(
         let (rd_ready, wr_ready, ch_in, ch_out) = {
             let rd_fd = borrow_fd(&duplex.rd);
             let wr_fd = borrow_fd(&duplex.wr);
-            let mut fds = [
-                PollFd::new(
-                    rd_fd,
-                    if want_client_in {
-                        PollFlags::POLLIN
-                    } else {
-                        PollFlags::empty()
-                    },
-                ),
-                PollFd::new(
-                    wr_fd,
-                    if client_out {
-                        PollFlags::POLLOUT
-                    } else {
-                        PollFlags::empty()
-                    },
-                ),
-                PollFd::new(child.as_fd(), child_ev),
-            ];
+            let mut client_ev = [PollFlags::empty(), PollFlags::empty()];
+            if want_client_in {
+                client_ev[0] = PollFlags::POLLIN;
+            }
+            if client_out {
+                client_ev[1] = PollFlags::POLLOUT;
+            }
+            // Only descriptors with something to wait for: poll(2) reports a
+            // hang-up even for one asked for nothing, and a client gone
+            // while the child works would make the loop spin.
+            let mut slots: Vec<usize> = Vec::with_capacity(3);
+            let mut fds: Vec<PollFd> = Vec::with_capacity(3);
+            for (i, (fd, ev)) in [
+                (rd_fd, client_ev[0]),
+                (wr_fd, client_ev[1]),
+                (child.as_fd(), child_ev),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                if !ev.is_empty() {
+                    slots.push(i);
+                    fds.push(PollFd::new(fd, ev));
+                }
+            }
             match poll(&mut fds, idle_ms) {
                 Ok(0) => {
                     end.client_gone = true;
@@ -165,7 +178,13 @@ pub fn relay(
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),
             }
-            let r = |i: usize| fds[i].revents().unwrap_or(PollFlags::empty());
+            let r = |i: usize| {
+                slots
+                    .iter()
+                    .position(|&s| s == i)
+                    .and_then(|k| fds[k].revents())
+                    .unwrap_or(PollFlags::empty())
+            };
             let hup = PollFlags::POLLHUP | PollFlags::POLLERR;
             (
                 want_client_in && r(0).intersects(PollFlags::POLLIN | hup),
@@ -268,11 +287,6 @@ pub fn relay(
                 Err(e) if is_would_block(&e) => {}
                 Err(_) => to_child.clear(),
             }
-        }
-        if client_eof && to_child.is_empty() && !child_shut {
-            // qmail-pop3d sees end of input and ends without QUIT.
-            let _ = child.shutdown(std::net::Shutdown::Write);
-            child_shut = true;
         }
     }
     Ok(end)

@@ -144,6 +144,37 @@ class Chain(RootTestCase):
             self.assertEqual(len(lines), n + 3, mode)
             self.assertEqual(lines[-1], b"+OK \r\n", mode)
 
+    def test_a_close_notify_without_quit_ends_the_session(self):
+        # The client ends TLS (close_notify) without QUIT: qmail-pop3d sees the
+        # end of its input at once, deletes nothing, and the mailbox is free.
+        import socket
+        self.put("1.a.h")
+        for mode in ("pop3s", "stls"):
+            port = self.chain(pop3s=(mode == "pop3s")).port
+            raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+            if mode == "stls":
+                f = raw.makefile("rb")
+                f.readline()
+                raw.sendall(b"STLS\r\n")
+                self.assertTrue(f.readline().startswith(b"+OK"))
+            s = p3.Pop3Case.tls_context().wrap_socket(raw, server_hostname="mail.test")
+            self.addCleanup(s.close)
+            f = s.makefile("rb")
+            if mode == "pop3s":
+                f.readline()
+            s.sendall(b"USER joe@example.test\r\nPASS secret1\r\nDELE 1\r\n")
+            for _ in range(3):
+                self.assertTrue(f.readline().startswith(b"+OK"), mode)
+            s.unwrap()  # close_notify, the TCP connection stays open
+
+            def free():
+                p = self.login(port, "joe@example.test", tls=mode)
+                n = p.stat()[0]
+                p.quit()
+                return n == 1
+            wait_until(free, timeout=20, what=f"the mailbox after a close_notify ({mode})")
+        self.assertEqual(self.files(), ["1.a.h:2,"])  # read (by free()), not deleted
+
     def test_replies_are_not_held_back_by_a_partial_line(self):
         import socket
         port = self.chain().port
