@@ -170,10 +170,16 @@ pub fn relay(
                 }
             }
             match poll(&mut fds, idle_ms) {
-                Ok(0) => {
+                // Idle: a client that takes none of the output is gone. A
+                // wait for the client's commands or for the child's answer is
+                // the child's to time out (qmail-pop3d ends after its own
+                // idle time, as it would on the socket itself), so a child
+                // working long on a QUIT loses none of its replies.
+                Ok(0) if client_out => {
                     end.client_gone = true;
                     return Ok(end);
                 }
+                Ok(0) => continue,
                 Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),
@@ -289,7 +295,42 @@ pub fn relay(
             }
         }
     }
+    if !client_eof {
+        linger(&duplex);
+    }
     Ok(end)
+}
+
+/// After the last reply: the client's side is shut for writing, and what
+/// it still sends is read and dropped until it closes (at most 2 s and
+/// 1 MB), so that its unread commands do not make the kernel reset the
+/// connection and lose the replies on their way.
+fn linger(duplex: &Duplex) {
+    use nix::sys::socket::{shutdown, Shutdown};
+    if shutdown(duplex.wr.raw_fd(), Shutdown::Write).is_err() {
+        return;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let mut buf = [0u8; 16 * 1024];
+    let mut dropped = 0usize;
+    while dropped < 1 << 20 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let ms = PollTimeout::try_from(i32::try_from(left.as_millis()).unwrap_or(0))
+            .unwrap_or(PollTimeout::ZERO);
+        let mut fds = [PollFd::new(borrow_fd(&duplex.rd), PollFlags::POLLIN)];
+        match poll(&mut fds, ms) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return,
+        }
+        match nix::unistd::read(borrow_fd(&duplex.rd), &mut buf) {
+            Ok(0) => return,
+            Ok(n) => dropped += n,
+            Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
+            Err(_) => return,
+        }
+    }
 }
 
 fn put_client(

@@ -175,6 +175,37 @@ class Chain(RootTestCase):
             wait_until(free, timeout=20, what=f"the mailbox after a close_notify ({mode})")
         self.assertEqual(self.files(), ["1.a.h:2,"])  # read (by free()), not deleted
 
+    def test_a_slow_child_is_not_cut_off_by_the_relay(self):
+        # Over TLS qmail-popup relays; the idle time is the child's to keep.
+        # A checkpassword chain that answers after 3 s, with timeoutpop3 1:
+        # the answer still reaches the client.
+        import socket
+        self.root.write_control("timeoutpop3", "1\n")
+        slow = ["/bin/sh", "-c", "cat <&3 >/dev/null; sleep 3; printf '+OK slow\\r\\n'"]
+        port = self.serve([self.root.bin("qmail-popup"), "mail.test", *slow], env={"POP3S": "1"}).port
+        s = p3.Pop3Case.tls_context().wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=30),
+                                                  server_hostname="mail.test")
+        self.addCleanup(s.close)
+        f = s.makefile("rb")
+        self.assertTrue(f.readline().startswith(b"+OK"))
+        s.sendall(b"USER joe@example.test\r\nPASS secret1\r\n")
+        self.assertEqual(f.readline(), b"+OK \r\n")
+        self.assertEqual(f.readline(), b"+OK slow\r\n")
+
+    def test_commands_after_quit_do_not_lose_the_replies(self):
+        # Commands pipelined with the login (relayed) and a lot more after
+        # QUIT: the replies up to QUIT's arrive, not a reset.
+        import socket
+        self.put("1.a.h")
+        port = self.chain().port
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.addCleanup(s.close)
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"USER joe@example.test\r\nPASS secret1\r\nSTAT\r\nQUIT\r\n" + b"NOOP\r\n" * 60000)
+        self.assertEqual([f.readline() for _ in range(4)],
+                         [b"+OK \r\n", b"+OK \r\n", b"+OK 1 %d\r\n" % len(M1), b"+OK \r\n"])
+
     def test_replies_are_not_held_back_by_a_partial_line(self):
         import socket
         port = self.chain().port
