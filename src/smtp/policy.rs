@@ -138,9 +138,6 @@ impl HostPolicy {
             // Not a vpopmail domain: qmail-send decides later.
             return Ok(Verdict::Yes);
         };
-        if self.routed_past_vpopmail(a, &d)? {
-            return Ok(Verdict::Yes);
-        }
         if crate::vpop::find_user(&self.roots, local, domain)?.is_some() {
             return Ok(Verdict::Yes);
         }
@@ -156,11 +153,16 @@ impl HostPolicy {
         // The domain's catch-all: vdelivermail with bounce-no-mailbox refuses
         // unknown users; anything else (delete, an address, a Maildir)
         // accepts them.
-        match crate::control::read_file(&d.dir.join(".qmail-default"))? {
-            None => Ok(Verdict::No),
-            Some(b) if bounces_unknown_users(&b) => Ok(Verdict::No),
-            Some(_) => Ok(Verdict::Yes),
+        let refused = match crate::control::read_file(&d.dir.join(".qmail-default"))? {
+            None => true,
+            Some(b) => bounces_unknown_users(&b),
+        };
+        // Looked at last, since it can only turn a refusal into a yes (and
+        // reads more files than the common case needs).
+        if refused && !self.routed_past_vpopmail(a, &d)? {
+            return Ok(Verdict::No);
         }
+        Ok(Verdict::Yes)
     }
 }
 
