@@ -96,6 +96,9 @@ pub fn relay(
     };
     let (mut client_eof, mut child_eof, mut child_shut) = (false, false, false);
     let mut buf = vec![0u8; 16 * 1024];
+    // Since when output has waited for the client without it taking any: a
+    // client that takes none for the idle time is gone, whatever it sends.
+    let mut out_waiting: Option<std::time::Instant> = None;
 
     loop {
         // Plaintext rustls holds already: decrypted at the login and not yet
@@ -127,6 +130,22 @@ pub fn relay(
         };
         if child_eof && !client_out {
             break;
+        }
+        let mut wait_ms = idle_ms;
+        if client_out {
+            let waited = out_waiting
+                .get_or_insert_with(std::time::Instant::now)
+                .elapsed();
+            if waited >= idle {
+                end.client_gone = true;
+                return Ok(end);
+            }
+            wait_ms = PollTimeout::try_from(
+                i32::try_from((idle - waited).as_millis()).unwrap_or(i32::MAX),
+            )
+            .unwrap_or(PollTimeout::MAX);
+        } else {
+            out_waiting = None;
         }
         let want_client_in = !client_eof && !child_eof && to_child.len() < HIGH_WATER;
         let want_child_in = !child_eof
@@ -169,7 +188,7 @@ pub fn relay(
                     fds.push(PollFd::new(fd, ev));
                 }
             }
-            match poll(&mut fds, idle_ms) {
+            match poll(&mut fds, wait_ms) {
                 // Idle: a client that takes none of the output is gone. A
                 // wait for the client's commands or for the child's answer is
                 // the child's to time out (qmail-pop3d ends after its own
@@ -233,6 +252,7 @@ pub fn relay(
                     let mut r = Ok(());
                     while c.wants_write() {
                         match c.write_tls(&mut duplex.wr) {
+                            Ok(n) if n > 0 => out_waiting = Some(std::time::Instant::now()),
                             Ok(_) => {}
                             Err(e) => {
                                 r = Err(e);
@@ -244,6 +264,9 @@ pub fn relay(
                 }
                 None => match duplex.wr.write(&to_client) {
                     Ok(n) => {
+                        if n > 0 {
+                            out_waiting = Some(std::time::Instant::now());
+                        }
                         to_client.drain(..n);
                         Ok(())
                     }

@@ -192,6 +192,30 @@ class Chain(RootTestCase):
         self.assertEqual(f.readline(), b"+OK \r\n")
         self.assertEqual(f.readline(), b"+OK slow\r\n")
 
+    def test_a_client_that_takes_no_output_is_dropped_whatever_it_sends(self):
+        # Over TLS (relayed): a client that reads nothing of a large RETR but
+        # keeps sending a byte now and then is dropped after timeoutpop3.
+        import socket
+        self.root.write_control("timeoutpop3", "2\n")
+        self.put("1.a.h", body=b"Subject: big\n\n" + b"x" * 76 + b"\n" * 1 + (b"y" * 99 + b"\n") * 60000)
+        port = self.chain(pop3s=True).port
+        s = p3.Pop3Case.tls_context().wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=30),
+                                                  server_hostname="mail.test")
+        self.addCleanup(s.close)
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"USER joe@example.test\r\nPASS secret1\r\nRETR 1\r\n")
+        dropped = False
+        for _ in range(60):  # up to about 18 s of trickling
+            try:
+                s.sendall(b"N")
+            except OSError:
+                dropped = True
+                break
+            time.sleep(0.3)
+        self.assertTrue(dropped, "the session outlived timeoutpop3 while the client sent bytes")
+        self.assertEqual(self.files(), ["1.a.h"])
+
     def test_commands_after_quit_do_not_lose_the_replies(self):
         # Commands pipelined with the login (relayed) and a lot more after
         # QUIT: the replies up to QUIT's arrive, not a reset.
