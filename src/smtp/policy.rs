@@ -138,31 +138,47 @@ impl HostPolicy {
             // Not a vpopmail domain: qmail-send decides later.
             return Ok(Verdict::Yes);
         };
-        if crate::vpop::find_user(&self.roots, local, domain)?.is_some() {
-            return Ok(Verdict::Yes);
+        // What qmail routes past vpopmail is looked at last, since it can
+        // only turn a refusal (or vpopmail's unreadable files) into a yes,
+        // and reads more files than the common case needs.
+        match Self::vpop_has(&self.roots, &d, local, domain) {
+            Ok(true) => Ok(Verdict::Yes),
+            Ok(false) if self.routed_past_vpopmail(a, &d)? => Ok(Verdict::Yes),
+            Ok(false) => Ok(Verdict::No),
+            Err(_) if self.routed_past_vpopmail(a, &d).unwrap_or(false) => Ok(Verdict::Yes),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether vpopmail delivers `local@domain` of domain `d`: a user, a
+    /// `.qmail` file, a user-ext, or a catch-all that is not a bounce.
+    fn vpop_has(
+        roots: &Roots,
+        d: &crate::vpop::Domain,
+        local: &str,
+        domain: &str,
+    ) -> std::io::Result<bool> {
+        if crate::vpop::find_user(roots, local, domain)?.is_some() {
+            return Ok(true);
         }
         if Self::has_dot_qmail(&d.dir, local) {
-            return Ok(Verdict::Yes);
+            return Ok(true);
         }
         // vdelivermail's qmail-ext rule: joe-lists@ is joe's when joe exists.
         if let Some((base, _)) = local.split_once('-') {
-            if crate::vpop::find_user(&self.roots, base, domain)?.is_some() {
-                return Ok(Verdict::Yes);
+            if crate::vpop::find_user(roots, base, domain)?.is_some() {
+                return Ok(true);
             }
         }
         // The domain's catch-all: vdelivermail with bounce-no-mailbox refuses
         // unknown users; anything else (delete, an address, a Maildir)
         // accepts them.
-        let refused = match crate::control::read_file(&d.dir.join(".qmail-default"))? {
-            None => true,
-            Some(b) => bounces_unknown_users(&b),
-        };
-        // Looked at last, since it can only turn a refusal into a yes (and
-        // reads more files than the common case needs).
-        if refused && !self.routed_past_vpopmail(a, &d)? {
-            return Ok(Verdict::No);
-        }
-        Ok(Verdict::Yes)
+        Ok(
+            match crate::control::read_file(&d.dir.join(".qmail-default"))? {
+                None => false,
+                Some(b) => !bounces_unknown_users(&b),
+            },
+        )
     }
 }
 

@@ -86,6 +86,17 @@ class RcptCheck(VpopCase):
                          ("sysbox@example.test", OK), ("SysBox@example.test", OK),
                          ("nobody@example.test", NO_MAILBOX), ("sysbox2@example.test", NO_MAILBOX)]:
             self.assertEqual(c.cmd(f"RCPT TO:<{to}>"), want, to)
+        # vpasswd.cdb unreadable: those addresses still go past vpopmail; the
+        # others wait (451) rather than being refused.
+        cdb = os.path.join(r.domain_dir("example.test"), "vpasswd.cdb")
+        with open(cdb, "r+b") as f:
+            f.truncate(100)
+        c = Raw(self.vsmtpd().port)
+        c.reply()
+        self.assertEqual(c.cmd("MAIL FROM:<someone@example.net>"), OK)
+        self.assertEqual(c.cmd("RCPT TO:<special@example.test>"), OK)
+        self.assertEqual(c.cmd("RCPT TO:<sysbox@example.test>"), OK)
+        self.assertTrue(c.cmd("RCPT TO:<nobody@example.test>").startswith("451 "))
 
     def test_user_with_a_bang_in_the_name_gets_outside_mail(self):
         self.root.add_user("bang!user@example.test", "bangpass1")
