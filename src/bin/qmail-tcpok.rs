@@ -5,12 +5,7 @@ fn main() {
     let roots = vqmail::paths::Roots::from_env();
     let path = roots.queue().join("lock").join("tcpto");
     if let Err(e) = vqmail::smtp::client::tcpto::clear(&path) {
-        eprintln!(
-            "qmail-tcpok: fatal: unable to {} {}: {}",
-            e.step,
-            path.display(),
-            vqmail::deliver::errstr(&e.err)
-        );
+        eprintln!("{}", e.fatal("qmail-tcpok", &path));
         std::process::exit(111);
     }
 }

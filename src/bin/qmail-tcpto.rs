@@ -9,35 +9,15 @@ fn main() {
     let lines = match vqmail::smtp::client::tcpto::list(&path, vqmail::timefmt::now()) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!(
-                "qmail-tcpto: fatal: unable to {} {}: {}",
-                e.step,
-                path.display(),
-                vqmail::deliver::errstr(&e.err)
-            );
+            eprintln!("{}", e.fatal("qmail-tcpto", &path));
             std::process::exit(111);
         }
     };
-    let mut out = std::io::stdout().lock();
-    for l in lines {
-        if let Err(e) = writeln!(out, "{l}") {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                return;
-            }
-            eprintln!(
-                "qmail-tcpto: fatal: unable to write output: {}",
-                vqmail::deliver::errstr(&e)
-            );
-            std::process::exit(111);
-        }
-    }
-    if let Err(e) = out.flush() {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!(
-                "qmail-tcpto: fatal: unable to write output: {}",
-                vqmail::deliver::errstr(&e)
-            );
-            std::process::exit(111);
-        }
+    // Quiet when the reader stops early (`| head`), as qmail-qread is.
+    let mut out = vqmail::queue::qread::Output::new(std::io::stdout().lock());
+    let r = lines.iter().try_for_each(|l| writeln!(out, "{l}"));
+    if let Some(msg) = out.verdict("qmail-tcpto", r) {
+        eprintln!("{msg}");
+        std::process::exit(111);
     }
 }

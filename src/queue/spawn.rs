@@ -290,6 +290,12 @@ fn parse_assign(data: &[u8]) -> Option<Assign> {
 /// character listed in the cdb's `""` record; the rest of the local part is
 /// appended to the extension.
 pub fn lookup_users_cdb(roots: &Roots, local: &[u8]) -> io::Result<Option<Assign>> {
+    Ok(lookup_users_cdb_exact(roots, local)?.map(|(a, _)| a))
+}
+
+/// [`lookup_users_cdb`], also telling whether the assignment found was the
+/// exact (`=`) one for `local`.
+pub fn lookup_users_cdb_exact(roots: &Roots, local: &[u8]) -> io::Result<Option<(Assign, bool)>> {
     let Some(cdb) = crate::cdb::Reader::open_opt(&roots.users().join("cdb"))? else {
         return Ok(None);
     };
@@ -307,7 +313,7 @@ pub fn lookup_users_cdb(roots: &Roots, local: &[u8]) -> io::Result<Option<Assign
                 }
                 v.push(0);
                 return parse_assign(&v)
-                    .map(Some)
+                    .map(|a| Some((a, !flagwild)))
                     .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad users/cdb"));
             }
         }

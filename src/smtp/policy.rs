@@ -119,18 +119,11 @@ impl HostPolicy {
             return Ok(false);
         };
         let local = &to[..to.iter().rposition(|&b| b == b'@').unwrap_or(to.len())];
-        let Some(cdb) = cdb::Reader::open_opt(&self.roots.users().join("cdb"))? else {
-            return Ok(false);
-        };
-        let mut exact = b"!".to_vec();
-        exact.extend_from_slice(&local.to_ascii_lowercase());
-        exact.push(0);
-        if cdb.get(&exact)?.is_some() {
-            return Ok(true);
-        }
         use std::os::unix::ffi::OsStrExt;
-        Ok(crate::queue::spawn::lookup_users_cdb(&self.roots, local)?
-            .is_some_and(|asg| asg.home != d.dir.as_os_str().as_bytes()))
+        Ok(
+            crate::queue::spawn::lookup_users_cdb_exact(&self.roots, local)?
+                .is_some_and(|(asg, exact)| exact || asg.home != d.dir.as_os_str().as_bytes()),
+        )
     }
 
     fn vpop_recipient(&mut self, a: &[u8], local: &str, domain: &str) -> std::io::Result<Verdict> {

@@ -114,26 +114,32 @@ class Chain(RootTestCase):
         except ssl.SSLEOFError as e:
             self.fail(f"TLS closed without close_notify: {e}")
 
+    def tls_session(self, mode):
+        """A raw TLS connection to a new chain, POP3S or after STLS, with the
+        greeting read: (port, socket, its reader)."""
+        import socket
+        port = self.chain(pop3s=(mode == "pop3s")).port
+        raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+        if mode == "stls":
+            f = raw.makefile("rb")
+            f.readline()
+            raw.sendall(b"STLS\r\n")
+            self.assertTrue(f.readline().startswith(b"+OK"))
+        s = p3.Pop3Case.tls_context().wrap_socket(raw, server_hostname="mail.test")
+        self.addCleanup(s.close)
+        f = s.makefile("rb")
+        if mode == "pop3s":
+            self.assertTrue(f.readline().startswith(b"+OK"))
+        return port, s, f
+
     def test_commands_sent_with_the_login_over_tls_are_all_answered(self):
         # USER, PASS and many more commands in one write: what TLS decrypted
         # at the login, beyond what qmail-popup read as lines, reaches
         # qmail-pop3d too (over POP3S and after STLS).
-        import socket
         self.put("1.a.h")
         n = 1500
         for mode in ("pop3s", "stls"):
-            port = self.chain(pop3s=(mode == "pop3s")).port
-            raw = socket.create_connection(("127.0.0.1", port), timeout=30)
-            if mode == "stls":
-                f = raw.makefile("rb")
-                f.readline()
-                raw.sendall(b"STLS\r\n")
-                self.assertTrue(f.readline().startswith(b"+OK"))
-            s = p3.Pop3Case.tls_context().wrap_socket(raw, server_hostname="mail.test")
-            self.addCleanup(s.close)
-            f = s.makefile("rb")
-            if mode == "pop3s":
-                self.assertTrue(f.readline().startswith(b"+OK"))
+            port, s, f = self.tls_session(mode)
             s.sendall(b"USER joe@example.test\r\nPASS secret1\r\n" + b"NOOP\r\n" * n + b"QUIT\r\n")
             lines = []
             while True:
@@ -147,21 +153,9 @@ class Chain(RootTestCase):
     def test_a_close_notify_without_quit_ends_the_session(self):
         # The client ends TLS (close_notify) without QUIT: qmail-pop3d sees the
         # end of its input at once, deletes nothing, and the mailbox is free.
-        import socket
         self.put("1.a.h")
         for mode in ("pop3s", "stls"):
-            port = self.chain(pop3s=(mode == "pop3s")).port
-            raw = socket.create_connection(("127.0.0.1", port), timeout=30)
-            if mode == "stls":
-                f = raw.makefile("rb")
-                f.readline()
-                raw.sendall(b"STLS\r\n")
-                self.assertTrue(f.readline().startswith(b"+OK"))
-            s = p3.Pop3Case.tls_context().wrap_socket(raw, server_hostname="mail.test")
-            self.addCleanup(s.close)
-            f = s.makefile("rb")
-            if mode == "pop3s":
-                f.readline()
+            port, s, f = self.tls_session(mode)
             s.sendall(b"USER joe@example.test\r\nPASS secret1\r\nDELE 1\r\n")
             for _ in range(3):
                 self.assertTrue(f.readline().startswith(b"+OK"), mode)
@@ -195,15 +189,9 @@ class Chain(RootTestCase):
     def test_a_client_that_takes_no_output_is_dropped_whatever_it_sends(self):
         # Over TLS (relayed): a client that reads nothing of a large RETR but
         # keeps sending a byte now and then is dropped after timeoutpop3.
-        import socket
         self.root.write_control("timeoutpop3", "2\n")
         self.put("1.a.h", body=b"Subject: big\n\n" + b"x" * 76 + b"\n" * 1 + (b"y" * 99 + b"\n") * 60000)
-        port = self.chain(pop3s=True).port
-        s = p3.Pop3Case.tls_context().wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=30),
-                                                  server_hostname="mail.test")
-        self.addCleanup(s.close)
-        f = s.makefile("rb")
-        f.readline()
+        _, s, _ = self.tls_session("pop3s")
         s.sendall(b"USER joe@example.test\r\nPASS secret1\r\nRETR 1\r\n")
         dropped = False
         for _ in range(60):  # up to about 18 s of trickling

@@ -22,6 +22,14 @@ pub struct Tcpto {
     path: PathBuf,
 }
 
+/// The file's whole 16-byte records, from its first SIZE bytes.
+fn records(f: &mut impl Read) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(SIZE);
+    f.take(SIZE as u64).read_to_end(&mut buf)?;
+    buf.truncate(buf.len() & !15);
+    Ok(buf)
+}
+
 fn when(rec: &[u8]) -> i64 {
     i64::from(u32::from_le_bytes([rec[8], rec[9], rec[10], rec[11]]))
 }
@@ -43,17 +51,7 @@ impl Tcpto {
             .open(&self.path)
             .ok()?;
         let mut f = Flock::lock(f, FlockArg::LockExclusive).ok()?;
-        let mut buf = vec![0u8; SIZE];
-        let mut n = 0;
-        while n < SIZE {
-            match f.read(&mut buf[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => return None,
-            }
-        }
-        buf.truncate(n & !15);
+        let buf = records(&mut *f).ok()?;
         Some((f, buf))
     }
 
@@ -162,10 +160,22 @@ fn lock(f: File) -> Result<Flock<File>, ToolError> {
 /// the error.
 #[derive(Debug)]
 pub struct ToolError {
-    /// `write`, `lock`, `clear`, `read`.
+    /// `write`, `lock`, `clear`, `open`, `read`.
     pub step: &'static str,
     /// The error.
     pub err: std::io::Error,
+}
+
+impl ToolError {
+    /// The program's fatal line: `PROG: fatal: unable to STEP PATH: why`.
+    pub fn fatal(&self, prog: &str, path: &std::path::Path) -> String {
+        format!(
+            "{prog}: fatal: unable to {} {}: {}",
+            self.step,
+            path.display(),
+            crate::deliver::errstr(&self.err)
+        )
+    }
 }
 
 /// qmail-tcpok: forgets every address, writing 1024 zero bytes over the
@@ -181,17 +191,7 @@ pub fn clear(path: &std::path::Path) -> Result<(), ToolError> {
 /// `IP timed out N seconds ago; # recent timeouts: K`.
 pub fn list(path: &std::path::Path, now: i64) -> Result<Vec<String>, ToolError> {
     let mut f = lock(open_checked(path, false).map_err(|err| ToolError { step: "open", err })?)?;
-    let mut buf = vec![0u8; SIZE];
-    let mut n = 0;
-    while n < SIZE {
-        match f.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(ToolError { step: "read", err }),
-        }
-    }
-    buf.truncate(n & !15);
+    let buf = records(&mut *f).map_err(|err| ToolError { step: "read", err })?;
     Ok(buf
         .chunks(16)
         .filter(|r| r[4] >= 1)
