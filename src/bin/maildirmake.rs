@@ -5,7 +5,8 @@ fn main() -> ExitCode {
     vqmail::sys::reset_sigchld();
     // Names are bytes: one that is not UTF-8 is made as it is.
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    if args.len() != 1 {
+    // As qmail's: the first name is made, any others are ignored.
+    if args.is_empty() {
         eprintln!("maildirmake: usage: maildirmake name");
         return ExitCode::from(100);
     }

@@ -169,6 +169,14 @@ fn open_qmail(dir: &Path, name: &[u8]) -> Result<Option<Found>, Fail> {
         Err(_) => return Ok(None),
     };
     let m = f.metadata().map_err(|e| unable_to_open(name, &e))?;
+    if m.is_dir() {
+        // qmail's read of it fails: the mail waits for the admin rather
+        // than going to another .qmail file or bouncing.
+        return Err(unable_to_open(
+            name,
+            &io::Error::from_raw_os_error(libc::EISDIR),
+        ));
+    }
     if !m.is_file() {
         return Ok(None);
     }

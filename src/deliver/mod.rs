@@ -88,6 +88,7 @@ pub fn errstr(e: &io::Error) -> String {
         Some(libc::ETIMEDOUT) => "timed out",
         Some(libc::ECONNREFUSED) => "connection refused",
         Some(libc::EINVAL) => "invalid argument",
+        Some(libc::ENXIO) => "device not configured",
         _ => "",
     };
     if known.is_empty() {

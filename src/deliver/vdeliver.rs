@@ -231,23 +231,27 @@ impl<'a> Delivery<'a> {
                 None => dotqmail::search(&dir, b"", b"")?,
             }
         };
-        if let Some(f) = dq.filter(|f| !f.contents.is_empty()) {
-            return self.dot_qmail(&dir, &f.contents, &mailbox, dom, msg);
-        }
         // An empty quota field leaves the quota to line 1 of maildirsize,
         // as vpopmail's deliver_mail does.
         let q = (!entry.quota.trim().is_empty()).then(|| Quota::from_vpasswd(&entry.quota));
+        if let Some(f) = dq.filter(|f| !f.contents.is_empty()) {
+            return self.dot_qmail(&dir, &f.contents, &mailbox, dom, Some((&md, q)), msg);
+        }
         self.to_maildir(&md, q, &mailbox, dom, msg)
     }
 
     /// The lines of a user's (or catch-all's) .qmail file; `to` is the
-    /// mailbox its Maildir lines deliver for.
+    /// mailbox its Maildir lines deliver for. `own`: the user's Maildir and
+    /// quota; a line naming that Maildir (`./Maildir/`, or its full path)
+    /// delivers under the user's quota, as the direct delivery does, so a
+    /// copy kept by a `.qmail` is not a way around the quota.
     fn dot_qmail(
         &self,
         dir: &Path,
         contents: &[u8],
         to: &str,
         dom: &vpop::Domain,
+        own: Option<(&Path, Option<Quota>)>,
         msg: &mut Message,
     ) -> Result<(), Fail> {
         let lines = dotqmail::parse(contents).unwrap_or_default();
@@ -256,7 +260,8 @@ impl<'a> Delivery<'a> {
                 Line::Blank | Line::Comment | Line::Plus | Line::PlusList => {}
                 Line::Maildir(p) => {
                     let p = dir.join(OsStr::from_bytes(&p));
-                    self.to_maildir(&p, None, to, dom, msg)?;
+                    let q = own.and_then(|(md, q)| same_dir(&p, md).then_some(q).flatten());
+                    self.to_maildir(&p, q, to, dom, msg)?;
                 }
                 Line::Mbox(p) => {
                     return Err(Fail::temp(format!(
@@ -437,7 +442,7 @@ impl<'a> Delivery<'a> {
                 if let Some(f) =
                     dotqmail::search(&dir, b"", b"")?.filter(|f| !f.contents.is_empty())
                 {
-                    return self.dot_qmail(&dir, &f.contents, &self.addr(), &dom, msg);
+                    return self.dot_qmail(&dir, &f.contents, &self.addr(), &dom, None, msg);
                 }
                 dir.push("Maildir");
                 self.to_maildir(&dir, None, &self.addr(), &dom, msg)
@@ -532,6 +537,16 @@ pub fn forward_header(rpline: &[u8], dtline: Option<&[u8]>, user: &str, domain: 
 /// (qmail-pop3d locks the Maildir itself, not `new/`), held until the
 /// returned file is dropped; after 30 s of waiting the delivery goes on
 /// without it, as an mbox delivery does without locks.
+/// Whether `a` and `b` name the same directory (whatever the spelling:
+/// `./Maildir/`, a full path, a symbolic link).
+fn same_dir(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
 fn mailbox_turn(md: &Path) -> Option<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     let f = std::fs::OpenOptions::new()

@@ -1090,11 +1090,28 @@ fn nothing_names(roots: &Roots, name: &str) -> bool {
     if crate::vpop::assign::compile(&assign).is_err() {
         return false;
     }
-    let key = format!("!{name}-");
-    match crate::cdb::Reader::open_opt_nofollow(&crate::vpop::assign::cdb_path(roots)) {
-        Ok(Some(r)) if !matches!(r.get(key.as_bytes()), Ok(None)) => return false,
-        Err(_) => return false,
-        _ => {}
+    let prefix = format!("{name}-");
+    let in_assign = String::from_utf8_lossy(&assign)
+        .lines()
+        .take_while(|l| !l.starts_with('.'))
+        .filter_map(crate::vpop::assign::parse_wild)
+        .any(|w| w.prefix.eq_ignore_ascii_case(&prefix));
+    if in_assign {
+        return false;
+    }
+    let key = format!("!{prefix}");
+    let in_cdb = || {
+        match crate::cdb::Reader::open_opt_nofollow(&crate::vpop::assign::cdb_path(roots)) {
+            Ok(Some(r)) => !matches!(r.get(key.as_bytes()), Ok(None)),
+            Ok(None) => false,
+            Err(_) => true,
+        }
+    };
+    // A users/cdb naming it when assign no longer does is older than assign
+    // (a vdeldomain killed between its rewrite of assign and qmail-newu):
+    // compiled again, as qmail-newu would, it says what assign says.
+    if in_cdb() && (crate::vpop::assign::newu(roots).is_err() || in_cdb()) {
+        return false;
     }
     for (file, sep) in [
         ("rcpthosts", None),

@@ -107,7 +107,7 @@ pub fn newu(roots: &Roots) -> Result<(), NewuError> {
     // A regular file, read without waiting (a FIFO there must not hang it).
     let text = crate::control::read_file(&assign_path(roots))
         .map_err(NewuError::Read)?
-        .ok_or_else(|| NewuError::Read(io::ErrorKind::NotFound.into()))?;
+        .ok_or_else(|| NewuError::Read(io::Error::from_raw_os_error(libc::ENOENT)))?;
     let w = compile(&text).map_err(|_| NewuError::Format)?;
     let tmp = roots.users().join("cdb.tmp");
     w.write_via(&cdb_path(roots), &tmp, 0o644)

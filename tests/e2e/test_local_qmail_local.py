@@ -93,6 +93,20 @@ class QmailLocal(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(len(self.delivered()), 1)
 
+    def test_a_directory_as_dot_qmail_file_defers(self):
+        # As qmail's failing read: the mail waits, rather than going to
+        # .qmail-default or the default delivery, or bouncing.
+        os.mkdir(os.path.join(self.home, ".qmail-dir"))
+        self.qmail(".qmail-default", "./Maildir/\n")
+        r = self.local(local="joe-dir", dash="-", ext="dir")
+        self.assertEqual(r.returncode, 111, r.stderr)
+        self.assertIn(b"Unable to open .qmail-dir: is a directory. (#4.3.0)", r.stdout + r.stderr)
+        os.mkdir(os.path.join(self.home, ".qmail"))
+        r = self.local()
+        self.assertEqual(r.returncode, 111, r.stderr)
+        self.assertIn(b"Unable to open .qmail: is a directory. (#4.3.0)", r.stdout + r.stderr)
+        self.assertEqual(self.delivered(), [])
+
     def test_no_file_with_dash_bounces(self):
         r = self.local(local="joe-nope", dash="-", ext="nope")
         self.assertEqual(r.returncode, 100)
@@ -321,6 +335,14 @@ class QmailLocal(unittest.TestCase):
         r = subprocess.run([self.root.bin("maildirmake"), name], capture_output=True, timeout=30)
         self.assertEqual(r.returncode, 111)
         self.assertIn(b"file exists", r.stderr)
+        # As qmail's: names after the first are ignored; none is a usage error.
+        first, second = os.path.join(self.home, "md1"), os.path.join(self.home, "md2")
+        r = subprocess.run([self.root.bin("maildirmake"), first, second], capture_output=True, timeout=30)
+        self.assertEqual((r.returncode, r.stderr), (0, b""))
+        self.assertTrue(os.path.isdir(os.path.join(first, "new")))
+        self.assertFalse(os.path.exists(second))
+        r = subprocess.run([self.root.bin("maildirmake")], capture_output=True, timeout=30)
+        self.assertEqual((r.returncode, r.stderr), (100, b"maildirmake: usage: maildirmake name\n"))
 
     def test_permission_checks(self):
         os.chmod(self.home, 0o777)

@@ -182,6 +182,37 @@ class Vdelivermail(unittest.TestCase):
         finally:
             os.unlink(over)
 
+    def test_user_dot_qmail_copy_keeps_the_users_quota(self):
+        # A .qmail keeping a copy in the user's own Maildir (qmailadmin's
+        # "save a copy", vacation) delivers under the vpasswd quota, even with
+        # no maildirsize yet, in either spelling of the Maildir.
+        with open(self.root.v("etc", "quota-range"), "w") as f:
+            f.write("1 2G\n")
+        for user, line in (("cq1", "./Maildir/"), ("cq2", None)):
+            self.root.add_user(f"{user}@{DOM}", "secret1", "-q", "400")
+            d = os.path.join(self.root.domain_dir(DOM), user)
+            md = self.root.maildir(user, DOM)
+            with open(os.path.join(d, ".qmail"), "w") as f:
+                f.write("|true\n%s\n" % (line or md + "/"))
+            if os.path.exists(os.path.join(md, "maildirsize")):
+                os.unlink(os.path.join(md, "maildirsize"))
+            r = self.vdel(user, msg=b"x" * 200)
+            self.assertEqual(r.returncode, 0, r.stdout)
+            r = self.vdel(user, msg=b"x" * 200)
+            self.assertEqual((r.returncode, r.stdout), (100, b"user is over quota\n"), user)
+            self.assertEqual(len(self.msgs(user)), 1, user)
+        # Another Maildir named by a .qmail keeps its own maildirsize's quota
+        # (none here: no limit).
+        self.root.add_user(f"cq3@{DOM}", "secret1", "-q", "400")
+        other = os.path.join(self.root.dir, "other-md")
+        for sub in ("", "tmp", "new", "cur"):
+            os.makedirs(os.path.join(other, sub), exist_ok=True)
+        with open(os.path.join(self.root.domain_dir(DOM), "cq3", ".qmail"), "w") as f:
+            f.write(other + "/\n")
+        for _ in range(3):
+            self.assertEqual(self.vdel("cq3", msg=b"x" * 200).returncode, 0)
+        self.assertEqual(len(maildir_messages(other)), 3)
+
     def near_quota(self, user, warning):
         """A user with a 5000-byte quota and the domain's .quotawarn.msg."""
         with open(self.root.v("etc", "quota-range"), "w") as f:

@@ -278,6 +278,33 @@ class Domains(RootTestCase):
         p = r.run("vdeldomain", "never.com")
         self.assertEqual((p.returncode, p.stdout), (245, b"Error: Domain does not exist\n"))
 
+    def test_vdeldomain_killed_before_qmail_newu_can_be_run_again(self):
+        # Killed after it rewrote the control files and users/assign but
+        # before users/cdb was compiled: the directory stays and the old cdb
+        # still names the domain. A second vdeldomain compiles assign again
+        # and removes the directory, so the domain can be added again.
+        import shutil
+        r = self.root
+        self.assertEqual(self.vadd("stale.com", "pw-123456").returncode, 0)
+        d = r.domain_dir("stale.com")
+        old_cdb = r.read("var/qmail/users/cdb")
+        shutil.copytree(d, d + ".keep", symlinks=True)
+        self.assertEqual(r.run("vdeldomain", "stale.com").returncode, 0)
+        os.rename(d + ".keep", d)
+        with open(r.q("users", "cdb"), "wb") as f:
+            f.write(old_cdb)
+        # Older than assign, as the killed run left it.
+        t = os.stat(r.q("users", "assign")).st_mtime - 10
+        os.utime(r.q("users", "cdb"), (t, t))
+        self.assertNotIn(b"stale.com", r.read("var/qmail/users/assign"))
+        p = r.run("vdeldomain", "stale.com")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(p.stdout, b"Warning: stale.com was not a domain; removed its leftover directory %s\n"
+                         % d.encode())
+        self.assertFalse(os.path.exists(d))
+        self.assertNotIn(b"stale.com", r.read("var/qmail/users/cdb"))
+        self.assertEqual(self.vadd("stale.com", "pw-123456").returncode, 0)
+
     def test_a_control_file_that_cannot_be_written_undoes_vadddomain(self):
         # rcpthosts is not a file: vadddomain fails, and what it had written
         # (users/assign, users/cdb, the directory) is taken back.
