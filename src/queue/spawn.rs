@@ -493,7 +493,8 @@ pub fn fold_remote(out: &[u8]) -> Vec<u8> {
 }
 
 /// One remote delivery (qmail-rspawn). A missing qmail-remote defers the
-/// delivery: mail is never bounced for want of a program.
+/// delivery (a temporary failure: the message bounces only as any other
+/// does, once past queuelifetime).
 pub fn deliver_remote(roots: &Roots, req: &Request) -> Vec<u8> {
     let host = match req.recip.iter().rposition(|&b| b == b'@') {
         Some(at) => &req.recip[at + 1..],
