@@ -252,20 +252,24 @@ fn check_new_user_in(roots: &Roots, d: &Domain, n: &NewUser) -> Result<(), VErro
     check_password_fields(n.clear.as_deref(), n.crypted.as_deref())?;
     // A default quota from the domain's limits obeys the same range as -q.
     if n.quota.is_none() {
-        if let Some(q) = default_quota(roots, d) {
-            crate::vpop::quota::parse(&q, crate::vpop::quota::range(roots)).map_err(|e| {
-                // The file the value came from (domain_limits' order).
-                let own = d.dir.join(".qmailadmin-limits");
-                let source = match crate::fsutil::read_nofollow(&own) {
-                    Ok(Some(_)) => own,
-                    _ => roots.vpop_etc("vlimits.default"),
-                };
-                VError::msg(format!(
-                    "default_quota in {}: {} (give -q)",
-                    source.display(),
-                    e.text
-                ))
-            })?;
+        let checked = default_quota(roots, d).and_then(|q| match q {
+            Some(q) => crate::vpop::quota::parse(&q, crate::vpop::quota::range(roots))
+                .map(|_| ())
+                .map_err(|e| e.text),
+            None => Ok(()),
+        });
+        if let Err(text) = checked {
+            // The file the value came from (domain_limits' order).
+            let own = d.dir.join(".qmailadmin-limits");
+            let source = match crate::fsutil::read_nofollow(&own) {
+                Ok(Some(_)) => own,
+                _ => roots.vpop_etc("vlimits.default"),
+            };
+            return Err(VError::msg(format!(
+                "default_quota in {}: {} (give -q)",
+                source.display(),
+                text
+            )));
         }
     }
     match vpasswd::lookup(&d.dir, &n.user, d.owner()) {
@@ -321,7 +325,11 @@ fn add_user_in(roots: &Roots, d: &Domain, n: &NewUser) -> Result<Entry, VError> 
         n.gecos.clone()
     };
     let mut e = Entry::new(&n.user, &crypted, &gecos, &dir_s);
-    if let Some(q) = n.quota.clone().or_else(|| default_quota(roots, d)) {
+    if let Some(q) = n
+        .quota
+        .clone()
+        .or_else(|| default_quota(roots, d).ok().flatten())
+    {
         e.quota = q;
     }
     if n.store_clear && n.crypted.is_none() {
@@ -414,23 +422,34 @@ pub fn effective_flags(roots: &Roots, d: &Domain, user_flags: u32) -> u32 {
 
 /// The default quota of new users from the domain limits (`default_quota`
 /// bytes and `default_maxmsgcount`), as vpopmail's vadduser takes it; `None`
-/// (so `NOQUOTA`) when neither is set.
-pub fn default_quota(roots: &Roots, d: &Domain) -> Option<String> {
+/// (so `NOQUOTA`) when neither is set. A value that is not a plain number
+/// (`50M`, `-5`, a trailing comment) is an error rather than no quota: the
+/// range the quota must be in is what it is there for.
+pub fn default_quota(roots: &Roots, d: &Domain) -> Result<Option<String>, String> {
     let (mut bytes, mut count) = (0u64, 0u64);
-    for (k, v) in domain_limits(roots, d)? {
-        let v = v.parse::<u64>().unwrap_or(0);
-        match k.as_str() {
-            "default_quota" => bytes = v,
-            "default_maxmsgcount" => count = v,
-            _ => {}
-        }
+    let Some(limits) = domain_limits(roots, d) else {
+        return Ok(None);
+    };
+    for (k, v) in limits {
+        let slot = match k.as_str() {
+            "default_quota" => &mut bytes,
+            "default_maxmsgcount" => &mut count,
+            _ => continue,
+        };
+        let v = v.trim();
+        *slot = if v.is_empty() {
+            0
+        } else {
+            v.parse::<u64>()
+                .map_err(|_| format!("{k} {v} is not a plain number"))?
+        };
     }
-    match (bytes, count) {
+    Ok(match (bytes, count) {
         (0, 0) => None,
         (b, 0) => Some(format!("{b}S")),
         (0, c) => Some(format!("{c}C")),
         (b, c) => Some(format!("{b}S,{c}C")),
-    }
+    })
 }
 
 /// The user the domain's `.qmail-default` delivers unknown addresses to, if

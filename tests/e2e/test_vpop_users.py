@@ -427,6 +427,16 @@ class Users(RootTestCase):
             # -q gets past it.
             p = r.run("vadduser", "-q", "30M", "small@example.com", "pw")
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            # A value that is not a plain number is refused too, rather than
+            # giving the user no quota at all.
+            for value in ("50M", "-5", "52428800 # 50 MB"):
+                with open(limits, "w") as f:
+                    f.write("default_quota: %s\n" % value)
+                p = r.run("vadduser", "small3@example.com", "pw")
+                self.assertEqual((p.returncode, p.stdout), (
+                    255, b"Error: default_quota in " + limits.encode()
+                    + b": default_quota %s is not a plain number (give -q)\n" % value.encode()), value)
+                self.assertFalse(os.path.exists(os.path.join(r.domain_dir("example.com"), "small3")))
         finally:
             os.unlink(limits)
         # Without a file of the domain's own the value comes from
