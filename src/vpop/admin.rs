@@ -1119,13 +1119,12 @@ fn nothing_names(roots: &Roots, name: &str) -> bool {
         return false;
     }
     let key = format!("!{prefix}");
-    let in_cdb = || {
-        match crate::cdb::Reader::open_opt_nofollow(&crate::vpop::assign::cdb_path(roots)) {
+    let in_cdb =
+        || match crate::cdb::Reader::open_opt_nofollow(&crate::vpop::assign::cdb_path(roots)) {
             Ok(Some(r)) => !matches!(r.get(key.as_bytes()), Ok(None)),
             Ok(None) => false,
             Err(_) => true,
-        }
-    };
+        };
     // A users/cdb naming it when assign no longer does is older than assign
     // (a vdeldomain killed between its rewrite of assign and qmail-newu):
     // compiled again, as qmail-newu would, it says what assign says.

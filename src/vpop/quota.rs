@@ -2,9 +2,10 @@
 //! vsetuserquota, vadddomain -q) and as they write them into vpasswd.
 //!
 //! Input (case-insensitive): `NOQUOTA`; a byte size, bare or with `S`/`B`, with
-//! an optional `K`, `M` or `G` multiplier (1024-based): `52428800`, `50M`,
-//! `50MB`, `1G`, `52428800S`; a message count `NNNC`; or both, separated by a
-//! comma (`50M,1000C`). Written as vpopmail's `format_maildirquota` writes it:
+//! an optional `K`, `M` or `G` multiplier (1024-based; with one, a decimal
+//! fraction too): `52428800`, `50M`, `50MB`, `1.5G`, `52428800S`; a message
+//! count `NNNC`; or both, separated by a comma (`50M,1000C`; `50M,0C` is
+//! `50M`). Written as vpopmail's `format_maildirquota` writes it:
 //! `NNNS`, `NNNC` or `NNNS,NNNC`.
 //!
 //! The hosting profile offers mailboxes of 25M to 2G: a byte quota outside
@@ -23,18 +24,40 @@ pub const DEFAULT_MIN: u64 = 25 * 1024 * 1024;
 pub const DEFAULT_MAX: u64 = 2 * 1024 * 1024 * 1024;
 
 /// A size with an optional K/M/G multiplier and an optional trailing B or S.
+/// With a multiplier the number may have a decimal fraction (`1.5G`, as
+/// vdelivermail reads such a quota), rounded down to whole bytes.
 fn parse_size(s: &str) -> Option<u64> {
     let s = s.strip_suffix(['B', 'S']).unwrap_or(s);
-    let (digits, mult) = match s.as_bytes().last()? {
+    let (number, mult) = match s.as_bytes().last()? {
         b'K' => (&s[..s.len() - 1], 1024u64),
         b'M' => (&s[..s.len() - 1], 1024 * 1024),
         b'G' => (&s[..s.len() - 1], 1024 * 1024 * 1024),
         _ => (s, 1),
     };
-    if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    let (int, frac) = match number.split_once('.') {
+        Some((i, f)) if mult > 1 => (i, f),
+        Some(_) => return None,
+        None => (number, ""),
+    };
+    let digits = |d: &str, max: usize| d.len() <= max && d.bytes().all(|b| b.is_ascii_digit());
+    if (int.is_empty() && frac.is_empty())
+        || !digits(int, 15)
+        || !digits(frac, 9)
+        || number.ends_with('.')
+    {
         return None;
     }
-    digits.parse::<u64>().ok()?.checked_mul(mult)
+    let whole = if int.is_empty() {
+        0
+    } else {
+        int.parse::<u64>().ok()?
+    };
+    let mut bytes = whole.checked_mul(mult)?;
+    if !frac.is_empty() {
+        let scale = 10u64.pow(frac.len() as u32);
+        bytes = bytes.checked_add(frac.parse::<u64>().ok()? * mult / scale)?;
+    }
+    Some(bytes)
 }
 
 /// Shows a byte count the way the range is written (`25M`, `2G`).
@@ -94,11 +117,9 @@ pub fn parse(input: &str, range: (u64, u64)) -> Result<String, VError> {
             {
                 return Err(invalid());
             }
-            let n: u64 = c.parse().map_err(|_| invalid())?;
-            if n == 0 {
-                return Err(invalid());
-            }
-            count = Some(n);
+            // `0C` is no limit on the count (vpopmail's form for a byte
+            // quota alone); on its own it limits nothing and is refused.
+            count = Some(c.parse::<u64>().map_err(|_| invalid())?);
         } else {
             if bytes.is_some() {
                 return Err(invalid());
@@ -115,6 +136,11 @@ pub fn parse(input: &str, range: (u64, u64)) -> Result<String, VError> {
             )));
         }
     }
+    let count = match (bytes, count) {
+        (Some(_), Some(0)) => None,
+        (None, Some(0)) => return Err(invalid()),
+        (_, c) => c,
+    };
     let out = match (bytes, count) {
         (Some(b), Some(c)) => format!("{b}S,{c}C"),
         (Some(b), None) => format!("{b}S"),
@@ -147,6 +173,11 @@ mod tests {
         assert_eq!(parse("1000C", R).unwrap(), "1000C");
         assert_eq!(parse("50M,1000C", R).unwrap(), "52428800S,1000C");
         assert_eq!(parse("1000C,50M", R).unwrap(), "52428800S,1000C");
+        assert_eq!(parse("1.5G", R).unwrap(), "1610612736S");
+        assert_eq!(parse("0.5g", R).unwrap(), "536870912S");
+        assert_eq!(parse(".5G", R).unwrap(), "536870912S");
+        assert_eq!(parse("25.5M", R).unwrap(), "26738688S");
+        assert_eq!(parse("50M,0C", R).unwrap(), "52428800S");
     }
 
     #[test]
@@ -175,7 +206,13 @@ mod tests {
             "1C,2C",
             "50M,60M",
             "0C",
-            "1.5G",
+            "NOQUOTA,0C",
+            "1.5",
+            "1.G",
+            "1..5G",
+            "1.5.5G",
+            ".G",
+            "1.1234567890G",
             "99999999999999999999",
         ] {
             assert!(parse(bad, R).is_err(), "{bad:?}");

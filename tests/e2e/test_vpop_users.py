@@ -304,7 +304,7 @@ class Users(RootTestCase):
             f.write("x")
         for q, want in [("50M", "52428800S"), ("52428800", "52428800S"), ("1g", "1073741824S"),
                         ("2000C", "2000C"), ("50M,1000C", "52428800S,1000C"), ("NOQUOTA", "NOQUOTA"),
-                        ("25m", "26214400S")]:
+                        ("25m", "26214400S"), ("1.5G", "1610612736S"), ("50M,0C", "52428800S")]:
             p = r.run("vsetuserquota", "joe@example.com", q)
             self.assertEqual((p.returncode, p.stdout), (0, b""), q)
             self.assertEqual(self.entry("joe")[6], want, q)
@@ -315,7 +315,7 @@ class Users(RootTestCase):
                 with open(ms) as f:
                     self.assertEqual(f.read(), f"{want}\n1000 1\n", q)
         snap = snapshot(r.dir)
-        for q in ("1M", "3G", "24M", "1000", "abc", "-1", "50M,", "5X"):
+        for q in ("1M", "3G", "24M", "1000", "abc", "-1", "50M,", "5X", "0C", "1.5", "2.5G"):
             p = r.run("vsetuserquota", "joe@example.com", q)
             self.assertNotEqual(p.returncode, 0, q)
             self.assertTrue(p.stdout.startswith(b"Error: ") and p.stdout.count(b"\n") == 1, p.stdout)
