@@ -6,8 +6,8 @@
 //! three additions because a user name becomes a directory name: `/` is refused
 //! (vpopmail allows it, which lets `../x` escape the domain), a leading `.` is
 //! refused (it would shadow `.qmail-*` files and `..`), and so are control
-//! characters. Names of one character are refused (hashed directories), as is
-//! the reserved name `vpasswd`.
+//! characters. Names of one character are refused (hashed directories), as
+//! are `vpasswd` and `vpasswd.*`, the names of the domain's own files.
 
 use crate::vpop::entry::{MAX_DOMAIN, MAX_NAME};
 use crate::vpop::error::*;
@@ -38,6 +38,7 @@ pub fn check_user(user: &str) -> Result<(), VError> {
         || user.len() == 1
         || user.starts_with('.')
         || user == "vpasswd"
+        || user.starts_with("vpasswd.")
         || !user.chars().all(user_char_ok)
     {
         return Err(VError::code(VA_ILLEGAL_USERNAME));
@@ -117,8 +118,28 @@ mod tests {
             assert!(check_user(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "j", "../x", "a/b", "a:b", "a%b", "a@b", "a b", "a,b", ".x", "a\nb", "a\u{7f}b",
-            "vpasswd", "a\"b", "a(b", "a;b", "a<b", "a[b", "a\\b",
+            "",
+            "j",
+            "../x",
+            "a/b",
+            "a:b",
+            "a%b",
+            "a@b",
+            "a b",
+            "a,b",
+            ".x",
+            "a\nb",
+            "a\u{7f}b",
+            "vpasswd",
+            "vpasswd.cdb",
+            "vpasswd.cdb.tmp",
+            "vpasswd.tmp.1",
+            "a\"b",
+            "a(b",
+            "a;b",
+            "a<b",
+            "a[b",
+            "a\\b",
         ] {
             assert!(check_user(bad).is_err(), "{bad:?}");
         }
