@@ -24,6 +24,22 @@
 //! Only [`sys`] contains `unsafe` code.
 #![deny(unsafe_code)]
 
+/// `crate::elog!` in one `write`: the line is formatted first. Every session
+/// under one tcpserver (and every delivery of one qmail-send) writes to the
+/// same log, and `crate::elog!` writes a line in pieces, so lines written at
+/// the same moment ran into each other.
+#[macro_export]
+macro_rules! elog {
+    () => {
+        $crate::elog!("")
+    };
+    ($($arg:tt)*) => {{
+        let mut line = ::std::format!($($arg)*);
+        line.push('\n');
+        let _ = ::std::io::Write::write_all(&mut ::std::io::stderr(), line.as_bytes());
+    }};
+}
+
 pub mod auth;
 pub mod cdb;
 pub mod control;

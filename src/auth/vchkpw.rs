@@ -365,7 +365,7 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
             return 2;
         }
         None | Some(Err(ReadError::Io(_))) => {
-            eprintln!(
+            crate::elog!(
                 "{}: vchkpw is only for talking with qmail-popup and qmail-pop3d. It is not for running on the command line.",
                 conn.name
             );
@@ -550,7 +550,7 @@ pub fn log_notice(line: &str) {
         .and_then(|s| s.send_to(msg.as_bytes(), "/dev/log"))
         .is_ok();
     if !sent {
-        eprintln!("vpopmail: {clean}");
+        crate::elog!("vpopmail: {clean}");
     }
 }
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     vqmail::sys::reset_sigchld();
     if std::env::args_os().len() > 1 {
-        eprintln!("clearopensmtp: usage: clearopensmtp");
+        vqmail::elog!("clearopensmtp: usage: clearopensmtp");
         return ExitCode::from(100);
     }
     match vqmail::relay::clear(&vqmail::paths::Roots::from_env()) {
@@ -19,7 +19,7 @@ fn main() -> ExitCode {
             } else {
                 "unable to clear open-smtp: "
             };
-            eprintln!(
+            vqmail::elog!(
                 "clearopensmtp: fatal: {what}{}",
                 vqmail::deliver::errstr(&e)
             );

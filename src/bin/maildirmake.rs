@@ -7,20 +7,20 @@ fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     // As qmail's: the first name is made, any others are ignored.
     if args.is_empty() {
-        eprintln!("maildirmake: usage: maildirmake name");
+        vqmail::elog!("maildirmake: usage: maildirmake name");
         return ExitCode::from(100);
     }
     let dir = std::path::Path::new(&args[0]);
     let shown = dir.display();
     if dir.exists() {
-        eprintln!("maildirmake: fatal: unable to mkdir {shown}: file exists");
+        vqmail::elog!("maildirmake: fatal: unable to mkdir {shown}: file exists");
         return ExitCode::from(111);
     }
     use std::os::unix::fs::DirBuilderExt;
     let mut b = std::fs::DirBuilder::new();
     b.mode(0o700);
     if let Err(e) = b.create(dir) {
-        eprintln!(
+        vqmail::elog!(
             "maildirmake: fatal: unable to mkdir {shown}: {}",
             vqmail::deliver::errstr(&e)
         );
@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     }
     for (i, sub) in ["tmp", "new", "cur"].iter().enumerate() {
         if let Err(e) = b.create(dir.join(sub)) {
-            eprintln!(
+            vqmail::elog!(
                 "maildirmake: fatal: unable to mkdir {}: {}",
                 dir.join(sub).display(),
                 vqmail::deliver::errstr(&e)

@@ -11,7 +11,7 @@ fn main() {
         .nth(1)
         .map(|a| a.to_string_lossy().into_owned())
     else {
-        eprintln!("qmail-lspawn: usage: qmail-lspawn aliasempty");
+        vqmail::elog!("qmail-lspawn: usage: qmail-lspawn aliasempty");
         std::process::exit(100);
     };
     let (Some(cmds), Some(reports)) = (vqmail::sys::inherit_file(0), vqmail::sys::inherit_file(1))

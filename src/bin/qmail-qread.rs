@@ -8,7 +8,7 @@ fn main() {
     let mut out = vqmail::queue::qread::Output::new(out);
     let r = vqmail::queue::qread::qread(&q, &mut out);
     if let Some(msg) = out.verdict("qmail-qread", r) {
-        eprintln!("{msg}");
+        vqmail::elog!("{msg}");
         std::process::exit(111);
     }
 }

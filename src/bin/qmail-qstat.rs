@@ -7,7 +7,7 @@ fn main() {
     let mut out = vqmail::queue::qread::Output::new(std::io::stdout().lock());
     let r = vqmail::queue::qread::qstat(&q, &mut out);
     if let Some(msg) = out.verdict("qmail-qstat", r) {
-        eprintln!("{msg}");
+        vqmail::elog!("{msg}");
         std::process::exit(111);
     }
 }

@@ -12,7 +12,7 @@ fn main() {
     // Run by hand: its descriptors are qmail-start's pipes, not there. (Said
     // before any is taken: 2 is one of them, and taking it closes it.)
     if !(0..=6).all(vqmail::sys::fd_is_open) {
-        eprintln!(
+        vqmail::elog!(
             "qmail-send: fatal: descriptors 0 to 6 are not all open: qmail-start starts qmail-send"
         );
         std::process::exit(111);

@@ -5,7 +5,7 @@ fn main() {
     let roots = vqmail::paths::Roots::from_env();
     let path = roots.queue().join("lock").join("tcpto");
     if let Err(e) = vqmail::smtp::client::tcpto::clear(&path) {
-        eprintln!("{}", e.fatal("qmail-tcpok", &path));
+        vqmail::elog!("{}", e.fatal("qmail-tcpok", &path));
         std::process::exit(111);
     }
 }

@@ -9,7 +9,7 @@ fn main() {
     let lines = match vqmail::smtp::client::tcpto::list(&path, vqmail::timefmt::now()) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("{}", e.fatal("qmail-tcpto", &path));
+            vqmail::elog!("{}", e.fatal("qmail-tcpto", &path));
             std::process::exit(111);
         }
     };
@@ -17,7 +17,7 @@ fn main() {
     let mut out = vqmail::queue::qread::Output::new(std::io::stdout().lock());
     let r = lines.iter().try_for_each(|l| writeln!(out, "{l}"));
     if let Some(msg) = out.verdict("qmail-tcpto", r) {
-        eprintln!("{msg}");
+        vqmail::elog!("{msg}");
         std::process::exit(111);
     }
 }

@@ -13,7 +13,7 @@ fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let roots = Roots::from_env();
     let Some(first) = args.first().and_then(|a| a.to_str().map(str::to_string)) else {
-        eprintln!(
+        vqmail::elog!(
             "relay-open: usage: relay-open IP | relay-open -c | relay-open PROGRAM [ARGS...]"
         );
         return ExitCode::from(100);
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         return done(relay::open(&roots, &first), "unable to record the IP");
     }
     if first.starts_with('-') || relay::normalize_ip(&first).is_some() {
-        eprintln!(
+        vqmail::elog!(
             "relay-open: usage: relay-open IP | relay-open -c | relay-open PROGRAM [ARGS...]"
         );
         return ExitCode::from(100);
@@ -40,23 +40,23 @@ fn main() -> ExitCode {
                 .split_once(':')
                 .is_some_and(|(h, _)| h.bytes().all(|b| b.is_ascii_hexdigit())));
     if ipish {
-        eprintln!("relay-open: fatal: not an IP address: {first:?}");
+        vqmail::elog!("relay-open: fatal: not an IP address: {first:?}");
         return ExitCode::from(100);
     }
     // Chain form: a failure to record must not stop the login.
     match std::env::var("TCPREMOTEIP") {
         Ok(ip) if !ip.is_empty() => {
             if let Err(e) = relay::open(&roots, &ip) {
-                eprintln!(
+                vqmail::elog!(
                     "relay-open: warning: unable to record {ip}: {}",
                     vqmail::deliver::errstr(&e)
                 );
             }
         }
-        _ => eprintln!("relay-open: warning: TCPREMOTEIP is not set; nothing recorded"),
+        _ => vqmail::elog!("relay-open: warning: TCPREMOTEIP is not set; nothing recorded"),
     }
     let e = std::process::Command::new(&args[0]).args(&args[1..]).exec();
-    eprintln!(
+    vqmail::elog!(
         "relay-open: fatal: unable to run {first}: {}",
         vqmail::deliver::errstr(&e)
     );
@@ -67,16 +67,16 @@ fn done(r: std::io::Result<()>, what: &str) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
-            eprintln!("relay-open: fatal: {e}");
+            vqmail::elog!("relay-open: fatal: {e}");
             ExitCode::from(100)
         }
         // The file was written; only the cdb is behind: no "unable to record".
         Err(e) if e.get_ref().is_some_and(|i| i.is::<relay::NotRebuilt>()) => {
-            eprintln!("relay-open: fatal: {}", vqmail::deliver::errstr(&e));
+            vqmail::elog!("relay-open: fatal: {}", vqmail::deliver::errstr(&e));
             ExitCode::from(111)
         }
         Err(e) => {
-            eprintln!("relay-open: fatal: {what}: {}", vqmail::deliver::errstr(&e));
+            vqmail::elog!("relay-open: fatal: {what}: {}", vqmail::deliver::errstr(&e));
             ExitCode::from(111)
         }
     }

@@ -327,7 +327,7 @@ impl<'a> Delivery<'a> {
         // Delivered: a failure to count it now only delays the count until
         // the next rebuild.
         if let Err(e) = quota::append(md, done.size as i64, 1) {
-            eprintln!(
+            crate::elog!(
                 "vdelivermail: warning: unable to update maildirsize: {}",
                 errstr(&e)
             );

@@ -96,7 +96,7 @@ pub fn run(
 fn check(name: &str, input: &[u8], target: &mut impl FnMut(&[u8])) {
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| target(input)));
     if let Err(e) = r {
-        eprintln!(
+        crate::elog!(
             "fuzz target {name} failed on input {:?}",
             String::from_utf8_lossy(input)
         );

@@ -39,15 +39,26 @@ fn wait_fd(f: &File, write: bool, timeout: Option<Duration>) -> io::Result<()> {
 /// One direction of a connection: a descriptor with an optional timeout per
 /// read or write. Reads and writes go straight to the descriptor (no hidden
 /// buffer).
+///
+/// Once a write has failed (the timeout, or the peer gone), every later write
+/// fails at once with the same kind of error: a reply still buffered, or a
+/// last flush on the way out, must not wait out the timeout a second time
+/// for a client that takes nothing (qmail's programs exit on the first
+/// failed write).
 pub struct FdStream {
     file: File,
     timeout: Option<Duration>,
+    write_failed: Option<io::ErrorKind>,
 }
 
 impl FdStream {
     /// Wraps a descriptor.
     pub fn new(file: File, timeout: Option<Duration>) -> FdStream {
-        FdStream { file, timeout }
+        FdStream {
+            file,
+            timeout,
+            write_failed: None,
+        }
     }
     /// Changes the timeout.
     pub fn set_timeout(&mut self, timeout: Option<Duration>) {
@@ -75,13 +86,21 @@ impl Read for FdStream {
 
 impl Write for FdStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        wait_fd(&self.file, true, self.timeout)?;
-        loop {
+        if let Some(kind) = self.write_failed {
+            return Err(io::Error::new(kind, "an earlier write failed"));
+        }
+        let r = wait_fd(&self.file, true, self.timeout).and_then(|()| loop {
             match self.file.write(buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                r => return r,
+                r => break r,
+            }
+        });
+        if let Err(e) = &r {
+            if e.kind() != io::ErrorKind::WouldBlock {
+                self.write_failed = Some(e.kind());
             }
         }
+        r
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())

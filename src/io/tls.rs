@@ -148,7 +148,7 @@ pub fn provider_with_ciphers(ciphers: Option<&str>) -> Arc<rustls::crypto::Crypt
     if allowed.is_empty() {
         // Named like the program's other log lines (qmail-smtpd: ...).
         let prog = crate::paths::program_name();
-        eprintln!(
+        crate::elog!(
             "{prog}: warning: no TLS 1.2 cipher of ours in the cipher list {list:?}; using the default list"
         );
         return provider();

@@ -171,7 +171,7 @@ impl Maildir {
             let bytes = i64::try_from(c.removed_bytes).unwrap_or(i64::MAX);
             let count = i64::try_from(c.removed).unwrap_or(i64::MAX);
             if let Err(e) = crate::maildir::quota::append(&self.dir, -bytes, -count) {
-                eprintln!(
+                crate::elog!(
                     "qmail-pop3d: unable to update maildirsize: {}",
                     crate::deliver::errstr(&e)
                 );

@@ -51,7 +51,7 @@ fn poll_interval_logged(roots: &Roots) -> u64 {
                     .to_string();
             let digits: String = first.chars().take_while(char::is_ascii_digit).collect();
             if !first.is_empty() && digits.parse::<u64>().is_err() {
-                eprintln!(
+                crate::elog!(
                     "qmail-pop3d: warning: control/pop3interval is not a number ({}): no poll limit",
                     crate::paths::loggable(&first)
                 );
@@ -60,7 +60,7 @@ fn poll_interval_logged(roots: &Roots) -> u64 {
         }
         Ok(None) => 0,
         Err(e) => {
-            eprintln!(
+            crate::elog!(
                 "qmail-pop3d: warning: unable to read control/pop3interval ({}): no poll limit",
                 crate::deliver::errstr(&e)
             );
@@ -80,7 +80,7 @@ pub fn popup(args: Vec<OsString>) -> i32 {
     let roots = Roots::from_env();
     let idle = timeout(&roots);
     let Ok(mut duplex) = Duplex::stdio(Some(idle)) else {
-        eprintln!("qmail-popup: fd 0 or 1 is not open");
+        crate::elog!("qmail-popup: fd 0 or 1 is not open");
         return 1;
     };
     if args.len() < 3 {
@@ -95,7 +95,7 @@ pub fn popup(args: Vec<OsString>) -> i32 {
         let cfg = match tls::server_config(&cert) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("qmail-popup: POP3S: {e}");
+                crate::elog!("qmail-popup: POP3S: {e}");
                 return 1;
             }
         };
@@ -157,7 +157,7 @@ pub fn popup(args: Vec<OsString>) -> i32 {
                 let cfg = match tls::server_config(&cert) {
                     Ok(c) => c,
                     Err(e) => {
-                        eprintln!("qmail-popup: STLS: {e}");
+                        crate::elog!("qmail-popup: STLS: {e}");
                         if write_all(reader.get_mut(), reply::STLS_UNAVAILABLE).is_err() {
                             return 1;
                         }
@@ -200,7 +200,7 @@ fn login(
     let (rd, wr) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("qmail-popup: pipe: {e}");
+            crate::elog!("qmail-popup: pipe: {e}");
             let _ = write_all(&mut conn, reply::UNABLE_TO_RUN);
             return 1;
         }
@@ -217,7 +217,7 @@ fn login(
         ) {
             Ok(p) => Some(p),
             Err(e) => {
-                eprintln!("qmail-popup: socketpair: {e}");
+                crate::elog!("qmail-popup: socketpair: {e}");
                 let _ = write_all(&mut conn, reply::UNABLE_TO_RUN);
                 return 1;
             }
@@ -230,7 +230,7 @@ fn login(
     let mut child = match crate::sys::pop3::spawn_with_fd3(argv, theirs, rd) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!(
+            crate::elog!(
                 "qmail-popup: unable to run {}: {}",
                 argv[0].to_string_lossy(),
                 crate::deliver::errstr(&e)
@@ -273,7 +273,7 @@ fn login(
                 (Ok(_), Some(false)) => 1,
                 (Ok(_), _) => 0,
                 (Err(e), _) => {
-                    eprintln!("qmail-popup: relay: {}", crate::deliver::errstr(&e));
+                    crate::elog!("qmail-popup: relay: {}", crate::deliver::errstr(&e));
                     1
                 }
             }
@@ -303,7 +303,7 @@ pub fn pop3d(args: Vec<OsString>) -> i32 {
     let roots = Roots::from_env();
     let idle = timeout(&roots);
     let Ok(Duplex { rd, wr }) = Duplex::stdio(Some(idle)) else {
-        eprintln!("qmail-pop3d: fd 0 or 1 is not open");
+        crate::elog!("qmail-pop3d: fd 0 or 1 is not open");
         return 1;
     };
     let mut out = BufWriter::with_capacity(64 * 1024, wr);
@@ -359,7 +359,7 @@ pub fn pop3d(args: Vec<OsString>) -> i32 {
             say(&mut out, &reply::login_delay(every, wait));
             return 0;
         }
-        Err(e) => eprintln!(
+        Err(e) => crate::elog!(
             "qmail-pop3d: poll limit not enforced: {}/{}: {}",
             home.display(),
             interval::STAMP,
@@ -404,5 +404,5 @@ pub fn pop3d(args: Vec<OsString>) -> i32 {
 fn handshake_failed(e: &std::io::Error) {
     let ip = std::env::var("TCPREMOTEIP").unwrap_or_else(|_| "unknown".into());
     let ip = crate::paths::loggable(&ip);
-    eprintln!("qmail-popup: TLS handshake failed for {ip}: {e}");
+    crate::elog!("qmail-popup: TLS handshake failed for {ip}: {e}");
 }

@@ -66,14 +66,14 @@ fn unable(prog: &std::ffi::OsStr, e: io::Error) -> io::Error {
 /// Starts everything; returns only on failure (with the exit code).
 pub fn start(roots: &Roots, args: &[OsString]) -> i32 {
     let Some(aliasempty) = args.first() else {
-        eprintln!("qmail-start: usage: qmail-start aliasempty [ logger arg ... ]");
+        crate::elog!("qmail-start: usage: qmail-start aliasempty [ logger arg ... ]");
         return 100;
     };
     crate::sys::queue::umask(0o077);
     match start_inner(roots, aliasempty, &args[1..]) {
         Ok(never) => match never {},
         Err(e) => {
-            eprintln!("qmail-start: fatal: {e}");
+            crate::elog!("qmail-start: fatal: {e}");
             111
         }
     }

@@ -55,7 +55,7 @@ impl HostPolicy {
             .list_opt("rcpthosts")?
             .map(|l| l.into_iter().map(|s| s.to_ascii_lowercase()).collect());
         if rcpthosts.is_none() && !roots.control("morercpthosts.cdb").exists() {
-            eprintln!(
+            crate::elog!(
                 "qmail-smtpd: warning: no control/rcpthosts: only clients with relay rights may send mail"
             );
         }
@@ -272,7 +272,7 @@ impl Policy for HostPolicy {
             Ok(true) => Verdict::Yes,
             Ok(false) => Verdict::No,
             Err(e) => {
-                eprintln!(
+                crate::elog!(
                     "qmail-smtpd: sender domain {}: {}",
                     loggable(d),
                     loggable(&e.to_string())
@@ -299,7 +299,7 @@ impl Policy for HostPolicy {
                 // qmail-smtpd cannot read vpopmail's files (it runs as qmaild
                 // rather than vpopmail): accept, vdelivermail decides later.
                 if !self.warned {
-                    eprintln!(
+                    crate::elog!(
                         "qmail-smtpd: warning: rcptcheck: {}; recipients not checked",
                         crate::deliver::errstr(&e)
                     );
@@ -308,7 +308,7 @@ impl Policy for HostPolicy {
                 Verdict::Yes
             }
             Err(e) => {
-                eprintln!(
+                crate::elog!(
                     "qmail-smtpd: rcptcheck {}@{}: {}",
                     loggable(&local),
                     loggable(domain),
@@ -321,7 +321,7 @@ impl Policy for HostPolicy {
 
     fn check_password(&mut self, user: &[u8], pass: &[u8], ch: &[u8]) -> Result<bool, String> {
         crate::auth::checkpassword::run(&self.checkpassword, user, pass, ch).map_err(|e| {
-            eprintln!("qmail-smtpd: checkpassword: {}", crate::deliver::errstr(&e));
+            crate::elog!("qmail-smtpd: checkpassword: {}", crate::deliver::errstr(&e));
             e.to_string()
         })
     }

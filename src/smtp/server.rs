@@ -156,7 +156,7 @@ pub fn run(roots: &Roots, args: Args) -> i32 {
     let duplex = match Duplex::stdio(None) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("qmail-smtpd: fatal: {}", crate::deliver::errstr(&e));
+            crate::elog!("qmail-smtpd: fatal: {}", crate::deliver::errstr(&e));
             return 111;
         }
     };
@@ -169,7 +169,7 @@ pub fn run(roots: &Roots, args: Args) -> i32 {
     let (cfg, timeout, mut policy) = match loaded {
         Ok(x) => x,
         Err(e) => {
-            eprintln!(
+            crate::elog!(
                 "qmail-smtpd: unable to read controls: {}",
                 crate::deliver::errstr(&e)
             );
@@ -185,7 +185,7 @@ pub fn run(roots: &Roots, args: Args) -> i32 {
         conn = match starttls(conn, &pem, ciphers.as_deref()) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("qmail-smtpd: TLS failed for {}: {e}", cfg.remote_ip);
+                crate::elog!("qmail-smtpd: TLS failed for {}: {e}", cfg.remote_ip);
                 return 1;
             }
         };
@@ -243,7 +243,7 @@ pub fn run(roots: &Roots, args: Args) -> i32 {
                 let cfg = match tls::server_config_with(&pem, ciphers.as_deref()) {
                     Ok(c) => c,
                     Err(e) => {
-                        eprintln!("qmail-smtpd: {e}");
+                        crate::elog!("qmail-smtpd: {e}");
                         io.out.extend_from_slice(&reply::tls_setup(&e));
                         continue;
                     }
@@ -264,7 +264,7 @@ pub fn run(roots: &Roots, args: Args) -> i32 {
                         };
                     }
                     Err(e) => {
-                        eprintln!(
+                        crate::elog!(
                             "qmail-smtpd: TLS handshake failed for {}: {e}",
                             s.config().remote_ip
                         );
@@ -398,7 +398,7 @@ fn data(roots: &Roots, s: &mut Session, io: &mut Io) -> io::Result<bool> {
     let queue = match Queue::start(roots) {
         Ok(q) => Some(q),
         Err(e) => {
-            eprintln!(
+            crate::elog!(
                 "qmail-smtpd: unable to start qmail-queue: {}",
                 crate::deliver::errstr(&e)
             );

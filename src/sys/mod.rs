@@ -205,7 +205,7 @@ pub fn become_user(prog: &str, name: &str) -> io::Result<bool> {
         Some(a) if nix::unistd::geteuid().as_raw() == a.uid => Ok(true),
         _ => {
             if !SANDBOX_WARNED.swap(true, Ordering::Relaxed) {
-                eprintln!(
+                crate::elog!(
                     "{prog}: warning: account {name} unavailable; running as uid {}",
                     nix::unistd::geteuid()
                 );

@@ -157,7 +157,7 @@ pub fn update_maildirsize(user_dir: &Path, quota: &str, owner: Option<(u32, u32)
     let md = user_dir.join("Maildir");
     // Root never follows a link the user's owner planted in its tree.
     if let Err(e) = crate::fsutil::no_planted_links(&md.join("tmp")) {
-        eprintln!(
+        crate::elog!(
             "Warning: maildirsize not updated: {}",
             crate::deliver::errstr(&e)
         );
@@ -170,7 +170,7 @@ pub fn update_maildirsize(user_dir: &Path, quota: &str, owner: Option<(u32, u32)
         use std::os::unix::fs::MetadataExt;
         if let (Some((uid, _)), Ok(m)) = (owner, std::fs::symlink_metadata(&md)) {
             if m.uid() != uid {
-                eprintln!(
+                crate::elog!(
                     "Warning: maildirsize not updated: {} does not belong to the domain's owner",
                     md.display()
                 );
@@ -1026,7 +1026,7 @@ pub fn del_domain(roots: &Roots, name: &str, force: bool) -> Result<Deleted, VEr
     if is_link {
         let _ = std::fs::remove_file(dir);
     } else if let Err(e) = crate::fsutil::no_planted_links(dir) {
-        eprintln!(
+        crate::elog!(
             "Warning: not removing {}: {}",
             dir.display(),
             crate::deliver::errstr(&e)
@@ -1034,11 +1034,11 @@ pub fn del_domain(roots: &Roots, name: &str, force: bool) -> Result<Deleted, VEr
     } else if dir.components().count() > 2 && dir.file_name().is_some_and(|f| f == name.as_str()) {
         if let Err(e) = std::fs::remove_dir_all(dir) {
             if e.kind() != io::ErrorKind::NotFound {
-                eprintln!("Warning: Failed to delete directory tree: {name}");
+                crate::elog!("Warning: Failed to delete directory tree: {name}");
             }
         }
     } else {
-        eprintln!(
+        crate::elog!(
             "Warning: not removing {}: not a domain directory",
             dir.display()
         );
@@ -1390,7 +1390,7 @@ pub fn alias_all(roots: &Roots, domain_name: &str) -> Result<Vec<(String, Vec<St
         if kind.is_some_and(|t| t.is_symlink()) {
             // Never followed here (a link may point anywhere), but qmail-local
             // delivers through it: say so instead of leaving it out unseen.
-            eprintln!(
+            crate::elog!(
                 "Warning: {} is a symbolic link: not shown",
                 e.path().display()
             );

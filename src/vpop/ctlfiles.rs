@@ -106,7 +106,7 @@ pub fn insert_sorted(path: &Path, line: &str, kind: Kind) -> io::Result<()> {
         let unsorted = keys.windows(2).any(|w| w[0] > w[1]);
         lines.insert(at, line.to_string());
         if unsorted {
-            eprintln!(
+            crate::elog!(
                 "NOTICE: Out of order entries found in {}\n   Sorting...\n",
                 path.display()
             );

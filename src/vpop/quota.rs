@@ -88,7 +88,7 @@ pub fn range(roots: &Roots) -> (u64, u64) {
         (Some(Some(a)), Some(Some(b))) if a <= b => (a, b),
         (None, _) => (DEFAULT_MIN, DEFAULT_MAX),
         _ => {
-            eprintln!(
+            crate::elog!(
                 "Warning: {} is not \"MIN MAX\"; using 25M 2G",
                 roots.vpop_etc("quota-range").display()
             );

@@ -66,6 +66,21 @@ def wait_until(cond, timeout=10.0, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
+def children(pid):
+    """The pids whose parent is pid (from /proc)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    st = f.read()
+            except OSError:
+                continue
+            if int(st.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(d))
+    return out
+
+
 class Root:
     """A complete installation in a temporary directory (scripts/setup-root)."""
 

@@ -16,7 +16,7 @@ import ssl
 import time
 import unittest
 
-from harness import RootTestCase, wait_until
+from harness import RootTestCase, children, wait_until
 
 STUB = r'''#!/usr/bin/env python3
 # checkpassword for tests: joe / secret (or APOP digest); home from STUB_HOME.
@@ -322,6 +322,41 @@ class Protocol(Pop3Case):
         c.cmd("DELE 1")
         self.assertTrue(c.closed(timeout=10))
         self.assertEqual(self.files("new"), ["1.a.h"])  # no QUIT: nothing deleted
+
+    def test_a_client_taking_no_output_is_dropped_after_one_timeout(self):
+        # Pipelined commands from a client that reads none of the replies:
+        # the first write that times out ends qmail-pop3d. The replies still
+        # buffered are not tried again, each for another whole timeout, on
+        # the way out.
+        import threading
+        self.root.write_control("timeoutpop3", "2\n")
+        self.put("1.a.h", M1)
+        srv = self.pop3()
+        port = srv.port
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(10)
+        s.connect(("127.0.0.1", port))
+        c = Raw.__new__(Raw)
+        c.s, c.buf = s, b""
+        OPEN.append(c)
+        c.line()
+        c.cmd("USER joe")
+        self.assertTrue(c.cmd("PASS secret").startswith(b"+OK"))
+        [child] = children(srv.proc.pid)
+
+        def flood():
+            try:
+                s.sendall(b"UIDL\r\n" * 300000)
+            except OSError:
+                pass  # the server is gone
+        t = threading.Thread(target=flood, daemon=True)
+        t0 = time.monotonic()
+        t.start()
+        wait_until(lambda: not os.path.exists(f"/proc/{child}"), timeout=30, what="qmail-pop3d to exit")
+        # One timeout of 2 s (and the time to fill the buffers), not two or three.
+        self.assertLess(time.monotonic() - t0, 3.9)
+        t.join(15)
 
     def test_usage(self):
         r = self.root.run("qmail-popup", "onlyhost")

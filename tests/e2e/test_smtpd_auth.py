@@ -65,6 +65,41 @@ class Auth(SmtpdCase):
         except ssl.SSLEOFError as e:
             self.fail(f"TLS closed without close_notify: {e}")
 
+    def test_smtps_client_taking_no_replies_is_dropped_after_one_timeout(self):
+        # Under TLS too, a write that times out ends qmail-smtpd: it does not
+        # wait a second timeout trying to send "451 timeout" to a client that
+        # takes nothing.
+        import socket
+        import threading
+        from harness import children, wait_until
+        self.root.write_control("timeoutsmtpd", "2\n")
+        srv = self.smtpd(env={"SMTPS": "1"})
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.settimeout(10)
+        raw.connect(("127.0.0.1", srv.port))
+        s = ctx.wrap_socket(raw, server_hostname="localhost")
+        self.addCleanup(s.close)
+        got = b""
+        while not got.endswith(b"\r\n"):
+            got += s.recv(512)
+        self.assertTrue(got.startswith(b"220 "))
+        [child] = children(srv.proc.pid)
+
+        def flood():
+            try:
+                s.sendall(b"NOOP\r\n" * 300000)
+            except (OSError, ValueError):
+                pass  # the server is gone
+        t = threading.Thread(target=flood, daemon=True)
+        t0 = time.monotonic()
+        t.start()
+        wait_until(lambda: not os.path.exists(f"/proc/{child}"), timeout=30, what="qmail-smtpd to exit")
+        self.assertLess(time.monotonic() - t0, 3.9)
+        t.join(15)
+
     def test_each_mechanism_on_each_transport(self):
         plain = self.smtpd()
         smtps = self.smtpd(env={"SMTPS": "1"})

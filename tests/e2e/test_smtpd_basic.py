@@ -7,25 +7,12 @@ import socket
 import subprocess
 import time
 
-from harness import need_tool, wait_until
+from harness import children, need_tool, wait_until
 from smtpd_lib import SmtpdCase, Raw, DnsServer
 
 OK = "250 ok\r\n"
 
 
-def children(pid):
-    """The pids whose parent is pid (from /proc)."""
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    st = f.read()
-            except OSError:
-                continue
-            if int(st.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(d))
-    return out
 NO_RELAY = "553 sorry, that domain isn't allowed to be relayed thru this MTA (#5.7.1)\r\n"
 SMTPLF = "451 See http://pobox.com/~djb/docs/smtplf.html.\r\n"
 

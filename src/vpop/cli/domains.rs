@@ -167,7 +167,7 @@ pub fn qmail_newu(_args: &[String]) -> i32 {
     match crate::vpop::assign::newu(&roots) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("qmail-newu: fatal: {e}");
+            crate::elog!("qmail-newu: fatal: {e}");
             111
         }
     }
@@ -179,7 +179,7 @@ pub fn qmail_newmrh(_args: &[String]) -> i32 {
     match crate::vpop::ctlfiles::newmrh(&roots) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!(
+            crate::elog!(
                 "qmail-newmrh: fatal: unable to write control/morercpthosts.cdb: {}",
                 crate::deliver::errstr(&e)
             );
@@ -266,7 +266,7 @@ pub fn vdominfo(args: &[String]) -> i32 {
         ) {
             Ok(d) => d.cur_users.to_string(),
             Err(e) => {
-                eprintln!(
+                crate::elog!(
                     "vdominfo: can't read {}/.dir-control: {}",
                     w.dir,
                     crate::deliver::errstr(&e)

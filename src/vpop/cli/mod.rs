@@ -99,7 +99,7 @@ pub fn out(text: &str) {
         .and_then(|()| o.flush());
     if let Err(e) = r {
         if e.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!(
+            crate::elog!(
                 "Error: can't write the output: {}",
                 crate::deliver::errstr(&e)
             );
@@ -128,7 +128,7 @@ pub fn show_random(random: &Option<String>) -> Result<(), i32> {
     match shown {
         Ok(()) => Ok(()),
         Err(e) => {
-            eprintln!(
+            crate::elog!(
                 "Error: can't show the random password: {}; nothing changed",
                 crate::deliver::errstr(&e)
             );
@@ -152,7 +152,7 @@ pub fn fail(e: &VError) -> i32 {
     .find(|(d, _)| !d.is_dir());
     if let Some((d, var)) = hint {
         let prog = crate::paths::program_name();
-        eprintln!("{prog}: {} is missing (is {var} right?)", d.display());
+        crate::elog!("{prog}: {} is missing (is {var} right?)", d.display());
     }
     e.exit_code()
 }
@@ -204,7 +204,7 @@ fn read_secret(prompt: &str) -> Option<String> {
     let n = std::io::stdin().lock().read_until(b'\n', &mut line);
     if let Some(was) = echo {
         let _ = crate::sys::tty::set_echo(0, was);
-        eprintln!();
+        crate::elog!();
     }
     match n {
         Ok(0) | Err(_) => None,

@@ -53,7 +53,7 @@ pub fn vadduser(args: &[String]) -> i32 {
     for o in &opts {
         match o.c {
             'v' => out(&format!("version: {VERSION}\n")),
-            's' => eprintln!("Warning: The -s option has been disabled."),
+            's' => crate::elog!("Warning: The -s option has been disabled."),
             'c' => n.gecos = o.arg.clone().unwrap_or_default(),
             'q' => quota_in = o.arg.clone(),
             'e' => n.crypted = o.arg.clone().filter(|c| !c.is_empty()),
@@ -368,7 +368,7 @@ pub fn valias(args: &[String]) -> i32 {
     let (opts, ops) = match getopt(args, "vnsdi:") {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("Error: {e}; usage: {usage}");
+            crate::elog!("Error: {e}; usage: {usage}");
             return 254;
         }
     };
@@ -390,11 +390,11 @@ pub fn valias(args: &[String]) -> i32 {
         }
     }
     let err = |e: &VError| {
-        eprintln!("Error: {}", e.text);
+        crate::elog!("Error: {}", e.text);
         e.exit_code()
     };
     let Some(email) = ops.first() else {
-        eprintln!("Error: must supply alias email address; usage: {usage}");
+        crate::elog!("Error: must supply alias email address; usage: {usage}");
         return 255;
     };
     let whole_domain = !email.contains('@');
@@ -435,7 +435,7 @@ pub fn valias(args: &[String]) -> i32 {
             Err(e) => err(&e),
         },
         Act::Names => {
-            eprintln!("Please enter domain name only.");
+            crate::elog!("Please enter domain name only.");
             255
         }
         Act::Delete if whole_domain => err(&VError::code(VA_USER_DOES_NOT_EXIST)),
