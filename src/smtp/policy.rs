@@ -134,7 +134,7 @@ impl HostPolicy {
         // What qmail routes past vpopmail is looked at last, since it can
         // only turn a refusal (or vpopmail's unreadable files) into a yes,
         // and reads more files than the common case needs.
-        match Self::vpop_has(&self.roots, &d, local, domain) {
+        match Self::vpop_has(&d, local) {
             Ok(true) => Ok(Verdict::Yes),
             Ok(false) if self.routed_past_vpopmail(a, &d)? => Ok(Verdict::Yes),
             Ok(false) => Ok(Verdict::No),
@@ -145,13 +145,8 @@ impl HostPolicy {
 
     /// Whether vpopmail delivers `local@domain` of domain `d`: a user, a
     /// `.qmail` file, a user-ext, or a catch-all that is not a bounce.
-    fn vpop_has(
-        roots: &Roots,
-        d: &crate::vpop::Domain,
-        local: &str,
-        domain: &str,
-    ) -> std::io::Result<bool> {
-        if crate::vpop::find_user(roots, local, domain)?.is_some() {
+    fn vpop_has(d: &crate::vpop::Domain, local: &str) -> std::io::Result<bool> {
+        if crate::vpop::find_user_in(d, local)?.is_some() {
             return Ok(true);
         }
         if Self::has_dot_qmail(&d.dir, local) {
@@ -159,7 +154,7 @@ impl HostPolicy {
         }
         // vdelivermail's qmail-ext rule: joe-lists@ is joe's when joe exists.
         if let Some((base, _)) = local.split_once('-') {
-            if crate::vpop::find_user(roots, base, domain)?.is_some() {
+            if crate::vpop::find_user_in(d, base)?.is_some() {
                 return Ok(true);
             }
         }

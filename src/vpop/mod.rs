@@ -85,14 +85,25 @@ pub fn find_domain(roots: &Roots, domain: &str) -> io::Result<Option<Domain>> {
 /// Finds a user of a domain (both lowercased): the domain through
 /// [`find_domain`], then its vpasswd.cdb (rebuilt from vpasswd when missing).
 pub fn find_user(roots: &Roots, user: &str, domain: &str) -> io::Result<Option<(Domain, Entry)>> {
-    let user = user.to_ascii_lowercase();
-    if user.is_empty() || user.contains(['\0', '\n', ':']) {
+    if !user_name_ok(user) {
         return Ok(None);
     }
     let Some(d) = find_domain(roots, domain)? else {
         return Ok(None);
     };
-    Ok(vpasswd::lookup(&d.dir, &user, d.owner())?.map(|e| (d, e)))
+    Ok(find_user_in(&d, user)?.map(|e| (d, e)))
+}
+
+/// [`find_user`] in a domain already found.
+pub fn find_user_in(d: &Domain, user: &str) -> io::Result<Option<Entry>> {
+    if !user_name_ok(user) {
+        return Ok(None);
+    }
+    vpasswd::lookup(&d.dir, &user.to_ascii_lowercase(), d.owner())
+}
+
+fn user_name_ok(user: &str) -> bool {
+    !user.is_empty() && !user.contains(['\0', '\n', ':'])
 }
 
 /// Records a successful login: `DIR/lastauth` holds the IP (no newline), its
