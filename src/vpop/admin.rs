@@ -975,7 +975,11 @@ pub fn del_domain(roots: &Roots, name: &str, force: bool) -> Result<Deleted, VEr
         Ok(d) => d,
         Err(e) if e.code == VError::code(VA_DOMAIN_DOES_NOT_EXIST).code => {
             return match leftover_dir(roots, &name) {
-                Some(dir) if nothing_names(roots, &name) && !holds_mail(&dir) => {
+                Some(dir)
+                    if nothing_names(roots, &name)
+                        && !holds_mail(&dir)
+                        && (marked_for_deletion(&dir) || at_most_postmaster(&dir)) =>
+                {
                     remove_leftover(&dir).map(|()| Deleted::Leftover(dir))
                 }
                 _ => Err(e),
@@ -1016,13 +1020,20 @@ pub fn del_domain(roots: &Roots, name: &str, force: bool) -> Result<Deleted, VEr
     }
     let mut doms = vec![name.clone()];
     doms.extend(aliases.iter().cloned());
-    ctlfiles::del_domains(roots, &doms, &lines_for(&doms))
-        .map_err(io_err("could not update control files"))?;
     // The tree goes only when it is a directory of its own below a domains dir.
     let dir = &d.dir;
     let is_link = std::fs::symlink_metadata(dir)
         .map(|m| m.file_type().is_symlink())
         .unwrap_or(false);
+    // Marked first: a run killed from here on leaves a directory that the
+    // next run may take for a leftover, whatever accounts it holds.
+    let marked = !is_link && mark_for_deletion(dir);
+    if let Err(e) = ctlfiles::del_domains(roots, &doms, &lines_for(&doms)) {
+        if marked {
+            let _ = std::fs::remove_file(dir.join(DELETING));
+        }
+        return Err(io_err("could not update control files")(e));
+    }
     if is_link {
         let _ = std::fs::remove_file(dir);
     } else if let Err(e) = crate::fsutil::no_planted_links(dir) {
@@ -1153,6 +1164,44 @@ fn nothing_names(roots: &Roots, name: &str) -> bool {
         }
     }
     true
+}
+
+/// The file vdeldomain leaves in a domain directory before it changes the
+/// control files, so that the directory of a run killed half way can be
+/// told from a live domain's.
+const DELETING: &str = ".vdeldomain-running";
+
+/// Leaves the [`DELETING`] mark in `dir` (never through a link planted at
+/// that name). Whether it was made.
+fn mark_for_deletion(dir: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(dir.join(DELETING))
+        .is_ok()
+        || marked_for_deletion(dir)
+}
+
+fn marked_for_deletion(dir: &Path) -> bool {
+    std::fs::symlink_metadata(dir.join(DELETING)).is_ok_and(|m| m.is_file())
+}
+
+/// Whether a domain directory has no account but its postmaster: what a
+/// vadddomain killed half way leaves. A directory with other accounts is a
+/// live domain's as far as anyone can tell (with QMAIL_HOME naming another
+/// installation, nothing there names it), unless vdeldomain marked it.
+fn at_most_postmaster(dir: &Path) -> bool {
+    match crate::fsutil::read_nofollow(&dir.join("vpasswd")) {
+        Ok(None) => true,
+        Ok(Some(text)) => text
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .all(|l| l.starts_with(b"postmaster:")),
+        Err(_) => false,
+    }
 }
 
 /// Whether a directory holds any message (a file in a `new` or `cur`

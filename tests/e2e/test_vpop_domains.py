@@ -286,11 +286,14 @@ class Domains(RootTestCase):
         import shutil
         r = self.root
         self.assertEqual(self.vadd("stale.com", "pw-123456").returncode, 0)
+        r.run("vadduser", "joe@stale.com", "pw-123456", check=True)
         d = r.domain_dir("stale.com")
         old_cdb = r.read("var/qmail/users/cdb")
         shutil.copytree(d, d + ".keep", symlinks=True)
         self.assertEqual(r.run("vdeldomain", "stale.com").returncode, 0)
         os.rename(d + ".keep", d)
+        # The mark the run made before it changed any control file.
+        open(os.path.join(d, ".vdeldomain-running"), "w").close()
         with open(r.q("users", "cdb"), "wb") as f:
             f.write(old_cdb)
         # Older than assign, as the killed run left it.
@@ -343,6 +346,20 @@ class Domains(RootTestCase):
         p = r.run("vdeldomain", "live.com", env={"QMAIL_HOME": os.path.join(r.dir, "nowhere")})
         self.assertNotEqual(p.returncode, 0)
         self.assertTrue(os.path.isdir(md))
+        # QMAIL_HOME naming another installation, whose files are all there
+        # and name nothing: a domain with accounts besides its postmaster
+        # (and no mail, all fetched) is still not taken for a leftover.
+        r.run("vadduser", "joe@live.com", "pw-123456", check=True)
+        other = os.path.join(r.dir, "other-qmail")
+        for sub in ("control", "users"):
+            os.makedirs(os.path.join(other, sub), exist_ok=True)
+        for name, text in (("control/me", "other.test\n"), ("control/rcpthosts", ""),
+                           ("users/assign", ".\n")):
+            with open(os.path.join(other, name), "w") as f:
+                f.write(text)
+        p = r.run("vdeldomain", "live.com", env={"QMAIL_HOME": other})
+        self.assertEqual((p.returncode, p.stdout), (245, b"Error: Domain does not exist\n"))
+        self.assertTrue(os.path.isdir(os.path.join(r.domain_dir("live.com"), "joe")))
         # A leftover-looking directory that holds mail is never removed as one
         # (QMAIL_HOME may name another real installation).
         left = r.v("domains", "mailful.com")
