@@ -242,9 +242,10 @@ impl<'a> Delivery<'a> {
 
     /// The lines of a user's (or catch-all's) .qmail file; `to` is the
     /// mailbox its Maildir lines deliver for. `own`: the user's Maildir and
-    /// quota; a line naming that Maildir (`./Maildir/`, or its full path)
-    /// delivers under the user's quota, as the direct delivery does, so a
-    /// copy kept by a `.qmail` is not a way around the quota.
+    /// quota; a line naming that Maildir (`./Maildir/`, or its full path) or
+    /// one of its folders (`./Maildir/.Spam/`) delivers under the user's
+    /// quota, as the direct delivery does, so a copy kept by a `.qmail` is
+    /// not a way around the quota.
     fn dot_qmail(
         &self,
         dir: &Path,
@@ -260,8 +261,12 @@ impl<'a> Delivery<'a> {
                 Line::Blank | Line::Comment | Line::Plus | Line::PlusList => {}
                 Line::Maildir(p) => {
                     let p = dir.join(OsStr::from_bytes(&p));
-                    let q = own.and_then(|(md, q)| same_dir(&p, md).then_some(q).flatten());
-                    self.to_maildir(&p, q, to, dom, msg)?;
+                    // The user's own Maildir, or one of its folders
+                    // (`./Maildir/.Spam/`): under the user's quota.
+                    match own.filter(|(md, _)| same_dir(&p, md) || is_folder_of(&p, md)) {
+                        Some((md, q)) => self.to_maildir_under(&p, md, q, to, dom, msg)?,
+                        None => self.to_maildir(&p, None, to, dom, msg)?,
+                    }
                 }
                 Line::Mbox(p) => {
                     return Err(Fail::temp(format!(
@@ -293,6 +298,20 @@ impl<'a> Delivery<'a> {
         dom: &vpop::Domain,
         msg: &mut Message,
     ) -> Result<(), Fail> {
+        self.to_maildir_under(md, md, q, to, dom, msg)
+    }
+
+    /// [`Self::to_maildir`] into `md`, a Maildir or one of the Maildir++
+    /// folders of `root`, whose maildirsize and quota count it.
+    fn to_maildir_under(
+        &self,
+        md: &Path,
+        root: &Path,
+        q: Option<Quota>,
+        to: &str,
+        dom: &vpop::Domain,
+        msg: &mut Message,
+    ) -> Result<(), Fail> {
         let prefix = self.prefix(to);
         // The message as handed over (vpopmail's fstat of descriptor 0),
         // without the two lines added in front.
@@ -300,17 +319,17 @@ impl<'a> Delivery<'a> {
         // Only where a quota can apply: NOQUOTA mailboxes need no turns.
         let quota_applies = match &q {
             Some(q) => !q.is_unlimited(),
-            None => md.join(quota::FILE).exists(),
+            None => root.join(quota::FILE).exists(),
         };
-        let _turn = quota_applies.then(|| mailbox_turn(md));
-        let check = quota::check(md, q.as_ref(), size).map_err(|e| {
+        let _turn = quota_applies.then(|| mailbox_turn(root));
+        let check = quota::check(root, q.as_ref(), size).map_err(|e| {
             Fail::temp(format!(
                 "Unable to read the quota of the mailbox: {}. (#4.3.0)",
                 errstr(&e)
             ))
         })?;
         if check.over {
-            self.quota_warning(md, dom, &check.quota, &check.usage);
+            self.quota_warning(root, dom, &check.quota, &check.usage);
             return Err(self.over_quota(dom));
         }
         let r = msg
@@ -326,7 +345,7 @@ impl<'a> Delivery<'a> {
         })?;
         // Delivered: a failure to count it now only delays the count until
         // the next rebuild.
-        if let Err(e) = quota::append(md, done.size as i64, 1) {
+        if let Err(e) = quota::append(root, done.size as i64, 1) {
             crate::elog!(
                 "vdelivermail: warning: unable to update maildirsize: {}",
                 errstr(&e)
@@ -336,7 +355,7 @@ impl<'a> Delivery<'a> {
             bytes: check.usage.bytes + done.size as i64,
             count: check.usage.count + 1,
         };
-        self.quota_warning(md, dom, &check.quota, &after);
+        self.quota_warning(root, dom, &check.quota, &after);
         Ok(())
     }
 
@@ -545,6 +564,13 @@ fn same_dir(a: &Path, b: &Path) -> bool {
         (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
         _ => false,
     }
+}
+
+/// Whether `p` is a Maildir++ folder (`.NAME`) of the Maildir `md`.
+fn is_folder_of(p: &Path, md: &Path) -> bool {
+    p.file_name()
+        .is_some_and(|n| n.as_bytes().first() == Some(&b'.') && n != "." && n != "..")
+        && p.parent().is_some_and(|parent| same_dir(parent, md))
 }
 
 fn mailbox_turn(md: &Path) -> Option<std::fs::File> {

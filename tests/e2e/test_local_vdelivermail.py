@@ -201,6 +201,22 @@ class Vdelivermail(unittest.TestCase):
             r = self.vdel(user, msg=b"x" * 200)
             self.assertEqual((r.returncode, r.stdout), (100, b"user is over quota\n"), user)
             self.assertEqual(len(self.msgs(user)), 1, user)
+        # A folder of the user's Maildir (Maildir++) counts in the same quota,
+        # kept in the Maildir's own maildirsize.
+        self.root.add_user(f"cq4@{DOM}", "secret1", "-q", "400")
+        md = self.root.maildir("cq4", DOM)
+        spam = os.path.join(md, ".Spam")
+        for sub in ("", "tmp", "new", "cur"):
+            os.makedirs(os.path.join(spam, sub), exist_ok=True)
+        with open(os.path.join(self.root.domain_dir(DOM), "cq4", ".qmail"), "w") as f:
+            f.write("./Maildir/.Spam/\n")
+        self.assertEqual(self.vdel("cq4", msg=b"x" * 200).returncode, 0)
+        r = self.vdel("cq4", msg=b"x" * 200)
+        self.assertEqual((r.returncode, r.stdout), (100, b"user is over quota\n"))
+        self.assertEqual(len(maildir_messages(spam)), 1)
+        with open(os.path.join(md, "maildirsize")) as f:
+            self.assertEqual(f.read().splitlines()[0], "400S")
+        self.assertFalse(os.path.exists(os.path.join(spam, "maildirsize")))
         # Another Maildir named by a .qmail keeps its own maildirsize's quota
         # (none here: no limit).
         self.root.add_user(f"cq3@{DOM}", "secret1", "-q", "400")
