@@ -245,7 +245,8 @@ impl<'a> Delivery<'a> {
     /// quota; a line naming that Maildir (`./Maildir/`, or its full path) or
     /// one of its folders (`./Maildir/.Spam/`) delivers under the user's
     /// quota, as the direct delivery does, so a copy kept by a `.qmail` is
-    /// not a way around the quota.
+    /// not a way around the quota. A folder of any other Maildir counts in
+    /// that Maildir's maildirsize.
     fn dot_qmail(
         &self,
         dir: &Path,
@@ -261,12 +262,14 @@ impl<'a> Delivery<'a> {
                 Line::Blank | Line::Comment | Line::Plus | Line::PlusList => {}
                 Line::Maildir(p) => {
                     let p = dir.join(OsStr::from_bytes(&p));
-                    // The user's own Maildir, or one of its folders
-                    // (`./Maildir/.Spam/`): under the user's quota.
-                    match own.filter(|(md, _)| same_dir(&p, md) || is_folder_of(&p, md)) {
-                        Some((md, q)) => self.to_maildir_under(&p, md, q, to, dom, msg)?,
-                        None => self.to_maildir(&p, None, to, dom, msg)?,
-                    }
+                    // A folder (`./Maildir/.Spam/`, or a link to one) counts
+                    // in its Maildir's quota; the user's own Maildir has
+                    // the user's quota.
+                    let root = quota_root(&p);
+                    let q = own
+                        .filter(|(md, _)| same_dir(&root, md))
+                        .and_then(|(_, q)| q);
+                    self.to_maildir_under(&p, &root, q, to, dom, msg)?;
                 }
                 Line::Mbox(p) => {
                     return Err(Fail::temp(format!(
@@ -566,11 +569,21 @@ fn same_dir(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Whether `p` is a Maildir++ folder (`.NAME`) of the Maildir `md`.
-fn is_folder_of(p: &Path, md: &Path) -> bool {
-    p.file_name()
-        .is_some_and(|n| n.as_bytes().first() == Some(&b'.') && n != "." && n != "..")
-        && p.parent().is_some_and(|parent| same_dir(parent, md))
+/// The Maildir whose maildirsize counts deliveries into Maildir `p`: the
+/// Maildir holding it when `p` (links resolved) is one of its Maildir++
+/// folders (`.NAME` with `new` and `cur` beside it), else `p` itself.
+fn quota_root(p: &Path) -> PathBuf {
+    if let Ok(real) = std::fs::canonicalize(p) {
+        if let (Some(name), Some(parent)) = (real.file_name(), real.parent()) {
+            if name.as_bytes().first() == Some(&b'.')
+                && parent.join("new").is_dir()
+                && parent.join("cur").is_dir()
+            {
+                return parent.to_path_buf();
+            }
+        }
+    }
+    p.to_path_buf()
 }
 
 fn mailbox_turn(md: &Path) -> Option<std::fs::File> {

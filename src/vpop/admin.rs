@@ -1029,7 +1029,10 @@ pub fn del_domain(roots: &Roots, name: &str, force: bool) -> Result<Deleted, VEr
     // next run may take for a leftover, whatever accounts it holds.
     let marked = !is_link && mark_for_deletion(dir);
     if let Err(e) = ctlfiles::del_domains(roots, &doms, &lines_for(&doms)) {
-        if marked {
+        // The mark goes only while the domain is still whole (assign names
+        // it, so the next run finds it); once assign has changed, the next
+        // run must be able to take the directory for a leftover.
+        if marked && domain(roots, &name).is_ok() {
             let _ = std::fs::remove_file(dir.join(DELETING));
         }
         return Err(io_err("could not update control files")(e));
@@ -1043,7 +1046,7 @@ pub fn del_domain(roots: &Roots, name: &str, force: bool) -> Result<Deleted, VEr
             crate::deliver::errstr(&e)
         );
     } else if dir.components().count() > 2 && dir.file_name().is_some_and(|f| f == name.as_str()) {
-        if let Err(e) = std::fs::remove_dir_all(dir) {
+        if let Err(e) = remove_tree_mark_last(dir) {
             if e.kind() != io::ErrorKind::NotFound {
                 crate::elog!("Warning: Failed to delete directory tree: {name}");
             }
@@ -1185,23 +1188,43 @@ fn mark_for_deletion(dir: &Path) -> bool {
         || marked_for_deletion(dir)
 }
 
+/// Whether `dir` carries the [`DELETING`] mark, made after the last change
+/// to its accounts (a mark left by a run killed before it changed anything,
+/// in a domain that went on being used, does not count).
 fn marked_for_deletion(dir: &Path) -> bool {
-    std::fs::symlink_metadata(dir.join(DELETING)).is_ok_and(|m| m.is_file())
+    use std::os::unix::fs::MetadataExt;
+    let Ok(mark) = std::fs::symlink_metadata(dir.join(DELETING)) else {
+        return false;
+    };
+    let accounts_changed = std::fs::symlink_metadata(dir.join("vpasswd"))
+        .map(|m| (m.mtime(), m.mtime_nsec()))
+        .unwrap_or((0, 0));
+    mark.is_file() && accounts_changed <= (mark.mtime(), mark.mtime_nsec())
 }
 
-/// Whether a domain directory has no account but its postmaster: what a
-/// vadddomain killed half way leaves. A directory with other accounts is a
-/// live domain's as far as anyone can tell (with QMAIL_HOME naming another
+/// Whether a domain directory holds nothing but what a vadddomain killed
+/// half way leaves: no account but the postmaster, and no `.qmail-NAME`
+/// file (aliases, forwards) but `.qmail-default`. Anything more is a live
+/// domain's as far as anyone can tell (with QMAIL_HOME naming another
 /// installation, nothing there names it), unless vdeldomain marked it.
 fn at_most_postmaster(dir: &Path) -> bool {
-    match crate::fsutil::read_nofollow(&dir.join("vpasswd")) {
+    let accounts = match crate::fsutil::read_nofollow(&dir.join("vpasswd")) {
         Ok(None) => true,
         Ok(Some(text)) => text
             .split(|&b| b == b'\n')
             .filter(|l| !l.is_empty())
             .all(|l| l.starts_with(b"postmaster:")),
         Err(_) => false,
-    }
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    accounts
+        && entries.flatten().all(|e| {
+            let n = e.file_name();
+            let n = n.as_encoded_bytes();
+            !n.starts_with(b".qmail-") || n == b".qmail-default"
+        })
 }
 
 /// Whether a directory holds any message (a file in a `new` or `cur`
@@ -1238,7 +1261,32 @@ fn remove_leftover(dir: &Path) -> Result<(), VError> {
     crate::fsutil::no_planted_links(dir).map_err(io_err("not removing it"))?;
     // `.dir-control` is left alone: whether the killed vadddomain counted
     // this directory is not known, and the count only places new domains.
-    std::fs::remove_dir_all(dir).map_err(io_err("Failed to delete directory tree"))
+    remove_tree_mark_last(dir).map_err(io_err("Failed to delete directory tree"))
+}
+
+/// Removes a domain directory with everything in it, the [`DELETING`] mark
+/// last: a run killed half way leaves the mark for the next one to go on.
+fn remove_tree_mark_last(dir: &Path) -> io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_name() == DELETING {
+            continue;
+        }
+        let r = if e.file_type()?.is_dir() {
+            std::fs::remove_dir_all(e.path())
+        } else {
+            std::fs::remove_file(e.path())
+        };
+        match r {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    match std::fs::remove_file(dir.join(DELETING)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    std::fs::remove_dir(dir)
 }
 
 /// The `domains` directory holding a domain directory (skipping a hash bucket).

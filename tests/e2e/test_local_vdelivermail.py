@@ -217,6 +217,25 @@ class Vdelivermail(unittest.TestCase):
         with open(os.path.join(md, "maildirsize")) as f:
             self.assertEqual(f.read().splitlines()[0], "400S")
         self.assertFalse(os.path.exists(os.path.join(spam, "maildirsize")))
+        # A link to the folder is the folder.
+        self.root.add_user(f"cq5@{DOM}", "secret1", "-q", "400")
+        home5 = os.path.join(self.root.domain_dir(DOM), "cq5")
+        spam5 = os.path.join(self.root.maildir("cq5", DOM), ".Spam")
+        for sub in ("", "tmp", "new", "cur"):
+            os.makedirs(os.path.join(spam5, sub), exist_ok=True)
+        os.symlink(spam5, os.path.join(home5, "spamlink"))
+        with open(os.path.join(home5, ".qmail"), "w") as f:
+            f.write("./spamlink/\n")
+        self.assertEqual(self.vdel("cq5", msg=b"x" * 200).returncode, 0)
+        r = self.vdel("cq5", msg=b"x" * 200)
+        self.assertEqual((r.returncode, r.stdout), (100, b"user is over quota\n"))
+        # Another user's folder counts in that user's maildirsize.
+        self.root.add_user(f"cq6@{DOM}", "secret1", "-q", "400")
+        with open(os.path.join(self.root.domain_dir(DOM), "cq6", ".qmail"), "w") as f:
+            f.write("../cq4/Maildir/.Spam/\n")
+        r = self.vdel("cq6", msg=b"x" * 200)
+        self.assertEqual((r.returncode, r.stdout), (100, b"user is over quota\n"))
+        self.assertEqual(len(maildir_messages(spam)), 1)
         # Another Maildir named by a .qmail keeps its own maildirsize's quota
         # (none here: no limit).
         self.root.add_user(f"cq3@{DOM}", "secret1", "-q", "400")

@@ -1,6 +1,7 @@
 """vadddomain, vdeldomain, qmail-newu, qmail-newmrh: the files they write are
 the ones vpopmail and qmail write (golden texts and byte-identical cdbs)."""
 import os
+import time
 import signal
 import shutil
 import stat
@@ -308,6 +309,27 @@ class Domains(RootTestCase):
         self.assertNotIn(b"stale.com", r.read("var/qmail/users/cdb"))
         self.assertEqual(self.vadd("stale.com", "pw-123456").returncode, 0)
 
+    def test_vdeldomain_that_could_not_compile_users_cdb_can_be_run_again(self):
+        # users/cdb cannot be written: assign has changed, so the domain is
+        # gone as far as qmail-send reads assign, and its directory keeps the
+        # mark; once the cause is fixed, the next run removes it.
+        r = self.root
+        self.assertEqual(self.vadd("nocdb.com", "pw-123456").returncode, 0)
+        r.run("vadduser", "joe@nocdb.com", "pw-123456", check=True)
+        d = r.domain_dir("nocdb.com")
+        os.makedirs(r.q("users", "cdb.tmp", "x"))
+        try:
+            p = r.run("vdeldomain", "nocdb.com")
+            self.assertNotEqual(p.returncode, 0)
+            self.assertTrue(os.path.exists(os.path.join(d, ".vdeldomain-running")))
+        finally:
+            os.rmdir(r.q("users", "cdb.tmp", "x"))
+            os.rmdir(r.q("users", "cdb.tmp"))
+        p = r.run("vdeldomain", "nocdb.com")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertFalse(os.path.exists(d))
+        self.assertEqual(self.vadd("nocdb.com", "pw-123456").returncode, 0)
+
     def test_a_control_file_that_cannot_be_written_undoes_vadddomain(self):
         # rcpthosts is not a file: vadddomain fails, and what it had written
         # (users/assign, users/cdb, the directory) is taken back.
@@ -360,6 +382,22 @@ class Domains(RootTestCase):
         p = r.run("vdeldomain", "live.com", env={"QMAIL_HOME": other})
         self.assertEqual((p.returncode, p.stdout), (245, b"Error: Domain does not exist\n"))
         self.assertTrue(os.path.isdir(os.path.join(r.domain_dir("live.com"), "joe")))
+        # Nor a domain of forwards (aliases beside the postmaster), nor one
+        # whose accounts changed after the mark of a vdeldomain killed before
+        # it changed anything.
+        self.assertEqual(self.vadd("fwd.com", "pw-123456").returncode, 0)
+        with open(os.path.join(r.domain_dir("fwd.com"), ".qmail-info"), "w") as f:
+            f.write("&someone@example.org\n")
+        p = r.run("vdeldomain", "fwd.com", env={"QMAIL_HOME": other})
+        self.assertEqual(p.returncode, 245, p.stdout)
+        self.assertTrue(os.path.exists(os.path.join(r.domain_dir("fwd.com"), ".qmail-info")))
+        open(os.path.join(r.domain_dir("live.com"), ".vdeldomain-running"), "w").close()
+        time.sleep(0.01)  # a later time stamp for the account change below
+        r.run("vadduser", "ann@live.com", "pw-123456", check=True)
+        p = r.run("vdeldomain", "live.com", env={"QMAIL_HOME": other})
+        self.assertEqual(p.returncode, 245, p.stdout)
+        self.assertTrue(os.path.isdir(os.path.join(r.domain_dir("live.com"), "ann")))
+        os.unlink(os.path.join(r.domain_dir("live.com"), ".vdeldomain-running"))
         # A leftover-looking directory that holds mail is never removed as one
         # (QMAIL_HOME may name another real installation).
         left = r.v("domains", "mailful.com")
