@@ -379,8 +379,11 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
     let foreign_caller =
         nix::unistd::getuid() != nix::unistd::geteuid() && !nix::unistd::getuid().is_root();
     let uid = nix::unistd::getuid().as_raw();
-    if foreign_caller && guess_delay_for(crate::sys::account_by_uid(uid).map(|a| a.name).as_deref())
-    {
+    // Any such caller but qmaild (qmail-smtpd's account in qmail's run
+    // scripts, whose TCPREMOTEIP tcpserver set).
+    let untrusted_caller = foreign_caller
+        && guess_delay_for(crate::sys::account_by_uid(uid).map(|a| a.name).as_deref());
+    if untrusted_caller {
         // Before any answer, right or wrong, and before the user is looked
         // up: a quick exit for an unknown user would tell which exist.
         std::thread::sleep(std::time::Duration::from_secs(2));
@@ -451,6 +454,12 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
     }
     let who = format!("{}@{}:{ip}", login.user, login.domain);
     let dir = entry.dir_path();
+    // The domain's owner writes its vpasswd, and so the directory: nothing
+    // is read or written there (lastauth included) unless that owner could.
+    if let Err(why) = dir_is_the_domains(&dir, &domain) {
+        log(&format!("{}: {why} {who}", conn.name));
+        return 1;
+    }
     // A POP3 login the poll limit is about to refuse (qmail-pop3d decides)
     // is not a login: it neither opens the relay nor counts as lastauth.
     let poll_refused = conn.service == Service::Pop
@@ -459,9 +468,9 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
             crate::pop3::server::poll_interval(roots),
             crate::timefmt::now(),
         );
-    if foreign_caller && conn.service != Service::Smtp {
+    if untrusted_caller {
         log(&format!(
-            "{}: relay not opened: started by uid {}, whose TCPREMOTEIP proves nothing {who}",
+            "{}: relay not opened, lastauth not written: started by uid {}, whose TCPREMOTEIP proves nothing {who}",
             conn.name,
             nix::unistd::getuid()
         ));
@@ -500,8 +509,9 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
             ));
         }
     };
-    let lastauth_done = poll_refused || dir.is_dir();
-    if lastauth_done && !poll_refused {
+    // (Nothing to write for a refused poll or an untrusted caller.)
+    let lastauth_done = poll_refused || untrusted_caller || dir.is_dir();
+    if lastauth_done && !poll_refused && !untrusted_caller {
         write_lastauth();
     }
     if let Err((code, what)) = switch_identity(conn.service, &domain) {
@@ -590,6 +600,37 @@ fn switch_identity(service: Service, d: &Domain) -> Result<(), (u8, String)> {
             .map_err(|e| (5, format!("setuid {ruid} failed errno {}", e as i32)))?;
     }
     Ok(())
+}
+
+/// Whether a login of domain `d` may use directory `dir`: with vchkpw
+/// running as another account than the domain's (vpopmail, where the domain
+/// was made with `vadddomain -u`), no identity change keeps the domain's
+/// owner out of other domains' mail, so such a domain is refused; and a
+/// directory that exists must belong to the domain's owner (a vpasswd line
+/// pointing into another domain, or at a system directory, is refused even
+/// when vchkpw runs as root). A domain whose owner is no account (a sandbox
+/// root) is taken as it is, as [`switch_identity`] keeps the identity there.
+fn dir_is_the_domains(dir: &Path, d: &Domain) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    if crate::sys::account_by_uid(d.uid).is_none() {
+        return Ok(());
+    }
+    let euid = nix::unistd::geteuid();
+    if !euid.is_root() && euid.as_raw() != d.uid {
+        return Err(format!(
+            "domain belongs to uid {}, and vchkpw runs as uid {euid} without root to change to it",
+            d.uid
+        ));
+    }
+    match std::fs::metadata(dir) {
+        Ok(m) if m.uid() != d.uid => Err(format!(
+            "user directory {} belongs to uid {}, not to the domain's owner (uid {})",
+            crate::paths::loggable(&dir.to_string_lossy()),
+            m.uid(),
+            d.uid
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// chdir to the user directory, creating it and its Maildir when missing,

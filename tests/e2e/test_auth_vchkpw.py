@@ -11,6 +11,7 @@ import unittest
 from auth_lib import NO_IMAP, NO_POP, NO_RELAY, NO_SMTP, NO_WEBMAIL, AuthCase
 from harness import need_tool
 
+NOBODY = 65534
 SHOW = 'printf "%s|%s|%s|%s|%s" "$USER" "$HOME" "$SHELL" "$VPOPUSER" "$(pwd)"'
 
 
@@ -22,7 +23,7 @@ class Vchkpw(AuthCase):
         self.user("joe", "example.com", "secret1")
         self.user("ann", "other.org", "annpass", clear="annpass")
 
-    def check(self, login, password, challenge=b"", prog=None, env=None, fd3=True, umask="022"):
+    def check(self, login, password, challenge=b"", prog=None, env=None, fd3=True, umask="022", uid=None):
         """Runs vchkpw with login\\0password\\0challenge\\0 on descriptor 3."""
         if isinstance(login, str):
             login = login.encode()
@@ -41,7 +42,14 @@ class Vchkpw(AuthCase):
         if fd3:
             data = login + b"\0" + password + b"\0" + challenge + b"\0"
             argv = ["sh", "-c", f'umask {umask}; exec 3<&0 </dev/null; exec "$@"', "sh", vchkpw, *prog]
-            return subprocess.run(argv, input=data, capture_output=True, env=full, timeout=30)
+
+            def become():
+                if uid is not None:
+                    os.setgroups([])
+                    os.setgid(uid)
+                    os.setuid(uid)
+            return subprocess.run(argv, input=data, capture_output=True, env=full, timeout=30,
+                                  preexec_fn=become)
         return subprocess.run([vchkpw, *prog], capture_output=True, env=full, timeout=30)
 
     def expect(self, r, code, log=None):
@@ -65,6 +73,34 @@ class Vchkpw(AuthCase):
         r = self.check("ann", "annpass", env={"VPOPMAIL_DOMAIN": "other.org"})
         self.expect(r, 0)
         self.assertTrue(r.stdout.startswith(b"ann|"))
+
+    def test_a_directory_the_domains_owner_does_not_own_is_refused(self):
+        # A vpasswd line (written by whoever owns the domain) pointing at a
+        # directory of another account: no login, nothing written there.
+        elsewhere = os.path.join(self.root.dir, "elsewhere")
+        os.makedirs(os.path.join(elsewhere, "Maildir", "new"))
+        os.chown(elsewhere, NOBODY, NOBODY)
+        self.user("spy", "example.com", "spypass", dir=elsewhere)
+        r = self.check("spy@example.com", "spypass")
+        self.expect(r, 1, f"vchkpw-pop3: user directory {elsewhere} belongs to uid {NOBODY}, "
+                          f"not to the domain's owner (uid {os.getuid()}) spy@example.com:10.0.0.9")
+        self.assertFalse(os.path.exists(os.path.join(elsewhere, "lastauth")))
+        self.assertEqual(r.stdout, b"")
+
+    def test_a_domain_of_another_owner_is_refused_without_root(self):
+        # vchkpw running as an account other than the domain's, without root
+        # to change to it, cannot keep that domain's owner out of others'
+        # mail: the domain is refused.
+        os.chmod(self.root.dir, 0o755)
+        for top, dirs, files in os.walk(self.root.dir):
+            for n in dirs + files:
+                p = os.path.join(top, n)
+                if not os.path.islink(p):
+                    os.chmod(p, os.stat(p).st_mode | 0o055)
+        r = self.check("joe@example.com", "secret1", uid=NOBODY, env={"VQMAIL_NOW": None})
+        self.expect(r, 1, f"vchkpw-pop3: domain belongs to uid {os.getuid()}, and vchkpw runs as "
+                          f"uid {NOBODY} without root to change to it joe@example.com:10.0.0.9")
+        self.assertEqual(r.stdout, b"")
 
     def test_maildir_is_created_and_lastauth_written(self):
         home = os.path.join(self.root.domain_dir("example.com"), "joe")
