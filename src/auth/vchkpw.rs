@@ -456,7 +456,7 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
     let dir = entry.dir_path();
     // The domain's owner writes its vpasswd, and so the directory: nothing
     // is read or written there (lastauth included) unless that owner could.
-    if let Err(why) = dir_is_the_domains(&dir, &domain) {
+    if let Err(why) = dir_is_the_domains(conn.service, &dir, &domain) {
         log(&format!("{}: {why} {who}", conn.name));
         return 1;
     }
@@ -602,32 +602,40 @@ fn switch_identity(service: Service, d: &Domain) -> Result<(), (u8, String)> {
     Ok(())
 }
 
-/// Whether a login of domain `d` may use directory `dir`: with vchkpw
-/// running as another account than the domain's (vpopmail, where the domain
-/// was made with `vadddomain -u`), no identity change keeps the domain's
-/// owner out of other domains' mail, so such a domain is refused; and a
-/// directory that exists must belong to the domain's owner (a vpasswd line
-/// pointing into another domain, or at a system directory, is refused even
-/// when vchkpw runs as root). A domain whose owner is no account (a sandbox
-/// root) is taken as it is, as [`switch_identity`] keeps the identity there.
-fn dir_is_the_domains(dir: &Path, d: &Domain) -> Result<(), String> {
+/// Whether a login of domain `d` may use directory `dir`. Whoever owns the
+/// domain's directory (and its vpasswd) decides where its logins go. With
+/// vchkpw unable to become another account (neither its real nor its
+/// effective uid is root), a POP3 or IMAP login of a domain owned by
+/// another account than its own (or root's) is refused: nothing would keep
+/// that owner (a domain made with `vadddomain -u`) out of other domains'
+/// mail. And a user directory that exists must belong to the owner of the
+/// domain's directory: a vpasswd line pointing into another domain, or at a
+/// system directory, is refused whatever vchkpw runs as, before lastauth is
+/// written there.
+fn dir_is_the_domains(service: Service, dir: &Path, d: &Domain) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
-    if crate::sys::account_by_uid(d.uid).is_none() {
-        return Ok(());
+    let owner = |p: &Path| std::fs::metadata(p).ok().map(|m| m.uid());
+    let Some(dom_owner) = owner(&d.dir) else {
+        return Ok(()); // (the lookup that follows reports it)
+    };
+    let (ruid, euid) = (nix::unistd::getuid(), nix::unistd::geteuid());
+    let can_switch = ruid.is_root() || euid.is_root();
+    if service != Service::Smtp && !can_switch {
+        let foreign = |uid: u32| uid != 0 && uid != euid.as_raw();
+        if let Some(uid) = [Some(dom_owner), owner(&d.dir.join("vpasswd"))]
+            .into_iter()
+            .flatten()
+            .find(|&u| foreign(u))
+        {
+            return Err(format!(
+                "domain belongs to uid {uid}, and vchkpw runs as uid {euid} without root to change to it"
+            ));
+        }
     }
-    let euid = nix::unistd::geteuid();
-    if !euid.is_root() && euid.as_raw() != d.uid {
-        return Err(format!(
-            "domain belongs to uid {}, and vchkpw runs as uid {euid} without root to change to it",
-            d.uid
-        ));
-    }
-    match std::fs::metadata(dir) {
-        Ok(m) if m.uid() != d.uid => Err(format!(
-            "user directory {} belongs to uid {}, not to the domain's owner (uid {})",
+    match owner(dir) {
+        Some(uid) if uid != dom_owner => Err(format!(
+            "user directory {} belongs to uid {uid}, not to the domain's owner (uid {dom_owner})",
             crate::paths::loggable(&dir.to_string_lossy()),
-            m.uid(),
-            d.uid
         )),
         _ => Ok(()),
     }

@@ -1178,6 +1178,11 @@ const DELETING: &str = ".vdeldomain-running";
 /// that name). Whether it was made.
 fn mark_for_deletion(dir: &Path) -> bool {
     use std::os::unix::fs::OpenOptionsExt;
+    // An old mark (a run killed before it changed anything, accounts changed
+    // since) is made again, so that it is newer than vpasswd.
+    if !marked_for_deletion(dir) {
+        let _ = std::fs::remove_file(dir.join(DELETING));
+    }
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -1223,7 +1228,10 @@ fn at_most_postmaster(dir: &Path) -> bool {
         && entries.flatten().all(|e| {
             let n = e.file_name();
             let n = n.as_encoded_bytes();
-            !n.starts_with(b".qmail-") || n == b".qmail-default"
+            // (and the temporary file of a vadddomain killed writing it)
+            !n.starts_with(b".qmail-")
+                || n == b".qmail-default"
+                || n.starts_with(b".qmail-default.tmp.")
         })
 }
 

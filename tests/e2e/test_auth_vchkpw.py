@@ -12,6 +12,7 @@ from auth_lib import NO_IMAP, NO_POP, NO_RELAY, NO_SMTP, NO_WEBMAIL, AuthCase
 from harness import need_tool
 
 NOBODY = 65534
+DAEMON = 1
 SHOW = 'printf "%s|%s|%s|%s|%s" "$USER" "$HOME" "$SHELL" "$VPOPUSER" "$(pwd)"'
 
 
@@ -88,19 +89,41 @@ class Vchkpw(AuthCase):
         self.assertEqual(r.stdout, b"")
 
     def test_a_domain_of_another_owner_is_refused_without_root(self):
-        # vchkpw running as an account other than the domain's, without root
-        # to change to it, cannot keep that domain's owner out of others'
-        # mail: the domain is refused.
-        os.chmod(self.root.dir, 0o755)
-        for top, dirs, files in os.walk(self.root.dir):
+        # vchkpw running as an account other than the one that owns the
+        # domain's directory, without root to change to it, cannot keep that
+        # owner out of others' mail: the domain is refused. A domain whose
+        # files are its own (a sandbox made by an ordinary user, whatever
+        # owner users/assign names) is served.
+        r = self.root
+        os.chmod(r.dir, 0o755)
+        for top, dirs, files in os.walk(r.dir):
             for n in dirs + files:
                 p = os.path.join(top, n)
                 if not os.path.islink(p):
                     os.chmod(p, os.stat(p).st_mode | 0o055)
-        r = self.check("joe@example.com", "secret1", uid=NOBODY, env={"VQMAIL_NOW": None})
-        self.expect(r, 1, f"vchkpw-pop3: domain belongs to uid {os.getuid()}, and vchkpw runs as "
-                          f"uid {NOBODY} without root to change to it joe@example.com:10.0.0.9")
-        self.assertEqual(r.stdout, b"")
+        dom = r.domain_dir("example.com")
+        for top, dirs, files in os.walk(dom):
+            for n in dirs + files:
+                os.lchown(os.path.join(top, n), DAEMON, DAEMON)
+        os.lchown(dom, DAEMON, DAEMON)
+        r.run("vuserinfo", "joe@example.com", check=True)  # vpasswd.cdb, before it is daemon's
+        os.lchown(os.path.join(dom, "vpasswd.cdb"), DAEMON, DAEMON)
+        os.chmod(os.path.join(dom, "vpasswd.cdb"), 0o644)
+        res = self.check("joe@example.com", "secret1", uid=NOBODY, env={"VQMAIL_NOW": None})
+        self.expect(res, 1, f"vchkpw-pop3: domain belongs to uid {DAEMON}, and vchkpw runs as "
+                            f"uid {NOBODY} without root to change to it joe@example.com:10.0.0.9")
+        self.assertEqual(res.stdout, b"")
+        # users/assign naming another owner than the one of the files.
+        assign = r.q("users", "assign")
+        with open(assign) as f:
+            text = f.read()
+        with open(assign, "w") as f:
+            f.write(text.replace(f"+example.com-:example.com:{os.getuid()}:{os.getgid()}:",
+                                 f"+example.com-:example.com:{NOBODY}:{NOBODY}:"))
+        r.run("qmail-newu", check=True)
+        res = self.check("joe@example.com", "secret1", uid=DAEMON, env={"VQMAIL_NOW": None})
+        self.expect(res, 0)
+        self.assertTrue(res.stdout.startswith(b"joe|"), res.stdout)
 
     def test_maildir_is_created_and_lastauth_written(self):
         home = os.path.join(self.root.domain_dir("example.com"), "joe")
