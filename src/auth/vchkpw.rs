@@ -602,6 +602,19 @@ fn switch_identity(service: Service, d: &Domain) -> Result<(), (u8, String)> {
     Ok(())
 }
 
+/// With root as the real user and another effective one (the setuid bit,
+/// for a root-run server), becomes root again: root started it, and only
+/// root can read a domain of another owner and become that owner.
+pub fn regain_root() {
+    use nix::unistd::{getegid, geteuid, getgid, getuid, setegid, seteuid};
+    if getuid().is_root() && !geteuid().is_root() {
+        let _ = seteuid(getuid());
+        if getegid() != getgid() {
+            let _ = setegid(getgid());
+        }
+    }
+}
+
 /// Whether a login of domain `d` may use directory `dir`. Whoever owns the
 /// domain's directory (and its vpasswd) decides where its logins go. With
 /// vchkpw unable to become another account (neither its real nor its
@@ -614,27 +627,46 @@ fn switch_identity(service: Service, d: &Domain) -> Result<(), (u8, String)> {
 /// written there.
 fn dir_is_the_domains(service: Service, dir: &Path, d: &Domain) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
-    let owner = |p: &Path| std::fs::metadata(p).ok().map(|m| m.uid());
-    let Some(dom_owner) = owner(&d.dir) else {
+    let meta = |p: &Path| std::fs::metadata(p).ok();
+    let Some(dom) = meta(&d.dir) else {
         return Ok(()); // (the lookup that follows reports it)
     };
+    let dom_owner = dom.uid();
+    // A directory others may write (/tmp, /var/tmp) belongs to whoever put
+    // files there, whatever its owner.
+    let shared = |m: &std::fs::Metadata, bits: u32| m.mode() & bits != 0;
     let (ruid, euid) = (nix::unistd::getuid(), nix::unistd::geteuid());
     let can_switch = ruid.is_root() || euid.is_root();
     if service != Service::Smtp && !can_switch {
+        if shared(&dom, 0o022) {
+            return Err(format!(
+                "domain directory {} may be written by others",
+                crate::paths::loggable(&d.dir.to_string_lossy()),
+            ));
+        }
         let foreign = |uid: u32| uid != 0 && uid != euid.as_raw();
-        if let Some(uid) = [Some(dom_owner), owner(&d.dir.join("vpasswd"))]
-            .into_iter()
-            .flatten()
-            .find(|&u| foreign(u))
+        if let Some(uid) = [
+            Some(dom_owner),
+            meta(&d.dir.join("vpasswd")).map(|m| m.uid()),
+            meta(&d.dir.join("vpasswd.cdb")).map(|m| m.uid()),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|&u| foreign(u))
         {
             return Err(format!(
                 "domain belongs to uid {uid}, and vchkpw runs as uid {euid} without root to change to it"
             ));
         }
     }
-    match owner(dir) {
-        Some(uid) if uid != dom_owner => Err(format!(
-            "user directory {} belongs to uid {uid}, not to the domain's owner (uid {dom_owner})",
+    match meta(dir) {
+        Some(m) if m.uid() != dom_owner => Err(format!(
+            "user directory {} belongs to uid {}, not to the domain's owner (uid {dom_owner})",
+            crate::paths::loggable(&dir.to_string_lossy()),
+            m.uid()
+        )),
+        Some(m) if shared(&m, 0o002) => Err(format!(
+            "user directory {} may be written by others",
             crate::paths::loggable(&dir.to_string_lossy()),
         )),
         _ => Ok(()),

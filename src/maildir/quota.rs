@@ -441,7 +441,13 @@ pub struct Check {
 /// by the rules above, and once more before saying "over quota" unless it
 /// was just rebuilt (a stale count must not bounce mail).
 pub fn check(maildir: &Path, quota: Option<&Quota>, size: u64) -> io::Result<Check> {
-    let file = read(maildir)?;
+    // A maildirsize this account may not read (left by a script run as
+    // root) is rebuilt over, as Courier's quota code does, rather than
+    // holding the mail back.
+    let file = match read(maildir) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => None,
+        r => r?,
+    };
     let q = match (quota, &file) {
         (Some(q), _) => *q,
         (None, Some(f)) => f.quota.unwrap_or(Quota::UNLIMITED),

@@ -8,7 +8,7 @@ import stat
 import subprocess
 import unittest
 
-from auth_lib import NO_IMAP, NO_POP, NO_RELAY, NO_SMTP, NO_WEBMAIL, AuthCase
+from auth_lib import crypt6, NO_IMAP, NO_POP, NO_RELAY, NO_SMTP, NO_WEBMAIL, AuthCase
 from harness import need_tool
 
 NOBODY = 65534
@@ -124,6 +124,59 @@ class Vchkpw(AuthCase):
         res = self.check("joe@example.com", "secret1", uid=DAEMON, env={"VQMAIL_NOW": None})
         self.expect(res, 0)
         self.assertTrue(res.stdout.startswith(b"joe|"), res.stdout)
+
+    def test_a_domain_directory_others_may_write_is_refused_without_root(self):
+        # A domain whose directory is a shared one (/tmp, /var/tmp: root's,
+        # but anyone's files): whoever put a vpasswd there would choose
+        # where its logins go.
+        r = self.root
+        shared = os.path.join(r.dir, "shared")
+        os.mkdir(shared)
+        os.chmod(shared, 0o1777)
+        with open(r.q("users", "assign")) as f:
+            text = f.read()
+        with open(r.q("users", "assign"), "w") as f:
+            f.write(text.replace(".\n", f"+bob.test-:bob.test:0:0:{shared}:-::\n.\n"))
+        r.run("qmail-newu", check=True)
+        spy = os.path.join(shared, "spy")
+        os.makedirs(os.path.join(spy, "Maildir", "new"))
+        with open(os.path.join(shared, "vpasswd"), "w") as f:
+            f.write(f"spy:{crypt6('spypass')}:1:0:spy:{spy}:NOQUOTA\n")
+        r.run("vuserinfo", "spy@bob.test", check=True)  # its vpasswd.cdb
+        os.chmod(r.dir, 0o755)
+        for top, dirs, files in os.walk(r.dir):
+            for n in dirs + files:
+                p = os.path.join(top, n)
+                if not os.path.islink(p):
+                    os.chmod(p, os.stat(p).st_mode | 0o055)
+        res = self.check("spy@bob.test", "spypass", uid=NOBODY, env={"VQMAIL_NOW": None})
+        self.expect(res, 1, f"vchkpw-pop3: domain directory {shared} may be written by others "
+                            f"spy@bob.test:10.0.0.9")
+        # A user directory others may write is refused whatever vchkpw runs as.
+        os.chmod(shared, 0o755)
+        os.chmod(spy, 0o777)
+        res = self.check("spy@bob.test", "spypass")
+        self.expect(res, 1, f"vchkpw-pop3: user directory {spy} may be written by others "
+                            f"spy@bob.test:10.0.0.9")
+        self.assertFalse(os.path.exists(os.path.join(spy, "lastauth")))
+
+    def test_started_by_root_through_the_setuid_bit_it_is_root(self):
+        # A root-run server with the installed (setuid-vpopmail) vchkpw:
+        # root again, so it reads the root's files (here: the sandbox named
+        # by the environment, which a setuid program would ignore).
+        import shutil
+        suid = os.path.join(self.root.dir, "suid")
+        os.mkdir(suid, 0o755)
+        vchkpw = os.path.join(suid, "vchkpw")
+        shutil.copy(self.root.bin("vchkpw"), vchkpw)
+        os.chown(vchkpw, NOBODY, NOBODY)
+        os.chmod(vchkpw, 0o4711)
+        data = b"joe@example.com\0secret1\0\0"
+        env = self.root.env(TCPREMOTEIP="10.0.0.9", TCPLOCALPORT="110")
+        p = subprocess.run(["sh", "-c", 'exec 3<&0 </dev/null; exec "$@"', "sh", vchkpw, "sh", "-c", SHOW],
+                           input=data, capture_output=True, env=env, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(p.stdout.startswith(b"joe|"), p.stdout)
 
     def test_maildir_is_created_and_lastauth_written(self):
         home = os.path.join(self.root.domain_dir("example.com"), "joe")

@@ -248,6 +248,42 @@ class Vdelivermail(unittest.TestCase):
             self.assertEqual(self.vdel("cq3", msg=b"x" * 200).returncode, 0)
         self.assertEqual(len(maildir_messages(other)), 3)
 
+    def test_a_maildirsize_the_delivery_may_not_read_is_rebuilt(self):
+        # Left root's (0600) by an admin script: rebuilt over through tmp/,
+        # as Courier's quota code does, instead of holding the mail back.
+        import subprocess
+        with open(self.root.v("etc", "quota-range"), "w") as f:
+            f.write("1 2G\n")
+        self.root.add_user(f"rq@{DOM}", "secret1", "-q", "4000")
+        self.root.run("vuserinfo", f"rq@{DOM}", check=True)
+        md = self.root.maildir("rq", DOM)
+        os.chmod(self.root.dir, 0o755)
+        for top, dirs, files in os.walk(self.root.dir):
+            for n in dirs + files:
+                p = os.path.join(top, n)
+                if not os.path.islink(p):
+                    os.chmod(p, os.stat(p).st_mode | 0o055)
+        home = os.path.dirname(md)
+        for top, dirs, files in os.walk(home):
+            for n in dirs + files:
+                os.lchown(os.path.join(top, n), 65534, 65534)
+        os.lchown(home, 65534, 65534)
+        ms = os.path.join(md, "maildirsize")
+        with open(ms, "w") as f:
+            f.write("4000S\n0 0\n")
+        os.chown(ms, 0, 0)
+        os.chmod(ms, 0o600)
+        env = self.root.env(EXT="rq", HOST=DOM, SENDER="a@example.org",
+                            DTLINE=f"Delivered-To: {DOM}-rq@{DOM}\n", RPLINE="Return-Path: <a@example.org>\n")
+        r = subprocess.run([self.root.bin("vdelivermail"), "", "bounce-no-mailbox"], input=MSG,
+                           capture_output=True, env=env, timeout=30,
+                           preexec_fn=lambda: (os.setgroups([]), os.setgid(65534), os.setuid(65534)))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(len(self.msgs("rq")), 1)
+        self.assertEqual(os.stat(ms).st_uid, 65534)
+        with open(ms) as f:
+            self.assertEqual(f.read().splitlines()[0], "4000S")
+
     def near_quota(self, user, warning):
         """A user with a 5000-byte quota and the domain's .quotawarn.msg."""
         with open(self.root.v("etc", "quota-range"), "w") as f:
