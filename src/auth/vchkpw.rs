@@ -456,7 +456,7 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
     let dir = entry.dir_path();
     // The domain's owner writes its vpasswd, and so the directory: nothing
     // is read or written there (lastauth included) unless that owner could.
-    if let Err(why) = dir_is_the_domains(conn.service, &dir, &domain) {
+    if let Err(why) = dir_is_the_domains(&dir, &domain) {
         log(&format!("{}: {why} {who}", conn.name));
         return 1;
     }
@@ -625,28 +625,24 @@ pub fn regain_root() {
 /// domain's directory: a vpasswd line pointing into another domain, or at a
 /// system directory, is refused whatever vchkpw runs as, before lastauth is
 /// written there.
-fn dir_is_the_domains(service: Service, dir: &Path, d: &Domain) -> Result<(), String> {
+fn dir_is_the_domains(dir: &Path, d: &Domain) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
     let meta = |p: &Path| std::fs::metadata(p).ok();
     let Some(dom) = meta(&d.dir) else {
         return Ok(()); // (the lookup that follows reports it)
     };
     let dom_owner = dom.uid();
-    // A directory others may write (/tmp, /var/tmp) belongs to whoever put
-    // files there, whatever its owner.
-    let shared = |m: &std::fs::Metadata, bits: u32| m.mode() & bits != 0;
     let (ruid, euid) = (nix::unistd::getuid(), nix::unistd::geteuid());
     let can_switch = ruid.is_root() || euid.is_root();
-    if service != Service::Smtp && !can_switch {
-        if shared(&dom, 0o022) {
-            return Err(format!(
-                "domain directory {} may be written by others",
-                crate::paths::loggable(&d.dir.to_string_lossy()),
-            ));
-        }
+    if !can_switch {
+        // Nobody else may change what the domain's path leads to, nor put
+        // files in its directory: every directory on the way (links
+        // followed, and the links themselves) is this account's or root's
+        // and writable by no one else (a sticky one, /tmp, only on the way),
+        // and so are vpasswd and its cdb.
+        trusted_path(&d.dir, euid.as_raw())?;
         let foreign = |uid: u32| uid != 0 && uid != euid.as_raw();
         if let Some(uid) = [
-            Some(dom_owner),
             meta(&d.dir.join("vpasswd")).map(|m| m.uid()),
             meta(&d.dir.join("vpasswd.cdb")).map(|m| m.uid()),
         ]
@@ -659,18 +655,60 @@ fn dir_is_the_domains(service: Service, dir: &Path, d: &Domain) -> Result<(), St
             ));
         }
     }
+    // Root writes lastauth there before it becomes the domain's owner: the
+    // directory must be that owner's as well.
+    let becomes =
+        (can_switch && d.uid != 0 && crate::sys::account_by_uid(d.uid).is_some()).then_some(d.uid);
     match meta(dir) {
-        Some(m) if m.uid() != dom_owner => Err(format!(
-            "user directory {} belongs to uid {}, not to the domain's owner (uid {dom_owner})",
+        Some(m) if m.uid() != dom_owner || becomes.is_some_and(|u| u != m.uid()) => Err(format!(
+            "user directory {} belongs to uid {}, not to the domain's owner (uid {})",
             crate::paths::loggable(&dir.to_string_lossy()),
-            m.uid()
+            m.uid(),
+            becomes.unwrap_or(dom_owner)
         )),
-        Some(m) if shared(&m, 0o002) => Err(format!(
+        Some(m) if m.mode() & 0o002 != 0 => Err(format!(
             "user directory {} may be written by others",
             crate::paths::loggable(&dir.to_string_lossy()),
         )),
         _ => Ok(()),
     }
+}
+
+/// Whether no account but `uid` and root can change what `p` leads to: see
+/// [`dir_is_the_domains`].
+fn trusted_path(p: &Path, uid: u32) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let real = std::fs::canonicalize(p).map_err(|e| {
+        format!(
+            "domain directory {}: {}",
+            crate::paths::loggable(&p.to_string_lossy()),
+            crate::deliver::errstr(&e)
+        )
+    })?;
+    for path in [p, real.as_path()] {
+        let mut cur = std::path::PathBuf::new();
+        let mut comps = path.components().peekable();
+        while let Some(c) = comps.next() {
+            cur.push(c);
+            let last = comps.peek().is_none() && path == real.as_path();
+            let Ok(m) = std::fs::symlink_metadata(&cur) else {
+                continue; // (a `..` or a link's own path: checked through `real`)
+            };
+            let shown = crate::paths::loggable(&cur.to_string_lossy());
+            if m.uid() != 0 && m.uid() != uid {
+                return Err(format!(
+                    "domain belongs to uid {}, and vchkpw runs as uid {uid} without root to change to it ({shown})",
+                    m.uid()
+                ));
+            }
+            let others_write = m.is_dir() && m.mode() & 0o022 != 0;
+            let sticky = m.mode() & 0o1000 != 0;
+            if others_write && (last || !sticky) {
+                return Err(format!("domain directory {shown} may be written by others"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// chdir to the user directory, creating it and its Maildir when missing,

@@ -111,7 +111,7 @@ class Vchkpw(AuthCase):
         os.chmod(os.path.join(dom, "vpasswd.cdb"), 0o644)
         res = self.check("joe@example.com", "secret1", uid=NOBODY, env={"VQMAIL_NOW": None})
         self.expect(res, 1, f"vchkpw-pop3: domain belongs to uid {DAEMON}, and vchkpw runs as "
-                            f"uid {NOBODY} without root to change to it joe@example.com:10.0.0.9")
+                            f"uid {NOBODY} without root to change to it ({dom}) joe@example.com:10.0.0.9")
         self.assertEqual(res.stdout, b"")
         # users/assign naming another owner than the one of the files.
         assign = r.q("users", "assign")
@@ -152,6 +152,19 @@ class Vchkpw(AuthCase):
         res = self.check("spy@bob.test", "spypass", uid=NOBODY, env={"VQMAIL_NOW": None})
         self.expect(res, 1, f"vchkpw-pop3: domain directory {shared} may be written by others "
                             f"spy@bob.test:10.0.0.9")
+        # Nor may another account own a link on the way, which it could
+        # point elsewhere between the read of vpasswd and the check.
+        link = os.path.join(shared, "dom")
+        os.symlink(r.domain_dir("example.com"), link)
+        os.lchown(link, DAEMON, DAEMON)
+        with open(r.q("users", "assign")) as f:
+            text = f.read()
+        with open(r.q("users", "assign"), "w") as f:
+            f.write(text.replace(f":{r.domain_dir('example.com')}:", f":{link}:"))
+        r.run("qmail-newu", check=True)
+        res = self.check("joe@example.com", "secret1", uid=NOBODY, env={"VQMAIL_NOW": None})
+        self.expect(res, 1, f"vchkpw-pop3: domain belongs to uid {DAEMON}, and vchkpw runs as "
+                            f"uid {NOBODY} without root to change to it ({link}) joe@example.com:10.0.0.9")
         # A user directory others may write is refused whatever vchkpw runs as.
         os.chmod(shared, 0o755)
         os.chmod(spy, 0o777)
