@@ -500,8 +500,11 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
     }
     // lastauth is written with the rights vchkpw started with; a user
     // directory that is missing is created below, after the change of identity.
+    // Root writes it as the domain's owner (whose directory it is), never
+    // with root's rights: the owner could swap the directory for a link
+    // between any check and the write.
     let write_lastauth = || {
-        if let Err(e) = vpop::set_lastauth(&dir, &ip) {
+        if let Err(e) = as_domain_owner(&domain, || vpop::set_lastauth(&dir, &ip)) {
             let e = crate::deliver::errstr(&e);
             log(&format!(
                 "{}: unable to write lastauth ({e}) {who}",
@@ -600,6 +603,33 @@ fn switch_identity(service: Service, d: &Domain) -> Result<(), (u8, String)> {
             .map_err(|e| (5, format!("setuid {ruid} failed errno {}", e as i32)))?;
     }
     Ok(())
+}
+
+/// Runs `f` with the effective ids (and only group) of the domain's owner
+/// when running as root and that owner is a real account other than root,
+/// then takes root back; otherwise runs it as it is.
+fn as_domain_owner<T>(d: &Domain, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    use nix::unistd::{getegid, geteuid, getgroups, setegid, seteuid, setgroups, Gid, Uid};
+    let euid = geteuid();
+    if !euid.is_root() || d.uid == 0 || crate::sys::account_by_uid(d.uid).is_none() {
+        return f();
+    }
+    let (egid, groups) = (getegid(), getgroups().unwrap_or_default());
+    let became = setgroups(&[Gid::from_raw(d.gid)])
+        .and_then(|()| setegid(Gid::from_raw(d.gid)))
+        .and_then(|()| seteuid(Uid::from_raw(d.uid)));
+    let r = match became {
+        Ok(()) => f(),
+        Err(e) => Err(io::Error::from(e)),
+    };
+    let back = seteuid(euid)
+        .and_then(|()| setegid(egid))
+        .and_then(|()| setgroups(&groups));
+    if back.is_err() {
+        // Half-way identities must not go on: nothing more is done.
+        std::process::exit(111);
+    }
+    r
 }
 
 /// With root as the real user and another effective one (the setuid bit,

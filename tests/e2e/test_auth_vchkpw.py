@@ -173,6 +173,39 @@ class Vchkpw(AuthCase):
                             f"spy@bob.test:10.0.0.9")
         self.assertFalse(os.path.exists(os.path.join(spy, "lastauth")))
 
+    def test_root_writes_lastauth_with_the_domain_owners_rights(self):
+        # Root becomes the domain's owner for the login; lastauth is written
+        # with that owner's rights too, never root's (the owner could swap
+        # his directory for a link to /etc between a check and the write).
+        r = self.root
+        with open(r.q("users", "assign")) as f:
+            text = f.read()
+        with open(r.q("users", "assign"), "w") as f:
+            f.write(text.replace(f"+example.com-:example.com:{os.getuid()}:{os.getgid()}:",
+                                 f"+example.com-:example.com:{NOBODY}:{NOBODY}:"))
+        r.run("qmail-newu", check=True)
+        r.run("vuserinfo", "joe@example.com", check=True)
+        dom = r.domain_dir("example.com")
+        home = os.path.join(dom, "joe")
+        os.makedirs(os.path.join(home, "Maildir", "new"))
+        os.chmod(r.dir, 0o755)
+        for top, dirs, files in os.walk(r.dir):
+            for n in dirs + files:
+                p = os.path.join(top, n)
+                if not os.path.islink(p):
+                    os.chmod(p, os.stat(p).st_mode | 0o055)
+        for top, dirs, files in os.walk(dom):
+            for n in dirs + files:
+                os.lchown(os.path.join(top, n), NOBODY, NOBODY)
+        os.lchown(dom, NOBODY, NOBODY)
+        os.chmod(home, 0o555)  # not even its owner may write there
+        res = self.check("joe@example.com", "secret1")
+        self.expect(res, 0, "vchkpw-pop3: unable to write lastauth (access denied) joe@example.com:10.0.0.9")
+        self.assertFalse(os.path.exists(os.path.join(home, "lastauth")))
+        os.chmod(home, 0o750)
+        self.expect(self.check("joe@example.com", "secret1"), 0)
+        self.assertEqual(os.stat(os.path.join(home, "lastauth")).st_uid, NOBODY)
+
     def test_started_by_root_through_the_setuid_bit_it_is_root(self):
         # A root-run server with the installed (setuid-vpopmail) vchkpw:
         # root again, so it reads the root's files (here: the sandbox named
