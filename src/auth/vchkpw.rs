@@ -731,7 +731,11 @@ fn trusted_path(p: &Path, uid: u32) -> Result<(), String> {
                     m.uid()
                 ));
             }
-            let others_write = m.is_dir() && m.mode() & 0o022 != 0;
+            // Group write counts only for a group other than this
+            // process's own and root's (a user's private group, umask 002).
+            let group_write =
+                m.mode() & 0o020 != 0 && m.gid() != 0 && m.gid() != nix::unistd::getegid().as_raw();
+            let others_write = m.is_dir() && (m.mode() & 0o002 != 0 || group_write);
             let sticky = m.mode() & 0o1000 != 0;
             if others_write && (last || !sticky) {
                 return Err(format!("domain directory {shown} may be written by others"));

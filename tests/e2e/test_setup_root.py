@@ -67,6 +67,17 @@ class SetupRoot(unittest.TestCase):
         self.assertIn(b"no built programs in /nonexistent", p.stderr)
         self.assertFalse(os.path.exists(target))
 
+    def test_a_umask_of_002_leaves_nothing_writable_by_the_group(self):
+        # The root directory too (vchkpw refuses a domain whose path a group
+        # other than its own may change).
+        target = os.path.join(self.root.dir, "grp", "sandbox")
+        p = subprocess.run(["sh", "-c", 'umask 002; exec "$@"', "sh",
+                            os.path.join(REPO, "scripts", "setup-root"), target],
+                           capture_output=True, env=dict(os.environ, VQMAIL_BIN=BIN), timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for d in (os.path.join(self.root.dir, "grp"), target, os.path.join(target, "home", "vpopmail")):
+            self.assertEqual(os.stat(d).st_mode & 0o022, 0, d)
+
     def test_missing_openssl_is_named_before_anything_is_written(self):
         target = os.path.join(self.root.dir, "never")
         path = path_without(self.root.dir, "openssl")
