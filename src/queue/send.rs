@@ -485,16 +485,25 @@ impl Send {
             if todo.contains(&id) {
                 continue; // todo/N is processed again from the start
             }
-            let mut any = false;
-            for c in 0..2 {
-                if let Ok(m) = std::fs::metadata(self.q.chan(c, id)) {
-                    self.pending[c].insert((m.mtime(), id));
-                    any = true;
-                }
+            self.schedule_from_files(id, now);
+        }
+    }
+
+    /// Schedules message `id` from its channel files (their times are the
+    /// next tries), or as done when it has none left.
+    fn schedule_from_files(&mut self, id: u64, now: i64) {
+        if !self.q.info(id).exists() {
+            return;
+        }
+        let mut any = false;
+        for c in 0..2 {
+            if let Ok(m) = std::fs::metadata(self.q.chan(c, id)) {
+                self.pending[c].insert((m.mtime(), id));
+                any = true;
             }
-            if !any {
-                self.done.insert((now, id));
-            }
+        }
+        if !any {
+            self.done.insert((now, id));
         }
     }
 
@@ -634,10 +643,16 @@ impl Send {
         let todo = self.q.todo(id);
         let data = match std::fs::read(&todo) {
             Ok(d) => d,
-            Err(e) => {
-                if e.kind() != io::ErrorKind::NotFound {
-                    self.log(&format!("warning: unable to open {}\n", rel(&todo)));
-                }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Gone since it was listed: a qmail-send killed after its
+                // info and channel files were synced had asked qmail-clean to
+                // remove it, and the qmail-clean it left behind just did.
+                // Those files are complete: scheduled as at startup.
+                self.schedule_from_files(id, now);
+                return None;
+            }
+            Err(_) => {
+                self.log(&format!("warning: unable to open {}\n", rel(&todo)));
                 return None;
             }
         };
