@@ -715,6 +715,7 @@ fn trusted_path(p: &Path, uid: u32) -> Result<(), String> {
             crate::deliver::errstr(&e)
         )
     })?;
+    let egid = nix::unistd::getegid().as_raw();
     for path in [p, real.as_path()] {
         let mut cur = std::path::PathBuf::new();
         let mut comps = path.components().peekable();
@@ -733,8 +734,7 @@ fn trusted_path(p: &Path, uid: u32) -> Result<(), String> {
             }
             // Group write counts only for a group other than this
             // process's own and root's (a user's private group, umask 002).
-            let group_write =
-                m.mode() & 0o020 != 0 && m.gid() != 0 && m.gid() != nix::unistd::getegid().as_raw();
+            let group_write = m.mode() & 0o020 != 0 && m.gid() != 0 && m.gid() != egid;
             let others_write = m.is_dir() && (m.mode() & 0o002 != 0 || group_write);
             let sticky = m.mode() & 0o1000 != 0;
             if others_write && (last || !sticky) {

@@ -489,12 +489,10 @@ impl Send {
         }
     }
 
-    /// Schedules message `id` from its channel files (their times are the
-    /// next tries), or as done when it has none left.
+    /// Schedules message `id`, whose info file exists, from its channel
+    /// files (their times are the next tries), or as done when it has none
+    /// left.
     fn schedule_from_files(&mut self, id: u64, now: i64) {
-        if !self.q.info(id).exists() {
-            return;
-        }
         let mut any = false;
         for c in 0..2 {
             if let Ok(m) = std::fs::metadata(self.q.chan(c, id)) {
@@ -648,7 +646,9 @@ impl Send {
                 // info and channel files were synced had asked qmail-clean to
                 // remove it, and the qmail-clean it left behind just did.
                 // Those files are complete: scheduled as at startup.
-                self.schedule_from_files(id, now);
+                if self.q.info(id).exists() {
+                    self.schedule_from_files(id, now);
+                }
                 return None;
             }
             Err(_) => {

@@ -66,6 +66,44 @@ def wait_until(cond, timeout=10.0, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
+def chown_tree(top, uid, gid):
+    """Gives top and everything below it (links themselves) to uid:gid."""
+    os.lchown(top, uid, gid)
+    for d, dirs, files in os.walk(top):
+        for n in dirs + files:
+            os.lchown(os.path.join(d, n), uid, gid)
+
+
+def open_to_all(top):
+    """Lets every account read everything below top and pass its directories
+    (group and others get r-x; nothing becomes writable)."""
+    os.chmod(top, os.stat(top).st_mode | 0o055)
+    for d, dirs, files in os.walk(top):
+        for n in dirs + files:
+            p = os.path.join(d, n)
+            if not os.path.islink(p):
+                os.chmod(p, os.stat(p).st_mode | 0o055)
+
+
+def flood_until_gone(sock, data, pid, what, timeout=30):
+    """Sends data on sock from a thread without reading any reply, until
+    process pid is gone; returns the seconds that took."""
+    import threading
+
+    def flood():
+        try:
+            sock.sendall(data)
+        except (OSError, ValueError):
+            pass  # the server is gone
+    t = threading.Thread(target=flood, daemon=True)
+    t0 = time.monotonic()
+    t.start()
+    wait_until(lambda: not os.path.exists(f"/proc/{pid}"), timeout=timeout, what=what)
+    took = time.monotonic() - t0
+    t.join(15)
+    return took
+
+
 def children(pid):
     """The pids whose parent is pid (from /proc)."""
     out = []
@@ -150,6 +188,20 @@ class Root:
 
     def add_domain(self, domain, password="pmpass1"):
         self.run("vadddomain", domain, password, check=True)
+
+    def set_domain_owner(self, uid, gid, domain=None):
+        """Gives users/assign's domain lines (all, or domain's) the owner
+        uid:gid, and compiles users/cdb."""
+        path = self.q("users", "assign")
+        with open(path) as f:
+            lines = f.read().splitlines(True)
+        with open(path, "w") as f:
+            for line in lines:
+                fields = line.split(":")
+                if line.startswith("+") and (domain is None or fields[0] == f"+{domain}-"):
+                    fields[2:4] = [str(uid), str(gid)]
+                f.write(":".join(fields))
+        self.run("qmail-newu", check=True)
 
     def add_user(self, addr, password="secret1", *opts):
         self.run("vadduser", *opts, addr, password, check=True)

@@ -9,7 +9,7 @@ import subprocess
 import unittest
 
 from auth_lib import crypt6, NO_IMAP, NO_POP, NO_RELAY, NO_SMTP, NO_WEBMAIL, AuthCase
-from harness import need_tool
+from harness import chown_tree, need_tool, open_to_all
 
 NOBODY = 65534
 DAEMON = 1
@@ -95,17 +95,9 @@ class Vchkpw(AuthCase):
         # files are its own (a sandbox made by an ordinary user, whatever
         # owner users/assign names) is served.
         r = self.root
-        os.chmod(r.dir, 0o755)
-        for top, dirs, files in os.walk(r.dir):
-            for n in dirs + files:
-                p = os.path.join(top, n)
-                if not os.path.islink(p):
-                    os.chmod(p, os.stat(p).st_mode | 0o055)
+        open_to_all(r.dir)
         dom = r.domain_dir("example.com")
-        for top, dirs, files in os.walk(dom):
-            for n in dirs + files:
-                os.lchown(os.path.join(top, n), DAEMON, DAEMON)
-        os.lchown(dom, DAEMON, DAEMON)
+        chown_tree(dom, DAEMON, DAEMON)
         r.run("vuserinfo", "joe@example.com", check=True)  # vpasswd.cdb, before it is daemon's
         os.lchown(os.path.join(dom, "vpasswd.cdb"), DAEMON, DAEMON)
         os.chmod(os.path.join(dom, "vpasswd.cdb"), 0o644)
@@ -114,13 +106,7 @@ class Vchkpw(AuthCase):
                             f"uid {NOBODY} without root to change to it ({dom}) joe@example.com:10.0.0.9")
         self.assertEqual(res.stdout, b"")
         # users/assign naming another owner than the one of the files.
-        assign = r.q("users", "assign")
-        with open(assign) as f:
-            text = f.read()
-        with open(assign, "w") as f:
-            f.write(text.replace(f"+example.com-:example.com:{os.getuid()}:{os.getgid()}:",
-                                 f"+example.com-:example.com:{NOBODY}:{NOBODY}:"))
-        r.run("qmail-newu", check=True)
+        r.set_domain_owner(NOBODY, NOBODY, "example.com")
         res = self.check("joe@example.com", "secret1", uid=DAEMON, env={"VQMAIL_NOW": None})
         self.expect(res, 0)
         self.assertTrue(res.stdout.startswith(b"joe|"), res.stdout)
@@ -143,12 +129,7 @@ class Vchkpw(AuthCase):
         with open(os.path.join(shared, "vpasswd"), "w") as f:
             f.write(f"spy:{crypt6('spypass')}:1:0:spy:{spy}:NOQUOTA\n")
         r.run("vuserinfo", "spy@bob.test", check=True)  # its vpasswd.cdb
-        os.chmod(r.dir, 0o755)
-        for top, dirs, files in os.walk(r.dir):
-            for n in dirs + files:
-                p = os.path.join(top, n)
-                if not os.path.islink(p):
-                    os.chmod(p, os.stat(p).st_mode | 0o055)
+        open_to_all(r.dir)
         res = self.check("spy@bob.test", "spypass", uid=NOBODY, env={"VQMAIL_NOW": None})
         self.expect(res, 1, f"vchkpw-pop3: domain directory {shared} may be written by others "
                             f"spy@bob.test:10.0.0.9")
@@ -178,26 +159,13 @@ class Vchkpw(AuthCase):
         # with that owner's rights too, never root's (the owner could swap
         # his directory for a link to /etc between a check and the write).
         r = self.root
-        with open(r.q("users", "assign")) as f:
-            text = f.read()
-        with open(r.q("users", "assign"), "w") as f:
-            f.write(text.replace(f"+example.com-:example.com:{os.getuid()}:{os.getgid()}:",
-                                 f"+example.com-:example.com:{NOBODY}:{NOBODY}:"))
-        r.run("qmail-newu", check=True)
+        r.set_domain_owner(NOBODY, NOBODY, "example.com")
         r.run("vuserinfo", "joe@example.com", check=True)
         dom = r.domain_dir("example.com")
         home = os.path.join(dom, "joe")
         os.makedirs(os.path.join(home, "Maildir", "new"))
-        os.chmod(r.dir, 0o755)
-        for top, dirs, files in os.walk(r.dir):
-            for n in dirs + files:
-                p = os.path.join(top, n)
-                if not os.path.islink(p):
-                    os.chmod(p, os.stat(p).st_mode | 0o055)
-        for top, dirs, files in os.walk(dom):
-            for n in dirs + files:
-                os.lchown(os.path.join(top, n), NOBODY, NOBODY)
-        os.lchown(dom, NOBODY, NOBODY)
+        open_to_all(r.dir)
+        chown_tree(dom, NOBODY, NOBODY)
         os.chmod(home, 0o555)  # not even its owner may write there
         res = self.check("joe@example.com", "secret1")
         self.expect(res, 0, "vchkpw-pop3: unable to write lastauth (access denied) joe@example.com:10.0.0.9")

@@ -60,17 +60,7 @@ class DovecotImap(unittest.TestCase):
         wrapper = os.path.join(dc, "vchkpw-dovecot")
         shutil.copy(os.path.join(REPO, "contrib", "dovecot", "vchkpw-dovecot"), wrapper)
         # ... and so the owner users/assign gives the domain.
-        assign = r.q("users", "assign")
-        with open(assign) as f:
-            lines = f.read().splitlines(True)
-        with open(assign, "w") as f:
-            for line in lines:
-                if line.startswith("+"):
-                    fields = line.split(":")
-                    fields[2:4] = [str(NOBODY), str(NOBODY)]
-                    line = ":".join(fields)
-                f.write(line)
-        r.run("qmail-newu", check=True)
+        r.set_domain_owner(NOBODY, NOBODY)
         os.chmod(r.dir, 0o755)
         for top, dirs, files in os.walk(r.dir):
             for n in dirs + files:

@@ -4,7 +4,7 @@ domain's .qmail-default (EXT, HOST, DTLINE, RPLINE in the environment)."""
 import os
 import unittest
 
-from harness import Root, maildir_messages
+from harness import Root, chown_tree, maildir_messages, open_to_all
 
 MSG = b"From: a@example.org\nSubject: hi\n\nbody \x00\xff\r\n"
 DOM = "example.test"
@@ -257,17 +257,8 @@ class Vdelivermail(unittest.TestCase):
         self.root.add_user(f"rq@{DOM}", "secret1", "-q", "4000")
         self.root.run("vuserinfo", f"rq@{DOM}", check=True)
         md = self.root.maildir("rq", DOM)
-        os.chmod(self.root.dir, 0o755)
-        for top, dirs, files in os.walk(self.root.dir):
-            for n in dirs + files:
-                p = os.path.join(top, n)
-                if not os.path.islink(p):
-                    os.chmod(p, os.stat(p).st_mode | 0o055)
-        home = os.path.dirname(md)
-        for top, dirs, files in os.walk(home):
-            for n in dirs + files:
-                os.lchown(os.path.join(top, n), 65534, 65534)
-        os.lchown(home, 65534, 65534)
+        open_to_all(self.root.dir)
+        chown_tree(os.path.dirname(md), 65534, 65534)
         ms = os.path.join(md, "maildirsize")
         with open(ms, "w") as f:
             f.write("4000S\n0 0\n")
