@@ -260,6 +260,28 @@ const ADDRESS_FIELDS: &[&str] = &[
     "mail-reply-to",
 ];
 
+/// The fields qmail-inject parses as address lists (qmail's hfield
+/// types with a rewriting routine); a field of these that does not parse
+/// stops the message.
+const QMAIL_PARSED: &[&str] = &[
+    "to",
+    "cc",
+    "bcc",
+    "apparently-to",
+    "resent-to",
+    "resent-cc",
+    "resent-bcc",
+    "return-path",
+    "sender",
+    "from",
+    "reply-to",
+    "return-receipt-to",
+    "errors-to",
+    "resent-sender",
+    "resent-from",
+    "resent-reply-to",
+];
+
 struct Field {
     lname: String,
     raw: Vec<u8>,
@@ -360,6 +382,23 @@ fn quote_phrase(name: &str) -> String {
 /// Rewrites the message and works out the envelope.
 pub fn prepare(o: &Options, s: &Settings, input: &[u8], now: i64) -> Result<Prepared, Fail> {
     let d = &s.defaults;
+    // qmail-inject quotes an argument's local part as needed and parses the
+    // rest before it reads the message; a domain part that does not lex
+    // (`a@b.org (open`) stops it.
+    if !matches!(o.mode, Mode::Header) {
+        for r in &o.recips {
+            let domain = r.rfind('@').map_or("", |i| &r[i + 1..]);
+            if !addr::lexes(domain) {
+                let shown: String = r
+                    .chars()
+                    .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+                    .collect();
+                return Err(Fail::perm(format!(
+                    "qmail-inject: fatal: unable to parse address: {shown}"
+                )));
+            }
+        }
+    }
     let (fields, body) = split(input);
     // Only qmail's eight Resent- fields make a message a resent one (an
     // invented `Resent-Comment:` does not).
@@ -378,6 +417,26 @@ pub fn prepare(o: &Options, s: &Settings, input: &[u8], now: i64) -> Result<Prep
         } else {
             matches!(lname, "to" | "cc" | "bcc" | "apparently-to")
         };
+        // qmail-inject parses these fields with token822 and refuses the
+        // message when one does not parse (a comment or quoted string left
+        // open, a `>` without its `<`, a group without its `;`); the others
+        // of ADDRESS_FIELDS are rewritten as far as they can be.
+        let skipped = (lname == "return-path" && s.flags.contains('s'))
+            || (lname == "from" && s.flags.contains('f'));
+        if QMAIL_PARSED.contains(&lname)
+            && !skipped
+            && !addr::parses(&crate::vpop::entry::decode(value_of(&f.raw)))
+        {
+            let line: String = String::from_utf8_lossy(&f.raw)
+                .split(['\r', '\n'])
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            return Err(Fail::perm(format!(
+                "qmail-inject: fatal: unable to parse this line: {line}"
+            )));
+        }
         if lname == "return-path" {
             // The first one counts, completed like any address.
             if return_path.is_none() {

@@ -224,6 +224,28 @@ class Inject(unittest.TestCase):
         self.assertEqual(r.returncode, 111)
         self.assertIn(b"unable to exec qq", r.stderr)
 
+    def test_unparsable_address_field_refuses_the_message(self):
+        # As qmail's token822: a comment or quoted string left open, a word
+        # starting with `)`, a `>` without `<`, a group without `;` stop the
+        # message, whether the field names recipients or not; nothing is queued.
+        for field in (b"To: joe@example.net (open", b"Cc: a@b.org,\n )x@y.org",
+                      b"Reply-To: \"open <a@b.org>", b"From: a@b.org>", b"Bcc: team: a@b.org"):
+            r = self.run_prog("sendmail", "-t", msg=field + b"\nSubject: s\n\nbody\n")
+            self.assertEqual(r.returncode, 100, field)
+            self.assertEqual(r.stderr, b"qmail-inject: fatal: unable to parse this line: "
+                             + b" ".join(field.split()) + b"\n", field)
+            self.assertFalse(os.path.exists(self.out + ".msg"), field)
+        # An argument: qmail quotes its local part, so only the domain counts.
+        r = self.run_prog("sendmail", "joe@example.net (open", msg=b"Subject: s\n\nb\n")
+        self.assertEqual(r.returncode, 100)
+        self.assertEqual(r.stderr, b"qmail-inject: fatal: unable to parse address: joe@example.net (open\n")
+        self.assertFalse(os.path.exists(self.out + ".msg"))
+        # A `)` inside a word, and groups and routes that close, are addresses.
+        r = self.run_prog("sendmail", "-t", msg=b"To: a@b.org), list: c@d.org;\nCc: <@r:e@f.org>\n\nb\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        _, env = self.queued()
+        self.assertEqual(env, b"Fwww@mail.example.com\0Ta@b.org)\0Tc@d.org\0Te@f.org\0\0")
+
     def test_truncated_input(self):
         r = self.run_prog("sendmail", "a@b.org", msg=b"To: a@b.org\nSubject: cut in the midd")
         self.assertEqual(r.returncode, 0, r.stderr)

@@ -158,6 +158,129 @@ fn tokenize(v: &str) -> Vec<Tok> {
     out
 }
 
+/// token822's token kinds, as far as [`parses`] needs them.
+#[derive(Clone, Copy, PartialEq)]
+enum T {
+    Word,
+    Comment,
+    Left,
+    Right,
+    Comma,
+    Colon,
+    Semi,
+    Other,
+}
+
+/// token822_parse's half of [`parses`]: the tokens, or `None` when a
+/// comment, quoted string or domain literal is left open or a word starts
+/// with `)` or `]`. qmail-inject applies only this to an argument's domain.
+fn lex(value: &str) -> Option<Vec<T>> {
+    let b = value.as_bytes();
+    let mut toks = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b' ' | b'\t' | b'\r' | b'\n' => {}
+            b')' | b']' => return None,
+            open @ (b'(' | b'"' | b'[') => {
+                let close = match open {
+                    b'(' => b')',
+                    b'"' => b'"',
+                    _ => b']',
+                };
+                let mut level = 1;
+                while level > 0 {
+                    i += 1;
+                    match b.get(i) {
+                        None => return None,
+                        Some(&b'\\') => {
+                            i += 1;
+                            if i >= b.len() {
+                                return None;
+                            }
+                        }
+                        Some(&c) if c == close => level -= 1,
+                        Some(&b'(') if open == b'(' => level += 1,
+                        Some(_) => {}
+                    }
+                }
+                toks.push(if open == b'(' { T::Comment } else { T::Word });
+            }
+            b'<' => toks.push(T::Left),
+            b'>' => toks.push(T::Right),
+            b',' => toks.push(T::Comma),
+            b':' => toks.push(T::Colon),
+            b';' => toks.push(T::Semi),
+            b'.' | b'@' => toks.push(T::Other),
+            _ => {
+                // An atom runs on over `)` and `]` (token822's atomok).
+                while i < b.len() && !b" \t\r\n([\"<>,:;.@".contains(&b[i]) {
+                    if b[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                i -= 1;
+                toks.push(T::Word);
+            }
+        }
+        i += 1;
+    }
+    Some(toks)
+}
+
+/// Whether `value` passes token822_parse (see [`lex`]).
+pub fn lexes(value: &str) -> bool {
+    lex(value).is_some()
+}
+
+/// Whether qmail-inject could parse `value` as an address list, as
+/// qmail's token822 parser decides: every comment, quoted string and
+/// domain literal is closed (a backslash escapes the next character), no
+/// word starts with `)` or `]`, every `>` has its `<`, and groups are well
+/// formed (`name: a, b;`, read from the right: a `:` ends a group a `;`
+/// opened, and groups do not nest). qmail refuses a message with such a
+/// field rather than guess its addresses.
+pub fn parses(value: &str) -> bool {
+    let Some(toks) = lex(value) else {
+        return false;
+    };
+    // token822_addrlist's walk from the right.
+    let mut ingroup = false;
+    let mut k = toks.len();
+    while k > 0 {
+        k -= 1;
+        match toks[k] {
+            T::Semi => {
+                if ingroup {
+                    return false;
+                }
+                ingroup = true;
+            }
+            T::Colon => {
+                if !ingroup {
+                    return false;
+                }
+                ingroup = false;
+                while k > 0 && toks[k - 1] != T::Comma {
+                    k -= 1;
+                }
+            }
+            T::Right => {
+                match toks[..k].iter().rposition(|&t| t == T::Left) {
+                    Some(l) => k = l,
+                    None => return false,
+                }
+                while k > 0 && matches!(toks[k - 1], T::Comment | T::Word | T::Other) {
+                    k -= 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    true
+}
+
 /// The colon that ends a source route: the first one outside `[...]`.
 fn route_end(s: &str) -> Option<usize> {
     let mut depth = 0usize;
@@ -355,6 +478,40 @@ mod tests {
             host: "mail.example.com".into(),
             domain: "example.com".into(),
             plus: "plus.example.com".into(),
+        }
+    }
+
+    #[test]
+    fn parses_as_token822_does() {
+        for ok in [
+            "a@b.org",
+            "a@b.org)",
+            "Joe <joe@x.org>, (c) b@y.org",
+            "group: a@b, c@d;",
+            "undisclosed-recipients:;",
+            "a, b;",
+            "<@r1,@r2:u@h.org>",
+            "\"x)y\" <q@[1.2.3.4]>",
+            "(a (nested) comment) a@b",
+            "a\\",
+            "",
+        ] {
+            assert!(parses(ok), "{ok:?}");
+        }
+        for bad in [
+            "a@b.org (open",
+            "a@b.org )",
+            "] a@b",
+            "\"open",
+            "a@[1.2.3.4",
+            "(esc\\",
+            "a@b>",
+            "g: a",
+            "a: b; c: d",
+            "a;, b;",
+            "@a:x@y",
+        ] {
+            assert!(!parses(bad), "{bad:?}");
         }
     }
 
