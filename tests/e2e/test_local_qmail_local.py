@@ -85,11 +85,28 @@ class QmailLocal(unittest.TestCase):
         self.assertEqual(r.returncode, 111, r.stdout)
         self.assertIn(self.home.encode() + b"\n", r.stdout)
 
-    def test_a_fifo_is_not_a_dot_qmail_file(self):
+    def test_a_fifo_socket_or_dev_null_as_dot_qmail_file_defers(self):
+        # qmail would block on the FIFO, fail to open the socket and find
+        # /dev/null writable: the mail waits, never hangs, and never goes to
+        # .qmail-default instead.
+        import socket
         os.mkfifo(os.path.join(self.home, ".qmail-pipe"))
+        sock = socket.socket(socket.AF_UNIX)
+        self.addCleanup(sock.close)
+        sock.bind(os.path.join(self.home, ".qmail-sock"))
+        os.symlink("/dev/null", os.path.join(self.home, ".qmail-null"))
         self.qmail(".qmail-default", "./Maildir/\n")
-        r = self.root.run("qmail-local", "--", "joe", self.home, "joe-pipe", "-", "pipe", "example.com",
-                          "a@example.org", "./Maildir/", input=MSG, timeout=20)
+        for ext, said in (("pipe", b"Unable to read .qmail-pipe: not a regular file. (#4.3.0)"),
+                          ("sock", b"Unable to open .qmail-sock: device not configured. (#4.3.0)"),
+                          ("null", b"Uh-oh: .qmail file is writable. (#4.7.0)")):
+            r = self.root.run("qmail-local", "--", "joe", self.home, "joe-" + ext, "-", ext, "example.com",
+                              "a@example.org", "./Maildir/", input=MSG, timeout=20)
+            self.assertEqual(r.returncode, 111, r.stderr)
+            self.assertIn(said, r.stdout + r.stderr)
+        self.assertEqual(self.delivered(), [])
+        # A dangling link is no file: .qmail-default applies.
+        os.symlink("nowhere", os.path.join(self.home, ".qmail-gone"))
+        r = self.local(local="joe-gone", dash="-", ext="gone")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(len(self.delivered()), 1)
 
