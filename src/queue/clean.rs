@@ -86,8 +86,20 @@ pub fn serve(q: &Queue, input: impl Read, mut output: impl Write, now: i64) -> i
             return Ok(());
         }
         if req.last() != Some(&0) {
-            // Too long or cut off: answer, and resynchronise at the next NUL.
-            output.write_all(b"!")?;
+            // Too long: read on to its NUL and answer once, `x`, as qmail's
+            // qmail-clean does, so the pipe stays in step; cut off by the
+            // end of input: nothing more to answer.
+            let mut skipped = Vec::new();
+            loop {
+                skipped.clear();
+                if r.by_ref().take(4096).read_until(0, &mut skipped)? == 0 {
+                    return Ok(());
+                }
+                if skipped.last() == Some(&0) {
+                    break;
+                }
+            }
+            output.write_all(b"x")?;
             output.flush()?;
             continue;
         }
@@ -132,5 +144,21 @@ mod tests {
         let mut text = String::new();
         reader.read_to_string(&mut text).unwrap();
         assert_eq!(text, "message five");
+    }
+
+    #[test]
+    fn a_long_request_gets_one_answer() {
+        let d = tempfile::tempdir().unwrap();
+        let q = Queue::new(d.path());
+        std::fs::create_dir_all(d.path().join("pid")).unwrap();
+        for len in [999, 1000, 1001, 100_000] {
+            let mut input = vec![b'a'; len];
+            input.extend_from_slice(b"\0bad\0");
+            // Cut off at the end of input: no answer.
+            input.extend_from_slice(&[b'b'; 5000]);
+            let mut out = Vec::new();
+            serve(&q, &input[..], &mut out, 0).unwrap();
+            assert_eq!(out, b"xx", "{len}");
+        }
     }
 }
