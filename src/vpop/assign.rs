@@ -200,10 +200,17 @@ pub fn lookup(roots: &Roots, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
     let Some(text) = crate::control::read_file(&ap)? else {
         return Ok(None);
     };
-    // Compile in memory and look up with the same rules (a bad line makes the
-    // whole file unusable, as for qmail-newu).
+    // Compile in memory and look up with the same rules. A file qmail-newu
+    // would refuse leaves the compiled users/cdb in force, as in qmail;
+    // without one it is an error, not "no such domain".
     let Ok(w) = compile(&text) else {
-        return Ok(None);
+        if let Some(r) = cdb::Reader::open_opt(&cdbp)? {
+            return r.get(key);
+        }
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "bad format in users/assign",
+        ));
     };
     let bytes = w.to_bytes()?;
     Ok(lookup_bytes(&bytes, key))

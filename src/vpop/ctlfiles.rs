@@ -360,7 +360,17 @@ pub fn hup_qmail_send(roots: &Roots) {
 /// All `+` entries of users/assign: `(domain, real domain, uid, gid, dir)`,
 /// as vpopmail's `get_domain_entries` (entries without a `.` are skipped).
 pub fn domain_entries(roots: &Roots) -> io::Result<Vec<(String, crate::vpop::assign::Wild)>> {
-    let lines = read_lines(&crate::vpop::assign::assign_path(roots))?;
+    let path = crate::vpop::assign::assign_path(roots);
+    // A file qmail-newu would refuse is reported, not read as "no domains".
+    if let Some(text) = crate::control::read_file(&path)? {
+        if crate::vpop::assign::compile(&text).is_err() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "bad format in users/assign",
+            ));
+        }
+    }
+    let lines = read_lines(&path)?;
     let mut out = Vec::new();
     for l in lines {
         if !l.starts_with('+') {

@@ -546,6 +546,40 @@ class Domains(RootTestCase):
             self.assertEqual(p.returncode, 255, args)
             self.assertRegex(p.stdout, rb"^Error: [^\n]*usage: vdominfo[^\n]*\n$")
 
+    def test_a_broken_users_assign_is_reported_not_read_as_no_domains(self):
+        r = self.root
+        r.add_domain("real.test")
+        assign = r.q("users", "assign")
+        with open(assign, "rb") as f:
+            good = f.read()
+        for broken in (b"", b"+real.test-:real.test:89\n.\n", b"\xff\x00garbage\n"):
+            with open(assign, "wb") as f:
+                f.write(broken)
+            # vdominfo reads the file itself: an Error line and 255.
+            for args in ((), ("real.test",)):
+                p = r.run("vdominfo", *args)
+                self.assertEqual((p.returncode, p.stdout), (255, b"Error: can't read users/assign: "
+                                                           b"bad format in users/assign\n"), (broken, args))
+            # The compiled users/cdb stays in force, as for qmail's programs.
+            p = r.run("vuserinfo", "-d", "postmaster@real.test")
+            self.assertEqual(p.returncode, 0, (broken, p.stdout))
+            # Without it, the tools say why instead of "does not exist".
+            os.rename(r.q("users", "cdb"), r.q("users", "cdb.keep"))
+            p = r.run("vadduser", "bob@real.test", "bobpass1")
+            self.assertEqual(p.returncode, 255)
+            self.assertIn(b"bad format in users/assign", p.stdout)
+            os.rename(r.q("users", "cdb.keep"), r.q("users", "cdb"))
+        with open(assign, "wb") as f:
+            f.write(good)
+        # A domain whose directory cannot be read: `?`, why, and non-zero.
+        line = good.decode().splitlines()[0].split(":")
+        line[4] = "/etc/passwd"
+        with open(assign, "w") as f:
+            f.write(":".join(line) + "\n.\n")
+        p = r.run("vdominfo", "-t", "real.test")
+        self.assertEqual((p.returncode, p.stdout), (255, b"?\n"))
+        self.assertEqual(p.stderr, b"vdominfo: can't read /etc/passwd/.dir-control: not a directory\n")
+
     def test_qmail_newu_golden(self):
         r = self.root
         assign = (b"+example.com-:example.com:89:89:/home/vpopmail/domains/example.com:-::\n"

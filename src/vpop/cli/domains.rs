@@ -258,9 +258,10 @@ pub fn vdominfo(args: &[String]) -> i32 {
             ))
         }
     };
+    let unread = std::cell::Cell::new(false);
     let show = |dom: &str, w: &crate::vpop::assign::Wild| -> String {
-        // A domain this user may not read has no count to show: `?`, and
-        // why on stderr (not a count of 0).
+        // A domain this user may not read has no count to show: `?`, why on
+        // stderr (not a count of 0), and a failing exit status at the end.
         let users = |w: &crate::vpop::assign::Wild| match crate::vpop::bigdir::DirControl::read(
             std::path::Path::new(&w.dir),
         ) {
@@ -271,6 +272,7 @@ pub fn vdominfo(args: &[String]) -> i32 {
                     w.dir,
                     crate::deliver::errstr(&e)
                 );
+                unread.set(true);
                 "?".to_string()
             }
         };
@@ -313,7 +315,7 @@ pub fn vdominfo(args: &[String]) -> i32 {
         for (dom, w) in &entries {
             out(&(show(dom, w) + "\n"));
         }
-        return 0;
+        return if unread.get() { 255 } else { 0 };
     };
     // One domain: an alias stands for its real domain, which is shown
     // followed by the list of its aliases.
@@ -337,5 +339,9 @@ pub fn vdominfo(args: &[String]) -> i32 {
     for a in aliases {
         out(&format!("alias: {a}\n"));
     }
-    0
+    if unread.get() {
+        255
+    } else {
+        0
+    }
 }
