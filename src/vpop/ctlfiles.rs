@@ -272,13 +272,10 @@ fn remove_domain_entries(
             }
         };
     }
-    let in_rcpthosts = remove_hosts(&roots.control("rcpthosts"), domains);
-    let rest = match &in_rcpthosts {
-        Ok(n) => *n < domains.len(),
-        Err(_) => true,
-    };
-    step!(in_rcpthosts.map(drop));
-    if rest {
+    step!(remove_hosts(&roots.control("rcpthosts"), domains).map(drop));
+    // morercpthosts too, even when rcpthosts named every domain: a domain
+    // added while rcpthosts already named it (by hand) is in both.
+    {
         let mrh = roots.control("morercpthosts");
         step!((|| {
             if remove_hosts(&mrh, domains)? > 0 {

@@ -216,6 +216,16 @@ class Domains(RootTestCase):
         self.assertEqual(r.run("vdeldomain", "many.test").returncode, 0)
         self.assertFalse(os.path.exists(r.control("morercpthosts")))
         self.assertFalse(os.path.exists(r.control("morercpthosts.cdb")))
+        # A domain rcpthosts already names (by hand) lands in morercpthosts
+        # as well; vdeldomain takes it out of both.
+        with open(r.control("rcpthosts"), "a") as f:
+            f.write("dup.test\n")
+        self.assertEqual(self.vadd("dup.test", "pw").returncode, 0)
+        self.assertEqual(r.read("var/qmail/control/morercpthosts"), b"dup.test\n")
+        self.assertEqual(r.run("vdeldomain", "dup.test").returncode, 0)
+        self.assertNotIn(b"dup.test", r.read("var/qmail/control/rcpthosts"))
+        self.assertFalse(os.path.exists(r.control("morercpthosts")))
+        self.assertFalse(os.path.exists(r.control("morercpthosts.cdb")))
 
     def test_sorted_like_vpopmail(self):
         r = self.root
