@@ -89,10 +89,33 @@ fn lookup_with(
             scan(&text, user)
         }
         (Some(_), _) => {
-            if let Some(r) = cdb::Reader::open_opt_nofollow(&cdbp)? {
-                return Ok(r
-                    .get(user.as_bytes())?
-                    .and_then(|d| Entry::from_parts(user, &crate::vpop::entry::decode(&d)).ok()));
+            let get = || -> io::Result<Option<Option<Entry>>> {
+                let Some(r) = cdb::Reader::open_opt_nofollow(&cdbp)? else {
+                    return Ok(None);
+                };
+                Ok(Some(r.get(user.as_bytes())?.and_then(|d| {
+                    Entry::from_parts(user, &crate::vpop::entry::decode(&d)).ok()
+                })))
+            };
+            match get() {
+                Ok(Some(found)) => return Ok(found),
+                Ok(None) => {}
+                // A corrupt cdb (cut short by a full disk or a hand copy) is
+                // rebuilt from vpasswd as a missing one is; where this
+                // process may not, vpasswd itself answers. vpasswd is the
+                // truth: the cdb is only its index.
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    if may_rebuild && may_write(dir) {
+                        if let Ok(lock) = Lock::take(dir, owner) {
+                            if lock.rebuild_cdb().is_ok() {
+                                if let Ok(Some(found)) = get() {
+                                    return Ok(found);
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
             }
             scan(&text, user)
         }
@@ -471,6 +494,35 @@ mod tests {
         assert!(lookup(dir, "ann", None).unwrap().is_some());
         assert!(lookup(dir, "joe", None).unwrap().is_none());
         assert!(lookup(dir, "nobody", None).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_corrupt_cdb_is_rebuilt_or_bypassed() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        std::fs::write(dir.join(VPASSWD), "joe:x:1:0:Joe:/d/joe:NOQUOTA\n").unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        let corrupt = || {
+            std::fs::write(dir.join(VPASSWD_CDB), [0xffu8; 3000]).unwrap();
+            File::options()
+                .write(true)
+                .open(dir.join(VPASSWD_CDB))
+                .unwrap()
+                .set_modified(later)
+                .unwrap();
+        };
+        // A writer holding the lock may not rebuild: vpasswd answers.
+        corrupt();
+        let lock = Lock::take(dir, None).unwrap();
+        assert!(lookup_locked(&lock, dir, "joe").unwrap().is_some());
+        assert!(lookup_locked(&lock, dir, "ann").unwrap().is_none());
+        drop(lock);
+        // A reader that may write the domain rebuilds it.
+        assert!(lookup(dir, "joe", None).unwrap().is_some());
+        let r = cdb::Reader::open_opt_nofollow(&dir.join(VPASSWD_CDB))
+            .unwrap()
+            .unwrap();
+        assert!(r.get(b"joe").unwrap().is_some());
     }
 
     #[test]

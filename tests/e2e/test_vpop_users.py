@@ -138,6 +138,28 @@ class Users(RootTestCase):
         self.assertIn(b"hand", recs)
         self.assertIn(b"joe", recs)
 
+    def test_a_corrupt_vpasswd_cdb_is_rebuilt_from_vpasswd(self):
+        # vpasswd is the truth, the cdb its index: a cdb cut short or
+        # overwritten neither locks the domain's users out nor stops the tools.
+        r = self.root
+        r.run("vadduser", "joe@example.com", "pw1", check=True)
+        cdbp = os.path.join(r.domain_dir("example.com"), "vpasswd.cdb")
+        for junk in (b"\xff" * 100, b"\xff" * 3000):
+            with open(cdbp, "wb") as f:
+                f.write(junk)
+            p = r.run("vuserinfo", "-n", "joe@example.com")
+            self.assertEqual((p.returncode, p.stdout), (0, b"joe\n"), junk[:8])
+            recs = dict(cdb_records(r.read("home/vpopmail/domains/example.com/vpasswd.cdb")))
+            self.assertIn(b"joe", recs)
+            with open(cdbp, "wb") as f:
+                f.write(junk)
+            p = r.run("vadduser", "ann@example.com", "pw2")
+            self.assertEqual(p.returncode, 0, p.stdout)
+            recs = dict(cdb_records(r.read("home/vpopmail/domains/example.com/vpasswd.cdb")))
+            self.assertIn(b"ann", recs)
+            self.assertIn(b"joe", recs)
+            r.run("vdeluser", "ann@example.com", check=True)
+
     def test_vuserinfo_format(self):
         r = self.root
         self.install_golden()
