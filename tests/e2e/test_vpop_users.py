@@ -552,6 +552,11 @@ class Users(RootTestCase):
         self.assertEqual(r.run("valias", "-d", "info@example.com").returncode, 0)
         self.assertFalse(os.path.exists(os.path.join(self.dom, ".qmail-info")))
         self.assertTrue(os.path.exists(os.path.join(self.dom, ".qmail-default")))
+        # Nothing to show: no text and 255, as vpopmail's vexit(-1).
+        self.assertEqual(r.run("valias", "-d", "sales.team@example.com").returncode, 0)
+        for args in (("info@example.com",), ("example.com",), ("-n", "example.com")):
+            p = r.run("valias", *args)
+            self.assertEqual((p.returncode, p.stdout, p.stderr), (255, b"", b""), args)
 
 
 if __name__ == "__main__":

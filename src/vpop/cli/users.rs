@@ -7,7 +7,7 @@ use crate::vpop::error::{VError, VA_USER_DOES_NOT_EXIST};
 use crate::vpop::{flags, names, password, quota};
 
 const VADDUSER_USAGE: &str =
-    "vadduser [-v] [-q quota] [-c comment] [-e crypted] [-n] [-r[len]] [-C] email_address [passwd]";
+    "vadduser [-v] [-s] [-q quota] [-c comment] [-e crypted] [-n] [-r[len]] [-C] email_address [passwd]";
 
 /// Splits an address given to an admin program, or fails like vadduser when
 /// there is no domain at all.
@@ -190,7 +190,7 @@ pub fn vpasswd(args: &[String]) -> i32 {
     0
 }
 
-const VMODUSER_USAGE: &str = "vmoduser [-v] [-n] [-q quota] [-c comment] [-e crypted] [-C clear] [-D dir] [-x] [-dpswibroaSEfFmu0123] email_address|domain";
+const VMODUSER_USAGE: &str = "vmoduser [-h] [-v] [-n] [-q quota] [-c comment] [-e crypted] [-C clear] [-D dir] [-x] [-dpswibroaSEfFmu0123] email_address|domain";
 
 /// vmoduser: changes fields and flags of one user, or of every user of a domain.
 pub fn vmoduser(args: &[String]) -> i32 {
@@ -284,7 +284,7 @@ pub fn vsetuserquota(args: &[String]) -> i32 {
 /// vuserinfo: shows a user (or with `-D`, every user of a domain).
 pub fn vuserinfo(args: &[String]) -> i32 {
     let roots = Roots::from_env();
-    let usage = "vuserinfo [-a|-n|-p|-u|-g|-c|-d|-q|-Q|-C|-l] [-D domain] email_address";
+    let usage = "vuserinfo [-v] [-a|-n|-p|-u|-g|-c|-d|-q|-Q|-C|-l] email_address | -D domain";
     let (opts, ops) = match getopt(args, "anpugcdqQvlD:C") {
         Ok(x) => x,
         Err(e) => return usage_error(&e, usage),
@@ -404,7 +404,9 @@ pub fn valias(args: &[String]) -> i32 {
         crate::vpop::names::split_email(email)
     };
     match act {
+        // Nothing to show is vpopmail's vexit(-1): no text, 255.
         Act::Show if whole_domain => match admin::alias_all(&roots, &domain) {
+            Ok(all) if all.is_empty() => 255,
             Ok(all) => {
                 for (a, lines) in all {
                     for l in lines {
@@ -426,6 +428,7 @@ pub fn valias(args: &[String]) -> i32 {
             Err(e) => err(&e),
         },
         Act::Names if whole_domain => match admin::alias_all(&roots, &domain) {
+            Ok(all) if all.is_empty() => 255,
             Ok(all) => {
                 for (a, _) in all {
                     out(&format!("{a}\n"));
