@@ -117,6 +117,45 @@ fn chown_tree(path: &Path, owner: Option<(u32, u32)>) {
     }
 }
 
+/// What a vadduser killed before it wrote vpasswd leaves: the user's
+/// directory with at most an empty Maildir skeleton. Removed (by rmdir, so
+/// nothing that holds a file can go) when the caller, under the vpasswd lock,
+/// has found no such user; `true` when it is gone.
+fn remove_empty_skeleton(dir: &Path) -> bool {
+    let real_dir = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
+    // Only these names, each an empty directory: looked at first, so that a
+    // directory with anything else in it is left whole.
+    let holds_only = |p: &Path, names: &[&str]| {
+        std::fs::read_dir(p).is_ok_and(|rd| {
+            rd.into_iter().all(|e| {
+                e.is_ok_and(|e| names.iter().any(|n| e.file_name() == *n) && real_dir(&e.path()))
+            })
+        })
+    };
+    let md = dir.join("Maildir");
+    if !real_dir(dir)
+        || !holds_only(dir, &["Maildir"])
+        || (real_dir(&md) && !holds_only(&md, &["new", "cur", "tmp"]))
+        || ["new", "cur", "tmp"]
+            .iter()
+            .any(|s| real_dir(&md.join(s)) && !holds_only(&md.join(s), &[]))
+    {
+        return false;
+    }
+    if real_dir(&md) {
+        for sub in ["new", "cur", "tmp"] {
+            let p = md.join(sub);
+            if real_dir(&p) && std::fs::remove_dir(&p).is_err() {
+                return false;
+            }
+        }
+        if std::fs::remove_dir(&md).is_err() {
+            return false;
+        }
+    }
+    std::fs::remove_dir(dir).is_ok()
+}
+
 /// Creates a user directory with its Maildir (`new`, `cur`, `tmp`), 0750.
 fn make_user_dir(dir: &Path, owner: Option<(u32, u32)>) -> Result<(), VError> {
     crate::fsutil::no_planted_links(dir).map_err(io_err("could not make user dir"))?;
@@ -125,7 +164,13 @@ fn make_user_dir(dir: &Path, owner: Option<(u32, u32)>) -> Result<(), VError> {
         b.mode(DIR_MODE);
         b
     };
-    match b.create(dir) {
+    let mut made = b.create(dir);
+    if matches!(&made, Err(e) if e.kind() == io::ErrorKind::AlreadyExists)
+        && remove_empty_skeleton(dir)
+    {
+        made = b.create(dir);
+    }
+    match made {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             return Err(VError::code(VA_EXIST_U_DIR))

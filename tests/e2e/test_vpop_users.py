@@ -160,6 +160,27 @@ class Users(RootTestCase):
             self.assertIn(b"joe", recs)
             r.run("vdeluser", "ann@example.com", check=True)
 
+    def test_vadduser_reuses_what_a_killed_vadduser_left(self):
+        # A vadduser killed between its directory and its vpasswd line leaves
+        # an empty skeleton: the next vadduser of that name takes it over. A
+        # directory with anything in it is never touched.
+        r = self.root
+        d = r.domain_dir("example.com")
+        for parts in ((), ("Maildir",), ("Maildir", "Maildir/new", "Maildir/cur", "Maildir/tmp")):
+            os.mkdir(os.path.join(d, "bob"))
+            for part in parts:
+                os.mkdir(os.path.join(d, "bob", part))
+            p = r.run("vadduser", "bob@example.com", "bobpass1")
+            self.assertEqual(p.returncode, 0, (parts, p.stdout))
+            self.assertTrue(os.path.isdir(os.path.join(d, "bob", "Maildir", "new")))
+            r.run("vdeluser", "bob@example.com", check=True)
+        os.makedirs(os.path.join(d, "bob", "Maildir", "new"))
+        with open(os.path.join(d, "bob", "Maildir", "new", "1.mail"), "w") as f:
+            f.write("keep me\n")
+        p = r.run("vadduser", "bob@example.com", "bobpass1")
+        self.assertEqual((p.returncode, p.stdout), (249, b"Error: User's directory already exists\n"))
+        self.assertTrue(os.path.exists(os.path.join(d, "bob", "Maildir", "new", "1.mail")))
+
     def test_vuserinfo_format(self):
         r = self.root
         self.install_golden()
