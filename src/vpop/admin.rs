@@ -813,10 +813,45 @@ pub fn check_new_domain(roots: &Roots, name: &str) -> Result<(), VError> {
         }
     }
     match find_domain(roots, name) {
-        Ok(Some(_)) => Err(VError::code(VA_DOMAIN_ALREADY_EXISTS)),
+        Ok(Some(_)) => {
+            let mut e = VError::code(VA_DOMAIN_ALREADY_EXISTS);
+            if let Some(missing) = missing_control_entry(roots, name) {
+                // What a vadddomain killed half way leaves: say how to mend it.
+                e.text = format!(
+                    "{} (but not in {missing}: run vdeldomain {name}, then vadddomain again)",
+                    e.text
+                );
+            }
+            Err(e)
+        }
         Ok(None) => Ok(()),
         Err(e) => Err(VError::io("can't read users/assign", &e)),
     }
+}
+
+/// The control file a domain of users/assign is missing from, if any:
+/// rcpthosts (or morercpthosts), or virtualdomains for a domain that is not
+/// in locals.
+fn missing_control_entry(roots: &Roots, name: &str) -> Option<&'static str> {
+    let lines = |f: &str| {
+        crate::control::read_file(&roots.control(f))
+            .ok()
+            .flatten()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    };
+    let names = |f: &str| lines(f).lines().any(|l| ctlfiles::names_host(l, name));
+    if !names("rcpthosts") && !names("morercpthosts") {
+        return Some("control/rcpthosts");
+    }
+    let virtual_line = lines("virtualdomains").lines().any(|l| {
+        l.split_once(':')
+            .is_some_and(|(d, _)| d.trim().eq_ignore_ascii_case(name))
+    });
+    if !virtual_line && !names("locals") {
+        return Some("control/virtualdomains");
+    }
+    None
 }
 
 /// What vaddaliasdomain did: `alias` now delivers to `real`.

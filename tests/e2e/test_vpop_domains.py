@@ -590,6 +590,24 @@ class Domains(RootTestCase):
         self.assertEqual((p.returncode, p.stdout), (255, b"?\n"))
         self.assertEqual(p.stderr, b"vdominfo: can't read /etc/passwd/.dir-control: not a directory\n")
 
+    def test_a_half_made_domain_is_named_so(self):
+        # A vadddomain killed after users/assign, before rcpthosts or
+        # virtualdomains: the second run says what is missing and how to mend.
+        r = self.root
+        r.add_domain("half.test")
+        for f, missing in (("rcpthosts", "control/rcpthosts"), ("virtualdomains", "control/virtualdomains")):
+            path = r.control(f)
+            with open(path) as fh:
+                text = fh.read()
+            with open(path, "w") as fh:
+                fh.write("".join(l for l in text.splitlines(True) if not l.startswith("half.test")))
+            p = self.vadd("half.test", "pw")
+            self.assertEqual((p.returncode, p.stdout), (243, (
+                f"Error: Domain already exists (but not in {missing}: run vdeldomain half.test, "
+                "then vadddomain again)\n").encode()))
+            self.assertEqual(r.run("vdeldomain", "half.test").returncode, 0)
+            self.assertEqual(self.vadd("half.test", "pw").returncode, 0)
+
     def test_qmail_newu_golden(self):
         r = self.root
         assign = (b"+example.com-:example.com:89:89:/home/vpopmail/domains/example.com:-::\n"
