@@ -122,38 +122,69 @@ fn chown_tree(path: &Path, owner: Option<(u32, u32)>) {
 /// nothing that holds a file can go) when the caller, under the vpasswd lock,
 /// has found no such user; `true` when it is gone.
 fn remove_empty_skeleton(dir: &Path) -> bool {
-    let real_dir = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
-    // Only these names, each an empty directory: looked at first, so that a
-    // directory with anything else in it is left whole.
-    let holds_only = |p: &Path, names: &[&str]| {
-        std::fs::read_dir(p).is_ok_and(|rd| {
-            rd.into_iter().all(|e| {
-                e.is_ok_and(|e| names.iter().any(|n| e.file_name() == *n) && real_dir(&e.path()))
-            })
-        })
+    use nix::fcntl::{openat, OFlag};
+    use nix::sys::stat::Mode;
+    use nix::unistd::{unlinkat, UnlinkatFlags};
+    use std::os::fd::AsFd;
+    // Through directory descriptors opened without following links, so that
+    // a link swapped in by the domain's owner cannot point root's rmdir
+    // elsewhere; rmdir itself removes only what is empty.
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let Some(parent) = dir.parent() else {
+        return false;
     };
-    let md = dir.join("Maildir");
-    if !real_dir(dir)
-        || !holds_only(dir, &["Maildir"])
-        || (real_dir(&md) && !holds_only(&md, &["new", "cur", "tmp"]))
-        || ["new", "cur", "tmp"]
-            .iter()
-            .any(|s| real_dir(&md.join(s)) && !holds_only(&md.join(s), &[]))
-    {
+    let Some(name) = dir.file_name() else {
+        return false;
+    };
+    let Ok(pfd) = nix::fcntl::open(parent, flags, Mode::empty()) else {
+        return false;
+    };
+    let Ok(dfd) = openat(pfd.as_fd(), name, flags, Mode::empty()) else {
+        return false;
+    };
+    // The entries of the directory a descriptor holds (through /proc, which
+    // names that very directory, wherever links now point).
+    let names = |fd: &std::os::fd::OwnedFd| -> Option<Vec<std::ffi::OsString>> {
+        use std::os::fd::AsRawFd;
+        std::fs::read_dir(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+            .ok()?
+            .map(|e| e.ok().map(|e| e.file_name()))
+            .collect()
+    };
+    let Some(top) = names(&dfd) else {
+        return false;
+    };
+    if top.iter().any(|n| n != "Maildir") {
         return false;
     }
-    if real_dir(&md) {
-        for sub in ["new", "cur", "tmp"] {
-            let p = md.join(sub);
-            if real_dir(&p) && std::fs::remove_dir(&p).is_err() {
+    if !top.is_empty() {
+        let Ok(mfd) = openat(dfd.as_fd(), "Maildir", flags, Mode::empty()) else {
+            return false;
+        };
+        let Some(subs) = names(&mfd) else {
+            return false;
+        };
+        if subs.iter().any(|n| n != "new" && n != "cur" && n != "tmp") {
+            return false;
+        }
+        // Each must be an empty directory; rmdir says so (ENOTEMPTY,
+        // ENOTDIR) before anything else goes.
+        for sub in &subs {
+            match openat(mfd.as_fd(), sub.as_os_str(), flags, Mode::empty()) {
+                Ok(sfd) if names(&sfd).is_some_and(|v| v.is_empty()) => {}
+                _ => return false,
+            }
+        }
+        for sub in &subs {
+            if unlinkat(mfd.as_fd(), sub.as_os_str(), UnlinkatFlags::RemoveDir).is_err() {
                 return false;
             }
         }
-        if std::fs::remove_dir(&md).is_err() {
+        if unlinkat(dfd.as_fd(), "Maildir", UnlinkatFlags::RemoveDir).is_err() {
             return false;
         }
     }
-    std::fs::remove_dir(dir).is_ok()
+    unlinkat(pfd.as_fd(), name, UnlinkatFlags::RemoveDir).is_ok()
 }
 
 /// Creates a user directory with its Maildir (`new`, `cur`, `tmp`), 0750.

@@ -174,6 +174,18 @@ class Users(RootTestCase):
             self.assertEqual(p.returncode, 0, (parts, p.stdout))
             self.assertTrue(os.path.isdir(os.path.join(d, "bob", "Maildir", "new")))
             r.run("vdeluser", "bob@example.com", check=True)
+        # A Maildir that is a link to empty directories elsewhere: refused,
+        # and nothing there is removed.
+        elsewhere = os.path.join(r.dir, "elsewhere")
+        for sub in ("new", "cur", "tmp"):
+            os.makedirs(os.path.join(elsewhere, sub))
+        os.mkdir(os.path.join(d, "bob"))
+        os.symlink(elsewhere, os.path.join(d, "bob", "Maildir"))
+        p = r.run("vadduser", "bob@example.com", "bobpass1")
+        self.assertEqual(p.returncode, 249, p.stdout)
+        self.assertEqual(sorted(os.listdir(elsewhere)), ["cur", "new", "tmp"])
+        os.unlink(os.path.join(d, "bob", "Maildir"))
+        os.rmdir(os.path.join(d, "bob"))
         os.makedirs(os.path.join(d, "bob", "Maildir", "new"))
         with open(os.path.join(d, "bob", "Maildir", "new", "1.mail"), "w") as f:
             f.write("keep me\n")
