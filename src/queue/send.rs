@@ -938,7 +938,10 @@ impl Send {
         };
         let mut letter = rep.get(1).copied().unwrap_or(b'?');
         let mut text = rep.get(2..).unwrap_or(&[]).to_vec();
-        if letter == b'Z' && self.jobs[c][j].dying {
+        // A missing qmail-remote is the host's fault, not the message's:
+        // its remote mail waits however long that lasts, never bounced.
+        let no_remote = c == 1 && text == crate::queue::spawn::NO_REMOTE;
+        if letter == b'Z' && self.jobs[c][j].dying && !no_remote {
             letter = b'D';
             text.extend_from_slice(
                 b"I'm not going to try again; this message has been in the queue too long.\n",

@@ -492,9 +492,12 @@ pub fn fold_remote(out: &[u8]) -> Vec<u8> {
     rep
 }
 
+/// The report text (after the `Z`) of a remote delivery whose qmail-remote
+/// could not be run: qmail-send never turns it into a bounce.
+pub const NO_REMOTE: &[u8] = b"Unable to run qmail-remote.\n";
+
 /// One remote delivery (qmail-rspawn). A missing qmail-remote defers the
-/// delivery (a temporary failure: the message bounces only as any other
-/// does, once past queuelifetime).
+/// delivery, however long it stays missing: [`NO_REMOTE`].
 pub fn deliver_remote(roots: &Roots, req: &Request) -> Vec<u8> {
     let host = match req.recip.iter().rposition(|&b| b == b'@') {
         Some(at) => &req.recip[at + 1..],
@@ -509,10 +512,10 @@ pub fn deliver_remote(roots: &Roots, req: &Request) -> Vec<u8> {
         .args([os(host), os(&req.sender), os(&req.recip)]);
     crate::fsutil::start_in(&mut cmd, &roots.qmail);
     match run_child(cmd, mess, 10_000) {
-        Err(_) => b"ZUnable to run qmail-remote.\n".to_vec(),
+        Err(_) => [b"Z", NO_REMOTE].concat(),
         Ok((_, _, true)) => b"Zqmail-remote crashed.\n".to_vec(),
         Ok((out, 0, false)) => fold_remote(&out),
-        Ok((_, 111, false)) => b"ZUnable to run qmail-remote.\n".to_vec(),
+        Ok((_, 111, false)) => [b"Z", NO_REMOTE].concat(),
         Ok((_, _, false)) => b"DUnable to run qmail-remote.\n".to_vec(),
     }
 }

@@ -537,6 +537,13 @@ while True:
         self.assertIn("deferral: Unable_to_run_qmail-remote./\n", log)
         self.assertEqual(delivered(self.out, "s@localhost"), [])
         self.assertEqual(len([f for f in queue_files(self.root) if f.startswith("remote/")]), 1)
+        # Past queuelifetime too (the host's fault, not the message's): still
+        # a deferral, no bounce, the message kept.
+        log = send_once(self.root, self.out, now=T0 + 30 * 86400)
+        self.assertIn("deferral: Unable_to_run_qmail-remote./\n", log)
+        self.assertNotIn("not_going_to_try_again", log)
+        self.assertEqual(delivered(self.out, "s@localhost"), [])
+        self.assertEqual(len([f for f in queue_files(self.root) if f.startswith("remote/")]), 1)
 
     def test_qread_and_qstat(self):
         # The sender has bytes that are not printable (and not UTF-8): one _ each.
