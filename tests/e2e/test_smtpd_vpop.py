@@ -86,11 +86,14 @@ class RcptCheck(VpopCase):
                          ("sysbox@example.test", OK), ("SysBox@example.test", OK),
                          ("nobody@example.test", NO_MAILBOX), ("sysbox2@example.test", NO_MAILBOX)]:
             self.assertEqual(c.cmd(f"RCPT TO:<{to}>"), want, to)
-        # vpasswd.cdb unreadable: those addresses still go past vpopmail; the
-        # others wait (451) rather than being refused.
-        cdb = os.path.join(r.domain_dir("example.test"), "vpasswd.cdb")
-        with open(cdb, "r+b") as f:
-            f.truncate(100)
+        # vpasswd and its cdb unreadable (a corrupt cdb alone is rebuilt from
+        # vpasswd; directories in their places are not): those addresses
+        # still go past vpopmail; the others wait (451) rather than being
+        # refused.
+        for name in ("vpasswd.cdb", "vpasswd"):
+            path = os.path.join(r.domain_dir("example.test"), name)
+            os.unlink(path)
+            os.mkdir(path)
         c = Raw(self.vsmtpd().port)
         c.reply()
         self.assertEqual(c.cmd("MAIL FROM:<someone@example.net>"), OK)
