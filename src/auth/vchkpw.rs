@@ -605,31 +605,9 @@ fn switch_identity(service: Service, d: &Domain) -> Result<(), (u8, String)> {
     Ok(())
 }
 
-/// Runs `f` with the effective ids (and only group) of the domain's owner
-/// when running as root and that owner is a real account other than root,
-/// then takes root back; otherwise runs it as it is.
+/// Runs `f` as the domain's owner when running as root ([`crate::sys::as_owner`]).
 fn as_domain_owner<T>(d: &Domain, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
-    use nix::unistd::{getegid, geteuid, getgroups, setegid, seteuid, setgroups, Gid, Uid};
-    let euid = geteuid();
-    if !euid.is_root() || d.uid == 0 || crate::sys::account_by_uid(d.uid).is_none() {
-        return f();
-    }
-    let (egid, groups) = (getegid(), getgroups().unwrap_or_default());
-    let became = setgroups(&[Gid::from_raw(d.gid)])
-        .and_then(|()| setegid(Gid::from_raw(d.gid)))
-        .and_then(|()| seteuid(Uid::from_raw(d.uid)));
-    let r = match became {
-        Ok(()) => f(),
-        Err(e) => Err(io::Error::from(e)),
-    };
-    let back = seteuid(euid)
-        .and_then(|()| setegid(egid))
-        .and_then(|()| setgroups(&groups));
-    if back.is_err() {
-        // Half-way identities must not go on: nothing more is done.
-        std::process::exit(111);
-    }
-    r
+    crate::sys::as_owner(Some((d.uid, d.gid)), f)
 }
 
 /// With root as the real user and another effective one (the setuid bit,

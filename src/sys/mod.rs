@@ -165,6 +165,42 @@ pub fn account(name: &str) -> Option<Account> {
     passwd_entry(&text, |f| f[0] == name.as_bytes())
 }
 
+/// Runs `f` with the effective ids (and only group) of `owner` when running
+/// as root and `owner` is a real account other than root, then takes root
+/// back; otherwise runs it as it is. Root's work in a tree another account
+/// owns (a domain of `vadddomain -u`) then has that account's rights only:
+/// a link swapped in by it cannot lead root's writes, chowns or removals
+/// out of its own files. A failure to take root back ends the program
+/// (exit 111): nothing goes on with half-way identities.
+pub fn as_owner<T>(
+    owner: Option<(u32, u32)>,
+    f: impl FnOnce() -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    use nix::unistd::{getegid, geteuid, getgroups, setegid, seteuid, setgroups, Gid, Uid};
+    let euid = geteuid();
+    let Some((uid, gid)) = owner else {
+        return f();
+    };
+    if !euid.is_root() || uid == 0 || account_by_uid(uid).is_none() {
+        return f();
+    }
+    let (egid, groups) = (getegid(), getgroups().unwrap_or_default());
+    let became = setgroups(&[Gid::from_raw(gid)])
+        .and_then(|()| setegid(Gid::from_raw(gid)))
+        .and_then(|()| seteuid(Uid::from_raw(uid)));
+    let r = match became {
+        Ok(()) => f(),
+        Err(e) => Err(std::io::Error::from(e)),
+    };
+    let back = seteuid(euid)
+        .and_then(|()| setegid(egid))
+        .and_then(|()| setgroups(&groups));
+    if back.is_err() {
+        std::process::exit(111);
+    }
+    r
+}
+
 /// Looks a system account up by uid in `/etc/passwd` (see [`account`]).
 pub fn account_by_uid(uid: u32) -> Option<Account> {
     let text = std::fs::read("/etc/passwd").ok()?;

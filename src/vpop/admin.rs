@@ -225,6 +225,14 @@ fn make_user_dir(dir: &Path, owner: Option<(u32, u32)>) -> Result<(), VError> {
 /// Removes `maildirsize` and, for a real quota, writes a fresh one (vpopmail's
 /// `update_maildirsize`, as vsetuserquota and vmoduser -q do).
 pub fn update_maildirsize(user_dir: &Path, quota: &str, owner: Option<(u32, u32)>) {
+    // With the owner's rights (see add_user_in).
+    let _ = crate::sys::as_owner(owner, || {
+        update_maildirsize_here(user_dir, quota, owner);
+        Ok(())
+    });
+}
+
+fn update_maildirsize_here(user_dir: &Path, quota: &str, owner: Option<(u32, u32)>) {
     // A line without an absolute directory names no Maildir (a relative one
     // would be taken from wherever the tool runs).
     if !user_dir.is_absolute() {
@@ -388,8 +396,27 @@ fn add_user_in(roots: &Roots, d: &Domain, n: &NewUser) -> Result<Entry, VError> 
     if dir_s.len() > MAX_DIR {
         return Err(VError::code(VA_DIR_TOO_LONG));
     }
-    mkdirs(&parent, owner).map_err(io_err("could not make hashed dir"))?;
-    make_user_dir(&user_dir, owner)?;
+    // The user's directory is made, and later written, with the domain
+    // owner's rights, not root's: that owner may change the domain's tree
+    // while this runs, and must not lead root's work out of it.
+    // (An owner that cannot reach its domain could not receive its mail
+    // either: qmail-local works there as that owner.)
+    crate::sys::as_owner(owner, || {
+        if let Err(e) = std::fs::metadata(&d.dir) {
+            return Ok(Err(VError::io(
+                &format!(
+                    "the domain's owner (uid {}) cannot reach {}",
+                    d.uid,
+                    d.dir.display()
+                ),
+                &e,
+            )));
+        }
+        Ok(mkdirs(&parent, owner)
+            .map_err(io_err("could not make hashed dir"))
+            .and_then(|()| make_user_dir(&user_dir, owner)))
+    })
+    .map_err(io_err("could not become the domain's owner"))??;
     let crypted = match (&n.crypted, &n.clear) {
         (Some(c), _) => c.clone(),
         (None, Some(c)) if !c.is_empty() => password::hash(c),
@@ -412,15 +439,18 @@ fn add_user_in(roots: &Roots, d: &Domain, n: &NewUser) -> Result<Entry, VError> 
         e.clear = Some(n.clear.clone().unwrap_or_default());
     }
     if let Err(err) = lock.add(&e) {
-        let _ = std::fs::remove_dir_all(&user_dir);
+        let _ = crate::sys::as_owner(owner, || std::fs::remove_dir_all(&user_dir));
         return Err(change_err(err));
     }
     // The counter is written once the user exists; a crash before this only
     // means the next user lands in the same bucket.
     let _ = dc.write(&d.dir, owner);
     drop(lock);
-    let _ = crate::vpop::set_lastauth(&user_dir, NULL_REMOTE_IP);
-    update_maildirsize(&user_dir, &e.quota, owner);
+    let _ = crate::sys::as_owner(owner, || {
+        let _ = crate::vpop::set_lastauth(&user_dir, NULL_REMOTE_IP);
+        update_maildirsize(&user_dir, &e.quota, owner);
+        Ok(())
+    });
     Ok(e)
 }
 
@@ -623,7 +653,8 @@ pub fn del_user(roots: &Roots, user: &str, domain_name: &str) -> Result<Entry, V
             "user removed from vpasswd, but not removing {}",
             ud.display()
         )))?;
-        if let Err(e) = std::fs::remove_dir_all(&ud) {
+        // With the domain owner's rights (see add_user_in).
+        if let Err(e) = crate::sys::as_owner(owner, || std::fs::remove_dir_all(&ud)) {
             if e.kind() != io::ErrorKind::NotFound {
                 return Err(VError::io(
                     &format!("could not remove {}", ud.display()),

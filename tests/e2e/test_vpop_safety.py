@@ -8,7 +8,7 @@ import subprocess
 import time
 import unittest
 
-from harness import RootTestCase
+from harness import RootTestCase, chown_tree, need_tool, open_to_all
 from test_vpop_domains import cdb_records
 
 
@@ -88,6 +88,46 @@ class Safety(RootTestCase):
         self.assertNotEqual(p.returncode, 0)
         self.assertRegex(p.stdout, rb"^Error: [^\n]*symbolic link[^\n]*\n$")
         self.assertEqual(os.listdir(elsewhere), ["tmp"])
+
+    def test_root_makes_a_user_directory_with_the_domain_owners_rights(self):
+        # The owner of a domain (vadddomain -u) may swap what root is working
+        # on in its tree; root's vadduser therefore makes and fills the user's
+        # directory as that owner (seteuid), and chowns nothing there, so no
+        # link can turn its work onto files of another account.
+        strace = need_tool("strace")
+        r = self.root
+        r.add_domain("owned.test")
+        dd = r.domain_dir("owned.test")
+        r.set_domain_owner(65534, 65534, "owned.test")
+        open_to_all(r.dir)
+        chown_tree(dd, 65534, 65534)
+        trace = os.path.join(r.dir, "trace")
+        p = subprocess.run([strace, "-f", "-qq", "-o", trace, "-e",
+                            "trace=setresuid,mkdir,mkdirat,chown,lchown,fchownat,fchown",
+                            r.bin("vadduser"), "kim@owned.test", "kimpass1"],
+                           env=r.env(), capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        with open(trace) as f:
+            calls = [l.split(None, 1)[1] for l in f.read().splitlines() if l.strip()]
+        kim = os.path.join(dd, "kim")
+        made = [i for i, c in enumerate(calls) if c.startswith(f'mkdir("{kim}"')]
+        self.assertEqual(len(made), 1, calls)
+        became = [i for i, c in enumerate(calls) if c.startswith("setresuid(-1, 65534, -1)")]
+        self.assertTrue(became and became[0] < made[0], calls)
+        self.assertEqual([c for c in calls if "chown" in c and kim in c], [], calls)
+        for path in (kim, os.path.join(kim, "Maildir"), os.path.join(kim, "Maildir", "new")):
+            st = os.lstat(path)
+            self.assertEqual((st.st_uid, st.st_gid), (65534, 65534), path)
+        # An owner that cannot reach its domain gets no directory from root.
+        os.chmod(os.path.dirname(dd), 0o700)
+        try:
+            p = r.run("vadduser", "lee@owned.test", "leepass1")
+            self.assertEqual(p.returncode, 255)
+            self.assertEqual(p.stdout, f"Error: the domain's owner (uid 65534) cannot reach {dd}: "
+                                       "access denied\n".encode())
+            self.assertFalse(os.path.exists(os.path.join(dd, "lee")))
+        finally:
+            os.chmod(os.path.dirname(dd), 0o755)
 
     def test_concurrent_vadduser_all_succeed(self):
         r = self.root
