@@ -3,9 +3,9 @@
 //!
 //! For DASH `-` and EXT `a-b-c` the files tried are `.qmail-a-b-c`,
 //! `.qmail-a-b-default`, `.qmail-a-default`, `.qmail-default`; EXT is
-//! lowercased and `.` becomes `:` first. A file that cannot be opened for
-//! another reason than not being there, or that is not a regular file,
-//! defers the delivery.
+//! lowercased and `.` becomes `:` first. As in qmail-local, a name that is
+//! not a regular file counts as missing; one that cannot be opened defers
+//! only for a temporary error or a permission.
 
 use std::ffi::OsStr;
 use std::io::{self, Read};
@@ -153,48 +153,33 @@ fn unable_to_open(name: &[u8], e: &io::Error) -> Fail {
 
 fn open_qmail(dir: &Path, name: &[u8]) -> Result<Option<Found>, Fail> {
     let path = dir.join(OsStr::from_bytes(name));
-    // O_NONBLOCK: a FIFO at that name must not hang the delivery (it is
-    // not a regular file, so it defers below).
+    // O_NONBLOCK, as qmail's open_read: a FIFO at that name must not hang
+    // the delivery (it is not a regular file, so it is skipped below).
     let mut f = match std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(&path)
     {
         Ok(f) => f,
-        // Missing: no such file, a dangling link, or a name no file can
-        // have (an extension naming a directory, or too long): such names
-        // come from the sender's address and must not hold the mail.
+        // As qmail-local's qmeexists: a temporary error or a file the user
+        // may not read defers; any other failure (no such file, a dangling
+        // link, a socket, a link loop) is no file.
         Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ENAMETOOLONG)
-            ) =>
+            if is_temp(&e)
+                || matches!(e.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM)) =>
         {
-            return Ok(None)
+            return Err(unable_to_open(name, &e))
         }
-        // Anything else the user put there (a socket: ENXIO, a link loop)
-        // waits for him, as in qmail.
-        Err(e) => return Err(unable_to_open(name, &e)),
+        Err(_) => return Ok(None),
     };
     let m = f.metadata().map_err(|e| unable_to_open(name, &e))?;
-    if m.is_dir() {
-        // qmail's read of it fails: the mail waits for the admin rather
-        // than going to another .qmail file or bouncing.
-        return Err(unable_to_open(
-            name,
-            &io::Error::from_raw_os_error(libc::EISDIR),
-        ));
+    // Only a regular file is a .qmail file (qmeexists): a directory, a FIFO
+    // or a device (a link to /dev/null) is no file.
+    if !m.is_file() {
+        return Ok(None);
     }
     if m.mode() & 0o002 != 0 {
-        // A link to /dev/null too, as in qmail.
         return Err(Fail::temp("Uh-oh: .qmail file is writable. (#4.7.0)"));
-    }
-    if !m.is_file() {
-        // A FIFO or a device: qmail would block on it or read it forever.
-        return Err(Fail::temp(format!(
-            "Unable to read {}: not a regular file. (#4.3.0)",
-            String::from_utf8_lossy(name)
-        )));
     }
     // Read whole, whatever its size (a forward list of many thousand
     // addresses): a cut file would deliver to the wrong places.
