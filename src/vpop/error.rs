@@ -84,6 +84,17 @@ impl VError {
         }
     }
 
+    /// A failed user lookup ([`crate::vpop::find_user`]), which reads
+    /// users/assign (or users/cdb) and then the domain's vpasswd: the error
+    /// names the file that failed.
+    pub fn lookup(e: &std::io::Error) -> VError {
+        if e.to_string().contains("users/assign") {
+            VError::io("can't read users/assign", e)
+        } else {
+            VError::io("can't read vpasswd", e)
+        }
+    }
+
     /// The process exit status (`code` modulo 256; never 0).
     pub fn exit_code(&self) -> i32 {
         match self.code & 0xff {

@@ -130,6 +130,31 @@ class RunLocal(unittest.TestCase):
         self.assertEqual(p.stat()[0], 0)
         p.quit()
 
+        # The POP3 logins opened relaying from 127.0.0.1 (POP-before-SMTP);
+        # clearopensmtp runs every minute to expire it, and the printed way to
+        # close it at once works.
+        with open(os.path.join(self.dir, "pids", "clearopensmtp")) as f:
+            os.kill(int(f.read()), 0)
+        self.assertIn("clearopensmtp: every minute", self.out)
+
+        def relays():
+            with smtplib.SMTP("127.0.0.1", self.port["smtp"], timeout=30) as s:
+                s.ehlo("client.example")
+                s.mail("demo@example.test")
+                return s.rcpt("someone@example.net")[0] == 250
+        self.assertTrue(relays())
+        vpop = os.path.join(self.dir, "home", "vpopmail")
+        self.assertIn(": > $VPOPMAIL_HOME/etc/open-smtp; $VPOPMAIL_HOME/bin/clearopensmtp", self.out)
+        open(os.path.join(vpop, "etc", "open-smtp"), "w").close()
+        # (with the environment run-local prints for the admin tools)
+        admin_env = dict(self.env, VPOPMAIL_HOME=vpop, QMAIL_HOME=os.path.join(self.dir, "var", "qmail"))
+        subprocess.run([os.path.join(vpop, "bin", "clearopensmtp")], env=admin_env, check=True, timeout=60)
+        self.assertFalse(relays())
+        # The POP3 servers do not read the SMTP rules.
+        with open(os.path.join(self.dir, "pids", "pop3")) as f:
+            with open(f"/proc/{int(f.read())}/cmdline", "rb") as c:
+                self.assertNotIn(b"tcp.smtp.cdb", c.read())
+
         # stop: every service is gone, sessions in progress too.
         held = socket.create_connection(("127.0.0.1", self.port["pop3"]), timeout=30)
         self.addCleanup(held.close)

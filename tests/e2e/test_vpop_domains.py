@@ -578,6 +578,10 @@ class Domains(RootTestCase):
             p = r.run("vadduser", "bob@real.test", "bobpass1")
             self.assertEqual(p.returncode, 255)
             self.assertIn(b"bad format in users/assign", p.stdout)
+            for args in (("vuserinfo", "postmaster@real.test"), ("vpasswd", "postmaster@real.test", "newpass1")):
+                p = r.run(*args)
+                self.assertEqual((p.returncode, p.stdout), (255, b"Error: can't read users/assign: "
+                                                           b"bad format in users/assign\n"), args)
             os.rename(r.q("users", "cdb.keep"), r.q("users", "cdb"))
         with open(assign, "wb") as f:
             f.write(good)

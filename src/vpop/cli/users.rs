@@ -169,7 +169,7 @@ pub fn vpasswd(args: &[String]) -> i32 {
     match crate::vpop::find_user(&roots, &user, &domain) {
         Ok(Some((_, e))) if !e.has(flags::NO_PASSWD_CHNG) => {}
         Ok(_) => return fail(&VError::code(crate::vpop::error::VA_ILLEGAL_USERNAME)),
-        Err(e) => return fail(&VError::io("can't read vpasswd", &e)),
+        Err(e) => return fail(&VError::lookup(&e)),
     }
     // An empty password argument is none: vpopmail asks for one.
     let pw = match (ops.get(1).filter(|p| !p.is_empty()), &random) {
@@ -357,7 +357,7 @@ pub fn vuserinfo(args: &[String]) -> i32 {
             }
             255
         }
-        Err(e) => fail(&VError::io("can't read vpasswd", &e)),
+        Err(e) => fail(&VError::lookup(&e)),
     }
 }
 
