@@ -245,6 +245,14 @@ class Inject(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         _, env = self.queued()
         self.assertEqual(env, b"Fwww@mail.example.com\0Ta@b.org)\0Tc@d.org\0Te@f.org\0\0")
+        # Words with only white space between, or after <...>, are addresses
+        # of their own, as qmail reads them.
+        r = self.run_prog("sendmail", "-t", msg=b"To: c@d.org e\nCc: <a@b.org> x (note)\n\nb\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        m, env = self.queued()
+        self.assertEqual(env, b"Fwww@mail.example.com\0Tc@d.org\0Te@mail.example.com\0"
+                              b"Ta@b.org\0Tx@mail.example.com\0\0")
+        self.assertIn(b"To: c@d.org, e@mail.example.com\nCc: <a@b.org>, x@mail.example.com (note)\n", m)
 
     def test_truncated_input(self):
         r = self.run_prog("sendmail", "a@b.org", msg=b"To: a@b.org\nSubject: cut in the midd")

@@ -281,6 +281,55 @@ pub fn parses(value: &str) -> bool {
     true
 }
 
+/// The addresses in the words of an addr-spec (quoted strings and domain
+/// literals as given by the tokenizer, the rest as text), split where
+/// qmail's token822_addrlist splits them: a word (atom, quoted string,
+/// literal) right after another word, with only white space between,
+/// starts a new address; `@` and `.` join. White space outside quoted
+/// strings goes.
+fn split_specs(parts: &[&str]) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut last_word = false;
+    let word = |out: &mut Vec<String>, w: &str, last_word: &mut bool| {
+        if *last_word {
+            out.push(String::new());
+        }
+        if let Some(cur) = out.last_mut() {
+            cur.push_str(w);
+        }
+        *last_word = true;
+    };
+    for p in parts {
+        if p.starts_with('"') || p.starts_with('[') {
+            word(&mut out, p, &mut last_word);
+            continue;
+        }
+        let b = p.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b' ' | b'\t' | b'\r' | b'\n' => i += 1,
+                c @ (b'@' | b'.') => {
+                    if let Some(cur) = out.last_mut() {
+                        cur.push(c as char);
+                    }
+                    last_word = false;
+                    i += 1;
+                }
+                _ => {
+                    let start = i;
+                    while i < b.len() && !b" \t\r\n@.".contains(&b[i]) {
+                        i += 1;
+                    }
+                    word(&mut out, &p[start..i], &mut last_word);
+                }
+            }
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
 /// The colon that ends a source route: the first one outside `[...]`.
 fn route_end(s: &str) -> Option<usize> {
     let mut depth = 0usize;
@@ -358,8 +407,21 @@ fn rewrite(value: &str, d: &Defaults) -> (String, Vec<String>, Vec<usize>) {
             return;
         }
         if let Some(pos) = cur.iter().position(|t| matches!(t, Tok::Angle(_))) {
+            // Words after `<...>` are addresses of their own, as qmail's
+            // token822_addrlist reads them (`<a@b.org> x` is two).
+            let after: Vec<&str> = cur[pos + 1..]
+                .iter()
+                .filter_map(|t| match t {
+                    Tok::Text(s, false) if !s.trim().is_empty() => Some(s.as_str()),
+                    _ => None,
+                })
+                .collect();
+            let mut comments: Vec<&str> = Vec::new();
             for (i, t) in cur.iter().enumerate() {
                 match t {
+                    // Then the addresses after it, and its comments last.
+                    Tok::Text(_, false) if i > pos && !after.is_empty() => {}
+                    Tok::Text(s, true) if i > pos && !after.is_empty() => comments.push(s),
                     Tok::Angle(a) if i == pos => {
                         let inner = a.trim();
                         // A source route `@a,@b:x@y` keeps its route.
@@ -384,6 +446,16 @@ fn rewrite(value: &str, d: &Defaults) -> (String, Vec<String>, Vec<usize>) {
                     Tok::Text(s, _) => out.push_str(s),
                     _ => {}
                 }
+            }
+            for spec in split_specs(&after) {
+                let full = d.complete(&spec);
+                out.push_str(", ");
+                out.push_str(&full);
+                addrs.push(unquote(&full));
+            }
+            for c in comments {
+                out.push(' ');
+                out.push_str(c);
             }
         } else {
             // addr-spec possibly with comments: the non-comment text is the
@@ -411,17 +483,38 @@ fn rewrite(value: &str, d: &Defaults) -> (String, Vec<String>, Vec<usize>) {
                     }
                 }
             } else {
-                let full = d.complete(&squeezed);
+                let words: Vec<&str> = cur
+                    .iter()
+                    .filter_map(|t| match t {
+                        Tok::Text(s, false) => Some(s.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                let specs = split_specs(&words);
                 let lead: String = spec.chars().take_while(|c| c.is_whitespace()).collect();
                 out.push_str(&lead);
-                out.push_str(&full);
+                if specs.len() <= 1 {
+                    let full = d.complete(&squeezed);
+                    out.push_str(&full);
+                    addrs.push(unquote(&full));
+                } else {
+                    // Two words with nothing but white space between are two
+                    // addresses, as in qmail (`c@d e`): written with a comma.
+                    for (k, spec) in specs.iter().enumerate() {
+                        let full = d.complete(spec);
+                        if k > 0 {
+                            out.push_str(", ");
+                        }
+                        out.push_str(&full);
+                        addrs.push(unquote(&full));
+                    }
+                }
                 for t in cur.iter() {
                     if let Tok::Text(s, true) = t {
                         out.push(' ');
                         out.push_str(s);
                     }
                 }
-                addrs.push(unquote(&full));
             }
         }
         cur.clear();
@@ -626,6 +719,22 @@ mod tests {
         assert_eq!(v, " a@b.org, <c@d.org>, e@f.org");
         let (_, a) = rewrite_list(" x <joe", &d);
         assert_eq!(a, vec!["joe@mail.example.com"]);
+        // Two words with only white space between are two addresses, and
+        // words after `<...>` one more, as qmail's token822_addrlist reads
+        // them; `@` and `.` join words, quoted strings and literals are words.
+        let (v, a) = rewrite_list(" c@d.org e", &d);
+        assert_eq!(a, vec!["c@d.org", "e@mail.example.com"]);
+        assert_eq!(v, " c@d.org, e@mail.example.com");
+        let (v, a) = rewrite_list(" <a@b.org> x (note)", &d);
+        assert_eq!(a, vec!["a@b.org", "x@mail.example.com"]);
+        assert_eq!(v, " <a@b.org>, x@mail.example.com (note)");
+        let (_, a) = rewrite_list(
+            " joe . smith @ x.org, \"a b\" @ [1.2.3.4], j (c) @x.org",
+            &d,
+        );
+        assert_eq!(a, vec!["joe.smith@x.org", "a b@[1.2.3.4]", "j@x.org"]);
+        let (_, a) = rewrite_list(" \"q\"x@y.org", &d);
+        assert_eq!(a, vec!["q@mail.example.com", "x@y.org"]);
         // Domain literals are one word, IPv6 colons and all.
         let (v, a) = rewrite_list(" u@[IPv6:2001:db8::1], v@[192.0.2.1]", &d);
         assert_eq!(a, vec!["u@[IPv6:2001:db8::1]", "v@[192.0.2.1]"]);
