@@ -37,6 +37,14 @@ pub fn default_owner() -> (u32, u32) {
     }
 }
 
+/// The owner of a domain when it is another account than vpopmail's (the
+/// default owner) and root: an owner root's tools must not trust with its
+/// tree (`vadddomain -u`, `-i`). Root then works in that tree with the
+/// owner's rights ([`crate::sys::as_owner`]).
+fn untrusted(owner: Option<(u32, u32)>) -> Option<(u32, u32)> {
+    owner.filter(|&(uid, _)| uid != 0 && uid != default_owner().0)
+}
+
 /// The domain used when an address has none: `$VPOPMAIL_DOMAIN`, else the
 /// first line of `~vpopmail/etc/defaultdomain` (vpopmail's `vset_default_domain`).
 pub fn default_domain(roots: &Roots) -> String {
@@ -226,7 +234,7 @@ fn make_user_dir(dir: &Path, owner: Option<(u32, u32)>) -> Result<(), VError> {
 /// `update_maildirsize`, as vsetuserquota and vmoduser -q do).
 pub fn update_maildirsize(user_dir: &Path, quota: &str, owner: Option<(u32, u32)>) {
     // With the owner's rights (see add_user_in).
-    let _ = crate::sys::as_owner(owner, || {
+    let _ = crate::sys::as_owner(untrusted(owner), || {
         update_maildirsize_here(user_dir, quota, owner);
         Ok(())
     });
@@ -401,7 +409,7 @@ fn add_user_in(roots: &Roots, d: &Domain, n: &NewUser) -> Result<Entry, VError> 
     // while this runs, and must not lead root's work out of it.
     // (An owner that cannot reach its domain could not receive its mail
     // either: qmail-local works there as that owner.)
-    crate::sys::as_owner(owner, || {
+    crate::sys::as_owner(untrusted(owner), || {
         if let Err(e) = std::fs::metadata(&d.dir) {
             return Ok(Err(VError::io(
                 &format!(
@@ -439,14 +447,14 @@ fn add_user_in(roots: &Roots, d: &Domain, n: &NewUser) -> Result<Entry, VError> 
         e.clear = Some(n.clear.clone().unwrap_or_default());
     }
     if let Err(err) = lock.add(&e) {
-        let _ = crate::sys::as_owner(owner, || std::fs::remove_dir_all(&user_dir));
+        let _ = crate::sys::as_owner(untrusted(owner), || std::fs::remove_dir_all(&user_dir));
         return Err(change_err(err));
     }
     // The counter is written once the user exists; a crash before this only
     // means the next user lands in the same bucket.
     let _ = dc.write(&d.dir, owner);
     drop(lock);
-    let _ = crate::sys::as_owner(owner, || {
+    let _ = crate::sys::as_owner(untrusted(owner), || {
         let _ = crate::vpop::set_lastauth(&user_dir, NULL_REMOTE_IP);
         update_maildirsize(&user_dir, &e.quota, owner);
         Ok(())
@@ -654,7 +662,7 @@ pub fn del_user(roots: &Roots, user: &str, domain_name: &str) -> Result<Entry, V
             ud.display()
         )))?;
         // With the domain owner's rights (see add_user_in).
-        if let Err(e) = crate::sys::as_owner(owner, || std::fs::remove_dir_all(&ud)) {
+        if let Err(e) = crate::sys::as_owner(untrusted(owner), || std::fs::remove_dir_all(&ud)) {
             if e.kind() != io::ErrorKind::NotFound {
                 return Err(VError::io(
                     &format!("could not remove {}", ud.display()),
@@ -1052,7 +1060,7 @@ pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
     )
     .is_err()
     {
-        let _ = std::fs::remove_dir_all(&dom_dir);
+        let _ = remove_owned_tree(&dom_dir, owner);
         return Err(VError::code(VA_COULD_NOT_OPEN_QMAIL_DEFAULT));
     }
     let _ = dc.write(&domains, owner);
@@ -1078,7 +1086,7 @@ pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
     if let Err(e) =
         check_new_user_in(roots, &made, &pm).and_then(|()| add_user_in(roots, &made, &pm))
     {
-        let _ = std::fs::remove_dir_all(&dom_dir);
+        let _ = remove_owned_tree(&dom_dir, owner);
         count_one_less(&dom_dir, owner);
         return Err(VError {
             code: e.code,
@@ -1087,7 +1095,7 @@ pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
     }
     let line = crate::vpop::assign::domain_line(&name, &name, uid, gid, &dom_dir);
     if let Err(e) = ctlfiles::add_domain(roots, &name, &line) {
-        let _ = std::fs::remove_dir_all(&dom_dir);
+        let _ = remove_owned_tree(&dom_dir, owner);
         count_one_less(&dom_dir, owner);
         return Err(VError::io(verror(VA_COULD_NOT_UPDATE_FILE), &e));
     }
@@ -1188,7 +1196,7 @@ pub fn del_domain(roots: &Roots, name: &str, force: bool) -> Result<Deleted, VEr
             crate::deliver::errstr(&e)
         );
     } else if dir.components().count() > 2 && dir.file_name().is_some_and(|f| f == name.as_str()) {
-        if let Err(e) = remove_tree_mark_last(dir) {
+        if let Err(e) = remove_owned_tree(dir, d.owner()) {
             if e.kind() != io::ErrorKind::NotFound {
                 crate::elog!("Warning: Failed to delete directory tree: {name}");
             }
@@ -1411,12 +1419,29 @@ fn remove_leftover(dir: &Path) -> Result<(), VError> {
     crate::fsutil::no_planted_links(dir).map_err(io_err("not removing it"))?;
     // `.dir-control` is left alone: whether the killed vadddomain counted
     // this directory is not known, and the count only places new domains.
-    remove_tree_mark_last(dir).map_err(io_err("Failed to delete directory tree"))
+    // With the rights of the account that owns it (see `untrusted`).
+    let owner = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::symlink_metadata(dir)
+            .ok()
+            .map(|m| (m.uid(), m.gid()))
+    };
+    remove_owned_tree(dir, owner).map_err(io_err("Failed to delete directory tree"))
 }
 
-/// Removes a domain directory with everything in it, the [`DELETING`] mark
-/// last: a run killed half way leaves the mark for the next one to go on.
-fn remove_tree_mark_last(dir: &Path) -> io::Result<()> {
+/// Removes a domain directory (or a leftover) that `owner` may own: emptied,
+/// the [`DELETING`] mark last (a run killed half way leaves the mark for the
+/// next one to go on), with that owner's rights when it is not trusted
+/// (`untrusted`), so no link it swaps in leads root's removals elsewhere;
+/// the emptied directory itself is then removed by this process (its
+/// parent may be vpopmail's, not the owner's).
+fn remove_owned_tree(dir: &Path, owner: Option<(u32, u32)>) -> io::Result<()> {
+    crate::sys::as_owner(untrusted(owner), || empty_tree_mark_last(dir))?;
+    std::fs::remove_dir(dir)
+}
+
+/// Everything in `dir`, the [`DELETING`] mark last.
+fn empty_tree_mark_last(dir: &Path) -> io::Result<()> {
     for e in std::fs::read_dir(dir)? {
         let e = e?;
         if e.file_name() == DELETING {
@@ -1433,10 +1458,9 @@ fn remove_tree_mark_last(dir: &Path) -> io::Result<()> {
         }
     }
     match std::fs::remove_file(dir.join(DELETING)) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-        _ => {}
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
-    std::fs::remove_dir(dir)
 }
 
 /// The `domains` directory holding a domain directory (skipping a hash bucket).

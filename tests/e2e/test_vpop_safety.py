@@ -128,6 +128,19 @@ class Safety(RootTestCase):
             self.assertFalse(os.path.exists(os.path.join(dd, "lee")))
         finally:
             os.chmod(os.path.dirname(dd), 0o755)
+        # vdeluser and vdeldomain remove the owner's tree with its rights too.
+        for args, top in ((("vdeluser", "kim@owned.test"), kim), (("vdeldomain", "owned.test"), dd)):
+            p = subprocess.run([strace, "-f", "-qq", "-o", trace, "-e",
+                                "trace=setresuid,unlink,unlinkat,rmdir", r.bin(args[0]), *args[1:]],
+                               env=r.env(), capture_output=True, timeout=60)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            with open(trace) as f:
+                calls = [l.split(None, 1)[1] for l in f.read().splitlines() if l.strip()]
+            self.assertFalse(os.path.exists(top), args)
+            removals = [i for i, c in enumerate(calls)
+                        if c.startswith(("unlink", "rmdir")) and top in c and c.endswith("= 0")]
+            became = [i for i, c in enumerate(calls) if c.startswith("setresuid(-1, 65534, -1)")]
+            self.assertTrue(removals and became and became[0] < removals[0], (args, calls))
 
     def test_concurrent_vadduser_all_succeed(self):
         r = self.root
