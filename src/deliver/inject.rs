@@ -221,22 +221,31 @@ const RESENT_FIELDS: &[&str] = &[
     "resent-message-id",
 ];
 
-/// The addresses of a command-line argument, parsed as qmail-inject parses
-/// them: as an address list (spaces, comments and line ends go) and
-/// completed like header addresses.
+/// The address of a command-line argument, as qmail-inject takes it: one
+/// argument is one recipient. The part before the last `@` is the local
+/// part as it is (qmail quotes it); in the rest, the domain, comments,
+/// spaces and line ends go. Completed like header addresses. A source route
+/// or a `<...>` form is read as an address list would be.
 fn arg_addresses(arg: &str, d: &Defaults) -> Vec<String> {
     let flat: String = arg
         .chars()
         .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
         .collect();
+    if flat.contains('<') {
+        return addr::rewrite_list(&flat, d).1;
+    }
     // A source route (`@r1,@r2:u@h.org`) is one address, not a list.
-    let flat = if flat.trim_start().starts_with('@') && !flat.contains('<') {
-        format!("<{}>", flat.trim())
-    } else {
-        flat
+    if flat.trim_start().starts_with('@') {
+        return addr::rewrite_list(&format!("<{}>", flat.trim()), d).1;
+    }
+    let one = match flat.rfind('@') {
+        Some(i) => format!("{}@{}", &flat[..i], addr::bare_domain(&flat[i + 1..])),
+        None => flat,
     };
-    let (_, a) = addr::rewrite_list(&flat, d);
-    a
+    if one.is_empty() {
+        return Vec::new();
+    }
+    vec![d.complete(&one)]
 }
 
 const ADDRESS_FIELDS: &[&str] = &[

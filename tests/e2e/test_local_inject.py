@@ -253,6 +253,16 @@ class Inject(unittest.TestCase):
         self.assertEqual(env, b"Fwww@mail.example.com\0Tc@d.org\0Te@mail.example.com\0"
                               b"Ta@b.org\0Tx@mail.example.com\0\0")
         self.assertIn(b"To: c@d.org, e@mail.example.com\nCc: <a@b.org>, x@mail.example.com (note)\n", m)
+        r = self.run_prog("sendmail", "-t", msg=b"To: Alice <alice@x.org> Bob <bob@y.org>\n\nb\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        m, env = self.queued()
+        self.assertEqual(env, b"Fwww@mail.example.com\0Talice@x.org\0Tbob@y.org\0\0")
+        self.assertIn(b"To: Alice <alice@x.org>, Bob <bob@y.org>\n", m)
+        # One argument is one recipient, as qmail quotes its local part.
+        r = self.run_prog("sendmail", "a b", "a@x.org b@y.org", "c@y.org (C)", msg=b"\nb\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        _, env = self.queued()
+        self.assertEqual(env, b"Fwww@mail.example.com\0Ta b@mail.example.com\0Ta@x.org b@y.org\0Tc@y.org\0\0")
 
     def test_truncated_input(self):
         r = self.run_prog("sendmail", "a@b.org", msg=b"To: a@b.org\nSubject: cut in the midd")

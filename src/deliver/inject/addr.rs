@@ -330,6 +330,55 @@ fn split_specs(parts: &[&str]) -> Vec<String> {
     out
 }
 
+/// An address written inside `<...>` without its comments and the white
+/// space outside quoted strings and literals, as token822 reads it
+/// (`< a @ b.org (x) >` is `a@b.org`).
+fn bare_spec(spec: &str) -> String {
+    let mut out = String::with_capacity(spec.len());
+    let mut chars = spec.chars();
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(_), '\\') => {
+                out.push(c);
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            }
+            (Some(q), _) => {
+                out.push(c);
+                if c == q {
+                    quote = None;
+                }
+            }
+            (None, '(') => depth += 1,
+            (None, ')') if depth > 0 => depth -= 1,
+            (None, '\\') if depth > 0 => {
+                chars.next();
+            }
+            (None, _) if depth > 0 => {}
+            (None, '"') => {
+                out.push(c);
+                quote = Some('"');
+            }
+            (None, '[') => {
+                out.push(c);
+                quote = Some(']');
+            }
+            (None, c) if c.is_whitespace() => {}
+            (None, c) => out.push(c),
+        }
+    }
+    out
+}
+
+/// A domain given on the command line, read as token822 reads it: its
+/// comments and white space go (`example.com (Bob)` is `example.com`).
+pub fn bare_domain(domain: &str) -> String {
+    bare_spec(domain)
+}
+
 /// The colon that ends a source route: the first one outside `[...]`.
 fn route_end(s: &str) -> Option<usize> {
     let mut depth = 0usize;
@@ -406,10 +455,18 @@ fn rewrite(value: &str, d: &Defaults) -> (String, Vec<String>, Vec<usize>) {
         if cur.is_empty() {
             return;
         }
-        if let Some(pos) = cur.iter().position(|t| matches!(t, Tok::Angle(_))) {
-            // Words after `<...>` are addresses of their own, as qmail's
-            // token822_addrlist reads them (`<a@b.org> x` is two).
-            let after: Vec<&str> = cur[pos + 1..]
+        let angles: Vec<usize> = cur
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| matches!(t, Tok::Angle(_)))
+            .map(|(i, _)| i)
+            .collect();
+        if let (Some(&first), Some(&last)) = (angles.first(), angles.last()) {
+            // As qmail's token822_addrlist reads them: every `<...>` is an
+            // address, the words before it its phrase (`A <a@x> B <b@y>` is
+            // two, written with a comma), and words after the last one are
+            // addresses of their own (`<a@b.org> x` is two).
+            let after: Vec<&str> = cur[last + 1..]
                 .iter()
                 .filter_map(|t| match t {
                     Tok::Text(s, false) if !s.trim().is_empty() => Some(s.as_str()),
@@ -417,12 +474,17 @@ fn rewrite(value: &str, d: &Defaults) -> (String, Vec<String>, Vec<usize>) {
                 })
                 .collect();
             let mut comments: Vec<&str> = Vec::new();
+            // Whether the gap since the previous `<...>` has had its comma.
+            let mut comma_owed = false;
             for (i, t) in cur.iter().enumerate() {
                 match t {
-                    // Then the addresses after it, and its comments last.
-                    Tok::Text(_, false) if i > pos && !after.is_empty() => {}
-                    Tok::Text(s, true) if i > pos && !after.is_empty() => comments.push(s),
-                    Tok::Angle(a) if i == pos => {
+                    // After the last one: its addresses, then its comments.
+                    Tok::Text(_, false) if i > last && !after.is_empty() => {}
+                    Tok::Text(s, true) if i > last && !after.is_empty() => comments.push(s),
+                    Tok::Angle(a) => {
+                        if comma_owed {
+                            out.push_str(", ");
+                        }
                         let inner = a.trim();
                         // A source route `@a,@b:x@y` keeps its route.
                         // The route ends at the first colon outside a
@@ -431,19 +493,21 @@ fn rewrite(value: &str, d: &Defaults) -> (String, Vec<String>, Vec<usize>) {
                             Some(c) if inner.starts_with('@') => (&inner[..=c], &inner[c + 1..]),
                             _ => ("", inner),
                         };
-                        let full = d.complete(spec.trim());
+                        let full = d.complete(&bare_spec(spec));
                         out.push('<');
                         out.push_str(route);
                         out.push_str(&full);
                         out.push('>');
                         addrs.push(unquote(&full));
+                        comma_owed = i < last;
                     }
-                    Tok::Angle(a) => {
-                        out.push('<');
-                        out.push_str(a);
-                        out.push('>');
+                    Tok::Text(s, _) => {
+                        if comma_owed && i > first {
+                            out.push(',');
+                            comma_owed = false;
+                        }
+                        out.push_str(s);
                     }
-                    Tok::Text(s, _) => out.push_str(s),
                     _ => {}
                 }
             }
@@ -733,6 +797,16 @@ mod tests {
             &d,
         );
         assert_eq!(a, vec!["joe.smith@x.org", "a b@[1.2.3.4]", "j@x.org"]);
+        let (v, a) = rewrite_list(" Alice <alice@x.org> Bob <bob@y.org>", &d);
+        assert_eq!(a, vec!["alice@x.org", "bob@y.org"]);
+        assert_eq!(v, " Alice <alice@x.org>, Bob <bob@y.org>");
+        let (v, a) = rewrite_list(" <a@x.org><b@y.org> <c@z.org>", &d);
+        assert_eq!(a, vec!["a@x.org", "b@y.org", "c@z.org"]);
+        assert_eq!(v, " <a@x.org>, <b@y.org>, <c@z.org>");
+        // Comments and white space inside <...> are not the address.
+        let (v, a) = rewrite_list(" < a @ b.org (x) >, <(c)\"d e\"@f.org>", &d);
+        assert_eq!(a, vec!["a@b.org", "d e@f.org"]);
+        assert_eq!(v, " <a@b.org>, <\"d e\"@f.org>");
         let (_, a) = rewrite_list(" \"q\"x@y.org", &d);
         assert_eq!(a, vec!["q@mail.example.com", "x@y.org"]);
         // Domain literals are one word, IPv6 colons and all.
