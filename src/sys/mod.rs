@@ -166,8 +166,9 @@ pub fn account(name: &str) -> Option<Account> {
 }
 
 /// Runs `f` with the effective ids (and only group) of `owner` when running
-/// as root and `owner` is a real account other than root, then takes root
-/// back; otherwise runs it as it is. Root's work in a tree another account
+/// as root and `owner` is not root (an account in /etc/passwd or only a
+/// number: `vadddomain -i`), then takes root back; otherwise runs it as it
+/// is. Root's work in a tree another account
 /// owns (a domain of `vadddomain -u`) then has that account's rights only:
 /// a link swapped in by it cannot lead root's writes, chowns or removals
 /// out of its own files. A failure to take root back ends the program
@@ -181,7 +182,7 @@ pub fn as_owner<T>(
     let Some((uid, gid)) = owner else {
         return f();
     };
-    if !euid.is_root() || uid == 0 || account_by_uid(uid).is_none() {
+    if !euid.is_root() || uid == 0 {
         return f();
     }
     let (egid, groups) = (getegid(), getgroups().unwrap_or_default());

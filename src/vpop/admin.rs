@@ -17,6 +17,7 @@ use crate::vpop::ctlfiles;
 use crate::vpop::entry::{Entry, MAX_CLEAR, MAX_DIR, MAX_GECOS, MAX_PASSWD};
 use crate::vpop::error::*;
 use crate::vpop::names;
+use crate::vpop::untrusted;
 use crate::vpop::vpasswd::{self, ChangeError, Lock};
 use crate::vpop::{find_domain, password, Domain};
 
@@ -35,14 +36,6 @@ pub fn default_owner() -> (u32, u32) {
             nix::unistd::getegid().as_raw(),
         ),
     }
-}
-
-/// The owner of a domain when it is another account than vpopmail's (the
-/// default owner) and root: an owner root's tools must not trust with its
-/// tree (`vadddomain -u`, `-i`). Root then works in that tree with the
-/// owner's rights ([`crate::sys::as_owner`]).
-fn untrusted(owner: Option<(u32, u32)>) -> Option<(u32, u32)> {
-    owner.filter(|&(uid, _)| uid != 0 && uid != default_owner().0)
 }
 
 /// The domain used when an address has none: `$VPOPMAIL_DOMAIN`, else the
@@ -386,13 +379,13 @@ fn add_user_in(roots: &Roots, d: &Domain, n: &NewUser) -> Result<Entry, VError> 
     let lock = Lock::take(&d.dir, owner).map_err(io_err("can't lock vpasswd"))?;
     // Checked again under the lock: another vadduser may have won the race.
     // (Through the cdb, which is current under the lock or detected as stale.)
-    if vpasswd::lookup_locked(&lock, &d.dir, &n.user)
+    if vpasswd::lookup_locked(&lock, lock.dir(), &n.user)
         .map_err(io_err("can't read vpasswd"))?
         .is_some()
     {
         return Err(VError::msg("User already exists"));
     }
-    let mut dc = DirControl::read(&d.dir).map_err(io_err("can't read .dir-control"))?;
+    let mut dc = DirControl::read(lock.dir()).map_err(io_err("can't read .dir-control"))?;
     let bucket = dc.next_dir();
     let parent = if bucket.is_empty() {
         d.dir.clone()
@@ -452,7 +445,7 @@ fn add_user_in(roots: &Roots, d: &Domain, n: &NewUser) -> Result<Entry, VError> 
     }
     // The counter is written once the user exists; a crash before this only
     // means the next user lands in the same bucket.
-    let _ = dc.write(&d.dir, owner);
+    let _ = dc.write(lock.dir(), owner);
     drop(lock);
     let _ = crate::sys::as_owner(untrusted(owner), || {
         let _ = crate::vpop::set_lastauth(&user_dir, NULL_REMOTE_IP);
@@ -647,9 +640,9 @@ pub fn del_user(roots: &Roots, user: &str, domain_name: &str) -> Result<Entry, V
             .map(|e| PathBuf::from(&e.dir))
             .any(|d| d.starts_with(mine) || mine.starts_with(&d))
     });
-    if let Ok(mut dc) = DirControl::read(&d.dir) {
+    if let Ok(mut dc) = DirControl::read(lock.dir()) {
         dc.dec();
-        let _ = dc.write(&d.dir, owner);
+        let _ = dc.write(lock.dir(), owner);
     }
     drop(lock);
     let ud = PathBuf::from(&old.dir);
@@ -1025,7 +1018,7 @@ pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
     // The domain counter is shared by concurrent vadddomain runs.
     let dc_lock = Lock::take_named(&domains, ".dir-control.lock", owner)
         .map_err(io_err("can't lock .dir-control"))?;
-    let mut dc = DirControl::read(&domains).map_err(io_err("can't read .dir-control"))?;
+    let mut dc = DirControl::read(dc_lock.dir()).map_err(io_err("can't read .dir-control"))?;
     let bucket = dc.next_dir();
     let parent = if bucket.is_empty() {
         domains.clone()
@@ -1063,7 +1056,7 @@ pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
         let _ = remove_owned_tree(&dom_dir, owner);
         return Err(VError::code(VA_COULD_NOT_OPEN_QMAIL_DEFAULT));
     }
-    let _ = dc.write(&domains, owner);
+    let _ = dc.write(dc_lock.dir(), owner);
     drop(dc_lock);
     // postmaster exists before any control file names the domain: a run
     // killed before that leaves only a directory (vdeldomain removes it),
@@ -1216,9 +1209,9 @@ pub fn del_domain(roots: &Roots, name: &str, force: bool) -> Result<Deleted, VEr
 fn count_one_less(dir: &Path, owner: Option<(u32, u32)>) {
     if let Some(dd) = domains_dir_of(dir) {
         if let Ok(lock) = Lock::take_named(&dd, ".dir-control.lock", owner) {
-            if let Ok(mut dc) = DirControl::read(&dd) {
+            if let Ok(mut dc) = DirControl::read(lock.dir()) {
                 dc.dec();
-                let _ = dc.write(&dd, owner);
+                let _ = dc.write(lock.dir(), owner);
             }
             drop(lock);
         }
@@ -1616,7 +1609,12 @@ pub fn user_info(e: &Entry, flags: u32, f: &InfoFields) -> String {
 
 /// The file of an alias: `DOMDIR/.qmail-ALIAS`, dots written as `:`.
 pub fn alias_file(d: &Domain, alias: &str) -> PathBuf {
-    d.dir.join(format!(".qmail-{}", alias.replace('.', ":")))
+    d.dir.join(alias_file_name(alias))
+}
+
+/// The name of an alias's `.qmail` file (`.` written as `:`).
+fn alias_file_name(alias: &str) -> String {
+    format!(".qmail-{}", alias.replace('.', ":"))
 }
 
 /// A `.qmail` file of the domain; a symbolic link there is refused, never
@@ -1700,8 +1698,9 @@ pub fn alias_insert(
     }
     names::check_text(line, true)?;
     let d = domain(roots, domain_name)?;
-    let path = alias_file(&d, alias);
     let lock = Lock::take(&d.dir, d.owner()).map_err(io_err("can't lock domain"))?;
+    // Through the directory the lock pinned (see Lock::take_named).
+    let path = lock.dir().join(alias_file_name(alias));
     let mut lines = alias_lines(&path)
         .map_err(io_err("can't read alias"))?
         .unwrap_or_default();
@@ -1727,8 +1726,8 @@ pub fn alias_delete(roots: &Roots, alias: &str, domain_name: &str) -> Result<(),
         return Err(VError::code(VA_ILLEGAL_USERNAME));
     }
     let d = domain(roots, domain_name)?;
-    crate::fsutil::no_planted_links(&d.dir).map_err(io_err("could not delete alias"))?;
-    match std::fs::remove_file(alias_file(&d, alias)) {
+    let lock = Lock::take(&d.dir, d.owner()).map_err(io_err("could not delete alias"))?;
+    match std::fs::remove_file(lock.dir().join(alias_file_name(alias))) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Err(VError::msg(format!(
             "alias {alias}@{} does not exist",

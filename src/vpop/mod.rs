@@ -55,6 +55,15 @@ impl Domain {
     }
 }
 
+/// The owner of a domain when it is another account than vpopmail's (the
+/// default owner) and root: an owner root's tools must not trust with its
+/// tree (`vadddomain -u`, `-i`). Root then works in that tree with the
+/// owner's rights ([`crate::sys::as_owner`]) or through directories it
+/// pinned ([`vpasswd::pin_dir`]).
+pub fn untrusted(owner: Option<(u32, u32)>) -> Option<(u32, u32)> {
+    owner.filter(|&(uid, _)| uid != 0 && uid != admin::default_owner().0)
+}
+
 /// Finds a domain: users/cdb key `!DOMAIN-` (as vpopmail's `vget_assign`), with
 /// users/assign read directly when the cdb is missing or older. The name is
 /// lowercased first. `Ok(None)` for an unknown domain.

@@ -230,9 +230,12 @@ impl From<io::Error> for ChangeError {
 
 /// The exclusive lock on a domain's `.vpasswd.lock`; changes are made through it.
 pub struct Lock {
+    /// The directory, pinned: `/proc/self/fd/N` of a descriptor opened on
+    /// it when the lock was taken (see [`Lock::take_named`]).
     dir: PathBuf,
     owner: Option<(u32, u32)>,
     _file: File,
+    _dir_fd: Option<std::os::fd::OwnedFd>,
 }
 
 impl Lock {
@@ -244,17 +247,33 @@ impl Lock {
 
     /// Takes an exclusive fcntl lock on `dir/name` (another lock file of the
     /// same kind, such as `domains/.dir-control.lock`).
+    ///
+    /// The directory is opened once (its last component not through a
+    /// link) and every file of it is then reached through that descriptor
+    /// (`/proc/self/fd/N/...`): an owner of the domain's tree who swaps the
+    /// directory, or one above it, for a link while root works cannot send
+    /// root's reads and writes into another domain. A directory that turns
+    /// out not to belong to an owner other than vpopmail and root (an
+    /// untrusted owner, [`crate::vpop::untrusted`]) is refused.
     pub fn take_named(dir: &Path, name: &str, owner: Option<(u32, u32)>) -> io::Result<Lock> {
         crate::fsutil::no_planted_links(dir)?;
-        let path = dir.join(name);
+        let (pinned, dir_fd) = pin_dir(dir, owner)?;
+        let path = pinned.join(name);
         let f = crate::fsutil::open_lock(&path)?;
         crate::sys::lock_exclusive(&f)?;
         crate::fsutil::fchown_if_root(&f, owner)?;
         Ok(Lock {
-            dir: dir.to_path_buf(),
+            dir: pinned,
             owner,
             _file: f,
+            _dir_fd: dir_fd,
         })
+    }
+
+    /// The locked directory, pinned (see [`Lock::take_named`]): the path to
+    /// use for its other files while the lock is held.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The current lines of vpasswd.
@@ -376,6 +395,42 @@ impl Lock {
     }
 }
 
+/// Opens `dir` (its last component not through a link) and returns the
+/// path that reaches that very directory whatever happens to `dir` later
+/// (`/proc/self/fd/N`), with the descriptor to keep open; `dir` itself when
+/// /proc is not there. For an untrusted owner the directory must be its.
+pub fn pin_dir(
+    dir: &Path,
+    owner: Option<(u32, u32)>,
+) -> io::Result<(PathBuf, Option<std::os::fd::OwnedFd>)> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let flags = nix::fcntl::OFlag::O_RDONLY
+        | nix::fcntl::OFlag::O_DIRECTORY
+        | nix::fcntl::OFlag::O_NOFOLLOW
+        | nix::fcntl::OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::open(dir, flags, nix::sys::stat::Mode::empty())?;
+    let pinned = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    let m = std::fs::metadata(&pinned);
+    if let Some((uid, _)) = crate::vpop::untrusted(owner) {
+        match &m {
+            Ok(m) if m.uid() == uid => {}
+            Ok(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!("{} does not belong to the domain's owner", dir.display()),
+                ))
+            }
+            Err(e) => return Err(io::Error::new(e.kind(), e.to_string())),
+        }
+    }
+    if m.is_err() {
+        // No /proc: the path, as it is.
+        return Ok((dir.to_path_buf(), None));
+    }
+    Ok((pinned, Some(fd)))
+}
+
 fn name_of(line: &str) -> &str {
     line.split(':').next().unwrap_or("")
 }
@@ -404,6 +459,14 @@ mod tests {
             return;
         }
         let d = tempfile::tempdir().unwrap();
+        // A directory not the owner's is refused; the owner's is worked in.
+        assert_eq!(
+            Lock::take(d.path(), Some((65534, 65534)))
+                .err()
+                .map(|e| e.kind()),
+            Some(io::ErrorKind::PermissionDenied)
+        );
+        crate::fsutil::lchown(d.path(), 65534, 65534).unwrap();
         let lock = Lock::take(d.path(), Some((65534, 65534))).unwrap();
         lock.add(&e("joe")).unwrap();
         for f in [VPASSWD, VPASSWD_CDB] {

@@ -118,6 +118,24 @@ class Safety(RootTestCase):
         for path in (kim, os.path.join(kim, "Maildir"), os.path.join(kim, "Maildir", "new")):
             st = os.lstat(path)
             self.assertEqual((st.st_uid, st.st_gid), (65534, 65534), path)
+        # vpasswd and its cdb are written through the directory the lock
+        # pinned (/proc/self/fd/N), never through the path the owner may
+        # swap; a domain directory that is not the owner's is refused.
+        p = subprocess.run([strace, "-f", "-qq", "-o", trace, "-e", "trace=rename,renameat,renameat2",
+                            r.bin("vpasswd"), "kim@owned.test", "kimpass2"],
+                           env=r.env(), capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        with open(trace) as f:
+            renames = [l for l in f.read().splitlines() if "vpasswd" in l]
+        self.assertTrue(renames, renames)
+        self.assertTrue(all("/proc/self/fd/" in l and dd not in l for l in renames), renames)
+        os.chown(dd, 0, 0)
+        try:
+            p = r.run("vpasswd", "kim@owned.test", "kimpass3")
+            self.assertEqual(p.returncode, 255)
+            self.assertIn(f"{dd} does not belong to the domain's owner".encode(), p.stdout)
+        finally:
+            os.chown(dd, 65534, 65534)
         # An owner that cannot reach its domain gets no directory from root.
         os.chmod(os.path.dirname(dd), 0o700)
         try:
