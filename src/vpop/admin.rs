@@ -1044,7 +1044,13 @@ pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
         .create(&dom_dir)
         .map_err(|_| VError::code(VA_COULD_NOT_MAKE_DOMAIN_DIR))?;
     vpasswd::chown_to(&dom_dir, owner);
-    let qd = dom_dir.join(".qmail-default");
+    // Written through the directory as made, whatever its owner does to the
+    // path meanwhile (see vpasswd::pin_dir).
+    let Ok((pinned, _dir_fd)) = vpasswd::pin_dir(&dom_dir, owner) else {
+        let _ = remove_owned_tree(&dom_dir, owner);
+        return Err(VError::code(VA_COULD_NOT_MAKE_DOMAIN_DIR));
+    };
+    let qd = pinned.join(".qmail-default");
     if crate::fsutil::atomic_write_owned(
         &qd,
         qmail_default_line(roots, &dom_dir, nd.catchall.as_deref()).as_bytes(),
@@ -1170,13 +1176,17 @@ pub fn del_domain(roots: &Roots, name: &str, force: bool) -> Result<Deleted, VEr
         .unwrap_or(false);
     // Marked first: a run killed from here on leaves a directory that the
     // next run may take for a leftover, whatever accounts it holds.
-    let marked = !is_link && mark_for_deletion(dir);
+    // With the rights of an owner root does not trust (see `untrusted`).
+    let as_owner = |f: &dyn Fn() -> bool| {
+        crate::sys::as_owner(untrusted(d.owner()), || Ok(f())).unwrap_or(false)
+    };
+    let marked = !is_link && as_owner(&|| mark_for_deletion(dir));
     if let Err(e) = ctlfiles::del_domains(roots, &doms, &lines_for(&doms)) {
         // The mark goes only while the domain is still whole (assign names
         // it, so the next run finds it); once assign has changed, the next
         // run must be able to take the directory for a leftover.
         if marked && domain(roots, &name).is_ok() {
-            let _ = std::fs::remove_file(dir.join(DELETING));
+            as_owner(&|| std::fs::remove_file(dir.join(DELETING)).is_ok());
         }
         return Err(io_err("could not update control files")(e));
     }

@@ -160,6 +160,34 @@ class Safety(RootTestCase):
             became = [i for i, c in enumerate(calls) if c.startswith("setresuid(-1, 65534, -1)")]
             self.assertTrue(removals and became and became[0] < removals[0], (args, calls))
 
+    def test_vadddomain_for_another_owner_writes_through_the_directory_it_made(self):
+        # vadddomain -i/-g -d: the owner has BASE/domains and may swap the new
+        # domain's directory; .qmail-default and vpasswd go through the
+        # directory as made (/proc/self/fd/N), the postmaster's directory is
+        # made with the owner's rights.
+        strace = need_tool("strace")
+        r = self.root
+        base = os.path.join(r.dir, "owners-base")
+        os.mkdir(base)
+        os.chown(base, 65534, 65534)
+        open_to_all(r.dir)
+        trace = os.path.join(r.dir, "trace-add")
+        p = subprocess.run([strace, "-f", "-qq", "-o", trace, "-e", "trace=rename,renameat,renameat2,setresuid",
+                            r.bin("vadddomain"), "-i", "65534", "-g", "65534", "-d", base, "other.test", "pmpass1"],
+                           env=r.env(), capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        with open(trace) as f:
+            text = f.read()
+        renames = [l for l in text.splitlines() if "rename" in l and (".qmail-default" in l or "vpasswd" in l)]
+        self.assertTrue(renames, text)
+        self.assertTrue(all("/proc/self/fd/" in l for l in renames), renames)
+        self.assertIn("setresuid(-1, 65534, -1)", text)
+        dd = os.path.join(base, "domains", "other.test")
+        for path in (dd, os.path.join(dd, "postmaster", "Maildir"), os.path.join(dd, ".qmail-default")):
+            self.assertEqual(os.lstat(path).st_uid, 65534, path)
+        self.assertEqual(r.run("vdeldomain", "other.test").returncode, 0)
+        self.assertFalse(os.path.exists(dd))
+
     def test_concurrent_vadduser_all_succeed(self):
         r = self.root
         procs = [subprocess.Popen([r.bin("vadduser"), f"user{i:02d}@example.com", "pw-12345"],
