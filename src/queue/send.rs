@@ -940,7 +940,7 @@ impl Send {
         let mut text = rep.get(2..).unwrap_or(&[]).to_vec();
         // A missing qmail-remote is the host's fault, not the message's:
         // its remote mail waits however long that lasts, never bounced.
-        let no_remote = c == 1 && text == crate::queue::spawn::NO_REMOTE;
+        let no_remote = c == 1 && text.starts_with(crate::queue::spawn::NO_REMOTE);
         if letter == b'Z' && self.jobs[c][j].dying && !no_remote {
             letter = b'D';
             text.extend_from_slice(

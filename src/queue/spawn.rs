@@ -492,9 +492,13 @@ pub fn fold_remote(out: &[u8]) -> Vec<u8> {
     rep
 }
 
-/// The report text (after the `Z`) of a remote delivery whose qmail-remote
-/// could not be run: qmail-send never turns it into a bounce.
-pub const NO_REMOTE: &[u8] = b"Unable to run qmail-remote.\n";
+/// How the report text (after the `Z`) of a remote delivery whose
+/// qmail-remote could not be started begins (`Unable to run qmail-remote:
+/// file does not exist.`): qmail-send never turns it into a bounce. A
+/// qmail-remote that ran and exited 111 is `Unable to run qmail-remote.`,
+/// as in qmail, and bounces once the message is too old, as any temporary
+/// failure does.
+pub const NO_REMOTE: &[u8] = b"Unable to run qmail-remote: ";
 
 /// One remote delivery (qmail-rspawn). A missing qmail-remote defers the
 /// delivery, however long it stays missing: [`NO_REMOTE`].
@@ -512,10 +516,15 @@ pub fn deliver_remote(roots: &Roots, req: &Request) -> Vec<u8> {
         .args([os(host), os(&req.sender), os(&req.recip)]);
     crate::fsutil::start_in(&mut cmd, &roots.qmail);
     match run_child(cmd, mess, 10_000) {
-        Err(_) => [b"Z", NO_REMOTE].concat(),
+        Err(e) => format!(
+            "Z{}{}.\n",
+            String::from_utf8_lossy(NO_REMOTE),
+            crate::deliver::errstr(&e)
+        )
+        .into_bytes(),
         Ok((_, _, true)) => b"Zqmail-remote crashed.\n".to_vec(),
         Ok((out, 0, false)) => fold_remote(&out),
-        Ok((_, 111, false)) => [b"Z", NO_REMOTE].concat(),
+        Ok((_, 111, false)) => b"ZUnable to run qmail-remote.\n".to_vec(),
         Ok((_, _, false)) => b"DUnable to run qmail-remote.\n".to_vec(),
     }
 }

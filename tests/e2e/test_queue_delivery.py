@@ -534,16 +534,22 @@ while True:
         os.unlink(self.root.q("bin", "qmail-remote"))
         self.assertEqual(queue(self.root, "x\n", "s@localhost", ["u@example.net"]), 0)
         log = send_once(self.root, self.out, now=T0)
-        self.assertIn("deferral: Unable_to_run_qmail-remote./\n", log)
+        self.assertIn("deferral: Unable_to_run_qmail-remote:_file_does_not_exist./\n", log)
         self.assertEqual(delivered(self.out, "s@localhost"), [])
         self.assertEqual(len([f for f in queue_files(self.root) if f.startswith("remote/")]), 1)
         # Past queuelifetime too (the host's fault, not the message's): still
         # a deferral, no bounce, the message kept.
         log = send_once(self.root, self.out, now=T0 + 30 * 86400)
-        self.assertIn("deferral: Unable_to_run_qmail-remote./\n", log)
+        self.assertIn("deferral: Unable_to_run_qmail-remote:_file_does_not_exist./\n", log)
         self.assertNotIn("not_going_to_try_again", log)
         self.assertEqual(delivered(self.out, "s@localhost"), [])
         self.assertEqual(len([f for f in queue_files(self.root) if f.startswith("remote/")]), 1)
+        # A qmail-remote that runs and exits 111 (a wrapper that failed) is
+        # an ordinary temporary failure: bounced once the message is too old.
+        install_stub(self.root, "qmail-remote", "#!/bin/sh\nexit 111\n")
+        log = send_once(self.root, self.out, now=T0 + 31 * 86400)
+        self.assertIn("Unable_to_run_qmail-remote./I'm_not_going_to_try_again", log)
+        self.assertEqual(len(delivered(self.out, "s@localhost")), 1)
 
     def test_qread_and_qstat(self):
         # The sender has bytes that are not printable (and not UTF-8): one _ each.
