@@ -394,6 +394,19 @@ pub fn prepare(o: &Options, s: &Settings, input: &[u8], now: i64) -> Result<Prep
     // qmail-inject quotes an argument's local part as needed and parses the
     // rest before it reads the message; a domain part that does not lex
     // (`a@b.org (open`) stops it.
+    // The -f sender too (qmail's doordie on it).
+    if let Some(f) = o.sender.as_deref().filter(|f| !f.is_empty() && *f != "<>") {
+        let domain = f.rfind('@').map_or("", |i| &f[i + 1..]);
+        if !addr::lexes(domain) || f.contains('<') && !addr::lexes(f) {
+            let shown: String = f
+                .chars()
+                .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+                .collect();
+            return Err(Fail::perm(format!(
+                "qmail-inject: fatal: unable to parse this line: {shown}"
+            )));
+        }
+    }
     if !matches!(o.mode, Mode::Header) {
         for r in &o.recips {
             let domain = r.rfind('@').map_or("", |i| &r[i + 1..]);

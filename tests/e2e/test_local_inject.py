@@ -258,6 +258,15 @@ class Inject(unittest.TestCase):
         m, env = self.queued()
         self.assertEqual(env, b"Fwww@mail.example.com\0Talice@x.org\0Tbob@y.org\0\0")
         self.assertIn(b"To: Alice <alice@x.org>, Bob <bob@y.org>\n", m)
+        # A -f sender that does not parse stops the message too; one trailing
+        # dot goes from every address (qmail's rwextradot).
+        r = self.run_prog("sendmail", "-f", "joe@example.net (open", "a@b.org", msg=b"\nb\n")
+        self.assertEqual((r.returncode, r.stderr), (100, b"qmail-inject: fatal: unable to parse this line: "
+                                                           b"joe@example.net (open\n"))
+        r = self.run_prog("sendmail", "-f", "joe@example.net.", "bob@example.org.", msg=b"\nb\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        _, env = self.queued()
+        self.assertEqual(env, b"Fjoe@example.net\0Tbob@example.org\0\0")
         # One argument is one recipient, as qmail quotes its local part.
         r = self.run_prog("sendmail", "a b", "a@x.org b@y.org", "c@y.org (C)", msg=b"\nb\n")
         self.assertEqual(r.returncode, 0, r.stderr)

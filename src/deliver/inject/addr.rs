@@ -19,6 +19,9 @@ impl Defaults {
     /// `joe@box.domain`, `joe@box+` -> `joe@box.plusdomain`. The empty
     /// address and `#@[]`-style addresses are left alone.
     pub fn complete(&self, addr: &str) -> String {
+        // One trailing dot goes (qmail-inject's rwextradot): `joe@example.com.`
+        // is `joe@example.com`, delivered here when that is a local domain.
+        let addr = addr.strip_suffix('.').unwrap_or(addr);
         if addr.is_empty() {
             return String::new();
         }
@@ -797,6 +800,9 @@ mod tests {
             &d,
         );
         assert_eq!(a, vec!["joe.smith@x.org", "a b@[1.2.3.4]", "j@x.org"]);
+        let (v, a) = rewrite_list(" bob@example.com., <root@localhost.>", &d);
+        assert_eq!(a, vec!["bob@example.com", "root@localhost.example.com"]);
+        assert_eq!(v, " bob@example.com, <root@localhost.example.com>");
         let (v, a) = rewrite_list(" Alice <alice@x.org> Bob <bob@y.org>", &d);
         assert_eq!(a, vec!["alice@x.org", "bob@y.org"]);
         assert_eq!(v, " Alice <alice@x.org>, Bob <bob@y.org>");
