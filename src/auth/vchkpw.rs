@@ -579,8 +579,7 @@ fn switch_identity(service: Service, d: &Domain) -> Result<(), (u8, String)> {
     use nix::unistd::{getgid, getuid, setgroups, setresgid, setresuid, Gid, Uid};
     let ruid = getuid();
     if service != Service::Smtp && (ruid.is_root() || nix::unistd::geteuid().is_root()) {
-        let real = crate::sys::account_by_uid(d.uid).is_some();
-        if !real || d.uid == 0 {
+        if !becomes_owner(d) {
             return Ok(());
         }
         // Started by root through a setuid binary: regain root to drop its groups.
@@ -605,9 +604,20 @@ fn switch_identity(service: Service, d: &Domain) -> Result<(), (u8, String)> {
     Ok(())
 }
 
+/// Whether root becomes the domain's owner for the program: an owner other
+/// than root that is an account in /etc/passwd, or only a number
+/// (`vadddomain -i`) that owns the domain's directory. A sandbox (a tree of
+/// the invoker's, whatever users/assign says) keeps root.
+fn becomes_owner(d: &Domain) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    d.uid != 0
+        && (crate::sys::account_by_uid(d.uid).is_some()
+            || std::fs::metadata(&d.dir).is_ok_and(|m| m.uid() == d.uid))
+}
+
 /// Runs `f` as the domain's owner when running as root ([`crate::sys::as_owner`]).
 fn as_domain_owner<T>(d: &Domain, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
-    crate::sys::as_owner(Some((d.uid, d.gid)), f)
+    crate::sys::as_owner(becomes_owner(d).then_some((d.uid, d.gid)), f)
 }
 
 /// With root as the real user and another effective one (the setuid bit,
@@ -665,8 +675,7 @@ fn dir_is_the_domains(dir: &Path, d: &Domain) -> Result<(), String> {
     }
     // Root writes lastauth there before it becomes the domain's owner: the
     // directory must be that owner's as well.
-    let becomes =
-        (can_switch && d.uid != 0 && crate::sys::account_by_uid(d.uid).is_some()).then_some(d.uid);
+    let becomes = (can_switch && becomes_owner(d)).then_some(d.uid);
     match meta(dir) {
         Some(m) if m.uid() != dom_owner || becomes.is_some_and(|u| u != m.uid()) => Err(format!(
             "user directory {} belongs to uid {}, not to the domain's owner (uid {})",

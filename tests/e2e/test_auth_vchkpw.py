@@ -246,6 +246,40 @@ class Vchkpw(AuthCase):
         self.expect(r, 0)
         self.assertEqual(r.stdout.decode().split()[0], "0")
 
+    def test_root_becomes_a_numeric_owner_that_owns_the_domain(self):
+        # vadddomain -i with a uid that has no /etc/passwd line: root still
+        # becomes it when it owns the domain's directory (it could plant a
+        # Maildir link for root to follow otherwise); a sandbox tree that is
+        # root's keeps root.
+        if os.getuid() != 0:
+            self.skipTest("needs root")
+        uid = 4242
+        d = self.root.domain_dir("numeric.test")
+        os.makedirs(d)
+        os.chown(d, uid, uid)
+        for p in (self.root.dir, self.root.v("domains")):
+            os.chmod(p, 0o755)
+        assign = self.root.q("users", "assign")
+        with open(assign) as f:
+            lines = [l for l in f.read().splitlines() if l != "."]
+        lines.append(f"+numeric.test-:numeric.test:{uid}:{uid}:{d}:-::")
+        with open(assign, "w") as f:
+            f.write("\n".join(sorted(lines)) + "\n.\n")
+        if os.path.exists(self.root.q("users", "cdb")):
+            os.unlink(self.root.q("users", "cdb"))
+        self.user("kim", "numeric.test", "kimpass")
+        ids = ["sh", "-c", 'echo "$(id -u) $(id -g)"']
+        r = self.check("kim@numeric.test", "kimpass", prog=ids)
+        self.expect(r, 0)
+        self.assertEqual(r.stdout.decode().split(), [str(uid), str(uid)])
+        os.chown(d, 0, 0)
+        for top, dirs, files in os.walk(d):
+            for n in dirs + files:
+                os.lchown(os.path.join(top, n), 0, 0)
+        r = self.check("kim@numeric.test", "kimpass", prog=ids)
+        self.expect(r, 0)
+        self.assertEqual(r.stdout.decode().split()[0], "0")
+
     # -- exit codes ----------------------------------------------------------
     def test_exit_codes_and_log_lines(self):
         self.expect(self.check("joe@example.com", "wrong"), 3,
