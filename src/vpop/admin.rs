@@ -1029,7 +1029,17 @@ pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
     if dom_dir.to_string_lossy().len() > MAX_DIR {
         return Err(VError::code(VA_DIR_TOO_LONG));
     }
-    if dom_dir.exists() {
+    // Made through the domains directory the lock pinned: a `domains` the
+    // owner holds (-d, -u) may change under root's feet. There the owner's
+    // rights make the directories (no chown by path); in vpopmail's own
+    // `domains`, root makes them and gives them to the owner.
+    let fs_parent = if bucket.is_empty() {
+        dc_lock.dir().to_path_buf()
+    } else {
+        dc_lock.dir().join(&bucket)
+    };
+    let fs_dom = fs_parent.join(&name);
+    if std::fs::symlink_metadata(&fs_dom).is_ok() {
         return Err(VError {
             code: VA_COULD_NOT_MAKE_DOMAIN_DIR,
             text: format!(
@@ -1038,15 +1048,23 @@ pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
             ),
         });
     }
-    mkdirs(&parent, owner).map_err(|_| VError::code(VA_COULD_NOT_MAKE_DOMAIN_DIR))?;
-    std::fs::DirBuilder::new()
-        .mode(DIR_MODE)
-        .create(&dom_dir)
-        .map_err(|_| VError::code(VA_COULD_NOT_MAKE_DOMAIN_DIR))?;
-    vpasswd::chown_to(&dom_dir, owner);
+    let owners_domains = untrusted(owner).is_some() && {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(dc_lock.dir()).is_ok_and(|m| m.uid() == uid)
+    };
+    let make = || {
+        mkdirs(&fs_parent, owner)?;
+        std::fs::DirBuilder::new().mode(DIR_MODE).create(&fs_dom)
+    };
+    let made_dir = if owners_domains {
+        crate::sys::as_owner(untrusted(owner), make)
+    } else {
+        make().map(|()| vpasswd::chown_to(&fs_dom, owner))
+    };
+    made_dir.map_err(|_| VError::code(VA_COULD_NOT_MAKE_DOMAIN_DIR))?;
     // Written through the directory as made, whatever its owner does to the
     // path meanwhile (see vpasswd::pin_dir).
-    let Ok((pinned, _dir_fd)) = vpasswd::pin_dir(&dom_dir, owner) else {
+    let Ok((pinned, _dir_fd)) = vpasswd::pin_dir(&fs_dom, owner) else {
         let _ = remove_owned_tree(&dom_dir, owner);
         return Err(VError::code(VA_COULD_NOT_MAKE_DOMAIN_DIR));
     };
@@ -1191,7 +1209,7 @@ pub fn del_domain(roots: &Roots, name: &str, force: bool) -> Result<Deleted, VEr
         return Err(io_err("could not update control files")(e));
     }
     if is_link {
-        let _ = std::fs::remove_file(dir);
+        as_owner(&|| std::fs::remove_file(dir).is_ok());
     } else if let Err(e) = crate::fsutil::no_planted_links(dir) {
         crate::elog!(
             "Warning: not removing {}: {}",

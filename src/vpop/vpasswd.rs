@@ -257,7 +257,9 @@ impl Lock {
     /// untrusted owner, [`crate::vpop::untrusted`]) is refused.
     pub fn take_named(dir: &Path, name: &str, owner: Option<(u32, u32)>) -> io::Result<Lock> {
         crate::fsutil::no_planted_links(dir)?;
-        let (pinned, dir_fd) = pin_dir(dir, owner)?;
+        // Only a domain's own directory must be its owner's; a `domains`
+        // directory may be vpopmail's.
+        let (pinned, dir_fd) = pin_dir(dir, owner.filter(|_| name == VPASSWD_LOCK))?;
         let path = pinned.join(name);
         let f = crate::fsutil::open_lock(&path)?;
         crate::sys::lock_exclusive(&f)?;

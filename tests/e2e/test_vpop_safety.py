@@ -172,12 +172,21 @@ class Safety(RootTestCase):
         os.chown(base, 65534, 65534)
         open_to_all(r.dir)
         trace = os.path.join(r.dir, "trace-add")
-        p = subprocess.run([strace, "-f", "-qq", "-o", trace, "-e", "trace=rename,renameat,renameat2,setresuid",
+        p = subprocess.run([strace, "-f", "-qq", "-o", trace, "-e",
+                            "trace=rename,renameat,renameat2,setresuid,mkdir,mkdirat,chown,lchown,fchownat",
                             r.bin("vadddomain"), "-i", "65534", "-g", "65534", "-d", base, "other.test", "pmpass1"],
                            env=r.env(), capture_output=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         with open(trace) as f:
             text = f.read()
+        calls = [l.split(None, 1)[1] for l in text.splitlines() if l.strip()]
+        # The domain's directory is made with the owner's rights, through the
+        # domains directory the lock pinned, and nothing there is chowned.
+        made = [i for i, c in enumerate(calls) if c.startswith("mkdir") and "other.test" in c and "= 0" in c]
+        became = [i for i, c in enumerate(calls) if c.startswith("setresuid(-1, 65534, -1)")]
+        self.assertTrue(made and became and became[0] < made[0], calls)
+        self.assertTrue(all("/proc/self/fd/" in calls[i] for i in made[:1]), calls)
+        self.assertEqual([c for c in calls if "chown" in c and "other.test" in c], [], calls)
         renames = [l for l in text.splitlines() if "rename" in l and (".qmail-default" in l or "vpasswd" in l)]
         self.assertTrue(renames, text)
         self.assertTrue(all("/proc/self/fd/" in l for l in renames), renames)
