@@ -604,15 +604,17 @@ fn switch_identity(service: Service, d: &Domain) -> Result<(), (u8, String)> {
     Ok(())
 }
 
-/// Whether root becomes the domain's owner for the program: an owner other
-/// than root that is an account in /etc/passwd, or only a number
-/// (`vadddomain -i`) that owns the domain's directory. A sandbox (a tree of
-/// the invoker's, whatever users/assign says) keeps root.
+/// Whether root becomes the domain's owner for the program: any owner other
+/// than root, an account in /etc/passwd or only a number (`vadddomain -i`),
+/// except a bare number whose domain directory is itself a directory of
+/// root's (not a link): a sandbox, or a copied tree whose owner is not on
+/// this host, keeps root. The owner cannot fake that: it can make its
+/// domain's name a link, which is not a directory of root's.
 fn becomes_owner(d: &Domain) -> bool {
     use std::os::unix::fs::MetadataExt;
     d.uid != 0
         && (crate::sys::account_by_uid(d.uid).is_some()
-            || std::fs::metadata(&d.dir).is_ok_and(|m| m.uid() == d.uid))
+            || !std::fs::symlink_metadata(&d.dir).is_ok_and(|m| m.is_dir() && m.uid() == 0))
 }
 
 /// Runs `f` as the domain's owner when running as root ([`crate::sys::as_owner`]).

@@ -272,6 +272,17 @@ class Vchkpw(AuthCase):
         r = self.check("kim@numeric.test", "kimpass", prog=ids)
         self.expect(r, 0)
         self.assertEqual(r.stdout.decode().split(), [str(uid), str(uid)])
+        # The domain's name made a link to a directory of root's: still the
+        # owner (only a directory of root's itself keeps root).
+        roots_dir = os.path.join(self.root.dir, "roots-copy")
+        os.rename(d, roots_dir)
+        os.symlink(roots_dir, d)
+        os.lchown(d, uid, uid)
+        os.chown(roots_dir, 0, 0)
+        r = self.check("kim@numeric.test", "kimpass", prog=ids)
+        self.assertNotEqual(r.stdout.decode().split()[:1], ["0"])
+        os.unlink(d)
+        os.rename(roots_dir, d)
         os.chown(d, 0, 0)
         for top, dirs, files in os.walk(d):
             for n in dirs + files:
