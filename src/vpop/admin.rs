@@ -1014,7 +1014,15 @@ pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
         return Err(VError::code(VA_BAD_V_DIR));
     }
     let domains = base.join("domains");
-    mkdirs(&domains, owner).map_err(|_| VError::msg("Can not make domains directory"))?;
+    // A base that passes through another owner's directories (-d under its
+    // home, -u) could be changed by it while root makes `domains`: there
+    // the owner's rights make it.
+    let made = if untrusted(owner).is_some() && !trusted_path(&base) {
+        crate::sys::as_owner(untrusted(owner), || mkdirs(&domains, owner))
+    } else {
+        mkdirs(&domains, owner)
+    };
+    made.map_err(|_| VError::msg("Can not make domains directory"))?;
     // The domain counter is shared by concurrent vadddomain runs.
     let dc_lock = Lock::take_named(&domains, ".dir-control.lock", owner)
         .map_err(io_err("can't lock .dir-control"))?;
@@ -1458,7 +1466,64 @@ fn remove_leftover(dir: &Path) -> Result<(), VError> {
 /// parent may be vpopmail's, not the owner's).
 fn remove_owned_tree(dir: &Path, owner: Option<(u32, u32)>) -> io::Result<()> {
     crate::sys::as_owner(untrusted(owner), || empty_tree_mark_last(dir))?;
-    std::fs::remove_dir(dir)
+    rmdir_in_parent(dir)
+}
+
+/// Whether only root and vpopmail can change what `p` leads to: every
+/// component as written (links themselves) and every directory of where it
+/// leads belongs to one of them, and none of those directories may be
+/// written by others unless sticky.
+fn trusted_path(p: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let trusted = |uid: u32| uid == 0 || uid == default_owner().0;
+    let mut cur = PathBuf::new();
+    for c in p.components() {
+        cur.push(c);
+        if !std::fs::symlink_metadata(&cur).is_ok_and(|m| trusted(m.uid())) {
+            return false;
+        }
+    }
+    let Ok(real) = std::fs::canonicalize(p) else {
+        return false;
+    };
+    let mut cur = PathBuf::new();
+    for c in real.components() {
+        cur.push(c);
+        let ok = std::fs::metadata(&cur)
+            .is_ok_and(|m| trusted(m.uid()) && (m.mode() & 0o002 == 0 || m.mode() & 0o1000 != 0));
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+/// Removes the empty directory `dir` through its parent opened without
+/// following a link as its last component, so that a parent swapped for a
+/// link meanwhile leads root's rmdir nowhere.
+fn rmdir_in_parent(dir: &Path) -> io::Result<()> {
+    use nix::fcntl::OFlag;
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return std::fs::remove_dir(dir);
+    };
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let open = |f| nix::fcntl::open(parent, f, nix::sys::stat::Mode::empty());
+    let fd = match open(flags | OFlag::O_NOFOLLOW) {
+        // A link root or vpopmail made (`domains` on another disk) is
+        // followed; one of anybody else's is not.
+        Err(nix::errno::Errno::ELOOP) => {
+            use std::os::unix::fs::MetadataExt;
+            let trusted = std::fs::symlink_metadata(parent)
+                .is_ok_and(|m| m.uid() == 0 || m.uid() == default_owner().0);
+            if !trusted {
+                return Err(io::Error::from_raw_os_error(libc::ELOOP));
+            }
+            open(flags)?
+        }
+        r => r?,
+    };
+    nix::unistd::unlinkat(&fd, name, nix::unistd::UnlinkatFlags::RemoveDir)?;
+    Ok(())
 }
 
 /// Everything in `dir`, the [`DELETING`] mark last.

@@ -159,6 +159,10 @@ class Safety(RootTestCase):
                         if c.startswith(("unlink", "rmdir")) and top in c and c.endswith("= 0")]
             became = [i for i, c in enumerate(calls) if c.startswith("setresuid(-1, 65534, -1)")]
             self.assertTrue(removals and became and became[0] < removals[0], (args, calls))
+        # The emptied domain directory goes through its parent as opened, not
+        # by its path.
+        self.assertTrue(any(c.startswith("unlinkat(") and '"owned.test", AT_REMOVEDIR) = 0' in c
+                            for c in calls), calls)
 
     def test_vadddomain_for_another_owner_writes_through_the_directory_it_made(self):
         # vadddomain -i/-g -d: the owner has BASE/domains and may swap the new
@@ -196,6 +200,18 @@ class Safety(RootTestCase):
             self.assertEqual(os.lstat(path).st_uid, 65534, path)
         self.assertEqual(r.run("vdeldomain", "other.test").returncode, 0)
         self.assertFalse(os.path.exists(dd))
+        # A base reached through the owner's own directory is worked on with
+        # the owner's rights: it cannot have root make `domains` in a
+        # directory of root's.
+        home = os.path.join(r.dir, "owners-home")
+        os.mkdir(home)
+        os.chown(home, 65534, 65534)
+        roots = os.path.join(home, "roots")
+        os.mkdir(roots, 0o755)
+        p = r.run("vadddomain", "-i", "65534", "-g", "65534", "-d", roots, "third.test", "pmpass1")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(b"Can not make domains directory", p.stdout)
+        self.assertFalse(os.path.exists(os.path.join(roots, "domains")))
 
     def test_concurrent_vadduser_all_succeed(self):
         r = self.root
