@@ -1023,8 +1023,23 @@ pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
         mkdirs(&domains, owner)
     };
     made.map_err(|_| VError::msg("Can not make domains directory"))?;
-    // The domain counter is shared by concurrent vadddomain runs.
-    let dc_lock = Lock::take_named(&domains, ".dir-control.lock", owner)
+    // An owner that cannot reach the domains directory could not receive
+    // the domain's mail: refused before anything is made.
+    // (`domains/.`: entering it, not only seeing it.)
+    if let Err(e) = crate::sys::as_owner(untrusted(owner), || std::fs::metadata(domains.join(".")))
+    {
+        return Err(VError::io(
+            &format!(
+                "the domain's owner (uid {uid}) cannot reach {}",
+                domains.display()
+            ),
+            &e,
+        ));
+    }
+    // The domain counter is shared by concurrent vadddomain runs; it, and
+    // its lock, stay the domains directory's owner's.
+    let domains_owner = owner_of(&domains);
+    let dc_lock = Lock::take_named(&domains, ".dir-control.lock", domains_owner)
         .map_err(io_err("can't lock .dir-control"))?;
     let mut dc = DirControl::read(dc_lock.dir()).map_err(io_err("can't read .dir-control"))?;
     let bucket = dc.next_dir();
@@ -1088,7 +1103,7 @@ pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
         let _ = remove_owned_tree(&dom_dir, owner);
         return Err(VError::code(VA_COULD_NOT_OPEN_QMAIL_DEFAULT));
     }
-    let _ = dc.write(dc_lock.dir(), owner);
+    let _ = dc.write(dc_lock.dir(), domains_owner);
     drop(dc_lock);
     // postmaster exists before any control file names the domain: a run
     // killed before that leaves only a directory (vdeldomain removes it),
@@ -1112,7 +1127,7 @@ pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
         check_new_user_in(roots, &made, &pm).and_then(|()| add_user_in(roots, &made, &pm))
     {
         let _ = remove_owned_tree(&dom_dir, owner);
-        count_one_less(&dom_dir, owner);
+        count_one_less(&dom_dir);
         return Err(VError {
             code: e.code,
             text: format!("(vadduser) {}", e.text),
@@ -1121,7 +1136,7 @@ pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
     let line = crate::vpop::assign::domain_line(&name, &name, uid, gid, &dom_dir);
     if let Err(e) = ctlfiles::add_domain(roots, &name, &line) {
         let _ = remove_owned_tree(&dom_dir, owner);
-        count_one_less(&dom_dir, owner);
+        count_one_less(&dom_dir);
         return Err(VError::io(verror(VA_COULD_NOT_UPDATE_FILE), &e));
     }
     ctlfiles::hup_qmail_send(roots);
@@ -1236,14 +1251,16 @@ pub fn del_domain(roots: &Roots, name: &str, force: bool) -> Result<Deleted, VEr
             dir.display()
         );
     }
-    count_one_less(dir, d.owner());
+    count_one_less(dir);
     ctlfiles::hup_qmail_send(roots);
     Ok(Deleted::Done(aliases))
 }
 
 /// One domain less in the `.dir-control` of the domains directory holding `dir`.
-fn count_one_less(dir: &Path, owner: Option<(u32, u32)>) {
+fn count_one_less(dir: &Path) {
     if let Some(dd) = domains_dir_of(dir) {
+        // The counter is the domains directory's, and stays its owner's.
+        let owner = owner_of(&dd);
         if let Ok(lock) = Lock::take_named(&dd, ".dir-control.lock", owner) {
             if let Ok(mut dc) = DirControl::read(lock.dir()) {
                 dc.dec();
@@ -1467,6 +1484,12 @@ fn remove_leftover(dir: &Path) -> Result<(), VError> {
 fn remove_owned_tree(dir: &Path, owner: Option<(u32, u32)>) -> io::Result<()> {
     crate::sys::as_owner(untrusted(owner), || empty_tree_mark_last(dir))?;
     rmdir_in_parent(dir)
+}
+
+/// The uid and gid that own `p` (following links).
+fn owner_of(p: &Path) -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).ok().map(|m| (m.uid(), m.gid()))
 }
 
 /// Whether only root and vpopmail can change what `p` leads to: every

@@ -212,6 +212,18 @@ class Safety(RootTestCase):
         self.assertNotEqual(p.returncode, 0)
         self.assertIn(b"Can not make domains directory", p.stdout)
         self.assertFalse(os.path.exists(os.path.join(roots, "domains")))
+        # Into vpopmail's own domains directory, which the owner cannot
+        # enter: refused before anything is made, the shared counter left
+        # its owner's.
+        domains = r.v("domains")
+        os.chmod(domains, 0o750)
+        before = sorted(os.listdir(domains))
+        p = r.run("vadddomain", "-i", "4242", "-g", "4242", "fourth.test", "pmpass1")
+        self.assertEqual((p.returncode, p.stdout), (255, f"Error: the domain's owner (uid 4242) cannot reach "
+                                                         f"{domains}: access denied\n".encode()))
+        self.assertEqual(sorted(os.listdir(domains)), before)
+        for name in before:
+            self.assertNotEqual(os.lstat(os.path.join(domains, name)).st_uid, 4242, name)
 
     def test_concurrent_vadduser_all_succeed(self):
         r = self.root
