@@ -476,10 +476,55 @@ fn rewrite(value: &str, d: &Defaults) -> (String, Vec<String>, Vec<usize>) {
                     _ => None,
                 })
                 .collect();
+            // A phrase runs back from its `<...>` over words and comments
+            // only: a domain literal ends it, and the words up to that
+            // literal are addresses (`a@b.org [1.2.3.4] <z@w.org>` is three).
+            let mut in_front = vec![false; cur.len()];
+            let mut lo = 0;
+            for &k in &angles {
+                let lit = (lo..k).rev().find(
+                    |&i| matches!(&cur[i], Tok::Text(s, false) if s.trim_start().starts_with('[')),
+                );
+                if let Some(lit) = lit {
+                    for f in in_front.iter_mut().take(lit + 1).skip(lo) {
+                        *f = true;
+                    }
+                }
+                lo = k + 1;
+            }
+            let mut front: Vec<&str> = Vec::new();
             let mut comments: Vec<&str> = Vec::new();
             // Whether the gap since the previous `<...>` has had its comma.
             let mut comma_owed = false;
             for (i, t) in cur.iter().enumerate() {
+                if in_front[i] {
+                    match t {
+                        Tok::Text(s, false) => front.push(s),
+                        Tok::Text(s, true) => comments.push(s),
+                        _ => {}
+                    }
+                    continue;
+                }
+                if !front.is_empty() {
+                    let lead: String = front[0].chars().take_while(|c| c.is_whitespace()).collect();
+                    for spec in split_specs(&front) {
+                        if comma_owed {
+                            out.push_str(", ");
+                        } else {
+                            out.push_str(&lead);
+                        }
+                        let full = d.complete(&spec);
+                        out.push_str(&full);
+                        addrs.push(unquote(&full));
+                        comma_owed = true;
+                    }
+                    front.clear();
+                    out.push(',');
+                    comma_owed = false;
+                    if !matches!(t, Tok::Text(s, _) if s.starts_with([' ', '\t'])) {
+                        out.push(' ');
+                    }
+                }
                 match t {
                     // After the last one: its addresses, then its comments.
                     Tok::Text(_, false) if i > last && !after.is_empty() => {}
@@ -813,6 +858,21 @@ mod tests {
         let (v, a) = rewrite_list(" < a @ b.org (x) >, <(c)\"d e\"@f.org>", &d);
         assert_eq!(a, vec!["a@b.org", "d e@f.org"]);
         assert_eq!(v, " <a@b.org>, <\"d e\"@f.org>");
+        let (v, a) = rewrite_list(" a@b.org [1.2.3.4] <z@w.org>, u@[1.2.3.4] <x@y.org>", &d);
+        assert_eq!(
+            a,
+            vec![
+                "a@b.org",
+                "[1.2.3.4]@mail.example.com",
+                "z@w.org",
+                "u@[1.2.3.4]",
+                "x@y.org"
+            ]
+        );
+        assert_eq!(
+            v,
+            " a@b.org, [1.2.3.4]@mail.example.com, <z@w.org>, u@[1.2.3.4], <x@y.org>"
+        );
         let (_, a) = rewrite_list(" \"q\"x@y.org", &d);
         assert_eq!(a, vec!["q@mail.example.com", "x@y.org"]);
         // Domain literals are one word, IPv6 colons and all.
