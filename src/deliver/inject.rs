@@ -238,8 +238,14 @@ fn arg_addresses(arg: &str, d: &Defaults) -> Vec<String> {
     if flat.trim_start().starts_with('@') {
         return addr::rewrite_list(&format!("<{}>", flat.trim()), d).1;
     }
+    // (One trailing dot goes from the domain, as qmail's rwextradot takes
+    // it; the local part is quoted, and keeps its dot.)
     let one = match flat.rfind('@') {
-        Some(i) => format!("{}@{}", &flat[..i], addr::bare_domain(&flat[i + 1..])),
+        Some(i) => {
+            let domain = addr::bare_domain(&flat[i + 1..]);
+            let domain = domain.strip_suffix('.').unwrap_or(&domain).to_string();
+            format!("{}@{}", &flat[..i], domain)
+        }
         None => flat,
     };
     if one.is_empty() {

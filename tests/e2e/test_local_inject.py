@@ -267,6 +267,11 @@ class Inject(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         _, env = self.queued()
         self.assertEqual(env, b"Fjoe@example.net\0Tbob@example.org\0\0")
+        # An argument's local part is quoted by qmail, so it keeps its dot.
+        r = self.run_prog("qmail-inject", "-f", ".", "root.", msg=b"\nb\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        _, env = self.queued()
+        self.assertEqual(env, b"F.@mail.example.com\0Troot.@mail.example.com\0\0")
         # One argument is one recipient, as qmail quotes its local part.
         r = self.run_prog("sendmail", "a b", "a@x.org b@y.org", "c@y.org (C)", msg=b"\nb\n")
         self.assertEqual(r.returncode, 0, r.stderr)

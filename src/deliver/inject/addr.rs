@@ -15,13 +15,19 @@ pub struct Defaults {
 }
 
 impl Defaults {
+    /// [`Defaults::complete`] for an address of a header field, read as
+    /// token822 words: one trailing dot goes first (qmail-inject's
+    /// rwextradot), so `joe@example.com.` is `joe@example.com`, delivered
+    /// here when that is a local domain. (A quoted local part, as qmail
+    /// makes of a command-line argument, keeps its dot.)
+    pub fn complete_word(&self, addr: &str) -> String {
+        self.complete(addr.strip_suffix('.').unwrap_or(addr))
+    }
+
     /// Completes one address: `joe` -> `joe@host`, `joe@box` ->
     /// `joe@box.domain`, `joe@box+` -> `joe@box.plusdomain`. The empty
     /// address and `#@[]`-style addresses are left alone.
     pub fn complete(&self, addr: &str) -> String {
-        // One trailing dot goes (qmail-inject's rwextradot): `joe@example.com.`
-        // is `joe@example.com`, delivered here when that is a local domain.
-        let addr = addr.strip_suffix('.').unwrap_or(addr);
         if addr.is_empty() {
             return String::new();
         }
@@ -513,7 +519,7 @@ fn rewrite(value: &str, d: &Defaults) -> (String, Vec<String>, Vec<usize>) {
                         } else {
                             out.push_str(&lead);
                         }
-                        let full = d.complete(&spec);
+                        let full = d.complete_word(&spec);
                         out.push_str(&full);
                         addrs.push(unquote(&full));
                         comma_owed = true;
@@ -541,7 +547,7 @@ fn rewrite(value: &str, d: &Defaults) -> (String, Vec<String>, Vec<usize>) {
                             Some(c) if inner.starts_with('@') => (&inner[..=c], &inner[c + 1..]),
                             _ => ("", inner),
                         };
-                        let full = d.complete(&bare_spec(spec));
+                        let full = d.complete_word(&bare_spec(spec));
                         out.push('<');
                         out.push_str(route);
                         out.push_str(&full);
@@ -560,7 +566,7 @@ fn rewrite(value: &str, d: &Defaults) -> (String, Vec<String>, Vec<usize>) {
                 }
             }
             for spec in split_specs(&after) {
-                let full = d.complete(&spec);
+                let full = d.complete_word(&spec);
                 out.push_str(", ");
                 out.push_str(&full);
                 addrs.push(unquote(&full));
@@ -606,14 +612,14 @@ fn rewrite(value: &str, d: &Defaults) -> (String, Vec<String>, Vec<usize>) {
                 let lead: String = spec.chars().take_while(|c| c.is_whitespace()).collect();
                 out.push_str(&lead);
                 if specs.len() <= 1 {
-                    let full = d.complete(&squeezed);
+                    let full = d.complete_word(&squeezed);
                     out.push_str(&full);
                     addrs.push(unquote(&full));
                 } else {
                     // Two words with nothing but white space between are two
                     // addresses, as in qmail (`c@d e`): written with a comma.
                     for (k, spec) in specs.iter().enumerate() {
-                        let full = d.complete(spec);
+                        let full = d.complete_word(spec);
                         if k > 0 {
                             out.push_str(", ");
                         }
