@@ -227,10 +227,7 @@ const RESENT_FIELDS: &[&str] = &[
 /// spaces and line ends go. Completed like header addresses. A source route
 /// or a `<...>` form is read as an address list would be.
 fn arg_addresses(arg: &str, d: &Defaults) -> Vec<String> {
-    let flat: String = arg
-        .chars()
-        .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
-        .collect();
+    let flat = one_line(arg);
     if flat.contains('<') {
         return addr::rewrite_list(&flat, d).1;
     }
@@ -394,37 +391,34 @@ fn quote_phrase(name: &str) -> String {
     }
 }
 
+/// `s` on one line: its line ends as spaces (for an error line).
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+        .collect()
+}
+
 /// Rewrites the message and works out the envelope.
 pub fn prepare(o: &Options, s: &Settings, input: &[u8], now: i64) -> Result<Prepared, Fail> {
     let d = &s.defaults;
-    // qmail-inject quotes an argument's local part as needed and parses the
-    // rest before it reads the message; a domain part that does not lex
-    // (`a@b.org (open`) stops it.
-    // The -f sender too (qmail's doordie on it).
+    // qmail-inject parses the -f sender and each argument before it reads
+    // the message (it quotes their local parts, so only the rest must lex):
+    // one that does not (`a@b.org (open`) stops it.
+    let domain_of = |a: &str| a.rfind('@').map_or("", |i| &a[i + 1..]).to_string();
     if let Some(f) = o.sender.as_deref().filter(|f| !f.is_empty() && *f != "<>") {
-        let domain = f.rfind('@').map_or("", |i| &f[i + 1..]);
-        if !addr::lexes(domain) || f.contains('<') && !addr::lexes(f) {
-            let shown: String = f
-                .chars()
-                .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
-                .collect();
+        if !addr::lexes(&domain_of(f)) || (f.contains('<') && !addr::lexes(f)) {
             return Err(Fail::perm(format!(
-                "qmail-inject: fatal: unable to parse this line: {shown}"
+                "qmail-inject: fatal: unable to parse this line: {}",
+                one_line(f)
             )));
         }
     }
     if !matches!(o.mode, Mode::Header) {
-        for r in &o.recips {
-            let domain = r.rfind('@').map_or("", |i| &r[i + 1..]);
-            if !addr::lexes(domain) {
-                let shown: String = r
-                    .chars()
-                    .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
-                    .collect();
-                return Err(Fail::perm(format!(
-                    "qmail-inject: fatal: unable to parse address: {shown}"
-                )));
-            }
+        if let Some(r) = o.recips.iter().find(|r| !addr::lexes(&domain_of(r))) {
+            return Err(Fail::perm(format!(
+                "qmail-inject: fatal: unable to parse address: {}",
+                one_line(r)
+            )));
         }
     }
     let (fields, body) = split(input);

@@ -120,72 +120,52 @@ fn chown_tree(path: &Path, owner: Option<(u32, u32)>) {
 
 /// What a vadduser killed before it wrote vpasswd leaves: the user's
 /// directory with at most an empty Maildir skeleton. Removed (by rmdir, so
-/// nothing that holds a file can go) when the caller, under the vpasswd lock,
-/// has found no such user; `true` when it is gone.
+/// nothing that holds a file can go) when the caller, under the vpasswd lock
+/// and with the rights of an owner root does not trust (`add_user_in`), has
+/// found no such user; `true` when it is gone. Looked at whole first, so a
+/// directory with anything else in it is left as it is.
 fn remove_empty_skeleton(dir: &Path) -> bool {
-    use nix::fcntl::{openat, OFlag};
-    use nix::sys::stat::Mode;
-    use nix::unistd::{unlinkat, UnlinkatFlags};
-    use std::os::fd::AsFd;
-    // Through directory descriptors opened without following links, so that
-    // a link swapped in by the domain's owner cannot point root's rmdir
-    // elsewhere; rmdir itself removes only what is empty.
-    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let Some(parent) = dir.parent() else {
-        return false;
+    let real_dir = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
+    // Only these names, each a directory (not a link).
+    let holds_only = |p: &Path, names: &[&str]| {
+        std::fs::read_dir(p).is_ok_and(|rd| {
+            rd.into_iter().all(|e| {
+                e.is_ok_and(|e| names.iter().any(|n| e.file_name() == *n) && real_dir(&e.path()))
+            })
+        })
     };
-    let Some(name) = dir.file_name() else {
-        return false;
-    };
-    let Ok(pfd) = nix::fcntl::open(parent, flags, Mode::empty()) else {
-        return false;
-    };
-    let Ok(dfd) = openat(pfd.as_fd(), name, flags, Mode::empty()) else {
-        return false;
-    };
-    // The entries of the directory a descriptor holds (through /proc, which
-    // names that very directory, wherever links now point).
-    let names = |fd: &std::os::fd::OwnedFd| -> Option<Vec<std::ffi::OsString>> {
-        use std::os::fd::AsRawFd;
-        std::fs::read_dir(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-            .ok()?
-            .map(|e| e.ok().map(|e| e.file_name()))
-            .collect()
-    };
-    let Some(top) = names(&dfd) else {
-        return false;
-    };
-    if top.iter().any(|n| n != "Maildir") {
+    let md = dir.join("Maildir");
+    let subs = ["new", "cur", "tmp"].map(|s| md.join(s));
+    if !real_dir(dir)
+        || !holds_only(dir, &["Maildir"])
+        || (real_dir(&md) && !holds_only(&md, &["new", "cur", "tmp"]))
+        || subs.iter().any(|p| real_dir(p) && !holds_only(p, &[]))
+    {
         return false;
     }
-    if !top.is_empty() {
-        let Ok(mfd) = openat(dfd.as_fd(), "Maildir", flags, Mode::empty()) else {
-            return false;
-        };
-        let Some(subs) = names(&mfd) else {
-            return false;
-        };
-        if subs.iter().any(|n| n != "new" && n != "cur" && n != "tmp") {
-            return false;
-        }
-        // Each must be an empty directory; rmdir says so (ENOTEMPTY,
-        // ENOTDIR) before anything else goes.
-        for sub in &subs {
-            match openat(mfd.as_fd(), sub.as_os_str(), flags, Mode::empty()) {
-                Ok(sfd) if names(&sfd).is_some_and(|v| v.is_empty()) => {}
-                _ => return false,
-            }
-        }
-        for sub in &subs {
-            if unlinkat(mfd.as_fd(), sub.as_os_str(), UnlinkatFlags::RemoveDir).is_err() {
-                return false;
-            }
-        }
-        if unlinkat(dfd.as_fd(), "Maildir", UnlinkatFlags::RemoveDir).is_err() {
+    for p in subs.iter().filter(|p| real_dir(p)) {
+        if std::fs::remove_dir(p).is_err() {
             return false;
         }
     }
-    unlinkat(pfd.as_fd(), name, UnlinkatFlags::RemoveDir).is_ok()
+    (!real_dir(&md) || std::fs::remove_dir(&md).is_ok()) && std::fs::remove_dir(dir).is_ok()
+}
+
+/// Whether an owner root does not trust (`untrusted`) can reach `path`
+/// (shown as `shown`): one that cannot could not receive the domain's mail
+/// either, since qmail-local works there as that owner.
+fn owner_reaches(owner: Option<(u32, u32)>, path: &Path, shown: &Path) -> Result<(), VError> {
+    match crate::sys::as_owner(untrusted(owner), || std::fs::metadata(path)) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(VError::io(
+            &format!(
+                "the domain's owner (uid {}) cannot reach {}",
+                owner.map_or(0, |o| o.0),
+                shown.display()
+            ),
+            &e,
+        )),
+    }
 }
 
 /// Creates a user directory with its Maildir (`new`, `cur`, `tmp`), 0750.
@@ -400,19 +380,8 @@ fn add_user_in(roots: &Roots, d: &Domain, n: &NewUser) -> Result<Entry, VError> 
     // The user's directory is made, and later written, with the domain
     // owner's rights, not root's: that owner may change the domain's tree
     // while this runs, and must not lead root's work out of it.
-    // (An owner that cannot reach its domain could not receive its mail
-    // either: qmail-local works there as that owner.)
+    owner_reaches(owner, &d.dir, &d.dir)?;
     crate::sys::as_owner(untrusted(owner), || {
-        if let Err(e) = std::fs::metadata(&d.dir) {
-            return Ok(Err(VError::io(
-                &format!(
-                    "the domain's owner (uid {}) cannot reach {}",
-                    d.uid,
-                    d.dir.display()
-                ),
-                &e,
-            )));
-        }
         Ok(mkdirs(&parent, owner)
             .map_err(io_err("could not make hashed dir"))
             .and_then(|()| make_user_dir(&user_dir, owner)))
@@ -448,10 +417,10 @@ fn add_user_in(roots: &Roots, d: &Domain, n: &NewUser) -> Result<Entry, VError> 
     let _ = dc.write(lock.dir(), owner);
     drop(lock);
     let _ = crate::sys::as_owner(untrusted(owner), || {
-        let _ = crate::vpop::set_lastauth(&user_dir, NULL_REMOTE_IP);
-        update_maildirsize(&user_dir, &e.quota, owner);
-        Ok(())
+        crate::vpop::set_lastauth(&user_dir, NULL_REMOTE_IP)
     });
+    // (With the owner's rights too, as update_maildirsize works.)
+    update_maildirsize(&user_dir, &e.quota, owner);
     Ok(e)
 }
 
@@ -1023,19 +992,9 @@ pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
         mkdirs(&domains, owner)
     };
     made.map_err(|_| VError::msg("Can not make domains directory"))?;
-    // An owner that cannot reach the domains directory could not receive
-    // the domain's mail: refused before anything is made.
-    // (`domains/.`: entering it, not only seeing it.)
-    if let Err(e) = crate::sys::as_owner(untrusted(owner), || std::fs::metadata(domains.join(".")))
-    {
-        return Err(VError::io(
-            &format!(
-                "the domain's owner (uid {uid}) cannot reach {}",
-                domains.display()
-            ),
-            &e,
-        ));
-    }
+    // Refused before anything is made (`domains/.`: entering it, not only
+    // seeing it).
+    owner_reaches(owner, &domains.join("."), &domains)?;
     // The domain counter is shared by concurrent vadddomain runs; it, and
     // its lock, stay the domains directory's owner's.
     let domains_owner = owner_of(&domains);

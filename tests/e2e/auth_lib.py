@@ -25,13 +25,18 @@ class AuthCase(RootTestCase):
         need_tool("openssl")
 
     # -- a vpopmail installation, written the way vadddomain/vadduser leave it --
-    def add_domain(self, dom):
+    def add_domain(self, dom, owner=None):
+        """A domain of this process's account, or of owner (uid, gid), whose
+        directory it then is."""
         d = self.root.domain_dir(dom)
         os.makedirs(d, mode=0o750)
+        uid, gid = owner or (os.getuid(), os.getgid())
+        if owner:
+            os.chown(d, uid, gid)
         assign = self.root.q("users", "assign")
         with open(assign) as f:
             lines = [l for l in f.read().splitlines() if l != "."]
-        lines.append(f"+{dom}-:{dom}:{os.getuid()}:{os.getgid()}:{d}:-::")
+        lines.append(f"+{dom}-:{dom}:{uid}:{gid}:{d}:-::")
         with open(assign, "w") as f:
             f.write("\n".join(sorted(lines)) + "\n.\n")
         newu = self.root.q("bin", "qmail-newu")

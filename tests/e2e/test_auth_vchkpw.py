@@ -222,19 +222,10 @@ class Vchkpw(AuthCase):
         except KeyError:
             self.skipTest("no nobody account")
         # A domain owned by a real account other than root.
+        self.add_domain("owned.test", owner=(nobody.pw_uid, nobody.pw_gid))
         d = self.root.domain_dir("owned.test")
-        os.makedirs(d)
-        os.chown(d, nobody.pw_uid, nobody.pw_gid)
         for p in (self.root.dir, self.root.v("domains")):
             os.chmod(p, 0o755)
-        assign = self.root.q("users", "assign")
-        with open(assign) as f:
-            lines = [l for l in f.read().splitlines() if l != "."]
-        lines.append(f"+owned.test-:owned.test:{nobody.pw_uid}:{nobody.pw_gid}:{d}:-::")
-        with open(assign, "w") as f:
-            f.write("\n".join(sorted(lines)) + "\n.\n")
-        if os.path.exists(self.root.q("users", "cdb")):
-            os.unlink(self.root.q("users", "cdb"))
         self.user("kim", "owned.test", "kimpass")
         ids = ["sh", "-c", 'echo "$(id -u) $(id -g) $(id -G)"']
         r = self.check("kim@owned.test", "kimpass", prog=ids)
@@ -254,19 +245,10 @@ class Vchkpw(AuthCase):
         if os.getuid() != 0:
             self.skipTest("needs root")
         uid = 4242
+        self.add_domain("numeric.test", owner=(uid, uid))
         d = self.root.domain_dir("numeric.test")
-        os.makedirs(d)
-        os.chown(d, uid, uid)
         for p in (self.root.dir, self.root.v("domains")):
             os.chmod(p, 0o755)
-        assign = self.root.q("users", "assign")
-        with open(assign) as f:
-            lines = [l for l in f.read().splitlines() if l != "."]
-        lines.append(f"+numeric.test-:numeric.test:{uid}:{uid}:{d}:-::")
-        with open(assign, "w") as f:
-            f.write("\n".join(sorted(lines)) + "\n.\n")
-        if os.path.exists(self.root.q("users", "cdb")):
-            os.unlink(self.root.q("users", "cdb"))
         self.user("kim", "numeric.test", "kimpass")
         ids = ["sh", "-c", 'echo "$(id -u) $(id -g)"']
         r = self.check("kim@numeric.test", "kimpass", prog=ids)
