@@ -579,7 +579,7 @@ fn switch_identity(service: Service, d: &Domain) -> Result<(), (u8, String)> {
     use nix::unistd::{getgid, getuid, setgroups, setresgid, setresuid, Gid, Uid};
     let ruid = getuid();
     if service != Service::Smtp && (ruid.is_root() || nix::unistd::geteuid().is_root()) {
-        if !becomes_owner(d) {
+        if !d.root_becomes_owner() {
             return Ok(());
         }
         // Started by root through a setuid binary: regain root to drop its groups.
@@ -604,22 +604,9 @@ fn switch_identity(service: Service, d: &Domain) -> Result<(), (u8, String)> {
     Ok(())
 }
 
-/// Whether root becomes the domain's owner for the program: any owner other
-/// than root, an account in /etc/passwd or only a number (`vadddomain -i`),
-/// except a bare number whose domain directory is itself a directory of
-/// root's (not a link): a sandbox, or a copied tree whose owner is not on
-/// this host, keeps root. The owner cannot fake that: it can make its
-/// domain's name a link, which is not a directory of root's.
-fn becomes_owner(d: &Domain) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    d.uid != 0
-        && (crate::sys::account_by_uid(d.uid).is_some()
-            || !std::fs::symlink_metadata(&d.dir).is_ok_and(|m| m.is_dir() && m.uid() == 0))
-}
-
 /// Runs `f` as the domain's owner when running as root ([`crate::sys::as_owner`]).
 fn as_domain_owner<T>(d: &Domain, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
-    crate::sys::as_owner(becomes_owner(d).then_some((d.uid, d.gid)), f)
+    crate::sys::as_owner(d.root_becomes_owner().then_some((d.uid, d.gid)), f)
 }
 
 /// With root as the real user and another effective one (the setuid bit,
@@ -677,7 +664,7 @@ fn dir_is_the_domains(dir: &Path, d: &Domain) -> Result<(), String> {
     }
     // Root writes lastauth there before it becomes the domain's owner: the
     // directory must be that owner's as well.
-    let becomes = (can_switch && becomes_owner(d)).then_some(d.uid);
+    let becomes = (can_switch && d.root_becomes_owner()).then_some(d.uid);
     match meta(dir) {
         Some(m) if m.uid() != dom_owner || becomes.is_some_and(|u| u != m.uid()) => Err(format!(
             "user directory {} belongs to uid {}, not to the domain's owner (uid {})",

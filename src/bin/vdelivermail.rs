@@ -16,8 +16,10 @@ fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let roots = vqmail::paths::Roots::from_env();
     let env = vdeliver::Env::from_process();
-    let result = Message::from_stdin()
-        .map_err(|_| Fail::temp("Unable to read message. (#4.3.0)"))
+    let result = vdeliver::become_owner(&roots, &env)
+        .and_then(|()| {
+            Message::from_stdin().map_err(|_| Fail::temp("Unable to read message. (#4.3.0)"))
+        })
         .and_then(|mut msg| vdeliver::run(&roots, &args, &env, &mut msg));
     match result {
         Ok(()) => ExitCode::SUCCESS,

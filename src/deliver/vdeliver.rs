@@ -114,6 +114,39 @@ pub fn run(roots: &Roots, args: &[OsString], env: &Env, msg: &mut Message) -> Re
     }
 }
 
+/// Started by root (by hand: qmail-lspawn starts it with the owner's uid),
+/// vdelivermail becomes the owner of `$HOST`'s domain for good, as a root-run
+/// vchkpw does ([`vpop::Domain::root_becomes_owner`]): the domain's tree,
+/// its links and its users' `|program` lines are the owner's, and root
+/// must not follow or run them. An unknown domain changes nothing here
+/// ([`run`] answers for it).
+pub fn become_owner(roots: &Roots, env: &Env) -> Result<(), Fail> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    let Some(host) = &env.host else {
+        return Ok(());
+    };
+    let domain = String::from_utf8_lossy(host);
+    let d = vpop::find_domain(roots, &domain).map_err(|e| {
+        Fail::temp(format!(
+            "vdelivermail: unable to read the user database: {}. (#4.3.0)",
+            errstr(&e)
+        ))
+    })?;
+    match d {
+        Some(d) if d.root_becomes_owner() => crate::sys::set_ids(d.uid, d.gid).map_err(|e| {
+            Fail::temp(format!(
+                "vdelivermail: unable to become the owner of {} (uid {}): {}. (#4.3.0)",
+                d.name,
+                d.uid,
+                errstr(&e)
+            ))
+        }),
+        _ => Ok(()),
+    }
+}
+
 struct Delivery<'a> {
     roots: &'a Roots,
     user: String,

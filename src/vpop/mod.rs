@@ -53,6 +53,20 @@ impl Domain {
     pub fn vpasswd(&self) -> PathBuf {
         self.dir.join(vpasswd::VPASSWD)
     }
+
+    /// Whether a program started by root (vchkpw for POP3 and IMAP,
+    /// vdelivermail by hand) becomes the domain's owner: any owner other
+    /// than root, an account in /etc/passwd or only a number (`vadddomain
+    /// -i`), except a bare number whose domain directory is itself a
+    /// directory of root's (not a link): a sandbox, or a copied tree whose
+    /// owner is not on this host, keeps root. The owner cannot fake that: it
+    /// can make its domain's name a link, which is not a directory of root's.
+    pub fn root_becomes_owner(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        self.uid != 0
+            && (crate::sys::account_by_uid(self.uid).is_some()
+                || !std::fs::symlink_metadata(&self.dir).is_ok_and(|m| m.is_dir() && m.uid() == 0))
+    }
 }
 
 /// The owner of a domain when it is another account than vpopmail's (the

@@ -151,6 +151,39 @@ class Vdelivermail(unittest.TestCase):
         self.assertEqual(self.vdel("fw").returncode, 0)
         self.assertEqual(len(self.msgs("fw")), 1)
 
+    def test_root_by_hand_becomes_the_domains_owner(self):
+        # Started by hand as root, vdelivermail works in a domain of another
+        # owner (vadddomain -i: a bare uid) with that owner's rights: the
+        # Maildir file and a |program line's work are the owner's, not root's.
+        if os.getuid() != 0:
+            self.skipTest("needs root")
+        owner = 4243
+        dom = "owned.test"
+        self.root.add_domain(dom)
+        self.root.add_user(f"kim@{dom}")
+        d = self.root.domain_dir(dom)
+        chown_tree(d, owner, owner)
+        self.root.set_domain_owner(owner, owner, dom)
+        for p in (self.root.dir, self.root.v("domains")):
+            os.chmod(p, os.stat(p).st_mode | 0o055)
+        kim = os.path.join(d, "kim")
+        with open(os.path.join(kim, ".qmail"), "w") as f:
+            f.write('|echo "$(id -u) $(id -g)" > ids\n./Maildir/\n')
+        os.lchown(os.path.join(kim, ".qmail"), owner, owner)
+        env = {"EXT": "kim", "HOST": dom, "SENDER": "a@example.org",
+               "DTLINE": f"Delivered-To: {dom}-kim@{dom}\n",
+               "RPLINE": "Return-Path: <a@example.org>\n"}
+        r = self.root.run("vdelivermail", "", "bounce-no-mailbox", input=MSG, env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        with open(os.path.join(kim, "ids")) as f:
+            self.assertEqual(f.read().split(), [str(owner), str(owner)])
+        got = maildir_messages(os.path.join(kim, "Maildir"))
+        self.assertEqual(len(got), 1)
+        self.assertEqual(os.stat(got[0]).st_uid, owner)
+        # A domain of root's own (a sandbox) keeps root.
+        self.assertEqual(self.vdel("joe").returncode, 0)
+        self.assertEqual(os.stat(max(self.msgs("joe"), key=os.path.getmtime)).st_uid, 0)
+
     def test_quota(self):
         with open(self.root.v("etc", "quota-range"), "w") as f:
             f.write("1 2G\n")
