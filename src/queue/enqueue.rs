@@ -389,8 +389,21 @@ pub fn pull_trigger(q: &Queue) {
     }
 }
 
-/// Reads a whole todo/intd file: `(uid, pid, sender, recipients)`.
-pub fn parse_todo(data: &[u8]) -> (u64, u64, Option<Vec<u8>>, Vec<Vec<u8>>) {
+/// A todo/intd file qmail-send cannot take: qmail-queue never writes one,
+/// so it is damaged or foreign, and stays in todo/ for a later scan.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BadTodo {
+    /// A record that is not `u`, `p`, `F` or `T` (qmail: "unknown record type").
+    UnknownRecord,
+    /// No `F` record: the sender, which bounces need, is missing.
+    NoSender,
+}
+
+/// A todo/intd file read: `(uid, pid, sender, recipients)`.
+pub type Todo = (u64, u64, Vec<u8>, Vec<Vec<u8>>);
+
+/// Reads a whole todo/intd file.
+pub fn parse_todo(data: &[u8]) -> Result<Todo, BadTodo> {
     let (mut uid, mut pid, mut sender, mut rcpts) = (0, 0, None, Vec::new());
     let num = |s: &[u8]| -> u64 {
         let d: Vec<u8> = s
@@ -406,10 +419,11 @@ pub fn parse_todo(data: &[u8]) -> (u64, u64, Option<Vec<u8>>, Vec<Vec<u8>>) {
             Some(b'p') => pid = num(&r[1..]),
             Some(b'F') => sender = Some(r[1..].to_vec()),
             Some(b'T') => rcpts.push(r[1..].to_vec()),
-            _ => {}
+            _ => return Err(BadTodo::UnknownRecord),
         }
     }
-    (uid, pid, sender, rcpts)
+    let sender = sender.ok_or(BadTodo::NoSender)?;
+    Ok((uid, pid, sender, rcpts))
 }
 
 #[cfg(test)]
@@ -422,6 +436,26 @@ mod tests {
         assert_eq!(ok.sender, b"a@b");
         assert_eq!(ok.recipients, vec![b"c@d".to_vec(), b"e@f".to_vec()]);
         assert_eq!(read_envelope(&b"F\0\0"[..]).unwrap().sender, b"");
+        let todo = parse_todo(b"u0\0p1\0Fa@b\0Tc@d\0Te@f\0").unwrap();
+        assert_eq!(
+            todo,
+            (
+                0,
+                1,
+                b"a@b".to_vec(),
+                vec![b"c@d".to_vec(), b"e@f".to_vec()]
+            )
+        );
+        assert_eq!(parse_todo(b"u0\0p1\0F\0").unwrap().2, b"");
+        assert_eq!(
+            parse_todo(b"u0\0Fa@b\0Tc@d\0Xe@f\0"),
+            Err(BadTodo::UnknownRecord)
+        );
+        assert_eq!(
+            parse_todo(b"u0\0Fa@b\0\0Tc@d\0"),
+            Err(BadTodo::UnknownRecord)
+        );
+        assert_eq!(parse_todo(b"u0\0p1\0Tc@d\0"), Err(BadTodo::NoSender));
         assert_eq!(envelope(b"a@b", &[b"c@d", b"e@f"]), b"Fa@b\0Tc@d\0Te@f\0\0");
         assert_eq!(envelope::<&[u8]>(b"", &[]), b"F\0\0");
         assert_eq!(read_envelope(&b"Fa@b\0Tc@d\0"[..]), Err(54));

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::bounce;
+use super::enqueue::BadTodo;
 use super::rewrite::{Dest, Rewrite};
 use super::{logsafe, next_retry, Queue, MAX_CONCURRENCY, OSSIFIED};
 use crate::control::Control;
@@ -163,6 +164,10 @@ pub struct Send {
     next_todo: i64,
     next_cleanup: i64,
     todo_now: bool,
+    /// todo/ entries that could not be taken, and when to try each again
+    /// (a damaged envelope waits for the next full scan, as in qmail, and
+    /// does not hold up the messages behind it).
+    todo_later: std::collections::HashMap<u64, i64>,
     exitasap: bool,
     trigger: Option<File>,
     spares: Spares,
@@ -235,6 +240,7 @@ impl Send {
             alive: [true, true],
             masterdelid: 1,
             next_todo: now,
+            todo_later: std::collections::HashMap::new(),
             next_cleanup: now,
             todo_now: true,
             exitasap: false,
@@ -298,6 +304,7 @@ impl Send {
                     self.pending[c] = ids.into_iter().map(|id| (now, id)).collect();
                 }
                 self.next_todo = now;
+                self.todo_later.clear();
             }
             if self.sig.hup.swap(false, Ordering::Relaxed) {
                 // The old rules stay when one cannot be read, as in qmail.
@@ -529,7 +536,10 @@ impl Send {
     /// burst of new messages costs little more than one.
     fn scan_todo(&mut self, now: i64) {
         let ids = match self.q.list_flat("todo") {
-            Ok(v) => v,
+            Ok(v) => v
+                .into_iter()
+                .filter(|id| self.todo_later.get(id).is_none_or(|&t| now >= t))
+                .collect::<Vec<u64>>(),
             Err(_) => {
                 self.log("alert: unable to opendir todo, sleeping...\n");
                 return;
@@ -544,7 +554,12 @@ impl Send {
         let mut batch = Vec::new();
         for &id in ids.iter().take(100) {
             if let Some(t) = self.todo_prepare(id, now) {
+                self.todo_later.remove(&id);
                 batch.push(t);
+            } else if self.q.todo(id).exists() {
+                self.todo_later.insert(id, now + SLEEP_TODO);
+            } else {
+                self.todo_later.remove(&id);
             }
         }
         // fsync every file of the batch, then every directory once, on
@@ -674,8 +689,23 @@ impl Send {
                 }
             }
         }
-        let (uid, pid, sender, rcpts) = super::enqueue::parse_todo(&data);
-        let sender = sender.unwrap_or_default();
+        let (uid, pid, sender, rcpts) = match super::enqueue::parse_todo(&data) {
+            Ok(t) => t,
+            Err(bad) => {
+                // As qmail: a damaged envelope is left in todo/ for a later
+                // scan, with a warning, and nothing of it is delivered.
+                self.log(&match bad {
+                    BadTodo::UnknownRecord => {
+                        format!("warning: unknown record type in {}\n", rel(&todo))
+                    }
+                    BadTodo::NoSender => format!(
+                        "warning: no sender record in {}; will try again later\n",
+                        rel(&todo)
+                    ),
+                });
+                return None;
+            }
+        };
         self.log(&format!("new msg {id}\n"));
         let mut info = b"F".to_vec();
         info.extend_from_slice(&sender);

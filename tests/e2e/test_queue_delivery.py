@@ -609,6 +609,36 @@ while True:
         self.assertEqual(delivered(self.out, "done@localhost"), [])
         self.assertEqual(queue_files(self.root), [])
 
+    def test_a_damaged_todo_is_left_with_a_warning(self):
+        # An envelope qmail-queue never writes (an unknown record, no sender)
+        # is not delivered in part: it stays in todo/ with qmail's warning,
+        # and the messages behind it go on.
+        q = self.root.q("queue")
+        bad = {4243: b"u0\0p1\0Fold@localhost\0Tkim@localhost\0Xpostmaster@localhost\0",
+               4244: b"u0\0p1\0Tlee@localhost\0"}
+        for n, env in bad.items():
+            with open(os.path.join(q, "mess", str(n % 23), str(n)), "wb") as f:
+                f.write(b"Subject: damaged\n\nx\n")
+            for d in ("intd", "todo"):
+                with open(os.path.join(q, d, str(n)), "wb") as f:
+                    f.write(env)
+        self.assertEqual(queue(self.root, "Subject: fine\n\nx\n", "a@localhost", ["joe@localhost"]), 0)
+        log = send_once(self.root, self.out, now=T0)
+        self.assertIn("warning: unknown record type in todo/4243\n", log)
+        self.assertIn("warning: no sender record in todo/4244; will try again later\n", log)
+        self.assertNotIn("new msg 4243", log)
+        self.assertNotIn("new msg 4244", log)
+        for who in ("kim", "lee", "postmaster"):
+            self.assertEqual(delivered(self.out, f"{who}@localhost"), [])
+        self.assertEqual(len(delivered(self.out, "joe@localhost")), 1)
+        self.assertEqual(sorted(os.listdir(os.path.join(q, "todo"))), ["4243", "4244"])
+        # Repaired by hand, it is delivered.
+        for d in ("intd", "todo"):
+            with open(os.path.join(q, d, "4244"), "wb") as f:
+                f.write(b"u0\0p1\0Fold@localhost\0Tlee@localhost\0")
+        send_once(self.root, self.out, now=T0)
+        self.assertEqual(len(delivered(self.out, "lee@localhost")), 1)
+
     def test_stale_files_cleaned_after_36_hours(self):
         q = self.root.q("queue")
         # qmail-queue killed in S2/S3, and a stale pid file
