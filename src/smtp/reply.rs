@@ -149,7 +149,12 @@ pub fn challenge(b64: &str) -> Vec<u8> {
 /// The sender domain has no MX and no address record (COMPAT section A).
 pub fn sender_no_dns(addr: &[u8]) -> Vec<u8> {
     let mut r = b"553 Non-existing DNS_MX: MAIL FROM:<".to_vec();
-    r.extend_from_slice(addr);
+    // A control byte (a bare CR) would break the reply line: `?`, as in the
+    // Received line.
+    r.extend(
+        addr.iter()
+            .map(|&b| if b < 0x20 || b == 0x7f { b'?' } else { b }),
+    );
     r.extend_from_slice(b"> (#5.1.8)\r\n");
     r
 }
@@ -198,10 +203,14 @@ mod tests {
             sender_no_dns(b"a@nx.example"),
             b"553 Non-existing DNS_MX: MAIL FROM:<a@nx.example> (#5.1.8)\r\n"
         );
-        // The sender's bytes as sent, never re-encoded.
+        // 8-bit bytes as sent, never re-encoded.
         assert_eq!(
             sender_no_dns(b"u\xe9@\xff.example"),
             b"553 Non-existing DNS_MX: MAIL FROM:<u\xe9@\xff.example> (#5.1.8)\r\n"
+        );
+        assert_eq!(
+            sender_no_dns(b"a\r553 x\t@nx.test\x7f"),
+            b"553 Non-existing DNS_MX: MAIL FROM:<a?553 x?@nx.test?> (#5.1.8)\r\n"
         );
         for r in [OK, NO_RELAY, TOO_BIG, STRAY_LF, AUTH_OK] {
             assert!(r.ends_with(b"\r\n") && !r[..r.len() - 2].contains(&b'\n'));

@@ -18,7 +18,7 @@ use std::time::Duration;
 use super::data::{self, Decoder, Progress};
 use super::policy::HostPolicy;
 use super::reply;
-use super::session::{Config, DataEnd, Input, Outcome, Session, MAX_HOPS, MAX_LINE};
+use super::session::{Config, DataEnd, Input, Outcome, Session, MAX_AUTH_LINE, MAX_HOPS};
 use crate::control::Control;
 use crate::io::tls::{self, Conn};
 use crate::io::{Duplex, Line, LineReader};
@@ -204,7 +204,7 @@ pub fn run(roots: &Roots, args: Args) -> i32 {
         if !io.rd.buffered().contains(&b'\n') && io.flush().is_err() {
             return 1;
         }
-        let line = match io.rd.read_line(MAX_LINE + 1) {
+        let line = match io.rd.read_line(MAX_AUTH_LINE + 1) {
             Ok(Line::Line(l)) => Some(l),
             Ok(Line::TooLong) => None,
             // The client went away without QUIT: qmail-smtpd exits 1 (after

@@ -148,13 +148,18 @@ impl Step {
 pub enum Input<'a> {
     /// A line without its LF.
     Line(&'a [u8]),
-    /// A line longer than [`MAX_LINE`], already discarded.
+    /// A line longer than [`MAX_AUTH_LINE`], already discarded.
     TooLong,
 }
 
 /// Longest command line, CRLF excluded (RFC 5321 4.5.3.1.4: 512 with CRLF;
 /// we allow 1000, the text line limit, since AUTH lines can be long).
 pub const MAX_LINE: usize = 998;
+/// Longest `AUTH` command line and SASL response, CRLF excluded: RFC 4954
+/// section 4 asks servers to take 12,288 octets, so a long initial response
+/// or answer is not cut off at [`MAX_LINE`]. The driver reads lines up to
+/// this length; [`Session::input`] refuses other commands over `MAX_LINE`.
+pub const MAX_AUTH_LINE: usize = 12286;
 /// Bad commands before `421` and close.
 pub const MAX_BAD: u32 = 3;
 /// Recipients per message.
@@ -305,7 +310,14 @@ impl Session {
                 self.auth = AuthStep::None;
                 return self.bad_command(reply::LINE_TOO_LONG);
             }
-            Input::Line(l) => l.strip_suffix(b"\r").unwrap_or(l),
+            Input::Line(l) => {
+                let auth = !matches!(self.auth, AuthStep::None)
+                    || l.get(..5).is_some_and(|v| v.eq_ignore_ascii_case(b"AUTH "));
+                if l.len() > MAX_LINE + 1 && !auth {
+                    return self.input(p, Input::TooLong);
+                }
+                l.strip_suffix(b"\r").unwrap_or(l)
+            }
         };
         if line.contains(&0) {
             self.auth = AuthStep::None;

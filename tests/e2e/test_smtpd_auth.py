@@ -152,6 +152,24 @@ class Auth(SmtpdCase):
                          "235 ok, go ahead (#2.0.0)\r\n")
         self.assertEqual(c.cmd("AUTH LOGIN"), "503 you're already authenticated (#5.5.0)\r\n")
 
+    def test_long_auth_lines_are_read_to_rfc_4954s_length(self):
+        # An AUTH line or SASL answer over the 1000-byte command limit is
+        # still an AUTH exchange (RFC 4954 section 4: 12,288 octets), not a
+        # "command line too long" strike; longer still is one.
+        srv = self.smtpd()
+        c = Raw(srv.port)
+        c.reply()
+        long_plain = base64.b64encode(b"\0joe@example.test\0" + b"p" * 900).decode()
+        self.assertGreater(len("AUTH PLAIN " + long_plain), 1000)
+        self.assertTrue(c.cmd("AUTH PLAIN " + long_plain).startswith("535 "))
+        self.assertEqual(c.cmd("AUTH LOGIN"), "334 VXNlcm5hbWU6\r\n")
+        self.assertEqual(c.cmd(base64.b64encode(b"j" * 900).decode()), "334 UGFzc3dvcmQ6\r\n")
+        self.assertTrue(c.cmd(base64.b64encode(b"p" * 900).decode()).startswith("535 "))
+        self.assertEqual(c.cmd("AUTH PLAIN " + "A" * 12300),
+                         "500 sorry, command line too long (#5.5.2)\r\n")
+        self.assertEqual(c.cmd("AUTH PLAIN " + base64.b64encode(b"\0joe@example.test\0secret1").decode()),
+                         "235 ok, go ahead (#2.0.0)\r\n")
+
     def test_no_checkprogram_no_auth(self):
         srv = self.smtpd(args=["localhost"])
         c = Raw(srv.port)
