@@ -460,10 +460,11 @@ pub fn prepare(o: &Options, s: &Settings, input: &[u8], now: i64) -> Result<Prep
             )));
         }
         if lname == "return-path" {
-            // The first one counts, completed like any address.
+            // The first field counts, completed like any address; of
+            // several addresses in it the last one, as in qmail.
             if return_path.is_none() {
                 let (_, a) = addr::rewrite_list(&String::from_utf8_lossy(value_of(&f.raw)), d);
-                return_path = a.into_iter().next();
+                return_path = a.into_iter().last();
             }
             continue;
         }
@@ -952,6 +953,8 @@ mod tests {
             b"Return-Path: <joe>\nReturn-Path: <x@y.org>\n\nhi\n",
         );
         assert_eq!(p.sender, "joe@example.com");
+        let p = out(&["bob"], b"Return-Path: b@x.org, c@y.org\n\nhi\n");
+        assert_eq!(p.sender, "c@y.org");
         // A user name that needs quoting is quoted in From; a comment is escaped.
         let st = Settings {
             user: "a b".into(),
