@@ -293,6 +293,15 @@ impl SizeFile {
     }
 }
 
+/// Whether an error opening maildirsize says it is a link (`O_NOFOLLOW`)
+/// or not a regular file: no quota file at all, to be replaced.
+fn unusable(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ELOOP) | Some(libc::EISDIR) | Some(libc::ENXIO)
+    ) || e.kind() == io::ErrorKind::InvalidData
+}
+
 /// Reads `MAILDIR/maildirsize`; `Ok(None)` when it does not exist.
 pub fn read(maildir: &Path) -> io::Result<Option<SizeFile>> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -325,12 +334,23 @@ pub fn read(maildir: &Path) -> io::Result<Option<SizeFile>> {
 /// Appends one line `BYTES COUNT` (signed deltas) to `MAILDIR/maildirsize`
 /// with a single write on an `O_APPEND` descriptor. A missing file is left
 /// missing (`Ok(false)`): the next quota check rebuilds it from the Maildir.
+/// A link or anything but a regular file counts as missing: it is never
+/// written through (Courier's maildir_safeopen), and the next check
+/// replaces it.
 pub fn append(maildir: &Path, bytes: i64, count: i64) -> io::Result<bool> {
-    let mut f = match OpenOptions::new().append(true).open(maildir.join(FILE)) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = match OpenOptions::new()
+        .append(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(maildir.join(FILE))
+    {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound || unusable(&e) => return Ok(false),
         Err(e) => return Err(e),
     };
+    if !f.metadata()?.is_file() {
+        return Ok(false);
+    }
     let line = format!("{bytes} {count}\n");
     let n = f.write(line.as_bytes())?;
     if n != line.len() {
@@ -444,8 +464,17 @@ pub fn check(maildir: &Path, quota: Option<&Quota>, size: u64) -> io::Result<Che
     // A maildirsize this account may not read (left by a script run as
     // root) is rebuilt over, as Courier's quota code does, rather than
     // holding the mail back.
+    // A link or a directory in its place is no quota file either (Courier
+    // and vpopmail rebuild over it); where even the rebuilt file cannot
+    // take its place, the count from the scan decides, and mail is not held
+    // back for it.
+    let mut replace = false;
     let file = match read(maildir) {
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => None,
+        Err(e) if unusable(&e) => {
+            replace = true;
+            None
+        }
         r => r?,
     };
     let q = match (quota, &file) {
@@ -463,7 +492,11 @@ pub fn check(maildir: &Path, quota: Option<&Quota>, size: u64) -> io::Result<Che
     let now = crate::timefmt::now();
     let (mut usage, fresh) = match file {
         Some(f) if !f.needs_rebuild(now, &q) => (f.usage, false),
-        _ => (rebuild(maildir, &q)?, true),
+        _ => match rebuild(maildir, &q) {
+            Ok(u) => (u, true),
+            Err(_) if replace => (scan(maildir)?, true),
+            Err(e) => return Err(e),
+        },
     };
     let mut over = over_quota(&q, &usage, size);
     if over && !fresh {
@@ -717,6 +750,34 @@ mod tests {
                 count: 1
             }
         );
+    }
+
+    #[test]
+    fn a_link_or_directory_for_maildirsize_is_replaced_never_followed() {
+        let (d, m) = md();
+        std::fs::write(m.join("new/1.1.h,S=100"), b"x").unwrap();
+        let q = Quota::parse("1000S").unwrap();
+        let target = d.path().join("elsewhere");
+        std::fs::write(&target, b"keep\n").unwrap();
+        std::os::unix::fs::symlink(&target, m.join(FILE)).unwrap();
+        assert!(
+            !append(&m, -100, -1).unwrap(),
+            "a link is not written through"
+        );
+        let c = check(&m, Some(&q), 10).unwrap();
+        assert!(!c.over);
+        assert_eq!(c.usage.bytes, 100);
+        assert!(std::fs::symlink_metadata(m.join(FILE)).unwrap().is_file());
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep\n");
+        // A directory cannot be replaced: the scan decides, mail goes on.
+        std::fs::remove_file(m.join(FILE)).unwrap();
+        std::fs::create_dir(m.join(FILE)).unwrap();
+        assert!(!append(&m, 10, 1).unwrap());
+        let c = check(&m, Some(&q), 10).unwrap();
+        assert!(!c.over);
+        assert_eq!(c.usage.bytes, 100);
+        assert!(check(&m, Some(&q), 901).unwrap().over);
+        assert_eq!(std::fs::read_dir(m.join("tmp")).unwrap().count(), 0);
     }
 
     #[test]
