@@ -989,8 +989,14 @@ impl Send {
             }
             b'D' => {
                 self.log(&format!("delivery {d}: failure: {}\n", logsafe(&text)));
-                self.addbounce(del.id, &del.recip, &text);
-                self.markdone(c, del.id, del.pos);
+                if self.addbounce(del.id, &del.recip, &text) {
+                    self.markdone(c, del.id, del.pos);
+                } else {
+                    // Stopped before its paragraph was on disk: the
+                    // recipient stays undone and fails again after a
+                    // restart, so the bounce never lacks it.
+                    self.jobs[c][j].complete = false;
+                }
             }
             _ => {
                 self.log(&format!("delivery {d}: report mangled, will defer\n"));
@@ -1045,7 +1051,11 @@ impl Send {
         }
     }
 
-    fn addbounce(&mut self, id: u64, recip: &[u8], text: &[u8]) {
+    /// Appends the failed recipient's paragraph to `bounce/N`, synced; tries
+    /// again every 10 seconds while it cannot (a full disk), as qmail does.
+    /// A paragraph written only in part is cut off again before the next
+    /// try. False when qmail-send is told to stop before it succeeds.
+    fn addbounce(&mut self, id: u64, recip: &[u8], text: &[u8]) -> bool {
         let para = bounce::paragraph(self.cfg.rewrite.strip_vdom_prepend(recip), text);
         let p = self.q.bounce(id);
         loop {
@@ -1055,16 +1065,20 @@ impl Send {
                 .mode(0o600)
                 .open(&p)
                 .and_then(|mut f| {
-                    f.write_all(&para)?;
-                    f.sync_data()
+                    let len = f.metadata()?.len();
+                    let w = f.write_all(&para).and_then(|()| f.sync_data());
+                    if w.is_err() {
+                        let _ = f.set_len(len);
+                    }
+                    w
                 });
             if r.is_ok() {
-                return;
+                return true;
             }
             self.log("alert: unable to append to bounce message; HELP! sleeping...\n");
             std::thread::sleep(Duration::from_secs(10));
             if self.sig.term.load(Ordering::Relaxed) {
-                return;
+                return false;
             }
         }
     }

@@ -4,10 +4,12 @@ the message in todo/ and delivers it once space is back. Needs the right to
 mount a tmpfs (root); skipped otherwise."""
 import errno
 import os
+import signal
 import subprocess
+import time
 import unittest
 
-from harness import RootTestCase
+from harness import RootTestCase, wait_until
 from test_queue_delivery import delivered, queue, queue_files, send_once, setup_stubs
 
 
@@ -66,6 +68,42 @@ class DiskFull(RootTestCase):
         self.assertEqual(len(delivered(self.out, "joe@localhost")), 1)
         self.assertEqual(queue_files(self.root), [])
 
+
+    def test_a_bounce_that_cannot_be_written_keeps_its_recipient_over_a_stop(self):
+        # A permanent failure whose paragraph cannot go into bounce/N (full
+        # disk): qmail-send retries; stopped meanwhile, it leaves the
+        # recipient undone, and after the restart the bounce names it.
+        n = 4242
+        for d, data in (("mess", b"Subject: t\n\nx\n"), ("info", b"Fs@localhost\0"),
+                        ("local", b"Tfail@localhost\0")):
+            with open(os.path.join(self.q, d, str(n % 23), str(n)), "wb") as f:
+                f.write(data)
+        filler = self.fill()
+        logpath = os.path.join(self.root.dir, "send.log")
+        with open(logpath, "w+b") as log:
+            p = subprocess.Popen([self.root.bin("qmail-start"), "./Maildir/"], stderr=log,
+                                 stdin=subprocess.DEVNULL, env=self.root.env(STUB_OUT=self.out),
+                                 start_new_session=True)
+            def alerted():
+                with open(logpath, "rb") as f:
+                    return b"unable to append to bounce message" in f.read()
+            try:
+                wait_until(alerted, 30, what="the bounce alert")
+                p.send_signal(signal.SIGTERM)
+                self.assertEqual(p.wait(timeout=40), 0)
+            finally:
+                if p.poll() is None:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait(timeout=10)
+        with open(os.path.join(self.q, "local", str(n % 23), str(n)), "rb") as f:
+            self.assertEqual(f.read(), b"Tfail@localhost\0")
+        os.unlink(filler)
+        # (at the retry the stop scheduled)
+        log = send_once(self.root, self.out, now=int(time.time()) + 3600)
+        bounces = delivered(self.out, "s@localhost")
+        self.assertEqual(len(bounces), 1, log)
+        self.assertIn(b"<fail@localhost>:\nSorry, no mailbox here by that name. (#5.1.1)\n", bounces[0])
+        self.assertEqual(queue_files(self.root), [])
 
 if __name__ == "__main__":
     unittest.main()
