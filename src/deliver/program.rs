@@ -183,8 +183,10 @@ pub fn own_program(path: &Path) -> Option<String> {
 
 /// The words of a command the shell would run as `execve(words[0], words)`:
 /// an absolute path first, then words made of characters the shell takes
-/// literally and of single-quoted strings, separated by blanks. `None` for
-/// anything else (variables, redirections, globs, `~`, comments, `;` ...).
+/// literally, of single-quoted strings and of double-quoted ones without
+/// `$`, `` ` `` or `\` (`""` is the empty word too), separated by blanks.
+/// `None` for anything else (variables, redirections, globs, `~`, comments,
+/// `;` ...).
 pub fn simple_words(command: &[u8]) -> Option<Vec<Vec<u8>>> {
     let plain = |b: u8| b.is_ascii_alphanumeric() || b"_./+,:@%=-".contains(&b);
     let mut words: Vec<Vec<u8>> = Vec::new();
@@ -196,9 +198,13 @@ pub fn simple_words(command: &[u8]) -> Option<Vec<Vec<u8>>> {
                 let mut w = Vec::new();
                 while i < command.len() && !matches!(command[i], b' ' | b'\t') {
                     match command[i] {
-                        b'\'' => {
-                            let end = command[i + 1..].iter().position(|&b| b == b'\'')?;
-                            w.extend_from_slice(&command[i + 1..i + 1 + end]);
+                        q @ (b'\'' | b'"') => {
+                            let end = command[i + 1..].iter().position(|&b| b == q)?;
+                            let inner = &command[i + 1..i + 1 + end];
+                            if q == b'"' && inner.iter().any(|b| b"$`\\".contains(b)) {
+                                return None;
+                            }
+                            w.extend_from_slice(inner);
                             i += end + 2;
                         }
                         b if plain(b) => {
@@ -219,7 +225,8 @@ pub fn simple_words(command: &[u8]) -> Option<Vec<Vec<u8>>> {
         .iter()
         .position(|&b| b == b' ' || b == b'\t')
         .unwrap_or(raw.len())];
-    if !raw.starts_with(b"/") || raw.contains(&b'\'') || raw.contains(&b'=') {
+    if !raw.starts_with(b"/") || raw.contains(&b'\'') || raw.contains(&b'"') || raw.contains(&b'=')
+    {
         return None;
     }
     Some(words)
@@ -289,6 +296,11 @@ mod tests {
             v(&["/bin/prog", "ab cd", "user@example.com", "100%"])
         );
         assert_eq!(w("/bin/prog x=1 -f"), v(&["/bin/prog", "x=1", "-f"]));
+        assert_eq!(
+            w("/h/vdelivermail \"\" bounce-no-mailbox"),
+            v(&["/h/vdelivermail", "", "bounce-no-mailbox"])
+        );
+        assert_eq!(w("/bin/prog \"a b\"'c'd"), v(&["/bin/prog", "a bcd"]));
         for shell in [
             "prog arg",
             "./prog",
@@ -297,7 +309,11 @@ mod tests {
             "/bin/a=b",
             "'/bin/prog' x",
             "/bin/prog $HOME",
-            "/bin/prog \"x\"",
+            "/bin/prog \"$x\"",
+            "/bin/prog \"`id`\"",
+            "/bin/prog \"a\\\"b\"",
+            "/bin/prog \"unclosed",
+            "\"/bin/prog\" x",
             "/bin/prog > out",
             "/bin/prog; /bin/other",
             "/bin/prog *",

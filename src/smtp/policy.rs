@@ -81,8 +81,10 @@ impl HostPolicy {
     fn has_dot_qmail(dir: &std::path::Path, local: &str) -> bool {
         let ext = local.replace('.', ":");
         // `default@` finds .qmail-default itself: the catch-all, decided
-        // below like any other unknown user.
-        if ext.contains('/') || ext.is_empty() || ext == "default" {
+        // below like any other unknown user. (With dots made colons no name
+        // leaves the directory; a `/` finds no file, as in qmail-local, and
+        // the `-default` files are still looked for.)
+        if ext.is_empty() || ext == "default" {
             return false;
         }
         if dir.join(format!(".qmail-{ext}")).exists() {
@@ -99,11 +101,26 @@ impl HostPolicy {
     }
 
     /// Whether qmail routes address `a` of vpopmail domain `d` past vpopmail:
-    /// a `user@domain` line of `control/virtualdomains`, or an assignment in
+    /// a domain in `control/locals` (qmail-send looks there first), a
+    /// `user@domain` line of `control/virtualdomains`, an assignment in
     /// `users/cdb` for the local name qmail-send makes of it (`PREFIX-user`)
-    /// that is exact, or sends it to another directory than the domain's.
+    /// that is exact, or sends it to another directory than the domain's;
+    /// or a domain line that is not vpopmail's (one with an extension, whose
+    /// `.qmail-EXT-*` files qmail-local reads, made by hand).
     fn routed_past_vpopmail(&mut self, a: &[u8], d: &crate::vpop::Domain) -> std::io::Result<bool> {
         use crate::queue::rewrite::{Dest, Rewrite};
+        let lower = a.to_ascii_lowercase();
+        let domain = lower
+            .iter()
+            .rposition(|&b| b == b'@')
+            .map_or(&[][..], |at| &lower[at + 1..]);
+        let by_hand = |e: Option<String>| e.is_some_and(|e| !e.is_empty());
+        if by_hand(crate::vpop::find_domain_ext(
+            &self.roots,
+            &String::from_utf8_lossy(domain),
+        )?) {
+            return Ok(true);
+        }
         let roots = &self.roots;
         let Some(rw) = self
             .rewrite
@@ -112,7 +129,7 @@ impl HostPolicy {
         else {
             return Ok(false);
         };
-        if rw.vdoms.contains_key(&a.to_ascii_lowercase()) {
+        if rw.vdoms.contains_key(&lower) || rw.locals.contains(domain) {
             return Ok(true);
         }
         let Dest::Local(to) = rw.rewrite(a) else {
@@ -131,6 +148,14 @@ impl HostPolicy {
             // Not a vpopmail domain: qmail-send decides later.
             return Ok(Verdict::Yes);
         };
+        // A domain directory that is not there (a disk not mounted yet, a
+        // domain being moved) makes deliveries wait, not bounce: 451.
+        if let Err(e) = std::fs::metadata(&d.dir) {
+            return match self.routed_past_vpopmail(a, &d) {
+                Ok(true) => Ok(Verdict::Yes),
+                _ => Err(e),
+            };
+        }
         // What qmail routes past vpopmail is looked at last, since it can
         // only turn a refusal (or vpopmail's unreadable files) into a yes,
         // and reads more files than the common case needs.
@@ -343,6 +368,9 @@ mod tests {
         assert!(b(
             "# the default\n|/h/v/bin/vdelivermail '' bounce-no-mailbox\n"
         ));
+        assert!(b(
+            "|/home/vpopmail/bin/vdelivermail \"\" bounce-no-mailbox\n"
+        ));
         // A catch-all, with the old line commented out.
         assert!(!b("# | /home/vpopmail/bin/vdelivermail '' bounce-no-mailbox\n| /home/vpopmail/bin/vdelivermail '' catch@other.org\n"));
         // A filter first: it may take the message.
@@ -388,6 +416,10 @@ mod tests {
         assert!(!HostPolicy::has_dot_qmail(&d, "list"));
         assert!(!HostPolicy::has_dot_qmail(&d, "nobody"));
         assert!(!HostPolicy::has_dot_qmail(&d, "../x"));
+        // A `/` finds no .qmail-EXT, but the -default files still count.
+        assert!(HostPolicy::has_dot_qmail(&d, "list-a/b"));
+        assert!(!HostPolicy::has_dot_qmail(&d, "sales/x"));
+        assert!(!HostPolicy::has_dot_qmail(&d, "/etc/passwd"));
     }
 
     #[test]

@@ -105,6 +105,18 @@ pub fn find_domain(roots: &Roots, domain: &str) -> io::Result<Option<Domain>> {
     }))
 }
 
+/// The extension field of a domain's users/assign line (`+DOMAIN-:...:-:EXT:`):
+/// empty in every line vpopmail writes. `Ok(None)` for an unknown domain.
+pub fn find_domain_ext(roots: &Roots, domain: &str) -> io::Result<Option<String>> {
+    let key = format!("!{}-", domain.to_ascii_lowercase());
+    Ok(assign::lookup(roots, key.as_bytes())?.map(|data| {
+        assign::split_data(&data)
+            .get(5)
+            .cloned()
+            .unwrap_or_default()
+    }))
+}
+
 /// Finds a user of a domain (both lowercased): the domain through
 /// [`find_domain`], then its vpasswd.cdb (rebuilt from vpasswd when missing).
 pub fn find_user(roots: &Roots, user: &str, domain: &str) -> io::Result<Option<(Domain, Entry)>> {

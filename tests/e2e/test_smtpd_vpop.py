@@ -55,7 +55,7 @@ class RcptCheck(VpopCase):
         self.assertEqual(c.cmd("MAIL FROM:<someone@example.net>"), OK)
         for to, want in [("joe@example.test", OK), ("JOE@Example.Test", OK),
                          ("postmaster@example.test", OK), ("sales@example.test", OK),
-                         ("list-subscribe@example.test", OK),
+                         ("list-subscribe@example.test", OK), ("list-a/b@example.test", OK),
                          ("nobody@example.test", NO_MAILBOX), ("list@example.test", NO_MAILBOX),
                          # vdelivermail delivers user-ext to user
                          ("joe-lists@example.test", OK), ("Joe-Foo-Bar@example.test", OK),
@@ -100,6 +100,44 @@ class RcptCheck(VpopCase):
         self.assertEqual(c.cmd("RCPT TO:<special@example.test>"), OK)
         self.assertEqual(c.cmd("RCPT TO:<sysbox@example.test>"), OK)
         self.assertTrue(c.cmd("RCPT TO:<nobody@example.test>").startswith("451 "))
+
+    def test_what_qmail_does_not_give_vpopmail_is_not_judged_by_it(self):
+        r = self.root
+        # A hand-made virtual domain served from ~alias (an assign line with
+        # an extension, as vpopmail never writes): qmail-local reads
+        # ~alias/.qmail-plain-*, so vpasswd has no say.
+        r.add_domain("other.test")
+        assign = r.q("users", "assign")
+        with open(assign) as f:
+            lines = [l for l in f.read().splitlines() if l != "."]
+        lines.append("+plain.test-:alias:%d:%d:%s:-:plain-:" % (os.getuid(), os.getgid(), r.q("alias")))
+        with open(assign, "w") as f:
+            f.write("\n".join(sorted(lines)) + "\n.\n")
+        r.run("qmail-newu", check=True)
+        with open(r.control("rcpthosts"), "a") as f:
+            f.write("plain.test\n")
+        # A vpopmail domain also in locals is delivered as a local domain.
+        with open(r.control("locals"), "a") as f:
+            f.write("other.test\n")
+        srv = self.vsmtpd()
+        c = Raw(srv.port)
+        c.reply()
+        self.assertEqual(c.cmd("MAIL FROM:<someone@example.net>"), OK)
+        for to in ("info@plain.test", "root@other.test", "nobody@other.test"):
+            self.assertEqual(c.cmd(f"RCPT TO:<{to}>"), OK, to)
+        self.assertEqual(c.cmd("RCPT TO:<nobody@example.test>"), NO_MAILBOX)
+        # A domain directory that is not there (a disk not mounted yet):
+        # mail waits rather than being refused for good.
+        dd = r.domain_dir("example.test")
+        os.rename(dd, dd + ".away")
+        try:
+            c = Raw(self.vsmtpd().port)
+            c.reply()
+            self.assertEqual(c.cmd("MAIL FROM:<someone@example.net>"), OK)
+            self.assertTrue(c.cmd("RCPT TO:<postmaster@example.test>").startswith("451 "))
+            self.assertTrue(c.cmd("RCPT TO:<joe@example.test>").startswith("451 "))
+        finally:
+            os.rename(dd + ".away", dd)
 
     def test_user_with_a_bang_in_the_name_gets_outside_mail(self):
         self.root.add_user("bang!user@example.test", "bangpass1")
