@@ -74,6 +74,33 @@ pub fn domain(roots: &Roots, name: &str) -> Result<Domain, VError> {
     }
 }
 
+/// Takes domain `d`'s vpasswd lock for a change to its accounts and checks,
+/// under the lock, that the domain is still the one users/assign names: a
+/// vdeldomain holds the same lock while it removes a domain, so a tool that
+/// waited for it answers `Domain does not exist` instead of writing into
+/// the removed tree (or into a directory made again in its place, whose
+/// lock it would not hold).
+fn lock_domain(roots: &Roots, d: &Domain, what: &str) -> Result<Lock, VError> {
+    let lock = Lock::take(&d.dir, d.owner()).map_err(io_err(what))?;
+    still_there(roots, d, &lock)?;
+    Ok(lock)
+}
+
+/// See [`lock_domain`].
+fn still_there(roots: &Roots, d: &Domain, lock: &Lock) -> Result<(), VError> {
+    use std::os::unix::fs::MetadataExt;
+    let gone = || VError::code(VA_DOMAIN_DOES_NOT_EXIST);
+    match find_domain(roots, &d.name) {
+        Ok(Some(now)) if now.dir == d.dir => {}
+        Ok(_) => return Err(gone()),
+        Err(e) => return Err(VError::io("can't read users/assign", &e)),
+    }
+    match (std::fs::metadata(lock.dir()), std::fs::metadata(&d.dir)) {
+        (Ok(a), Ok(b)) if a.dev() == b.dev() && a.ino() == b.ino() && a.nlink() > 0 => Ok(()),
+        _ => Err(gone()),
+    }
+}
+
 fn io_err(what: &str) -> impl Fn(io::Error) -> VError + '_ {
     move |e| VError::io(what, &e)
 }
@@ -350,13 +377,18 @@ fn check_new_user_in(roots: &Roots, d: &Domain, n: &NewUser) -> Result<(), VErro
 /// quota. Returns the new entry.
 pub fn add_user(roots: &Roots, n: &NewUser) -> Result<Entry, VError> {
     let d = check_new_user(roots, n)?;
-    add_user_in(roots, &d, n)
+    add_user_in(roots, &d, n, true)
 }
 
-/// [`add_user`] into a domain already checked (or being made by vadddomain).
-fn add_user_in(roots: &Roots, d: &Domain, n: &NewUser) -> Result<Entry, VError> {
+/// [`add_user`] into a domain already checked, or being made by vadddomain
+/// (`listed` false: users/assign does not name it yet).
+fn add_user_in(roots: &Roots, d: &Domain, n: &NewUser, listed: bool) -> Result<Entry, VError> {
     let owner = d.owner();
-    let lock = Lock::take(&d.dir, owner).map_err(io_err("can't lock vpasswd"))?;
+    let lock = if listed {
+        lock_domain(roots, d, "can't lock vpasswd")?
+    } else {
+        Lock::take(&d.dir, owner).map_err(io_err("can't lock vpasswd"))?
+    };
     // Checked again under the lock: another vadduser may have won the race.
     // (Through the cdb, which is current under the lock or detected as stale.)
     if vpasswd::lookup_locked(&lock, lock.dir(), &n.user)
@@ -596,7 +628,7 @@ pub fn del_user(roots: &Roots, user: &str, domain_name: &str) -> Result<Entry, V
     if catchall_user(&d).as_deref() == Some(user) {
         return Err(VError::code(VA_CANNOT_DELETE_CATCHALL));
     }
-    let lock = Lock::take(&d.dir, owner).map_err(io_err("can't lock vpasswd"))?;
+    let lock = lock_domain(roots, &d, "can't lock vpasswd")?;
     let old = lock.delete(user).map_err(change_err)?;
     // A directory another user still has (vmoduser -D can point two users
     // at one, or one inside the other, or at a hash bucket holding others)
@@ -613,7 +645,9 @@ pub fn del_user(roots: &Roots, user: &str, domain_name: &str) -> Result<Entry, V
         dc.dec();
         let _ = dc.write(lock.dir(), owner);
     }
-    drop(lock);
+    // The directory goes while the lock is held: a vadduser of the same name
+    // waits, and then makes a fresh directory rather than one this removal
+    // would take parts of.
     let ud = PathBuf::from(&old.dir);
     // Only ever remove a directory inside the domain's own directory, and
     // never through a link planted in it.
@@ -633,6 +667,7 @@ pub fn del_user(roots: &Roots, user: &str, domain_name: &str) -> Result<Entry, V
             }
         }
     }
+    drop(lock);
     Ok(old)
 }
 
@@ -650,7 +685,7 @@ pub fn set_password(
     names::check_user_lookup(user)?;
     check_password_fields(Some(clear), None)?;
     let d = domain(roots, domain_name)?;
-    let lock = Lock::take(&d.dir, d.owner()).map_err(io_err("can't lock vpasswd"))?;
+    let lock = lock_domain(roots, &d, "can't lock vpasswd")?;
     let mut e = match lock.get(user).map_err(io_err("can't read vpasswd"))? {
         // vpopmail's vpasswd() checks pw_flags: the user's flags with the
         // domain's limits (disable_password_changing) added.
@@ -741,7 +776,7 @@ pub fn modify_user(roots: &Roots, user: &str, domain_name: &str, m: &Modify) -> 
         }
         r => r?,
     };
-    let lock = Lock::take(&d.dir, d.owner()).map_err(io_err("can't lock vpasswd"))?;
+    let lock = lock_domain(roots, &d, "can't lock vpasswd")?;
     let Some(mut e) = lock.get(user).map_err(io_err("can't read vpasswd"))? else {
         return Err(VError::msg(format!("no such user {user}@{}", d.name)));
     };
@@ -758,7 +793,7 @@ pub fn modify_user(roots: &Roots, user: &str, domain_name: &str, m: &Modify) -> 
 pub fn modify_domain(roots: &Roots, domain_name: &str, m: &Modify) -> Result<(), VError> {
     m.check()?;
     let d = domain(roots, domain_name)?;
-    let lock = Lock::take(&d.dir, d.owner()).map_err(io_err("can't lock vpasswd"))?;
+    let lock = lock_domain(roots, &d, "can't lock vpasswd")?;
     let lines = lock.lines().map_err(io_err("can't read vpasswd"))?;
     let mut out = Vec::with_capacity(lines.len());
     let mut dirs = Vec::new();
@@ -788,7 +823,7 @@ pub fn set_quota(roots: &Roots, user: &str, domain_name: &str, quota: &str) -> R
     names::check_user_lookup(user)?;
     // As vpopmail's vsetuserquota: the domain is checked first.
     let d = domain(roots, domain_name)?;
-    let lock = Lock::take(&d.dir, d.owner()).map_err(io_err("can't lock vpasswd"))?;
+    let lock = lock_domain(roots, &d, "can't lock vpasswd")?;
     let Some(mut e) = lock.get(user).map_err(io_err("can't read vpasswd"))? else {
         return Err(VError::code(VA_USER_DOES_NOT_EXIST));
     };
@@ -923,6 +958,10 @@ pub fn add_alias_domain(roots: &Roots, a: &str, b: &str) -> Result<AliasAdded, V
         (Some(real), None) => (b, real),
         (None, Some(real)) => (a, real),
     };
+    // Under the real domain's lock, which vdeldomain holds while it removes
+    // a domain and its aliases: an alias is never added to a domain that
+    // is going (see `lock_domain`).
+    let _lock = lock_domain(roots, &real, "can't lock vpasswd")?;
     check_new_domain(roots, &alias)?;
     let line = crate::vpop::assign::domain_line(&alias, &real.name, real.uid, real.gid, &real.dir);
     if let Err(e) = ctlfiles::add_domain(roots, &alias, &line) {
@@ -1083,7 +1122,7 @@ pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
         ..NewUser::default()
     };
     if let Err(e) =
-        check_new_user_in(roots, &made, &pm).and_then(|()| add_user_in(roots, &made, &pm))
+        check_new_user_in(roots, &made, &pm).and_then(|()| add_user_in(roots, &made, &pm, false))
     {
         let _ = remove_owned_tree(&dom_dir, owner);
         count_one_less(&dom_dir);
@@ -1135,6 +1174,19 @@ pub fn del_domain(roots: &Roots, name: &str, force: bool) -> Result<Deleted, VEr
             };
         }
         Err(e) => return Err(e),
+    };
+    // A real domain goes under its vpasswd lock, held to the end: the tools
+    // that change its accounts, and vaddaliasdomain, wait for it and then
+    // find the domain gone (see `lock_domain`), rather than writing into a
+    // tree being removed or aliasing a domain no longer there.
+    let _lock = match Lock::take(&d.dir, d.owner()) {
+        Ok(lock) if name == d.name => {
+            still_there(roots, &d, &lock)?;
+            Some(lock)
+        }
+        // A directory that cannot be locked (gone, or not the owner's) is no
+        // other tool's either: the domain's entries still go.
+        _ => None,
     };
     let entries =
         ctlfiles::domain_entries(roots).map_err(|_| VError::code(VA_CANNOT_READ_ASSIGN))?;
@@ -1773,7 +1825,7 @@ pub fn alias_insert(
     }
     names::check_text(line, true)?;
     let d = domain(roots, domain_name)?;
-    let lock = Lock::take(&d.dir, d.owner()).map_err(io_err("can't lock domain"))?;
+    let lock = lock_domain(roots, &d, "can't lock domain")?;
     // Through the directory the lock pinned (see Lock::take_named).
     let path = lock.dir().join(alias_file_name(alias));
     let mut lines = alias_lines(&path)
@@ -1801,7 +1853,7 @@ pub fn alias_delete(roots: &Roots, alias: &str, domain_name: &str) -> Result<(),
         return Err(VError::code(VA_ILLEGAL_USERNAME));
     }
     let d = domain(roots, domain_name)?;
-    let lock = Lock::take(&d.dir, d.owner()).map_err(io_err("could not delete alias"))?;
+    let lock = lock_domain(roots, &d, "could not delete alias")?;
     match std::fs::remove_file(lock.dir().join(alias_file_name(alias))) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Err(VError::msg(format!(

@@ -267,6 +267,56 @@ class Domains(RootTestCase):
         p = r.run("vdeldomain", "real.com")
         self.assertEqual((p.returncode, p.stdout), (245, b"Error: Domain does not exist\n"))
 
+    def test_tools_that_waited_for_a_domain_being_deleted_find_it_gone(self):
+        # vdeldomain holds the domain's vpasswd lock while it works. Here it
+        # is held up at control/rcpthosts (whose lock the test holds) with
+        # the domain's lock taken; a vadduser, a vdeluser and a
+        # vaddaliasdomain then wait for the domain's lock, and once the
+        # domain is gone they say so, changing nothing.
+        import fcntl
+        r = self.root
+        self.assertEqual(self.vadd("gone.test", "pw").returncode, 0)
+        r.add_user("ann@gone.test")
+        dom = r.v("domains", "gone.test")
+        env = r.env()
+        held = open(r.control("rcpthosts") + ".lock", "a")
+        self.addCleanup(held.close)
+        fcntl.lockf(held, fcntl.LOCK_EX)
+        procs = []
+        def start(*argv):
+            p = subprocess.Popen([r.bin(argv[0]), *argv[1:]], env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT)
+            procs.append(p)
+            return p
+        def stop_all():
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                p.wait(timeout=10)
+                p.stdout.close()
+        self.addCleanup(stop_all)
+        deleting = start("vdeldomain", "gone.test")
+        wait_until(lambda: os.path.exists(os.path.join(dom, ".vdeldomain-running")), 10,
+                   what="vdeldomain to hold the domain's lock")
+        lock_ino = os.stat(os.path.join(dom, ".vpasswd.lock")).st_ino
+        def waiting():
+            with open("/proc/locks") as f:
+                return sum(1 for l in f if "->" in l and l.split()[6].endswith(f":{lock_ino}"))
+        waiters = [start("vadduser", "bob@gone.test", "bobpass1"),
+                   start("vdeluser", "ann@gone.test"),
+                   start("vaddaliasdomain", "gone.test", "alias.test")]
+        wait_until(lambda: waiting() == 3, 10, what="the tools to wait for the domain's lock")
+        fcntl.lockf(held, fcntl.LOCK_UN)
+        self.assertEqual(deleting.wait(timeout=20), 0, deleting.stdout.read())
+        for p in waiters:
+            out = p.stdout.read()
+            self.assertNotEqual(p.wait(timeout=20), 0, out)
+            self.assertIn(b"Domain does not exist", out)
+        self.assertFalse(os.path.exists(dom))
+        for f in ("users/assign", "control/rcpthosts", "control/virtualdomains"):
+            self.assertNotIn(b"gone.test", r.read("var/qmail/" + f), f)
+            self.assertNotIn(b"alias.test", r.read("var/qmail/" + f), f)
+
     def test_vdeldomain_removes_what_a_killed_run_left(self):
         r = self.root
         # vadddomain or vdeldomain killed between the directory and the
