@@ -183,8 +183,20 @@ impl Resolver {
 
     /// The canonical name of `name` (CNAME chain followed); `name` itself
     /// when it has no CNAME or does not exist.
+    /// Names are compared in presentation form; a name that stays as given,
+    /// or whose canonical name has bytes only an escape can show, comes back
+    /// as given (lowercased, without a final dot), never escaped.
     pub fn canonical(&self, name: &str) -> Result<String, Error> {
-        let mut cur = normalize(name);
+        let start = normalize(name);
+        let given = || name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+        let done = |cur: String| {
+            if cur == start || cur.contains('\\') {
+                given()
+            } else {
+                cur
+            }
+        };
+        let mut cur = start.clone();
         for _ in 0..MAX_CNAME {
             match self.query(&cur, TYPE_CNAME) {
                 Ok(m) => {
@@ -194,10 +206,10 @@ impl Resolver {
                     });
                     match next {
                         Some(t) => cur = t,
-                        None => return Ok(cur),
+                        None => return Ok(done(cur)),
                     }
                 }
-                Err(Error::NxDomain) | Err(Error::NoData) => return Ok(cur),
+                Err(Error::NxDomain) | Err(Error::NoData) => return Ok(done(cur)),
                 Err(e) => return Err(e),
             }
         }
@@ -409,9 +421,10 @@ fn random_id() -> u16 {
     u16::from_be_bytes(b)
 }
 
-/// Lower case, without a final dot.
+/// Lower case, without a final dot, in the presentation form names read
+/// from answers have (`wire::presentation`).
 fn normalize(name: &str) -> String {
-    name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
+    wire::presentation(name)
 }
 
 /// Parses one nameserver: `IP`, `IP:port`, `[IPv6]` or `[IPv6]:port`; a

@@ -60,6 +60,12 @@ fn table(name: &str, qtype: u16) -> Reply {
             Reply::Truncated((1..=40u8).map(|i| a("big.test", [10, 0, 0, i])).collect())
         }
         ("bare.test", TYPE_A) => Reply::Truncated(vec![a("bare.test", [10, 0, 0, 9])]),
+        ("we\\043rd.test", TYPE_MX) => Reply::Records(vec![(
+            "we+rd.test".into(),
+            TYPE_MX,
+            mx_rdata(10, "a.mx.test"),
+        )]),
+        ("sp\\040c.test", TYPE_A) => Reply::Records(vec![a("sp(c.test", [192, 0, 2, 7])]),
         ("servfail.test", _) => Reply::Rcode(2),
         ("silent.test", _) => Reply::Silent,
         ("mx.test", _) | ("a.mx.test", _) | ("alias.test", _) => Reply::Records(vec![]),
@@ -246,6 +252,25 @@ fn silence_is_a_timeout_and_temporary() {
         Resolver::new(vec![dead.local_addr().unwrap()]).with_timeout(Duration::from_millis(200), 1);
     assert!(matches!(r.a("x.test"), Err(Error::Temporary(_))));
     drop(dead);
+}
+
+#[test]
+fn names_with_other_characters_are_answered() {
+    // Answers name their question with other bytes than letters, digits,
+    // `-` and `_` escaped: the name asked for must compare with it, or
+    // every answer would be dropped.
+    let f = fake();
+    let r = resolver(&f);
+    assert_eq!(r.mx("we+rd.test").unwrap()[0].host, "a.mx.test");
+    assert_eq!(r.mx("WE+RD.test.").unwrap()[0].host, "a.mx.test");
+    assert_eq!(r.a("sp(c.test").unwrap(), vec![Ipv4Addr::new(192, 0, 2, 7)]);
+    assert_eq!(r.a("no+such.test"), Err(Error::NxDomain));
+    assert_eq!(r.a("[1.2.3]"), Err(Error::NxDomain));
+    assert_eq!(wire::presentation("A\\066c.Test."), "abc.test");
+    assert_eq!(wire::presentation("x y;z.test"), "x\\032y\\059z.test");
+    // No CNAME: the name as given, never its escaped form (qmail-remote
+    // puts it back into the recipient's address).
+    assert_eq!(r.canonical("We+Rd.test.").unwrap(), "we+rd.test");
 }
 
 #[test]

@@ -129,26 +129,82 @@ pub fn encode_query(id: u16, name: &str, qtype: u16) -> Result<Vec<u8>, WireErro
     Ok(out)
 }
 
-/// Appends `name` in wire form (uncompressed).
+/// Appends `name` in wire form (uncompressed). `name` is in presentation
+/// form ([`read_name`]'s): `\DDD` and `\c` stand for one byte of a label.
 pub fn encode_name(name: &str, out: &mut Vec<u8>) -> Result<(), WireError> {
     let name = name.strip_suffix('.').unwrap_or(name);
     let mut total = 1;
-    if !name.is_empty() {
-        for label in name.split('.') {
-            let b = label.as_bytes();
-            if b.is_empty() || b.len() > 63 {
+    if name.is_empty() {
+        out.push(0);
+        return Ok(());
+    }
+    let b = name.as_bytes();
+    let mut label: Vec<u8> = Vec::new();
+    let mut i = 0;
+    loop {
+        let end = i >= b.len();
+        if end || b[i] == b'.' {
+            if label.is_empty() || label.len() > 63 {
                 return Err(WireError::BadName);
             }
-            total += b.len() + 1;
+            total += label.len() + 1;
             if total > 255 {
                 return Err(WireError::BadName);
             }
-            out.push(b.len() as u8);
-            out.extend_from_slice(b);
+            out.push(label.len() as u8);
+            out.extend_from_slice(&label);
+            label.clear();
+            if end {
+                break;
+            }
+            i += 1;
+            continue;
         }
+        if b[i] == b'\\' && i + 1 < b.len() {
+            let d = &b[i + 1..b.len().min(i + 4)];
+            if d.len() == 3 && d.iter().all(u8::is_ascii_digit) {
+                let v = u32::from(d[0] - b'0') * 100
+                    + u32::from(d[1] - b'0') * 10
+                    + u32::from(d[2] - b'0');
+                label.push(u8::try_from(v).map_err(|_| WireError::BadName)?);
+                i += 4;
+            } else {
+                label.push(b[i + 1]);
+                i += 2;
+            }
+            continue;
+        }
+        label.push(b[i]);
+        i += 1;
     }
     out.push(0);
     Ok(())
+}
+
+/// `name` in the presentation form [`read_name`] gives (lower case, no
+/// final dot, bytes escaped as it escapes them), so that names from the
+/// wire and names asked for compare; a name that cannot be one is only
+/// lowercased.
+pub fn presentation(name: &str) -> String {
+    let mut b = Vec::with_capacity(name.len() + 2);
+    match encode_name(name, &mut b).map(|()| read_name(&b, 0)) {
+        Ok(Ok((s, _))) => s,
+        _ => name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase(),
+    }
+}
+
+/// One label in presentation form: letters (lowercased), digits, `-` and
+/// `_` as they are, every other byte as `\DDD`, so a name from the wire
+/// never carries a character that means something in a log line, a
+/// report or an SMTP command.
+fn push_label(label: &[u8], out: &mut String) {
+    for &c in label {
+        if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
+            out.push(char::from(c.to_ascii_lowercase()));
+        } else {
+            out.push_str(&format!("\\{c:03}"));
+        }
+    }
 }
 
 /// Decodes a message.
@@ -259,13 +315,7 @@ pub fn read_name(buf: &[u8], mut pos: usize) -> Result<(String, usize), WireErro
                 if !out.is_empty() {
                     out.push('.');
                 }
-                for &c in label {
-                    if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
-                        out.push(char::from(c.to_ascii_lowercase()));
-                    } else {
-                        out.push_str(&format!("\\{c:03}"));
-                    }
-                }
+                push_label(label, &mut out);
                 pos += 1 + n;
             }
             0xc0 => {
