@@ -164,9 +164,9 @@ pub struct Send {
     next_todo: i64,
     next_cleanup: i64,
     todo_now: bool,
-    /// todo/ entries that could not be taken, and when to try each again
-    /// (a damaged envelope waits for the next full scan, as in qmail, and
-    /// does not hold up the messages behind it).
+    /// Damaged envelopes in todo/, and when to read each again: at the next
+    /// full scan (or ALRM), so they neither hold up the messages behind
+    /// them nor fill the log at every trigger.
     todo_later: std::collections::HashMap<u64, i64>,
     exitasap: bool,
     trigger: Option<File>,
@@ -556,10 +556,6 @@ impl Send {
             if let Some(t) = self.todo_prepare(id, now) {
                 self.todo_later.remove(&id);
                 batch.push(t);
-            } else if self.q.todo(id).exists() {
-                self.todo_later.insert(id, now + SLEEP_TODO);
-            } else {
-                self.todo_later.remove(&id);
             }
         }
         // fsync every file of the batch, then every directory once, on
@@ -693,7 +689,11 @@ impl Send {
             Ok(t) => t,
             Err(bad) => {
                 // As qmail: a damaged envelope is left in todo/ for a later
-                // scan, with a warning, and nothing of it is delivered.
+                // scan, with a warning, and nothing of it is delivered. It
+                // waits for the full scan (or ALRM), not for the next
+                // trigger: it changes only by hand. (Other trouble, a full
+                // disk, is tried again at every trigger.)
+                self.todo_later.insert(id, now + SLEEP_TODO);
                 self.log(&match bad {
                     BadTodo::UnknownRecord => {
                         format!("warning: unknown record type in {}\n", rel(&todo))
@@ -1069,6 +1069,12 @@ impl Send {
                     let w = f.write_all(&para).and_then(|()| f.sync_data());
                     if w.is_err() {
                         let _ = f.set_len(len);
+                        // One this try made: gone again, so that a message
+                        // whose failures all turn out otherwise sends no
+                        // empty bounce.
+                        if len == 0 {
+                            let _ = std::fs::remove_file(&p);
+                        }
                     }
                     w
                 });
@@ -1126,6 +1132,15 @@ impl Send {
                 return false;
             }
         };
+        if paragraphs.is_empty() {
+            // No failure was recorded in it (one whose paragraph could not
+            // be written stayed undone): nothing to tell the sender.
+            if std::fs::remove_file(&bp).is_err() {
+                self.log(&format!("warning: unable to unlink {}\n", rel(&bp)));
+                return false;
+            }
+            return true;
+        }
         if sender == b"#@[]" {
             self.log(&format!("triple bounce: discarding {}\n", rel(&bp)));
         } else {

@@ -609,6 +609,21 @@ while True:
         self.assertEqual(delivered(self.out, "done@localhost"), [])
         self.assertEqual(queue_files(self.root), [])
 
+    def test_an_empty_bounce_file_sends_no_bounce(self):
+        # A message whose recipients are all done, with an empty bounce/N (no
+        # failure was recorded in it): it ends without a bounce naming no one.
+        n = 4245
+        q = self.root.q("queue")
+        for d, data in (("mess", b"Subject: t\n\nx\n"), ("info", b"Fs@localhost\0"),
+                        ("local", b"Djoe@localhost\0")):
+            with open(os.path.join(q, d, str(n % 23), str(n)), "wb") as f:
+                f.write(data)
+        open(os.path.join(q, "bounce", str(n)), "wb").close()
+        log = send_once(self.root, self.out, now=T0)
+        self.assertNotIn("bounce msg", log)
+        self.assertEqual(delivered(self.out, "s@localhost"), [])
+        self.assertEqual(queue_files(self.root), [])
+
     def test_a_damaged_todo_is_left_with_a_warning(self):
         # An envelope qmail-queue never writes (an unknown record, no sender)
         # is not delivered in part: it stays in todo/ with qmail's warning,

@@ -97,6 +97,8 @@ class DiskFull(RootTestCase):
                     p.wait(timeout=10)
         with open(os.path.join(self.q, "local", str(n % 23), str(n)), "rb") as f:
             self.assertEqual(f.read(), b"Tfail@localhost\0")
+        # (no empty bounce file is left to be sent as a bounce naming no one)
+        self.assertFalse(os.path.exists(os.path.join(self.q, "bounce", str(n))))
         os.unlink(filler)
         # (at the retry the stop scheduled)
         log = send_once(self.root, self.out, now=int(time.time()) + 3600)
@@ -104,6 +106,34 @@ class DiskFull(RootTestCase):
         self.assertEqual(len(bounces), 1, log)
         self.assertIn(b"<fail@localhost>:\nSorry, no mailbox here by that name. (#5.1.1)\n", bounces[0])
         self.assertEqual(queue_files(self.root), [])
+
+    def test_what_waited_for_space_goes_at_the_next_trigger(self):
+        # A message qmail-send could not take in (its info file could not be
+        # written) is tried again when the next message pulls the trigger,
+        # not only at the 25-minute scan.
+        self.assertEqual(queue(self.root, "Subject: t\n\nx\n", "s@localhost", ["joe@localhost"]), 0)
+        filler = self.fill()
+        logpath = os.path.join(self.root.dir, "send.log")
+        with open(logpath, "w+b") as log:
+            p = subprocess.Popen([self.root.bin("qmail-start"), "./Maildir/"], stderr=log,
+                                 stdin=subprocess.DEVNULL, env=self.root.env(STUB_OUT=self.out),
+                                 start_new_session=True)
+            try:
+                def warned():
+                    with open(logpath, "rb") as f:
+                        return b"warning: trouble writing to info/" in f.read()
+                wait_until(warned, 30, what="the write warning")
+                os.unlink(filler)
+                self.assertEqual(queue(self.root, "Subject: u\n\nx\n", "s@localhost", ["ann@localhost"]), 0)
+                wait_until(lambda: delivered(self.out, "joe@localhost") and delivered(self.out, "ann@localhost"),
+                           30, what="both deliveries after the trigger")
+            finally:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait(timeout=10)
 
 if __name__ == "__main__":
     unittest.main()
