@@ -149,11 +149,12 @@ pub fn challenge(b64: &str) -> Vec<u8> {
 /// The sender domain has no MX and no address record (COMPAT section A).
 pub fn sender_no_dns(addr: &[u8]) -> Vec<u8> {
     let mut r = b"553 Non-existing DNS_MX: MAIL FROM:<".to_vec();
-    // A control byte (a bare CR) would break the reply line: `?`, as in the
+    // Replies are printable US-ASCII (RFC 5321 4.2): a control byte (a
+    // bare CR would break the line) or an 8-bit one is `?`, as in the
     // Received line.
     r.extend(
         addr.iter()
-            .map(|&b| if b < 0x20 || b == 0x7f { b'?' } else { b }),
+            .map(|&b| if (0x20..0x7f).contains(&b) { b } else { b'?' }),
     );
     r.extend_from_slice(b"> (#5.1.8)\r\n");
     r
@@ -203,10 +204,9 @@ mod tests {
             sender_no_dns(b"a@nx.example"),
             b"553 Non-existing DNS_MX: MAIL FROM:<a@nx.example> (#5.1.8)\r\n"
         );
-        // 8-bit bytes as sent, never re-encoded.
         assert_eq!(
             sender_no_dns(b"u\xe9@\xff.example"),
-            b"553 Non-existing DNS_MX: MAIL FROM:<u\xe9@\xff.example> (#5.1.8)\r\n"
+            b"553 Non-existing DNS_MX: MAIL FROM:<u?@?.example> (#5.1.8)\r\n"
         );
         assert_eq!(
             sender_no_dns(b"a\r553 x\t@nx.test\x7f"),
