@@ -9,7 +9,7 @@
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 
 use super::{errstr, is_temp, qq};
 use crate::paths::Roots;
@@ -35,12 +35,48 @@ fn quiet(code: i32) -> End {
     End { code, say: None }
 }
 
+/// Starts `argv` (set up by `setup`) as the execvp of qmail's helpers does
+/// on a GNU system: a file the kernel cannot run (no `#!` line: ENOEXEC) is
+/// run by `/bin/sh` instead, as a shell script.
+fn spawn_execvp(argv: &[OsString], setup: impl Fn(&mut Command)) -> io::Result<Child> {
+    let mut c = Command::new(&argv[0]);
+    c.args(&argv[1..]);
+    setup(&mut c);
+    match c.spawn() {
+        Err(e) if e.raw_os_error() == Some(libc::ENOEXEC) => {
+            let Some(path) = find_program(&argv[0]) else {
+                return Err(e);
+            };
+            let mut sh = Command::new("/bin/sh");
+            sh.arg(path).args(&argv[1..]);
+            setup(&mut sh);
+            sh.spawn()
+        }
+        r => r,
+    }
+}
+
+/// The file execvp runs for `name`: `name` itself when it holds a `/`, else
+/// the first executable file of that name in `$PATH`.
+fn find_program(name: &std::ffi::OsStr) -> Option<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    if name.as_bytes().contains(&b'/') {
+        return Some(name.into());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/bin:/usr/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
 /// Runs `argv` with descriptor 0 shared; `Err` with the exit code qmail's
 /// helpers give a program they cannot start: 111 for a temporary error, else 100.
 fn run(argv: &[OsString]) -> Result<ExitStatus, i32> {
-    Command::new(&argv[0])
-        .args(&argv[1..])
-        .status()
+    spawn_execvp(argv, |_| {})
+        .and_then(|mut c| c.wait())
         .map_err(|e| if is_temp(&e) { 111 } else { 100 })
 }
 
@@ -103,11 +139,9 @@ pub fn preline(args: &[OsString]) -> End {
     if argv.is_empty() {
         return usage();
     }
-    let mut child = match Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdin(Stdio::piped())
-        .spawn()
-    {
+    let mut child = match spawn_execvp(argv, |c| {
+        c.stdin(Stdio::piped());
+    }) {
         Ok(c) => c,
         Err(e) => {
             use std::os::unix::ffi::OsStrExt;

@@ -258,6 +258,18 @@ class QmailLocal(unittest.TestCase):
         self.qmail(".qmail-cr", "|condredirect boss@example.net grep -q nosuchword\n./Maildir/\n")
         self.assertEqual(self.local(local="joe-cr", dash="-", ext="cr", env=dict(env, QMAILQUEUE=qq)).returncode, 0)
         self.assertEqual(len(self.delivered()), n + 1)
+        # A script without a #! line runs under /bin/sh, as with qmail's
+        # helpers (execvp), by its path and found in $PATH.
+        script = os.path.join(self.home, "nohashbang")
+        with open(script, "w") as f:
+            f.write('cat > "$HOME/seen"\nexit 0\n')
+        os.chmod(script, 0o755)
+        self.qmail(".qmail-ex", f"|except {script}\n")
+        self.assertEqual(self.local(local="joe-ex", dash="-", ext="ex", env=env).returncode, 100)
+        self.qmail(".qmail-pl", "|preline nohashbang\n")
+        r = self.local(local="joe-pl", dash="-", ext="pl", env=dict(env, PATH=self.home + ":" + env["PATH"]))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertTrue(slurp(os.path.join(self.home, "seen")).endswith(MSG))
 
     def test_mbox(self):
         self.qmail(".qmail-mb", "./mbox\n")
