@@ -1102,7 +1102,9 @@ pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
         return Err(VError::code(VA_COULD_NOT_OPEN_QMAIL_DEFAULT));
     }
     let _ = dc.write(dc_lock.dir(), domains_owner);
-    drop(dc_lock);
+    // The counter's lock stays held until users/assign names the domain: a
+    // vdeldomain of the same name takes it before it removes what looks like
+    // a leftover directory, and must not take this one, half made.
     // postmaster exists before any control file names the domain: a run
     // killed before that leaves only a directory (vdeldomain removes it),
     // never a domain without its postmaster.
@@ -1162,15 +1164,27 @@ pub fn del_domain(roots: &Roots, name: &str, force: bool) -> Result<Deleted, VEr
     let d = match domain(roots, &name) {
         Ok(d) => d,
         Err(e) if e.code == VError::code(VA_DOMAIN_DOES_NOT_EXIST).code => {
-            return match leftover_dir(roots, &name) {
-                Some(dir)
-                    if nothing_names(roots, &name)
-                        && !holds_mail(&dir)
-                        && (marked_for_deletion(&dir) || at_most_postmaster(&dir)) =>
-                {
-                    remove_leftover(&dir).map(|()| Deleted::Leftover(dir))
-                }
-                _ => Err(e),
+            let Some(dir) = leftover_dir(roots, &name) else {
+                return Err(e);
+            };
+            // vadddomain holds the domains directory's counter lock from
+            // making a domain's directory until users/assign names it: under
+            // that lock a directory being made is not taken for a leftover.
+            let dc_lock = domains_dir_of(&dir)
+                .and_then(|dd| Lock::take_named(&dd, ".dir-control.lock", owner_of(&dd)).ok());
+            if domain(roots, &name).is_ok() {
+                // Made meanwhile: deleted as the domain it now is.
+                drop(dc_lock);
+                return del_domain(roots, &name, force);
+            }
+            return if dir.is_dir()
+                && nothing_names(roots, &name)
+                && !holds_mail(&dir)
+                && (marked_for_deletion(&dir) || at_most_postmaster(&dir))
+            {
+                remove_leftover(&dir).map(|()| Deleted::Leftover(dir))
+            } else {
+                Err(e)
             };
         }
         Err(e) => return Err(e),
@@ -1493,8 +1507,16 @@ fn remove_leftover(dir: &Path) -> Result<(), VError> {
 /// the emptied directory itself is then removed by this process (its
 /// parent may be vpopmail's, not the owner's).
 fn remove_owned_tree(dir: &Path, owner: Option<(u32, u32)>) -> io::Result<()> {
-    crate::sys::as_owner(untrusted(owner), || empty_tree_mark_last(dir))?;
-    rmdir_in_parent(dir)
+    // A file made meanwhile (the lock file of a tool that then finds the
+    // domain gone) is removed by another round.
+    let mut tries = 0;
+    loop {
+        crate::sys::as_owner(untrusted(owner), || empty_tree_mark_last(dir))?;
+        match rmdir_in_parent(dir) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) && tries < 3 => tries += 1,
+            r => return r,
+        }
+    }
 }
 
 /// The uid and gid that own `p` (following links).

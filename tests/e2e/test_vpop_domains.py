@@ -317,6 +317,47 @@ class Domains(RootTestCase):
             self.assertNotIn(b"gone.test", r.read("var/qmail/" + f), f)
             self.assertNotIn(b"alias.test", r.read("var/qmail/" + f), f)
 
+    def test_vdeldomain_waits_for_a_vadddomain_of_the_same_name(self):
+        # vadddomain is held up at users/assign (whose lock the test holds)
+        # with the directory and postmaster made, users/assign not yet
+        # written. A vdeldomain of that name must not take the directory for
+        # a killed run's leftover: it waits, then deletes the domain.
+        import fcntl
+        r = self.root
+        env = r.env()
+        held = open(r.q("users", "assign") + ".lock", "a")
+        self.addCleanup(held.close)
+        fcntl.lockf(held, fcntl.LOCK_EX)
+        procs = []
+        def start(*argv):
+            p = subprocess.Popen([r.bin(argv[0]), *argv[1:]], env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT)
+            procs.append(p)
+            return p
+        def stop_all():
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                p.wait(timeout=10)
+                p.stdout.close()
+        self.addCleanup(stop_all)
+        adding = start("vadddomain", "race.test", "pmpass1")
+        dom = r.v("domains", "race.test")
+        wait_until(lambda: os.path.exists(os.path.join(dom, "vpasswd")), 10, what="vadddomain's postmaster")
+        dc_ino = os.stat(r.v("domains", ".dir-control.lock")).st_ino
+        def waiting():
+            with open("/proc/locks") as f:
+                return sum(1 for l in f if "->" in l and l.split()[6].endswith(f":{dc_ino}"))
+        deleting = start("vdeldomain", "race.test")
+        wait_until(lambda: waiting() == 1, 10, what="vdeldomain to wait for the domain counter's lock")
+        self.assertTrue(os.path.isdir(dom))
+        fcntl.lockf(held, fcntl.LOCK_UN)
+        self.assertEqual(adding.wait(timeout=20), 0, adding.stdout.read())
+        self.assertEqual(deleting.wait(timeout=20), 0, deleting.stdout.read())
+        self.assertFalse(os.path.exists(dom))
+        for f in ("users/assign", "control/rcpthosts", "control/virtualdomains"):
+            self.assertNotIn(b"race.test", r.read("var/qmail/" + f), f)
+
     def test_vdeldomain_removes_what_a_killed_run_left(self):
         r = self.root
         # vadddomain or vdeldomain killed between the directory and the
