@@ -105,11 +105,18 @@ impl Maildir {
     }
 
     /// Where message `m` is now: its listed place, or `cur/` when another
-    /// session moved it there (with any flags).
-    fn locate(&self, m: &Msg) -> Option<PathBuf> {
+    /// session moved it there (with any flags); `Ok(None)` when it is gone.
+    /// Only "no such file" means gone: a name that cannot be looked at (a
+    /// directory made unreadable meanwhile) is an error.
+    fn locate(&self, m: &Msg) -> io::Result<Option<PathBuf>> {
+        let here = |p: &Path| match fs::symlink_metadata(p) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        };
         let p = self.dir.join(OsStr::from_bytes(&m.name));
-        if p.exists() {
-            return Some(p);
+        if here(&p)? {
+            return Ok(Some(p));
         }
         let uid = m.uid();
         let prefix = [uid, b":"].concat();
@@ -117,17 +124,14 @@ impl Maildir {
             .dir
             .join("cur")
             .join(OsStr::from_bytes(&[uid, b":2,"].concat()));
-        if exact.exists() {
-            return Some(exact);
+        if here(&exact)? {
+            return Ok(Some(exact));
         }
-        fs::read_dir(self.dir.join("cur"))
-            .ok()?
-            .flatten()
-            .find_map(|e| {
-                let n = e.file_name();
-                let n = n.as_bytes();
-                (n.starts_with(&prefix) || n == uid).then(|| e.path())
-            })
+        Ok(fs::read_dir(self.dir.join("cur"))?.flatten().find_map(|e| {
+            let n = e.file_name();
+            let n = n.as_bytes();
+            (n.starts_with(&prefix) || n == uid).then(|| e.path())
+        }))
     }
 
     /// QUIT: unlinks the marked messages, moves the other `new/` ones to
@@ -139,8 +143,13 @@ impl Maildir {
         };
         for m in msgs {
             if m.deleted {
-                let Some(p) = self.locate(m) else {
-                    continue; // already deleted by another session
+                let p = match self.locate(m) {
+                    Ok(Some(p)) => p,
+                    Ok(None) => continue, // already deleted by another session
+                    Err(_) => {
+                        c.all_unlinked = false;
+                        continue;
+                    }
                 };
                 let counted = !p
                     .file_name()
@@ -183,15 +192,33 @@ impl Maildir {
 
 impl Store for Maildir {
     fn open(&mut self, m: &Msg) -> io::Result<Box<dyn Read + '_>> {
-        match File::open(self.dir.join(OsStr::from_bytes(&m.name))) {
+        match open_message(&self.dir.join(OsStr::from_bytes(&m.name))) {
             Ok(f) => Ok(Box::new(f)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let p = self.locate(m).ok_or(e)?;
-                Ok(Box::new(File::open(p)?))
+                let p = self.locate(m)?.ok_or(e)?;
+                Ok(Box::new(open_message(&p)?))
             }
             Err(e) => Err(e),
         }
     }
+}
+
+/// Opens a message file: not through a link, without waiting on a FIFO, and
+/// only a regular file (the listing at login skipped anything else; this is
+/// what replaced a message since).
+fn open_message(p: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(p)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    Ok(f)
 }
 
 /// The size Maildir++ counts for a message: `,S=NNN` in its name, else its
@@ -236,6 +263,32 @@ mod tests {
         assert_eq!(names, ["new/1.a.h", "cur/2.b.h:2,S"]);
         assert_eq!(l[1].uid(), b"2.b.h");
         assert_eq!(m.scan(301).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_message_that_cannot_be_looked_at_is_not_taken_for_deleted() {
+        let (d, mut m) = md();
+        put(d.path(), "new/1.a.h", b"a", 100);
+        put(d.path(), "new/2.b.h", b"bb", 101);
+        let mut l = m.scan(1000).unwrap();
+        // A FIFO (or a link) in a message's place since the listing: an
+        // error at once, not a wait for a writer.
+        fs::remove_file(d.path().join("new/2.b.h")).unwrap();
+        nix::unistd::mkfifo(&d.path().join("new/2.b.h"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert!(m.open(&l[1]).is_err());
+        fs::remove_file(d.path().join("new/2.b.h")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", d.path().join("new/2.b.h")).unwrap();
+        assert!(m.open(&l[1]).is_err());
+        // new/ no longer a directory: the deletion is not done, and QUIT
+        // must say so rather than take the message for deleted elsewhere.
+        fs::rename(d.path().join("new"), d.path().join("new.away")).unwrap();
+        fs::write(d.path().join("new"), b"").unwrap();
+        l[0].deleted = true;
+        assert!(!m.commit(&l).all_unlinked);
+        fs::remove_file(d.path().join("new")).unwrap();
+        fs::rename(d.path().join("new.away"), d.path().join("new")).unwrap();
+        assert!(m.commit(&l).all_unlinked);
+        assert!(!d.path().join("new/1.a.h").exists());
     }
 
     #[test]
