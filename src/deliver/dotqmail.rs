@@ -63,7 +63,14 @@ pub fn parse(contents: &[u8]) -> Result<Vec<Line>, Fail> {
                     Line::Mbox(l.to_vec())
                 }
             }
-            Some(b'|') => Line::Program(l[1..].to_vec()),
+            // The command ends at a NUL byte, as qmail's C string does.
+            Some(b'|') => Line::Program(
+                l[1..]
+                    .split(|&b| b == 0)
+                    .next()
+                    .unwrap_or_default()
+                    .to_vec(),
+            ),
             Some(b'+') if &l[1..] == b"list" => Line::PlusList,
             Some(b'+') => Line::Plus,
             Some(b'&') => Line::Forward(l[1..].to_vec()),
@@ -277,5 +284,9 @@ mod tests {
         );
         assert_eq!(parse(b"  \n").unwrap_err().code, 111);
         assert_eq!(parse(b"x").unwrap(), vec![Line::Forward(b"x".to_vec())]);
+        assert_eq!(
+            parse(b"|prog a\0b c\n").unwrap(),
+            vec![Line::Program(b"prog a".to_vec())]
+        );
     }
 }
