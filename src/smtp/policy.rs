@@ -171,16 +171,20 @@ impl HostPolicy {
     /// Whether vpopmail delivers `local@domain` of domain `d`: a user, a
     /// `.qmail` file, a user-ext, or a catch-all that is not a bounce.
     fn vpop_has(d: &crate::vpop::Domain, local: &str) -> std::io::Result<bool> {
-        if crate::vpop::find_user_in(d, local)?.is_some() {
-            return Ok(true);
+        // A user vpopmail bounces mail for (the BOUNCE_MAIL flag) has no
+        // mailbox as far as a sender can tell, unless a .qmail file of the
+        // domain takes its mail first.
+        let takes = |e: crate::vpop::Entry| e.flags & crate::vpop::flags::BOUNCE_MAIL == 0;
+        if let Some(e) = crate::vpop::find_user_in(d, local)? {
+            return Ok(takes(e) || Self::has_dot_qmail(&d.dir, local));
         }
         if Self::has_dot_qmail(&d.dir, local) {
             return Ok(true);
         }
         // vdelivermail's qmail-ext rule: joe-lists@ is joe's when joe exists.
         if let Some((base, _)) = local.split_once('-') {
-            if crate::vpop::find_user_in(d, base)?.is_some() {
-                return Ok(true);
+            if let Some(e) = crate::vpop::find_user_in(d, base)? {
+                return Ok(takes(e));
             }
         }
         // The domain's catch-all: vdelivermail with bounce-no-mailbox refuses

@@ -46,6 +46,9 @@ class RcptCheck(VpopCase):
     def test_unknown_users_refused_at_rcpt(self):
         r = self.root
         r.run("valias", "-i", "&joe@example.test", "sales@example.test", check=True)
+        # A user whose mail vpopmail bounces (vmoduser -b) has no mailbox.
+        r.add_user("locked@example.test", "lockpass1")
+        r.run("vmoduser", "-b", "locked@example.test", check=True)
         dd = r.domain_dir("example.test")
         with open(os.path.join(dd, ".qmail-list-default"), "w") as f:
             f.write("|/bin/true\n")
@@ -60,6 +63,7 @@ class RcptCheck(VpopCase):
                          # vdelivermail delivers user-ext to user
                          ("joe-lists@example.test", OK), ("Joe-Foo-Bar@example.test", OK),
                          ("nobody-lists@example.test", NO_MAILBOX),
+                         ("locked@example.test", NO_MAILBOX), ("locked-x@example.test", NO_MAILBOX),
                          # .qmail-default itself is the catch-all, not a user
                          ("default@example.test", NO_MAILBOX),
                          ("anyone@localhost", OK)]:
