@@ -517,22 +517,45 @@ pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 
     if lastauth_done && !poll_refused && !untrusted_caller {
         write_lastauth();
     }
+    // Started by root, a missing user directory or Maildir is made with the
+    // owner's rights (seteuid) before the change of identity, so that the
+    // relay then opens with root's: the owner may not be able to write
+    // ~vpopmail/etc. Otherwise it is made after the change, as the account
+    // the program runs as.
+    let enter_logged = |r: Result<(), (&'static str, io::Error)>| match r {
+        Ok(()) => true,
+        Err((what, e)) => {
+            let e = crate::deliver::errstr(&e);
+            log(&format!("{}: {what} ({e}) {} {who}", conn.name, entry.dir));
+            false
+        }
+    };
+    let early = relay_later && nix::unistd::geteuid().is_root();
+    if early {
+        let made = as_domain_owner(&domain, || Ok(enter(&dir)))
+            .unwrap_or_else(|e| Err(("could not become the domain's owner", e)));
+        if !enter_logged(made) {
+            return 6;
+        }
+        if !lastauth_done && dir.is_dir() {
+            write_lastauth();
+        }
+        open_relay();
+    }
     if let Err((code, what)) = switch_identity(conn.service, &domain) {
         log(&format!("{}: {what} {who}", conn.name));
         return code;
     }
-    if conn.service != Service::Smtp {
-        if let Err((what, e)) = enter(&dir) {
-            let e = crate::deliver::errstr(&e);
-            log(&format!("{}: {what} ({e}) {} {who}", conn.name, entry.dir));
+    if !early {
+        if conn.service != Service::Smtp && !enter_logged(enter(&dir)) {
             return 6;
         }
-    }
-    if !lastauth_done && dir.is_dir() {
-        write_lastauth();
-    }
-    if relay_later {
-        open_relay();
+        if !lastauth_done && dir.is_dir() {
+            write_lastauth();
+        }
+        if relay_later {
+            open_relay();
+        }
     }
     let Some((prog, rest)) = args.split_first() else {
         return 0;

@@ -237,6 +237,23 @@ class Vchkpw(AuthCase):
         self.expect(r, 0)
         self.assertEqual(r.stdout.decode().split()[0], "0")
 
+    def test_root_opens_the_relay_when_it_makes_the_maildir(self):
+        # Started by root for a domain of another account, a login whose
+        # Maildir is missing still opens POP-before-SMTP: the Maildir is made
+        # with the owner's rights, the relay written with root's.
+        if os.getuid() != 0:
+            self.skipTest("needs root")
+        uid = 4244
+        self.add_domain("owned2.test", owner=(uid, uid))
+        for p in (self.root.dir, self.root.v("domains")):
+            os.chmod(p, 0o755)
+        udir = self.user("kim", "owned2.test", "kimpass")
+        r = self.check("kim@owned2.test", "kimpass", prog=["true"], env={"TCPREMOTEIP": "10.5.5.2"})
+        self.expect(r, 0)
+        self.assertEqual(os.stat(os.path.join(udir, "Maildir", "new")).st_uid, uid)
+        with open(self.root.v("etc", "open-smtp")) as f:
+            self.assertIn("10.5.5.2", f.read())
+
     def test_root_becomes_a_numeric_owner_that_owns_the_domain(self):
         # vadddomain -i with a uid that has no /etc/passwd line: root still
         # becomes it when it owns the domain's directory (it could plant a
