@@ -548,15 +548,18 @@ impl Send {
         if self.exitasap || ids.is_empty() {
             return;
         }
-        if ids.len() > 100 {
-            self.todo_now = true; // the rest right after this batch
-        }
         let mut batch = Vec::new();
         for &id in ids.iter().take(100) {
             if let Some(t) = self.todo_prepare(id, now) {
                 self.todo_later.remove(&id);
                 batch.push(t);
             }
+        }
+        // The rest right after this batch, when it took anything in: a batch
+        // of which nothing could be taken (a full disk) waits for the next
+        // trigger or scan rather than being read again at once.
+        if ids.len() > 100 && !batch.is_empty() {
+            self.todo_now = true;
         }
         // fsync every file of the batch, then every directory once, on
         // parallel threads so the journal commits them together; meanwhile

@@ -135,5 +135,37 @@ class DiskFull(RootTestCase):
                     os.killpg(p.pid, signal.SIGKILL)
                     p.wait(timeout=10)
 
+    def test_a_full_disk_under_a_big_todo_is_not_read_again_at_once(self):
+        # More than one batch (100) of new messages that cannot be taken in:
+        # each is warned about once, not read again and again at full speed.
+        subprocess.run(["mount", "-o", "remount,size=4m", self.q], check=True, capture_output=True)
+        for i in range(105):
+            self.assertEqual(queue(self.root, f"Subject: {i}\n\nx\n", "s@localhost", ["joe@localhost"]), 0)
+        filler = self.fill()
+        logpath = os.path.join(self.root.dir, "send.log")
+        with open(logpath, "w+b") as log:
+            p = subprocess.Popen([self.root.bin("qmail-start"), "./Maildir/"], stderr=log,
+                                 stdin=subprocess.DEVNULL, env=self.root.env(STUB_OUT=self.out),
+                                 start_new_session=True)
+            try:
+                def warnings():
+                    with open(logpath, "rb") as f:
+                        return f.read().count(b"warning: trouble writing to info/")
+                n = wait_until(lambda: warnings() >= 100 and warnings(), 30, what="the first batch's warnings")
+                # (a loop would have logged thousands by the time the first
+                # hundred are seen)
+                self.assertLessEqual(n, 200)
+                os.unlink(filler)
+                self.assertEqual(queue(self.root, "Subject: u\n\nx\n", "s@localhost", ["ann@localhost"]), 0)
+                wait_until(lambda: len(delivered(self.out, "joe@localhost")) == 105, 60,
+                           what="every message once the disk has room")
+            finally:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait(timeout=10)
+
 if __name__ == "__main__":
     unittest.main()
