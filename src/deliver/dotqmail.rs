@@ -48,7 +48,9 @@ pub fn parse(contents: &[u8]) -> Result<Vec<Line>, Fail> {
             end -= 1;
         }
         let l = &raw[..end];
-        let line = match l.first() {
+        // A line that starts with a NUL byte is an empty C string to qmail:
+        // blank.
+        let line = match l.first().filter(|&&b| b != 0) {
             None if n == 0 => {
                 return Err(Fail::temp(
                     "Uh-oh: first line of .qmail file is blank. (#4.2.1)",
@@ -288,5 +290,10 @@ mod tests {
             parse(b"|prog a\0b c\n").unwrap(),
             vec![Line::Program(b"prog a".to_vec())]
         );
+        assert_eq!(
+            parse(b"./Maildir/\n\0x@y\n").unwrap(),
+            vec![Line::Maildir(b"./Maildir/".to_vec()), Line::Blank]
+        );
+        assert_eq!(parse(b"\0x@y\n./Maildir/\n").unwrap_err().code, 111);
     }
 }

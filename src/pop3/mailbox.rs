@@ -203,14 +203,14 @@ impl Store for Maildir {
     }
 }
 
-/// Opens a message file: not through a link, without waiting on a FIFO, and
-/// only a regular file (the listing at login skipped anything else; this is
-/// what replaced a message since).
+/// Opens a message file without waiting on a FIFO, and only a regular file
+/// (a link to one too, as the listing at login counts it): anything else is
+/// what replaced a message since.
 fn open_message(p: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let f = fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .custom_flags(libc::O_NONBLOCK)
         .open(p)?;
     if !f.metadata()?.is_file() {
         return Err(io::Error::new(
@@ -279,6 +279,13 @@ mod tests {
         fs::remove_file(d.path().join("new/2.b.h")).unwrap();
         std::os::unix::fs::symlink("/dev/zero", d.path().join("new/2.b.h")).unwrap();
         assert!(m.open(&l[1]).is_err());
+        // A link to a regular file is read, as at login.
+        fs::remove_file(d.path().join("new/2.b.h")).unwrap();
+        put(d.path(), "elsewhere", b"bb", 101);
+        std::os::unix::fs::symlink(d.path().join("elsewhere"), d.path().join("new/2.b.h")).unwrap();
+        let mut got = String::new();
+        m.open(&l[1]).unwrap().read_to_string(&mut got).unwrap();
+        assert_eq!(got, "bb");
         // new/ no longer a directory: the deletion is not done, and QUIT
         // must say so rather than take the message for deleted elsewhere.
         fs::rename(d.path().join("new"), d.path().join("new.away")).unwrap();
