@@ -371,7 +371,9 @@ impl Queue {
     }
 
     /// Ends the message, sends the envelope and waits: the exit code
-    /// (`None` when qmail-queue crashed).
+    /// (`None` when qmail-queue crashed). As qmail's qmail_close, an exit 0
+    /// after a write that failed (a `$QMAILQUEUE` program that quit without
+    /// reading everything) is a read error, 54: the message was not taken.
     fn finish(mut self, from: &[u8], rcpts: &[Vec<u8>]) -> Option<i32> {
         if let Some(mut m) = self.msg.take() {
             if m.flush().is_err() {
@@ -381,11 +383,14 @@ impl Queue {
         if !self.broken {
             let env = crate::queue::enqueue::envelope(from, rcpts);
             if let Some(mut e) = self.envelope.take() {
-                let _ = e.write_all(&env);
+                if e.write_all(&env).is_err() {
+                    self.broken = true;
+                }
             }
         }
         self.envelope = None;
         match self.child.wait() {
+            Ok(st) if st.code() == Some(0) && self.broken => Some(54),
             Ok(st) => st.code(),
             Err(_) => None,
         }

@@ -139,6 +139,16 @@ class Dialog(SmtpdCase):
         c.reply()
         c.send("MAIL FROM:<>\r\nRCPT TO:<a@localhost>\r\nDATA\r\n")
         self.assertEqual([c.reply() for _ in range(3)], [OK, OK, "451 qqt failure (#4.3.0)\r\n"])
+        c.close()
+        # A queue program that exits 0 without reading the message has not
+        # taken it: qmail's read error, never 250.
+        srv = self.smtpd(env={"QMAILQUEUE": "/bin/true"}, stubqq=False)
+        c = Raw(srv.port, timeout=30)
+        c.reply()
+        c.send("MAIL FROM:<>\r\nRCPT TO:<a@localhost>\r\nDATA\r\n")
+        self.assertEqual([c.reply() for _ in range(3)], [OK, OK, "354 go ahead\r\n"])
+        c.send(("x" * 998 + "\r\n") * 1100 + ".\r\n")
+        self.assertEqual(c.reply(), "451 qq read error (#4.3.0)\r\n")
 
 
 class Data(SmtpdCase):
