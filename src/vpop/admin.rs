@@ -377,21 +377,28 @@ fn check_new_user_in(roots: &Roots, d: &Domain, n: &NewUser) -> Result<(), VErro
 /// quota. Returns the new entry.
 pub fn add_user(roots: &Roots, n: &NewUser) -> Result<Entry, VError> {
     let d = check_new_user(roots, n)?;
-    add_user_in(roots, &d, n, true)
+    add_user_in(roots, &d, n, None)
 }
 
-/// [`add_user`] into a domain already checked, or being made by vadddomain
-/// (`listed` false: users/assign does not name it yet).
-fn add_user_in(roots: &Roots, d: &Domain, n: &NewUser, listed: bool) -> Result<Entry, VError> {
+/// [`add_user`] into a domain already checked, or being made by vadddomain,
+/// which holds its lock (`held`: users/assign does not name it yet).
+fn add_user_in(
+    roots: &Roots,
+    d: &Domain,
+    n: &NewUser,
+    held: Option<&Lock>,
+) -> Result<Entry, VError> {
     let owner = d.owner();
-    let lock = if listed {
-        lock_domain(roots, d, "can't lock vpasswd")?
-    } else {
-        Lock::take(&d.dir, owner).map_err(io_err("can't lock vpasswd"))?
+    let taken = match held {
+        Some(_) => None,
+        None => Some(lock_domain(roots, d, "can't lock vpasswd")?),
+    };
+    let Some(lock) = held.or(taken.as_ref()) else {
+        return Err(VError::msg("can't lock vpasswd"));
     };
     // Checked again under the lock: another vadduser may have won the race.
     // (Through the cdb, which is current under the lock or detected as stale.)
-    if vpasswd::lookup_locked(&lock, lock.dir(), &n.user)
+    if vpasswd::lookup_locked(lock, lock.dir(), &n.user)
         .map_err(io_err("can't read vpasswd"))?
         .is_some()
     {
@@ -447,7 +454,7 @@ fn add_user_in(roots: &Roots, d: &Domain, n: &NewUser, listed: bool) -> Result<E
     // The counter is written once the user exists; a crash before this only
     // means the next user lands in the same bucket.
     let _ = dc.write(lock.dir(), owner);
-    drop(lock);
+    drop(taken);
     let _ = crate::sys::as_owner(untrusted(owner), || {
         crate::vpop::set_lastauth(&user_dir, NULL_REMOTE_IP)
     });
@@ -1123,8 +1130,16 @@ pub fn add_domain(roots: &Roots, nd: &NewDomain) -> Result<Domain, VError> {
         store_clear: nd.store_clear,
         ..NewUser::default()
     };
-    if let Err(e) =
-        check_new_user_in(roots, &made, &pm).and_then(|()| add_user_in(roots, &made, &pm, false))
+    // The new domain's own lock too, held until users/assign and the other
+    // control files name it: a vdeldomain that finds the domain in
+    // users/assign meanwhile waits for it, and then removes it whole.
+    let dom_lock = Lock::take(&dom_dir, owner).map_err(|e| {
+        let _ = remove_owned_tree(&dom_dir, owner);
+        count_one_less(&dom_dir);
+        io_err("can't lock vpasswd")(e)
+    })?;
+    if let Err(e) = check_new_user_in(roots, &made, &pm)
+        .and_then(|()| add_user_in(roots, &made, &pm, Some(&dom_lock)))
     {
         let _ = remove_owned_tree(&dom_dir, owner);
         count_one_less(&dom_dir);

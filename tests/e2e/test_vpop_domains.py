@@ -357,6 +357,28 @@ class Domains(RootTestCase):
         self.assertFalse(os.path.exists(dom))
         for f in ("users/assign", "control/rcpthosts", "control/virtualdomains"):
             self.assertNotIn(b"race.test", r.read("var/qmail/" + f), f)
+        # Held up later, at control/rcpthosts, with users/assign written: the
+        # vdeldomain that finds the domain there waits for the domain's own
+        # lock, and removes it from every file, not only from those written.
+        held2 = open(r.control("rcpthosts") + ".lock", "a")
+        self.addCleanup(held2.close)
+        fcntl.lockf(held2, fcntl.LOCK_EX)
+        adding = start("vadddomain", "race2.test", "pmpass1")
+        wait_until(lambda: b"race2.test" in r.read("var/qmail/users/assign"), 10,
+                   what="vadddomain's users/assign line")
+        dom2 = r.v("domains", "race2.test")
+        lock_ino = os.stat(os.path.join(dom2, ".vpasswd.lock")).st_ino
+        def waiting2():
+            with open("/proc/locks") as f:
+                return sum(1 for l in f if "->" in l and l.split()[6].endswith(f":{lock_ino}"))
+        deleting = start("vdeldomain", "race2.test")
+        wait_until(lambda: waiting2() == 1, 10, what="vdeldomain to wait for the domain's lock")
+        fcntl.lockf(held2, fcntl.LOCK_UN)
+        self.assertEqual(adding.wait(timeout=20), 0, adding.stdout.read())
+        self.assertEqual(deleting.wait(timeout=20), 0, deleting.stdout.read())
+        self.assertFalse(os.path.exists(dom2))
+        for f in ("users/assign", "control/rcpthosts", "control/virtualdomains"):
+            self.assertNotIn(b"race2.test", r.read("var/qmail/" + f), f)
 
     def test_vdeldomain_removes_what_a_killed_run_left(self):
         r = self.root
