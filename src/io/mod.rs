@@ -10,7 +10,7 @@ pub mod tls;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Waits until `f` is readable (or writable) or the timeout passes.
 fn wait_fd(f: &File, write: bool, timeout: Option<Duration>) -> io::Result<()> {
@@ -48,6 +48,7 @@ fn wait_fd(f: &File, write: bool, timeout: Option<Duration>) -> io::Result<()> {
 pub struct FdStream {
     file: File,
     timeout: Option<Duration>,
+    deadline: Option<Instant>,
     write_failed: Option<io::ErrorKind>,
 }
 
@@ -57,12 +58,28 @@ impl FdStream {
         FdStream {
             file,
             timeout,
+            deadline: None,
             write_failed: None,
         }
     }
     /// Changes the timeout.
     pub fn set_timeout(&mut self, timeout: Option<Duration>) {
         self.timeout = timeout;
+    }
+    /// A time no read or write waits past, whatever the timeout (a TLS
+    /// handshake has one for all its reads, as the qmail TLS patch's).
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
+    }
+    /// The wait for one read or write: the timeout, cut short by the deadline.
+    fn wait(&self) -> Option<Duration> {
+        match self.deadline {
+            None => self.timeout,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                Some(self.timeout.map_or(left, |t| t.min(left)))
+            }
+        }
     }
     /// The raw descriptor.
     pub fn raw_fd(&self) -> i32 {
@@ -72,7 +89,7 @@ impl FdStream {
 
 impl Read for FdStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        wait_fd(&self.file, false, self.timeout)?;
+        wait_fd(&self.file, false, self.wait())?;
         loop {
             match self.file.read(buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -89,7 +106,7 @@ impl Write for FdStream {
         if let Some(kind) = self.write_failed {
             return Err(io::Error::new(kind, "an earlier write failed"));
         }
-        let r = wait_fd(&self.file, true, self.timeout).and_then(|()| loop {
+        let r = wait_fd(&self.file, true, self.wait()).and_then(|()| loop {
             match self.file.write(buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 r => break r,
@@ -130,6 +147,15 @@ impl Duplex {
     pub fn set_timeout(&mut self, timeout: Option<Duration>) {
         self.rd.set_timeout(timeout);
         self.wr.set_timeout(timeout);
+    }
+    /// Sets (or clears) a deadline for both directions.
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.rd.set_deadline(deadline);
+        self.wr.set_deadline(deadline);
+    }
+    /// The timeout of one read.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.rd.timeout
     }
 }
 

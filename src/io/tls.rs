@@ -261,8 +261,16 @@ impl Conn {
         reply: impl FnOnce(&io::Error) -> Vec<u8>,
     ) -> io::Result<Conn> {
         let mut conn = ServerConnection::new(cfg).map_err(io::Error::other)?;
+        // The whole handshake gets one timeout, as with the qmail TLS
+        // patch: a client dripping its hello a byte at a time does not keep
+        // the connection for one timeout per byte.
+        io.set_deadline(
+            io.timeout()
+                .and_then(|t| std::time::Instant::now().checked_add(t)),
+        );
         while conn.is_handshaking() {
             if let Err(e) = conn.complete_io(&mut io) {
+                io.set_deadline(None);
                 let r = reply(&e);
                 if !r.is_empty() {
                     let _ = io.write_all(&r);
@@ -271,6 +279,7 @@ impl Conn {
                 return Err(e);
             }
         }
+        io.set_deadline(None);
         Ok(Conn::Tls(Box::new(StreamOwned::new(conn, io))))
     }
 

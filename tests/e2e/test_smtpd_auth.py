@@ -88,6 +88,44 @@ class Auth(SmtpdCase):
         [child] = children(srv.proc.pid)
         self.assertLess(flood_until_gone(s, b"NOOP\r\n" * 300000, child, "qmail-smtpd to exit"), 3.9)
 
+    def test_a_dripped_handshake_gets_one_timeout_in_all(self):
+        # A client sending its TLS hello a byte at a time, each within the
+        # read timeout, still has only one timeout for the whole handshake
+        # (as with the qmail TLS patch), on SMTPS and after STARTTLS.
+        import socket
+        import time
+        self.root.write_control("timeoutsmtpd", "2\n")
+        for env in ({"SMTPS": "1"}, {}):
+            srv = self.smtpd(env=env)
+            raw = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            self.addCleanup(raw.close)
+            if not env:
+                f = raw.makefile("rb")
+                self.assertTrue(f.readline().startswith(b"220 "))
+                raw.sendall(b"STARTTLS\r\n")
+                self.assertTrue(f.readline().startswith(b"220 "))
+            start = time.monotonic()
+            closed = False
+            # A record header announcing 512 bytes, then one byte each 0.5 s.
+            for b in b"\x16\x03\x01\x02\x00" + b"\x01" * 40:
+                try:
+                    raw.sendall(bytes([b]))
+                except OSError:
+                    closed = True
+                    break
+                raw.settimeout(0.5)
+                try:
+                    if raw.recv(512) == b"":
+                        closed = True
+                        break
+                except socket.timeout:
+                    pass
+                except OSError:
+                    closed = True
+                    break
+            self.assertTrue(closed, env)
+            self.assertLess(time.monotonic() - start, 8, env)
+
     def test_each_mechanism_on_each_transport(self):
         plain = self.smtpd()
         smtps = self.smtpd(env={"SMTPS": "1"})
