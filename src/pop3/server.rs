@@ -336,6 +336,10 @@ pub fn pop3d(args: Vec<OsString>) -> i32 {
         Some(f) => match crate::sys::try_flock_exclusive(&f) {
             Ok(true) => Some(f),
             Ok(false) => {
+                crate::elog!(
+                    "qmail-pop3d: {}: refused: mailbox in use by another session",
+                    home.display()
+                );
                 say(&mut out, reply::IN_USE);
                 return 0;
             }
@@ -356,6 +360,12 @@ pub fn pop3d(args: Vec<OsString>) -> i32 {
     match interval::admit(&home, every, now) {
         Ok(Admission::Admitted) => {}
         Ok(Admission::TooSoon { wait }) => {
+            // In the log too: some clients show this refusal as a wrong
+            // password.
+            crate::elog!(
+                "qmail-pop3d: {}: refused: logged in too soon (poll limit {every}s, {wait}s to wait)",
+                home.display()
+            );
             say(&mut out, &reply::login_delay(every, wait));
             return 0;
         }

@@ -372,8 +372,11 @@ class Chain(RootTestCase):
         self.root.write_control("pop3interval", "60\n")
         self.put("1.a.h")
 
+        servers = []
+
         def attempt(now):
             srv = self.chain(VQMAIL_NOW=str(now))
+            servers.append(srv)
             p = poplib.POP3("127.0.0.1", srv.port, timeout=10)
             p.user("joe@example.test")
             try:
@@ -395,6 +398,9 @@ class Chain(RootTestCase):
         self.assertEqual(attempt(p3.PAST + 110),
                          b"-ERR [LOGIN-DELAY] logged in too soon: this account may log in once "
                          b"every 60 seconds; try again in 50 seconds")
+        # The log says so (some clients show the refusal as a wrong password).
+        wait_until(lambda: "refused: logged in too soon (poll limit 60s, 50s to wait)" in servers[-1].stderr(),
+                   timeout=10, what="the LOGIN-DELAY log line")
         with open(osmtp) as f:
             self.assertEqual(f.read(), "")
         self.assertEqual(os.stat(lastauth).st_mtime_ns if os.path.exists(lastauth) else None, before)

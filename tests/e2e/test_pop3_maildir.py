@@ -7,6 +7,7 @@ import time
 import unittest
 
 import test_pop3_protocol as p3
+from harness import wait_until
 
 M1 = p3.M1
 
@@ -90,7 +91,8 @@ class Maildir(p3.Pop3Case):
             f.write("1000000S,100C\n99 3\n")
         for i in (1, 2, 3):
             self.put(f"{i}.m.h", M1)
-        port = self.pop3().port
+        srv = self.pop3()
+        port = srv.port
         a = self.login(port)
         self.assertEqual(a.stat()[0], 3)
         # While a has the mailbox, b is told so (RFC 2449 IN-USE) and sees nothing.
@@ -98,6 +100,9 @@ class Maildir(p3.Pop3Case):
             self.login(port)
         self.assertEqual(cm.exception.args[0],
                          b"-ERR [IN-USE] this mailbox is in use by another session; try again later")
+        # ... and the log says so.
+        wait_until(lambda: "refused: mailbox in use by another session" in srv.stderr(), 10,
+                   what="the IN-USE log line")
         a.dele(1)
         a.dele(2)
         self.assertEqual(a.quit(), b"+OK ")
