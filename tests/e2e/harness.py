@@ -136,6 +136,10 @@ class Root:
         # (control/mfcheck, on in the hosting profile) is off unless a test turns
         # it on together with its own DNS server on 127.0.0.1.
         self.write_control("mfcheck", "0\n")
+        # Any other lookup (qmail-remote for a bounce to an outside domain)
+        # goes to a port on 127.0.0.1 where nothing answers, unless the test
+        # names its own server (DNSCACHEIP or control/nameservers).
+        self.write_control("nameservers", "127.0.0.1:1\n")
 
     # -- paths ----------------------------------------------------------------
     def q(self, *p):
