@@ -273,6 +273,37 @@ impl<R: Read> LineReader<R> {
         self.start = (self.start + n).min(self.buf.len());
     }
 
+    /// Reads one line of any length and keeps its first `keep` bytes (LF
+    /// excluded), as qmail keeps the start of a long reply line.
+    pub fn read_line_cut(&mut self, keep: usize) -> io::Result<Line> {
+        let mut kept: Option<Vec<u8>> = None;
+        let mut scanned = 0;
+        loop {
+            let avail = &self.buf[self.start..];
+            if let Some(i) = avail[scanned..].iter().position(|&b| b == b'\n') {
+                let end = scanned + i;
+                let line = match kept {
+                    Some(k) => k,
+                    None => avail[..end.min(keep)].to_vec(),
+                };
+                self.start += end + 1;
+                return Ok(Line::Line(line));
+            }
+            scanned = avail.len();
+            if scanned > keep {
+                // The start is kept; the rest of the line is read and dropped.
+                if kept.is_none() {
+                    kept = Some(avail[..keep].to_vec());
+                }
+                self.start = self.buf.len();
+                scanned = 0;
+            }
+            if self.fill()? == 0 {
+                return Ok(Line::Eof);
+            }
+        }
+    }
+
     /// Reads one line of at most `limit` bytes (LF excluded).
     pub fn read_line(&mut self, limit: usize) -> io::Result<Line> {
         let mut too_long = false;
@@ -330,6 +361,21 @@ mod tests {
             assert_eq!(r.read_line(10).unwrap(), Line::TooLong);
             assert_eq!(r.read_line(10).unwrap(), Line::Line(b"last".to_vec()));
             assert_eq!(r.read_line(10).unwrap(), Line::Eof);
+        }
+    }
+
+    #[test]
+    fn cut_lines_keep_their_start_in_every_chunking() {
+        let input = b"550 0123456789abcdef\r\n250 ok\nshort\npartial";
+        for chunk in [1, 2, 3, 5, 8, 512] {
+            let mut r = LineReader::new(Chunked(input, chunk));
+            assert_eq!(
+                r.read_line_cut(8).unwrap(),
+                Line::Line(b"550 0123".to_vec())
+            );
+            assert_eq!(r.read_line_cut(8).unwrap(), Line::Line(b"250 ok".to_vec()));
+            assert_eq!(r.read_line_cut(5).unwrap(), Line::Line(b"short".to_vec()));
+            assert_eq!(r.read_line_cut(5).unwrap(), Line::Eof);
         }
     }
 }

@@ -109,6 +109,8 @@ def main():
     ap.add_argument("--refuse-tls", action="store_true")
     ap.add_argument("--tls12-ciphers", help="TLS 1.2 only, with this OpenSSL cipher list")
     ap.add_argument("--reject", action="append", default=[])
+    ap.add_argument("--reject-long", action="append", default=[],
+                    help="refuse this recipient with a 550 line of over 5,000 bytes")
     ap.add_argument("--defer", action="append", default=[])
     ap.add_argument("--port", type=int, default=0)
     a = ap.parse_args()
@@ -127,6 +129,8 @@ def main():
         async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
             if address in a.reject:
                 return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
+            if address in a.reject_long:
+                return "550 5.1.1 no such user " + "x" * 5000
             if address in a.defer:
                 return "450 4.2.1 <%s>: mailbox busy, try later" % address
             envelope.rcpt_tos.append(address)

@@ -368,6 +368,16 @@ class TestReplies(RemoteCase):
         self.assertEqual(rep[1][0], "D")
         self.assertTrue(rep[1][1].startswith("Giving up on 127.0.0.1.\n"), rep)
 
+    def test_a_reply_line_of_any_length_is_read_and_its_code_counts(self):
+        # A 550 line of 5,000 bytes: its start is kept, and the refusal is
+        # one (a bounce), not a broken connection (a deferral).
+        self.peer("--reject-long", "long@mx.test")
+        rep = self.remote("mx.test", "me@vqmail.test", "long@mx.test")
+        self.assertEqual(rep[0][0], "h", rep)
+        self.assertIn("Remote host said: 550 5.1.1 no such user xxx", rep[0][1])
+        self.assertLess(len(rep[0][1]), 4096 * 2 + 500)
+        self.assertEqual(rep[1][0], "D", rep)
+
     def test_mixed_recipients(self):
         p = self.peer("--reject", "bad@mx.test", "--defer", "later@mx.test")
         rep = self.remote("mx.test", "me@vqmail.test", "bad@mx.test", "ok@mx.test", "later@mx.test")

@@ -15,7 +15,8 @@ use super::message::{read_retry, DataEncoder, Message};
 use super::report::{text, Letter, Rcpt, Report};
 use crate::io::{Line, LineReader};
 
-/// Longest reply line accepted.
+/// How much of one reply line is kept (the rest is read and dropped: a long
+/// line's code still counts, as in qmail).
 const LINE_MAX: usize = 4096;
 /// How much reply text is kept for `Remote host said:`.
 const TEXT_MAX: usize = 5000;
@@ -233,7 +234,7 @@ impl<S: Read + Write> Session<S> {
                 });
             }
             n += 1;
-            let l = match self.rd.read_line(LINE_MAX) {
+            let l = match self.rd.read_line_cut(LINE_MAX) {
                 Err(e)
                     if e.kind() == io::ErrorKind::TimedOut
                         && std::time::Instant::now() > deadline =>
@@ -253,12 +254,8 @@ impl<S: Read + Write> Session<S> {
                         ..Default::default()
                     })
                 }
-                Line::TooLong => {
-                    return Err(Died {
-                        detail: "reply line too long; ".into(),
-                        ..Default::default()
-                    })
-                }
+                // (read_line_cut keeps the start of any line instead)
+                Line::TooLong => Vec::new(),
             };
             let l = l.strip_suffix(b"\r").unwrap_or(&l);
             // As qmail-remote: every CR goes (a bare one in a reply must not
