@@ -107,17 +107,14 @@ pub struct Lines {
 impl Lines {
     /// Builds the three lines for `local@host` from `sender` at time `now`.
     pub fn new(local: &[u8], host: &[u8], sender: &[u8], now: i64) -> Lines {
+        use crate::smtp::addr::header_safe;
         let mut dtline = b"Delivered-To: ".to_vec();
-        dtline.extend(local.iter().map(|&b| if b == b'\n' { b'_' } else { b }));
+        dtline.extend(header_safe(local.to_vec()));
         dtline.push(b'@');
-        dtline.extend(host.iter().map(|&b| if b == b'\n' { b'_' } else { b }));
+        dtline.extend(header_safe(host.to_vec()));
         dtline.push(b'\n');
         let mut rpline = b"Return-Path: <".to_vec();
-        rpline.extend(
-            quote2(sender)
-                .into_iter()
-                .map(|b| if b == b'\n' { b'_' } else { b }),
-        );
+        rpline.extend(header_safe(quote2(sender)));
         rpline.extend_from_slice(b">\n");
         let mut ufline = b"From ".to_vec();
         if sender.is_empty() {
@@ -493,6 +490,10 @@ mod tests {
         let l = Lines::new(b"a\nb", b"h", b"", 0);
         assert_eq!(l.dtline, b"Delivered-To: a_b@h\n");
         assert_eq!(l.rpline, b"Return-Path: <>\n");
+        // A CR or LF an envelope carries never breaks the header lines.
+        let odd = Lines::new(b"jo\re", b"h\nx", b"a\rb\nc@x.org", 0);
+        assert_eq!(odd.rpline, b"Return-Path: <\"a_b_c\"@x.org>\n");
+        assert_eq!(odd.dtline, b"Delivered-To: jo_e@h_x\n");
         assert!(l.ufline.starts_with(b"From MAILER-DAEMON "));
         assert_eq!(quote2(b"a.b@c"), b"a.b@c");
         assert_eq!(quote2(b".a@c"), b"\".a\"@c");

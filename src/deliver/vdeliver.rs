@@ -162,7 +162,9 @@ impl<'a> Delivery<'a> {
             Some(r) => r.clone(),
             None => {
                 let mut r = b"Return-Path: <".to_vec();
-                r.extend_from_slice(env.sender.as_deref().unwrap_or(b""));
+                r.extend(crate::smtp::addr::header_safe(
+                    env.sender.clone().unwrap_or_default(),
+                ));
                 r.extend_from_slice(b">\n");
                 r
             }

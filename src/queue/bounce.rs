@@ -47,7 +47,7 @@ pub fn notice(
     m.push(b'@');
     m.extend_from_slice(bouncehost);
     m.extend_from_slice(b"\nTo: ");
-    m.extend_from_slice(&quote2(recip));
+    m.extend_from_slice(&crate::smtp::addr::header_safe(quote2(recip)));
     m.extend_from_slice(b"\nSubject: failure notice\n\nHi. This is the qmail-send program at ");
     m.extend_from_slice(bouncehost);
     if sender.is_empty() {
@@ -68,7 +68,7 @@ This is a permanent error; I've given up. Sorry it didn't work out.\n",
         m.extend_from_slice(b"--- Below this line is a copy of the message.\n\n");
     }
     m.extend_from_slice(b"Return-Path: <");
-    m.extend_from_slice(&quote2(sender));
+    m.extend_from_slice(&crate::smtp::addr::header_safe(quote2(sender)));
     m.extend_from_slice(b">\n");
     m
 }
@@ -134,6 +134,11 @@ Return-Path: <s@x.test>\n"
         );
         let d = String::from_utf8(notice(0, b"M", b"h", b"postmaster@h", b"", b"")).unwrap();
         assert!(d.contains("but the bounce bounced!\n\n--- Below this line is the original bounce.\n\nReturn-Path: <>\n"));
+        // A sender with a line break (a local injection) stays in its fields.
+        let odd = b"a\nX-Fake: 1@x.test";
+        let n = String::from_utf8(notice(0, b"M", b"h", odd, odd, b"")).unwrap();
+        assert!(!n.contains("\nX-Fake"), "{n}");
+        assert!(n.contains("\nTo: \"a_X-Fake: 1\"@x.test\n"), "{n}");
     }
 
     #[test]

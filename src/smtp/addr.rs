@@ -133,6 +133,17 @@ pub fn quote2(addr: &[u8]) -> Vec<u8> {
     }
 }
 
+/// An address as it goes into a header line: a CR or LF (which an envelope
+/// may carry) becomes `_`, so it can neither end the field nor start one.
+pub fn header_safe(mut v: Vec<u8>) -> Vec<u8> {
+    for b in &mut v {
+        if *b == b'\n' || *b == b'\r' {
+            *b = b'_';
+        }
+    }
+    v
+}
+
 /// The domain of an address (after the last `@`), if any.
 pub fn domain(addr: &[u8]) -> Option<&[u8]> {
     addr.iter()
