@@ -23,10 +23,20 @@ pub fn program_name() -> String {
 }
 
 /// Text from a client or a file for a log line: control characters (escape
-/// sequences, CR, LF) become `?`, so that nobody can forge or hide log lines.
+/// sequences, CR, LF) and the Unicode characters that move or hide text
+/// (bidirectional overrides, line and paragraph separators, zero-width
+/// ones) become `?`, so that nobody can forge or hide log lines.
 pub fn loggable(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
+        .map(|c| {
+            let format = matches!(c,
+                '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}');
+            if c.is_control() || format {
+                '?'
+            } else {
+                c
+            }
+        })
         .collect()
 }
 

@@ -432,5 +432,10 @@ mod tests {
             loggable("servfail\x1b[2J\rfake: line\n.test"),
             "servfail?[2J?fake: line?.test"
         );
+        // Characters that reorder or hide text: `?` too; other text stays.
+        assert_eq!(
+            loggable("a\u{202e}b\u{2028}c\u{200b}d\u{feff}é"),
+            "a?b?c?d?é"
+        );
     }
 }
