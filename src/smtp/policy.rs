@@ -148,21 +148,16 @@ impl HostPolicy {
             // Not a vpopmail domain: qmail-send decides later.
             return Ok(Verdict::Yes);
         };
-        // A domain directory that is not there (a disk not mounted yet, a
-        // domain being moved) makes deliveries wait, not bounce: 451.
-        if let Err(e) = std::fs::metadata(&d.dir) {
-            return match self.routed_past_vpopmail(a, &d) {
-                Ok(true) => Ok(Verdict::Yes),
-                _ => Err(e),
-            };
-        }
         // What qmail routes past vpopmail is looked at last, since it can
         // only turn a refusal (or vpopmail's unreadable files) into a yes,
         // and reads more files than the common case needs.
         match Self::vpop_has(&d, local) {
             Ok(true) => Ok(Verdict::Yes),
             Ok(false) if self.routed_past_vpopmail(a, &d)? => Ok(Verdict::Yes),
-            Ok(false) => Ok(Verdict::No),
+            // A refusal needs the domain directory to be there: one that is
+            // not (a disk not mounted yet, a domain being moved) has no
+            // vpasswd to tell, and deliveries wait rather than bounce: 451.
+            Ok(false) => std::fs::metadata(&d.dir).map(|_| Verdict::No),
             Err(_) if self.routed_past_vpopmail(a, &d).unwrap_or(false) => Ok(Verdict::Yes),
             Err(e) => Err(e),
         }

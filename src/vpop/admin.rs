@@ -1208,13 +1208,13 @@ pub fn del_domain(roots: &Roots, name: &str, force: bool) -> Result<Deleted, VEr
     // that change its accounts, and vaddaliasdomain, wait for it and then
     // find the domain gone (see `lock_domain`), rather than writing into a
     // tree being removed or aliasing a domain no longer there.
-    let _lock = match Lock::take(&d.dir, d.owner()) {
-        Ok(lock) if name == d.name => {
+    // (A directory that cannot be locked, gone or not the owner's, is no
+    // other tool's either: the domain's entries still go.)
+    let _lock = match (name == d.name).then(|| Lock::take(&d.dir, d.owner())) {
+        Some(Ok(lock)) => {
             still_there(roots, &d, &lock)?;
             Some(lock)
         }
-        // A directory that cannot be locked (gone, or not the owner's) is no
-        // other tool's either: the domain's entries still go.
         _ => None,
     };
     let entries =

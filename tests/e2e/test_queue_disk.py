@@ -36,6 +36,31 @@ class DiskFull(RootTestCase):
         os.mkfifo(os.path.join(q, "lock", "trigger"), 0o622)
         self.q = q
 
+    def start_send(self):
+        """qmail-start as a daemon, logging to send.log; stopped (TERM, then
+        KILL of its group) at the test's end if still running."""
+        self.logpath = os.path.join(self.root.dir, "send.log")
+        log = open(self.logpath, "w+b")
+        self.addCleanup(log.close)
+        p = subprocess.Popen([self.root.bin("qmail-start"), "./Maildir/"], stderr=log,
+                             stdin=subprocess.DEVNULL, env=self.root.env(STUB_OUT=self.out),
+                             start_new_session=True)
+
+        def stop():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait(timeout=10)
+        self.addCleanup(stop)
+        return p
+
+    def log_text(self):
+        with open(self.logpath, "rb") as f:
+            return f.read()
+
     def fill(self):
         path = os.path.join(self.q, "filler")
         with open(path, "wb", buffering=0) as f:
@@ -68,7 +93,6 @@ class DiskFull(RootTestCase):
         self.assertEqual(len(delivered(self.out, "joe@localhost")), 1)
         self.assertEqual(queue_files(self.root), [])
 
-
     def test_a_bounce_that_cannot_be_written_keeps_its_recipient_over_a_stop(self):
         # A permanent failure whose paragraph cannot go into bounce/N (full
         # disk): qmail-send retries; stopped meanwhile, it leaves the
@@ -79,22 +103,11 @@ class DiskFull(RootTestCase):
             with open(os.path.join(self.q, d, str(n % 23), str(n)), "wb") as f:
                 f.write(data)
         filler = self.fill()
-        logpath = os.path.join(self.root.dir, "send.log")
-        with open(logpath, "w+b") as log:
-            p = subprocess.Popen([self.root.bin("qmail-start"), "./Maildir/"], stderr=log,
-                                 stdin=subprocess.DEVNULL, env=self.root.env(STUB_OUT=self.out),
-                                 start_new_session=True)
-            def alerted():
-                with open(logpath, "rb") as f:
-                    return b"unable to append to bounce message" in f.read()
-            try:
-                wait_until(alerted, 30, what="the bounce alert")
-                p.send_signal(signal.SIGTERM)
-                self.assertEqual(p.wait(timeout=40), 0)
-            finally:
-                if p.poll() is None:
-                    os.killpg(p.pid, signal.SIGKILL)
-                    p.wait(timeout=10)
+        p = self.start_send()
+        wait_until(lambda: b"unable to append to bounce message" in self.log_text(), 30,
+                   what="the bounce alert")
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(timeout=40), 0)
         with open(os.path.join(self.q, "local", str(n % 23), str(n)), "rb") as f:
             self.assertEqual(f.read(), b"Tfail@localhost\0")
         # (no empty bounce file is left to be sent as a bounce naming no one)
@@ -113,27 +126,13 @@ class DiskFull(RootTestCase):
         # not only at the 25-minute scan.
         self.assertEqual(queue(self.root, "Subject: t\n\nx\n", "s@localhost", ["joe@localhost"]), 0)
         filler = self.fill()
-        logpath = os.path.join(self.root.dir, "send.log")
-        with open(logpath, "w+b") as log:
-            p = subprocess.Popen([self.root.bin("qmail-start"), "./Maildir/"], stderr=log,
-                                 stdin=subprocess.DEVNULL, env=self.root.env(STUB_OUT=self.out),
-                                 start_new_session=True)
-            try:
-                def warned():
-                    with open(logpath, "rb") as f:
-                        return b"warning: trouble writing to info/" in f.read()
-                wait_until(warned, 30, what="the write warning")
-                os.unlink(filler)
-                self.assertEqual(queue(self.root, "Subject: u\n\nx\n", "s@localhost", ["ann@localhost"]), 0)
-                wait_until(lambda: delivered(self.out, "joe@localhost") and delivered(self.out, "ann@localhost"),
-                           30, what="both deliveries after the trigger")
-            finally:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(p.pid, signal.SIGKILL)
-                    p.wait(timeout=10)
+        self.start_send()
+        wait_until(lambda: b"warning: trouble writing to info/" in self.log_text(), 30,
+                   what="the write warning")
+        os.unlink(filler)
+        self.assertEqual(queue(self.root, "Subject: u\n\nx\n", "s@localhost", ["ann@localhost"]), 0)
+        wait_until(lambda: delivered(self.out, "joe@localhost") and delivered(self.out, "ann@localhost"),
+                   30, what="both deliveries after the trigger")
 
     def test_a_full_disk_under_a_big_todo_is_not_read_again_at_once(self):
         # More than one batch (100) of new messages that cannot be taken in:
@@ -142,30 +141,19 @@ class DiskFull(RootTestCase):
         for i in range(105):
             self.assertEqual(queue(self.root, f"Subject: {i}\n\nx\n", "s@localhost", ["joe@localhost"]), 0)
         filler = self.fill()
-        logpath = os.path.join(self.root.dir, "send.log")
-        with open(logpath, "w+b") as log:
-            p = subprocess.Popen([self.root.bin("qmail-start"), "./Maildir/"], stderr=log,
-                                 stdin=subprocess.DEVNULL, env=self.root.env(STUB_OUT=self.out),
-                                 start_new_session=True)
-            try:
-                def warnings():
-                    with open(logpath, "rb") as f:
-                        return f.read().count(b"warning: trouble writing to info/")
-                n = wait_until(lambda: warnings() >= 100 and warnings(), 30, what="the first batch's warnings")
-                # (a loop would have logged thousands by the time the first
-                # hundred are seen)
-                self.assertLessEqual(n, 200)
-                os.unlink(filler)
-                self.assertEqual(queue(self.root, "Subject: u\n\nx\n", "s@localhost", ["ann@localhost"]), 0)
-                wait_until(lambda: len(delivered(self.out, "joe@localhost")) == 105, 60,
-                           what="every message once the disk has room")
-            finally:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(p.pid, signal.SIGKILL)
-                    p.wait(timeout=10)
+        self.start_send()
+
+        def warnings():
+            return self.log_text().count(b"warning: trouble writing to info/")
+        n = wait_until(lambda: warnings() >= 100 and warnings(), 30, what="the first batch's warnings")
+        # (a loop would have logged thousands by the time the first
+        # hundred are seen)
+        self.assertLessEqual(n, 200)
+        os.unlink(filler)
+        self.assertEqual(queue(self.root, "Subject: u\n\nx\n", "s@localhost", ["ann@localhost"]), 0)
+        wait_until(lambda: len(delivered(self.out, "joe@localhost")) == 105, 60,
+                   what="every message once the disk has room")
+
 
 if __name__ == "__main__":
     unittest.main()

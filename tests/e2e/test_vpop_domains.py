@@ -79,6 +79,36 @@ class Domains(RootTestCase):
     def vadd(self, *args, **kw):
         return self.root.run("vadddomain", *args, **kw)
 
+    def hold_lock(self, path):
+        """Takes the fcntl lock the tools take on path (vpopmail's FILE.lock);
+        returns the file, to unlock with fcntl.lockf(f, fcntl.LOCK_UN)."""
+        import fcntl
+        f = open(path, "a")
+        self.addCleanup(f.close)
+        fcntl.lockf(f, fcntl.LOCK_EX)
+        return f
+
+    def start_tool(self, *argv):
+        """Starts a program of the root in the background (stdout and stderr
+        together), killed at the test's end if still running."""
+        p = subprocess.Popen([self.root.bin(argv[0]), *argv[1:]], env=self.root.env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+        def stop():
+            if p.poll() is None:
+                p.kill()
+            p.wait(timeout=10)
+            p.stdout.close()
+        self.addCleanup(stop)
+        return p
+
+    @staticmethod
+    def waiting_for(path):
+        """How many processes wait for a lock on path (/proc/locks)."""
+        ino = os.stat(path).st_ino
+        with open("/proc/locks") as f:
+            return sum(1 for l in f if "->" in l and l.split()[6].endswith(f":{ino}"))
+
     def test_vadddomain_writes_vpopmails_files(self):
         r = self.root
         p = self.vadd("Example.COM", "pmpass1")
@@ -278,34 +308,15 @@ class Domains(RootTestCase):
         self.assertEqual(self.vadd("gone.test", "pw").returncode, 0)
         r.add_user("ann@gone.test")
         dom = r.v("domains", "gone.test")
-        env = r.env()
-        held = open(r.control("rcpthosts") + ".lock", "a")
-        self.addCleanup(held.close)
-        fcntl.lockf(held, fcntl.LOCK_EX)
-        procs = []
-        def start(*argv):
-            p = subprocess.Popen([r.bin(argv[0]), *argv[1:]], env=env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT)
-            procs.append(p)
-            return p
-        def stop_all():
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
-                p.wait(timeout=10)
-                p.stdout.close()
-        self.addCleanup(stop_all)
-        deleting = start("vdeldomain", "gone.test")
+        held = self.hold_lock(r.control("rcpthosts") + ".lock")
+        deleting = self.start_tool("vdeldomain", "gone.test")
         wait_until(lambda: os.path.exists(os.path.join(dom, ".vdeldomain-running")), 10,
                    what="vdeldomain to hold the domain's lock")
-        lock_ino = os.stat(os.path.join(dom, ".vpasswd.lock")).st_ino
-        def waiting():
-            with open("/proc/locks") as f:
-                return sum(1 for l in f if "->" in l and l.split()[6].endswith(f":{lock_ino}"))
-        waiters = [start("vadduser", "bob@gone.test", "bobpass1"),
-                   start("vdeluser", "ann@gone.test"),
-                   start("vaddaliasdomain", "gone.test", "alias.test")]
-        wait_until(lambda: waiting() == 3, 10, what="the tools to wait for the domain's lock")
+        lock = os.path.join(dom, ".vpasswd.lock")
+        waiters = [self.start_tool("vadduser", "bob@gone.test", "bobpass1"),
+                   self.start_tool("vdeluser", "ann@gone.test"),
+                   self.start_tool("vaddaliasdomain", "gone.test", "alias.test")]
+        wait_until(lambda: self.waiting_for(lock) == 3, 10, what="the tools to wait for the domain's lock")
         fcntl.lockf(held, fcntl.LOCK_UN)
         self.assertEqual(deleting.wait(timeout=20), 0, deleting.stdout.read())
         for p in waiters:
@@ -324,32 +335,14 @@ class Domains(RootTestCase):
         # a killed run's leftover: it waits, then deletes the domain.
         import fcntl
         r = self.root
-        env = r.env()
-        held = open(r.q("users", "assign") + ".lock", "a")
-        self.addCleanup(held.close)
-        fcntl.lockf(held, fcntl.LOCK_EX)
-        procs = []
-        def start(*argv):
-            p = subprocess.Popen([r.bin(argv[0]), *argv[1:]], env=env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT)
-            procs.append(p)
-            return p
-        def stop_all():
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
-                p.wait(timeout=10)
-                p.stdout.close()
-        self.addCleanup(stop_all)
-        adding = start("vadddomain", "race.test", "pmpass1")
+        held = self.hold_lock(r.q("users", "assign") + ".lock")
+        adding = self.start_tool("vadddomain", "race.test", "pmpass1")
         dom = r.v("domains", "race.test")
         wait_until(lambda: os.path.exists(os.path.join(dom, "vpasswd")), 10, what="vadddomain's postmaster")
-        dc_ino = os.stat(r.v("domains", ".dir-control.lock")).st_ino
-        def waiting():
-            with open("/proc/locks") as f:
-                return sum(1 for l in f if "->" in l and l.split()[6].endswith(f":{dc_ino}"))
-        deleting = start("vdeldomain", "race.test")
-        wait_until(lambda: waiting() == 1, 10, what="vdeldomain to wait for the domain counter's lock")
+        dc_lock = r.v("domains", ".dir-control.lock")
+        deleting = self.start_tool("vdeldomain", "race.test")
+        wait_until(lambda: self.waiting_for(dc_lock) == 1, 10,
+                   what="vdeldomain to wait for the domain counter's lock")
         self.assertTrue(os.path.isdir(dom))
         fcntl.lockf(held, fcntl.LOCK_UN)
         self.assertEqual(adding.wait(timeout=20), 0, adding.stdout.read())
@@ -360,19 +353,14 @@ class Domains(RootTestCase):
         # Held up later, at control/rcpthosts, with users/assign written: the
         # vdeldomain that finds the domain there waits for the domain's own
         # lock, and removes it from every file, not only from those written.
-        held2 = open(r.control("rcpthosts") + ".lock", "a")
-        self.addCleanup(held2.close)
-        fcntl.lockf(held2, fcntl.LOCK_EX)
-        adding = start("vadddomain", "race2.test", "pmpass1")
+        held2 = self.hold_lock(r.control("rcpthosts") + ".lock")
+        adding = self.start_tool("vadddomain", "race2.test", "pmpass1")
         wait_until(lambda: b"race2.test" in r.read("var/qmail/users/assign"), 10,
                    what="vadddomain's users/assign line")
         dom2 = r.v("domains", "race2.test")
-        lock_ino = os.stat(os.path.join(dom2, ".vpasswd.lock")).st_ino
-        def waiting2():
-            with open("/proc/locks") as f:
-                return sum(1 for l in f if "->" in l and l.split()[6].endswith(f":{lock_ino}"))
-        deleting = start("vdeldomain", "race2.test")
-        wait_until(lambda: waiting2() == 1, 10, what="vdeldomain to wait for the domain's lock")
+        lock = os.path.join(dom2, ".vpasswd.lock")
+        deleting = self.start_tool("vdeldomain", "race2.test")
+        wait_until(lambda: self.waiting_for(lock) == 1, 10, what="vdeldomain to wait for the domain's lock")
         fcntl.lockf(held2, fcntl.LOCK_UN)
         self.assertEqual(adding.wait(timeout=20), 0, adding.stdout.read())
         self.assertEqual(deleting.wait(timeout=20), 0, deleting.stdout.read())
