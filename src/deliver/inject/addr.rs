@@ -21,17 +21,23 @@ impl Defaults {
     /// here when that is a local domain. (A quoted local part, as qmail
     /// makes of a command-line argument, keeps its dot.)
     pub fn complete_word(&self, addr: &str) -> String {
-        self.complete(addr.strip_suffix('.').unwrap_or(addr))
+        let addr = addr.strip_suffix('.').unwrap_or(addr);
+        self.complete_at(addr, last_at_unquoted(addr))
     }
 
     /// Completes one address: `joe` -> `joe@host`, `joe@box` ->
     /// `joe@box.domain`, `joe@box+` -> `joe@box.plusdomain`. The empty
     /// address and `#@[]`-style addresses are left alone.
     pub fn complete(&self, addr: &str) -> String {
+        self.complete_at(addr, addr.rfind('@'))
+    }
+
+    /// [`Defaults::complete`] with the `@` that ends the local part given.
+    fn complete_at(&self, addr: &str, at: Option<usize>) -> String {
         if addr.is_empty() {
             return String::new();
         }
-        let (local, host) = match addr.rfind('@') {
+        let (local, host) = match at {
             // `root@` is `root` (qmail gives it the default host too).
             Some(i) if i + 1 < addr.len() => (&addr[..i], addr[i + 1..].to_string()),
             Some(i) => (&addr[..i], self.host.clone()),
@@ -62,6 +68,38 @@ impl Defaults {
             format!("{local}@{host}")
         }
     }
+}
+
+/// Where the `>` that closes a `<` is, in what follows the `<`: the first
+/// one outside a quoted string and not escaped (`<"a>b"@x.org>`).
+fn close_angle(b: &[u8]) -> Option<usize> {
+    let (mut quoted, mut escaped) = (false, false);
+    for (k, &c) in b.iter().enumerate() {
+        match c {
+            _ if escaped => escaped = false,
+            b'\\' => escaped = true,
+            b'"' => quoted = !quoted,
+            b'>' if !quoted => return Some(k),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The last `@` of a header address that is not inside a quoted string or
+/// escaped: in `"a@b"` there is none, as token822 reads it.
+fn last_at_unquoted(addr: &str) -> Option<usize> {
+    let (mut quoted, mut escaped, mut at) = (false, false, None);
+    for (i, c) in addr.bytes().enumerate() {
+        match c {
+            _ if escaped => escaped = false,
+            b'\\' => escaped = true,
+            b'"' => quoted = !quoted,
+            b'@' if !quoted => at = Some(i),
+            _ => {}
+        }
+    }
+    at
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +153,7 @@ fn tokenize(v: &str) -> Vec<Tok> {
             }
             b'<' => {
                 let start = i + 1;
-                match b[start..].iter().position(|&c| c == b'>') {
+                match close_angle(&b[start..]) {
                     Some(k) => {
                         out.push(Tok::Angle(v[start..start + k].to_string()));
                         i = start + k + 1;
@@ -156,10 +194,13 @@ fn tokenize(v: &str) -> Vec<Tok> {
                 i += 1;
             }
             _ => {
+                // A backslash takes the next character into the word, as
+                // token822 reads a quoted pair: `a\,b` is one address.
                 let start = i;
                 while i < b.len() && !b"(\"<,:;[".contains(&b[i]) {
-                    i += 1;
+                    i += if b[i] == b'\\' { 2 } else { 1 };
                 }
+                i = i.min(b.len());
                 out.push(Tok::Text(v[start..i].to_string(), false));
             }
         }
@@ -664,8 +705,10 @@ fn rewrite(value: &str, d: &Defaults) -> (String, Vec<String>, Vec<usize>) {
     (out, addrs, commas)
 }
 
-/// An address as the envelope has it: quoted strings without their quotes
-/// and backslashes (`"joe smith"@x.org` -> `joe smith@x.org`).
+/// An address as the envelope has it: quoted strings without their quotes,
+/// and a backslash's character without the backslash, in or out of quotes
+/// (`"joe smith"@x.org` -> `joe smith@x.org`, `a\,b@x.org` -> `a,b@x.org`),
+/// as token822_unquote gives it.
 fn unquote(addr: &str) -> String {
     let mut out = String::with_capacity(addr.len());
     let mut quoted = false;
@@ -673,7 +716,7 @@ fn unquote(addr: &str) -> String {
     while let Some(c) = chars.next() {
         match c {
             '"' => quoted = !quoted,
-            '\\' if quoted => out.extend(chars.next()),
+            '\\' => out.extend(chars.next()),
             c => out.push(c),
         }
     }
@@ -690,6 +733,25 @@ mod tests {
             domain: "example.com".into(),
             plus: "plus.example.com".into(),
         }
+    }
+
+    #[test]
+    fn backslashes_and_quotes_as_token822_reads_them() {
+        let d = d();
+        let rcpts = |v: &str| rewrite_list(v, &d).1;
+        // A backslash takes the next character into the word, and the
+        // envelope has the character without it.
+        assert_eq!(rcpts("a\\,b@x.org, c@y.org"), ["a,b@x.org", "c@y.org"]);
+        assert_eq!(rcpts("\\\"a@x.org"), ["\"a@x.org"]);
+        assert_eq!(rcpts("x\\(y@z.org"), ["x(y@z.org"]);
+        // An @ inside quotes or after a backslash does not end the local part.
+        assert_eq!(rcpts("\"a@b\""), ["a@b@mail.example.com"]);
+        assert_eq!(rcpts("a\\@b"), ["a@b@mail.example.com"]);
+        assert_eq!(rcpts("<\"a>b\"@x.org>, c@y.org"), ["a>b@x.org", "c@y.org"]);
+        assert_eq!(
+            rewrite_list("\"a@b\", a\\,b@x.org", &d).0,
+            "\"a@b\"@mail.example.com, a\\,b@x.org"
+        );
     }
 
     #[test]
@@ -764,6 +826,10 @@ mod tests {
         assert_eq!(d.complete("joe@box+"), "joe@box.plus.example.com");
         assert_eq!(d.complete("joe@a.b"), "joe@a.b");
         assert_eq!(d.complete("joe@[1.2.3.4]"), "joe@[1.2.3.4]");
+        // In a header, an @ inside a quoted local part does not end it.
+        assert_eq!(d.complete_word("\"a@b\""), "\"a@b\"@mail.example.com");
+        assert_eq!(d.complete_word("\"a@b\"@x.org"), "\"a@b\"@x.org");
+        assert_eq!(d.complete_word("a\\@b"), "a\\@b@mail.example.com");
         // A sandbox's empty defaultdomain and plusdomain add nothing.
         let sandbox = Defaults {
             host: "localhost".into(),
