@@ -336,8 +336,12 @@ pub fn vdominfo(args: &[String]) -> i32 {
             aliases.push(dom.clone());
         }
     }
-    for a in aliases {
-        out(&format!("alias: {a}\n"));
+    // The alias lines belong to the full display; a field option prints
+    // only its fields.
+    if all {
+        for a in aliases {
+            out(&format!("alias: {a}\n"));
+        }
     }
     if unread.get() {
         255
