@@ -64,6 +64,19 @@ fn flag(c: &Control, name: &str) -> io::Result<bool> {
 }
 
 /// The remote IP: `TCPREMOTEIP`, else the peer of fd 0 (inetd, systemd).
+/// Whether the client is on a socket (tcpserver, inetd), not a pipe.
+fn stdin_is_socket() -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    let fd = std::io::stdin();
+    let Ok(f) = std::os::fd::AsFd::as_fd(&fd).try_clone_to_owned() else {
+        return false;
+    };
+    File::from(f)
+        .metadata()
+        .map(|m| m.file_type().is_socket())
+        .unwrap_or(false)
+}
+
 fn remote_ip() -> String {
     if let Some(ip) = env("TCPREMOTEIP") {
         return ip;
@@ -103,6 +116,7 @@ fn configure(roots: &Roots, args: &Args) -> io::Result<(Config, u64)> {
             .unwrap_or("localhost")
             .to_string()
     });
+    let on_socket = stdin_is_socket();
     let cfg = Config {
         greeting,
         hostname,
@@ -118,7 +132,10 @@ fn configure(roots: &Roots, args: &Args) -> io::Result<(Config, u64)> {
         auth: !args.checkpassword.is_empty(),
         auth_needs_tls: flag(&c, "smtpauthtls")?,
         cram_md5_off: c.u64("smtpauthcram", 1)? == 0,
-        tls_offered: roots.control("servercert.pem").exists(),
+        // STARTTLS needs a certificate, and a network connection to protect:
+        // `sendmail -bs` on a local pipe neither offers nor takes it.
+        tls_offered: on_socket && roots.control("servercert.pem").exists(),
+        on_pipe: !on_socket,
         mfcheck: flag(&c, "mfcheck")?,
         rcptcheck: flag(&c, "rcptcheck")?,
         pid: std::process::id(),

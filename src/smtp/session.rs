@@ -95,6 +95,9 @@ pub struct Config {
     pub cram_md5_off: bool,
     /// `control/servercert.pem` exists: STARTTLS is offered.
     pub tls_offered: bool,
+    /// The client is on a pipe (`sendmail -bs`), not a network connection:
+    /// STARTTLS is neither offered nor taken.
+    pub on_pipe: bool,
     /// `control/mfcheck`: the sender domain DNS check.
     pub mfcheck: bool,
     /// `control/rcptcheck`: unknown users of local vpopmail domains refused.
@@ -363,7 +366,7 @@ impl Session {
             b"STARTTLS" => {
                 // Not offered without servercert.pem, but asked for anyway: the
                 // server's attempt to load it gives the TLS patch's 454.
-                if self.tls.is_some() {
+                if self.tls.is_some() || self.cfg.on_pipe {
                     Step::r(reply::UNIMPLEMENTED)
                 } else if !arg.is_empty() {
                     Step::r(reply::STARTTLS_PARAMS)

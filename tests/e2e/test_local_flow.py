@@ -155,6 +155,18 @@ class Flow(RootTestCase):
         self.assertIn(b"via -bs", m)
         self.assertIn(b"sendmail-bs", m)
 
+    def test_sendmail_bs_offers_no_starttls_on_its_pipe(self):
+        """A local pipe has nothing for TLS to protect, and a client that
+        takes STARTTLS whenever offered would fail on it."""
+        if not os.path.exists(self.root.bin("qmail-smtpd")):
+            self.skipTest("qmail-smtpd is not built yet")
+        self.assertTrue(os.path.exists(self.root.control("servercert.pem")))
+        r = self.root.run("sendmail", "-bs", input=b"EHLO client\r\nSTARTTLS\r\nQUIT\r\n")
+        out = r.stdout.decode(errors="replace")
+        self.assertIn("250-PIPELINING", out)
+        self.assertNotIn("STARTTLS", out)
+        self.assertIn("\r\n502 unimplemented (#5.5.1)\r\n", out)
+
     def test_mailq_lists_the_queue(self):
         self.sendmail(f"-fsender@{DOM}", "someone@elsewhere.example", msg=b"Subject: q\n\nwait\n")
         send_once(self.root, self.out)

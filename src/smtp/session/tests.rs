@@ -80,6 +80,7 @@ fn cfg() -> Config {
         databytes: 1000,
         auth: true,
         tls_offered: true,
+        on_pipe: false,
         mfcheck: true,
         rcptcheck: true,
         pid: 77,
