@@ -72,17 +72,24 @@ pub struct Resolver {
 
 impl Resolver {
     /// The resolver configured for this installation (see the module doc).
-    pub fn from_roots(roots: &Roots) -> Resolver {
+    /// A `DNSCACHEIP` or `control/nameservers` that is there but names no
+    /// server that can be asked (a typo, a port out of range, an empty
+    /// file), or a `control/nameservers` that cannot be read, is an error:
+    /// the lookup must not go to resolv.conf's servers instead.
+    pub fn from_roots(roots: &Roots) -> Result<Resolver, String> {
         let env = std::env::var("DNSCACHEIP").ok();
-        let control = crate::control::read_list(&roots.control("nameservers"))
-            .ok()
-            .flatten();
+        let control = crate::control::read_list(&roots.control("nameservers")).map_err(|e| {
+            format!(
+                "unable to read control/nameservers: {}",
+                crate::deliver::errstr(&e)
+            )
+        })?;
         let resolv = std::fs::read_to_string("/etc/resolv.conf").ok();
-        Resolver::new(choose_servers(
+        Ok(Resolver::new(choose_servers(
             env.as_deref(),
             control.as_deref(),
             resolv.as_deref(),
-        ))
+        )?))
     }
 
     /// A resolver asking these servers, in order. With none, 127.0.0.1:53.
@@ -427,12 +434,13 @@ fn normalize(name: &str) -> String {
     wire::presentation(name)
 }
 
-/// Parses one nameserver: `IP`, `IP:port`, `[IPv6]` or `[IPv6]:port`; a
-/// zone index (`fe80::1%eth0`) is dropped.
+/// Parses one nameserver: `IP`, `IP:port` (port 1 to 65535), `[IPv6]` or
+/// `[IPv6]:port`; a zone index (`fe80::1%eth0`) is dropped.
 pub fn parse_server(s: &str) -> Option<SocketAddr> {
     let s = s.trim();
     if let Ok(a) = s.parse::<SocketAddr>() {
-        return Some(a);
+        // Port 0 cannot be asked.
+        return (a.port() != 0).then_some(a);
     }
     let bare = s
         .strip_prefix('[')
@@ -457,26 +465,32 @@ pub fn parse_resolv_conf(text: &str) -> Vec<SocketAddr> {
         .collect()
 }
 
-/// Picks the servers: `DNSCACHEIP` over `control/nameservers` over
-/// resolv.conf; a source that yields no valid server is passed over.
+/// Picks the servers: `DNSCACHEIP` (unless blank) over `control/nameservers`
+/// over resolv.conf. A `DNSCACHEIP` or `control/nameservers` that names no
+/// valid server is an error, not a reason to ask resolv.conf's servers.
 pub fn choose_servers(
     env: Option<&str>,
     control: Option<&[String]>,
     resolv: Option<&str>,
-) -> Vec<SocketAddr> {
-    if let Some(e) = env {
+) -> Result<Vec<SocketAddr>, String> {
+    if let Some(e) = env.filter(|e| !e.trim().is_empty()) {
         let v: Vec<SocketAddr> = e.split_whitespace().filter_map(parse_server).collect();
-        if !v.is_empty() {
-            return v;
+        if v.is_empty() {
+            return Err(format!(
+                "DNSCACHEIP names no usable nameserver: {}",
+                crate::paths::loggable(e)
+            ));
         }
+        return Ok(v);
     }
     if let Some(c) = control {
         let v: Vec<SocketAddr> = c.iter().filter_map(|l| parse_server(l)).collect();
-        if !v.is_empty() {
-            return v;
+        if v.is_empty() {
+            return Err("control/nameservers names no usable nameserver".to_string());
         }
+        return Ok(v);
     }
-    resolv.map(parse_resolv_conf).unwrap_or_default()
+    Ok(resolv.map(parse_resolv_conf).unwrap_or_default())
 }
 
 /// Reads `control/nameservers`-style text from a file (for tools).

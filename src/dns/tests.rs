@@ -313,13 +313,36 @@ fn server_configuration() {
     let control = vec!["127.0.0.1:5300".to_string()];
     assert_eq!(
         choose_servers(Some("127.0.0.2 [::1]:54"), Some(&control), Some(resolv)),
-        vec!["127.0.0.2:53".parse().unwrap(), "[::1]:54".parse().unwrap()]
+        Ok(vec![
+            "127.0.0.2:53".parse().unwrap(),
+            "[::1]:54".parse().unwrap()
+        ])
     );
     assert_eq!(
         choose_servers(None, Some(&control), Some(resolv)),
-        vec!["127.0.0.1:5300".parse().unwrap()]
+        Ok(vec!["127.0.0.1:5300".parse().unwrap()])
     );
-    assert_eq!(choose_servers(Some(" "), None, Some(resolv)).len(), 2);
+    assert_eq!(
+        choose_servers(Some(" "), None, Some(resolv)).unwrap().len(),
+        2
+    );
+    assert_eq!(choose_servers(None, None, Some(resolv)).unwrap().len(), 2);
+    // A source that is there but names no server that can be asked is an
+    // error: the lookup must not fall through to resolv.conf's servers.
+    assert_eq!(parse_server("127.0.0.1:0"), None);
+    assert_eq!(parse_server("127.0.0.1:99999"), None);
+    for bad in [
+        vec![],
+        vec!["127.0.0.1:99999".to_string()],
+        vec!["nonsense".to_string()],
+    ] {
+        let r = choose_servers(None, Some(&bad), Some(resolv));
+        assert_eq!(
+            r,
+            Err("control/nameservers names no usable nameserver".into())
+        );
+    }
+    assert!(choose_servers(Some("127.0.0.1:0"), Some(&control), Some(resolv)).is_err());
     assert_eq!(
         Resolver::new(vec![]).servers(),
         &["127.0.0.1:53".parse::<SocketAddr>().unwrap()]

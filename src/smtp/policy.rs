@@ -287,14 +287,17 @@ impl Policy for HostPolicy {
         if d.is_empty() || !d.contains('.') {
             return Verdict::No;
         }
-        match crate::dns::Resolver::from_roots(&self.roots).has_mail_route(d) {
+        let lookup = crate::dns::Resolver::from_roots(&self.roots)
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.has_mail_route(d).map_err(|e| e.to_string()));
+        match lookup {
             Ok(true) => Verdict::Yes,
             Ok(false) => Verdict::No,
             Err(e) => {
                 crate::elog!(
                     "qmail-smtpd: sender domain {}: {}",
                     loggable(d),
-                    loggable(&e.to_string())
+                    loggable(&e)
                 );
                 Verdict::Temporary
             }

@@ -411,6 +411,31 @@ class TestRouting(RemoteCase):
             with self.subTest(host=host):
                 self.assertEqual(self.remote(host, "a@b", "u@" + host), [want])
 
+    def test_a_nameserver_setting_naming_no_server_defers(self):
+        """A control/nameservers or DNSCACHEIP that is there but names no
+        server that can be asked (a typo, port 0 or 99999, an empty file) is
+        a temporary failure, never a reason to ask resolv.conf's servers.
+        (Run without a network, so that not even a regression can ask them.)"""
+        if not shutil.which("unshare") or subprocess.run(
+                ["unshare", "-n", "true"], capture_output=True).returncode != 0:
+            self.skipTest("no network namespaces here")
+        env = self.root.env()
+        env.pop("DNSCACHEIP", None)
+        argv = ["unshare", "-n", self.root.bin("qmail-remote"), "mx.test", "a@b", "u@mx.test"]
+        control = "Sorry, control/nameservers names no usable nameserver. (#4.3.0)\n"
+        cases = [("", None, control), ("# a comment\n", None, control),
+                 ("127.0.0.1:99999\n", None, control), ("127.0.0.1:0\n", None, control),
+                 ("nameserver 127.0.0.1\n", None, control),
+                 ("127.0.0.1:1\n", "127.0.0.1:0 x",
+                  "Sorry, DNSCACHEIP names no usable nameserver: 127.0.0.1:0 x. (#4.3.0)\n")]
+        for text, cache, want in cases:
+            with self.subTest(text=text, cache=cache):
+                self.root.write_control("nameservers", text)
+                e = dict(env, **({"DNSCACHEIP": cache} if cache else {}))
+                r = subprocess.run(argv, input=MSG, capture_output=True, env=e, timeout=60)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertEqual(parse_report(r.stdout), [("Z", want)])
+
     def test_truncated_answers_are_asked_again_over_tcp(self):
         p = self.peer()
         for host in ("tc.test", "big.test"):

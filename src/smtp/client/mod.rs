@@ -135,7 +135,10 @@ pub fn run(roots: &Roots, args: &[Vec<u8>], input: Option<File>) -> Report {
     if msg.partial {
         return Report::perm(text::PARTIAL_LINE);
     }
-    let res = Resolver::from_roots(roots);
+    let res = match Resolver::from_roots(roots) {
+        Ok(r) => r,
+        Err(e) => return Report::temp(format!("Sorry, {e}. (#4.3.0)\n")),
+    };
     let ctx = Ctx {
         roots,
         cfg: &cfg,
