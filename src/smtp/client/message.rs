@@ -11,8 +11,9 @@ pub struct Message {
     src: Src,
     /// Size in bytes as stored.
     pub len: u64,
-    /// Size on the wire (CRLF and dot-stuffing included), for SIZE=.
-    pub wire_len: u64,
+    /// Size as RFC 1870 counts it for SIZE=: every line end a CRLF, but
+    /// neither the dots doubled at line starts nor the final `.` line.
+    pub size: u64,
     /// True when a byte has the high bit set (BODY=8BITMIME).
     pub eightbit: bool,
     /// True when the last line has no final LF (qmail refuses to send it).
@@ -51,16 +52,14 @@ impl Message {
         Message {
             src,
             len: 0,
-            wire_len: 0,
+            size: 0,
             eightbit: false,
             partial: false,
         }
     }
 
     fn scan(&mut self) -> io::Result<()> {
-        let (mut len, mut wire, mut eight) = (0u64, 0u64, false);
-        let mut enc = DataEncoder::new();
-        let mut out = Vec::new();
+        let (mut len, mut lines, mut eight) = (0u64, 0u64, false);
         let mut last = b'\n';
         let mut r = self.reader()?;
         let mut buf = vec![0u8; 65536];
@@ -73,13 +72,11 @@ impl Message {
             len += n as u64;
             eight |= chunk.iter().any(|&b| b >= 0x80);
             last = chunk[n - 1];
-            out.clear();
-            enc.encode(chunk, &mut out);
-            wire += out.len() as u64;
+            lines += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
         }
         drop(r);
         self.len = len;
-        self.wire_len = wire + 3;
+        self.size = len + lines;
         self.eightbit = eight;
         self.partial = last != b'\n';
         Ok(())
@@ -195,7 +192,9 @@ mod tests {
     fn stats_from_memory_and_file() {
         let m = Message::from_bytes(b"Subject: x\n\n.dot\n\xe9t\xe9\n".to_vec());
         assert_eq!(m.len, 21);
-        assert_eq!(m.wire_len, 21 + 4 + 1 + 3);
+        // Four LFs become CRLFs; the doubled dot and the final `.` line
+        // are not counted (RFC 1870).
+        assert_eq!(m.size, 21 + 4);
         assert!(m.eightbit);
         assert!(!m.partial);
         let m = Message::from_bytes(b"no newline".to_vec());
@@ -207,7 +206,7 @@ mod tests {
         let p = d.path().join("m");
         std::fs::write(&p, b"a\n.b\n").unwrap();
         let mut m = Message::from_file(File::open(&p).unwrap()).unwrap();
-        assert_eq!(m.wire_len, 5 + 2 + 1 + 3);
+        assert_eq!(m.size, 5 + 2);
         let mut s = Vec::new();
         m.reader().unwrap().read_to_end(&mut s).unwrap();
         m.reader().unwrap().read_to_end(&mut s).unwrap();

@@ -417,7 +417,7 @@ impl<S: Read + Write> Session<S> {
         };
         let mut mail = command("MAIL FROM:", sender);
         if ext.size.is_some() {
-            mail.extend_from_slice(format!(" SIZE={}", msg.wire_len).as_bytes());
+            mail.extend_from_slice(format!(" SIZE={}", msg.size).as_bytes());
         }
         if ext.eightbitmime && msg.eightbit {
             mail.extend_from_slice(b" BODY=8BITMIME");
@@ -519,7 +519,7 @@ impl<S: Read + Write> Session<S> {
             Ok(r) => r,
             Err(d) => return Err((out, true, d)),
         };
-        let body = format!("[message, {} bytes]", msg.wire_len);
+        let body = format!("[message, {} bytes]", msg.size);
         let mut rep = if r.ok() {
             let _ = self.send("QUIT");
             Report::msg(
@@ -728,7 +728,7 @@ mod tests {
         );
         assert_eq!(
             w,
-            "EHLO me.example\r\nMAIL FROM:<a@b> SIZE=23\r\nRCPT TO:<x@example.net>\r\nRCPT TO:<u@example.net>\r\nDATA\r\nSubject: t\r\n\r\n..hi\r\n.\r\nQUIT\r\n"
+            "EHLO me.example\r\nMAIL FROM:<a@b> SIZE=19\r\nRCPT TO:<x@example.net>\r\nRCPT TO:<u@example.net>\r\nDATA\r\nSubject: t\r\n\r\n..hi\r\n.\r\nQUIT\r\n"
         );
         assert_eq!(
             rep.recips[0],
@@ -812,7 +812,7 @@ mod tests {
             512,
         );
         assert_eq!(rep.letter, Letter::Permanent);
-        assert!(rep.text.starts_with("192.0.2.7 failed after I sent the message.\nRemote host said: 552 too big\nwhile talking to mx.example.net[192.0.2.7]:\n>>> [message, 23 bytes]\n>>> .\n<<< 552 too big\n"));
+        assert!(rep.text.starts_with("192.0.2.7 failed after I sent the message.\nRemote host said: 552 too big\nwhile talking to mx.example.net[192.0.2.7]:\n>>> [message, 19 bytes]\n>>> .\n<<< 552 too big\n"));
         let (rep, _) = run(
             "220 hi\r\n250 hi\r\n250 ok\r\n250 ok\r\n354 go\r\n",
             &["u@x"],
