@@ -224,6 +224,15 @@ fn add_domain_entries(roots: &Roots, alias: &str, assign_line: &str) -> io::Resu
         }
     };
     let assign = crate::vpop::assign::assign_path(roots);
+    // An assign qmail-newu could not compile is refused before it is
+    // touched (sorted, with the new line), not after.
+    if let Some(text) = crate::control::read_file(&assign).map_err(named(&assign))? {
+        if crate::vpop::assign::compile(&text).is_err() {
+            return Err(io::Error::other(
+                crate::vpop::assign::NewuError::Format.to_string(),
+            ));
+        }
+    }
     insert_sorted(&assign, assign_line, Kind::Assign).map_err(named(&assign))?;
     crate::vpop::assign::newu(roots).map_err(|e| io::Error::other(e.to_string()))?;
     if count_rcpthosts(roots) >= 50 {

@@ -685,6 +685,18 @@ class Domains(RootTestCase):
                 self.assertEqual((p.returncode, p.stdout), (255, b"Error: can't read users/assign: "
                                                            b"bad format in users/assign\n"), args)
             os.rename(r.q("users", "cdb.keep"), r.q("users", "cdb"))
+        # vadddomain and vaddaliasdomain refuse it before touching it: not
+        # even sorted (a bad line first would be sorted to the end).
+        broken = b"+zzz\n" + good
+        with open(assign, "wb") as f:
+            f.write(broken)
+        for args in (("vadddomain", "new.test", "pmpass1"), ("vaddaliasdomain", "real.test", "al.test")):
+            p = r.run(*args)
+            self.assertEqual((p.returncode, p.stdout),
+                             (255, b"Error: Could not update file: bad format in users/assign\n"), args)
+            with open(assign, "rb") as f:
+                self.assertEqual(f.read(), broken, args)
+        self.assertFalse(os.path.exists(r.domain_dir("real.test").replace("real.test", "new.test")))
         with open(assign, "wb") as f:
             f.write(good)
         # A domain whose directory cannot be read: `?`, why, and non-zero.
