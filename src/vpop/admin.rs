@@ -270,7 +270,19 @@ fn update_maildirsize_here(user_dir: &Path, quota: &str, owner: Option<(u32, u32
             }
         }
     }
-    let _ = std::fs::remove_file(md.join(mdquota::FILE));
+    let file = md.join(mdquota::FILE);
+    match std::fs::remove_file(&file) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            // The old limit would stay in force until the file is rebuilt.
+            crate::elog!(
+                "Warning: maildirsize not updated: {}: {}",
+                file.display(),
+                crate::deliver::errstr(&e)
+            );
+            return;
+        }
+        _ => {}
+    }
     if quota == "NOQUOTA" || !md.join("tmp").is_dir() {
         return;
     }

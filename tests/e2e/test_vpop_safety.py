@@ -144,6 +144,14 @@ class Safety(RootTestCase):
             self.assertEqual(p.stdout, f"Error: the domain's owner (uid 65534) cannot reach {dd}: "
                                        "access denied\n".encode())
             self.assertFalse(os.path.exists(os.path.join(dd, "lee")))
+            # A quota change still reaches vpasswd (root writes it), but the
+            # maildirsize the owner cannot remove is named, not kept quietly.
+            size = os.path.join(kim, "Maildir", "maildirsize")
+            with open(size, "w") as f:
+                f.write("52428800S\n0 0\n")
+            p = r.run("vsetuserquota", "kim@owned.test", "2C")
+            self.assertEqual((p.returncode, p.stderr),
+                             (0, f"Warning: maildirsize not updated: {size}: access denied\n".encode()))
         finally:
             os.chmod(os.path.dirname(dd), 0o755)
         # vdeluser and vdeldomain remove the owner's tree with its rights too.
