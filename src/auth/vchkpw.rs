@@ -235,24 +235,24 @@ pub fn check(
     let method = match method {
         Some(m) => m,
         None => {
+            let hash_ok = vpop::password::verify(&req.password, &entry.passwd);
             // qmail-smtpd sends a challenge only with a CRAM-MD5 digest
             // (qmail-popup sends its banner with every login), and a digest
             // cannot be checked without the clear-text password: not a wrong
             // password (the client falls back to PLAIN or LOGIN), so not
-            // logged as one.
+            // logged as one. (Another caller may send a challenge with a
+            // plain password: the hash still decides, as for any login.)
             if conn.service == Service::Smtp
                 && !req.challenge.is_empty()
                 && entry.clear_password().is_none()
+                && !hash_ok
             {
-                // The hash is computed all the same: a quicker answer would
-                // tell which users exist (unknown ones cost a hash too).
-                let _ = vpop::password::verify(&req.password, &entry.passwd);
                 return Err(refuse(
                     3,
                     "CRAM-MD5 needs a clear-text password (vpasswd -C)",
                 ));
             }
-            if !vpop::password::verify(&req.password, &entry.passwd) {
+            if !hash_ok {
                 let mut r = refuse(3, "password fail");
                 // What looks like an APOP digest for a user without the
                 // clear-text password: a line before the usual one (kept as
@@ -1019,6 +1019,18 @@ mod tests {
             "{}",
             r.log
         );
+        // A plain password with a challenge (a caller that always sends one)
+        // is still checked against the hash.
+        assert!(matches!(
+            check(
+                &conn(Service::Smtp),
+                &login(),
+                &e2,
+                &req("secret", "<9.9@h>"),
+                "ip"
+            ),
+            Ok(Method::Plain)
+        ));
         // An APOP digest for a user without the clear-text field: still a
         // password failure, with a line before it saying why.
         let r = check(
