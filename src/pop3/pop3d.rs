@@ -165,7 +165,16 @@ impl Session {
         let m = &self.msgs[i];
         let mut l = format!("{} ", i + 1).into_bytes();
         if uidl {
-            l.extend_from_slice(m.uid());
+            // A space or control byte in a file name (a CR LF would end the
+            // line, and the listing with a `.`) goes out as %XX: RFC 1939's
+            // ids are printable, and the listing stays one line per message.
+            for &b in m.uid() {
+                if b <= b' ' || b == 0x7f {
+                    l.extend_from_slice(format!("%{b:02X}").as_bytes());
+                } else {
+                    l.push(b);
+                }
+            }
         } else {
             l.extend_from_slice(m.size.to_string().as_bytes());
         }
@@ -404,6 +413,23 @@ mod tests {
         let mut out = Vec::new();
         let o = s.line(line.as_bytes(), st, &mut out).unwrap();
         (String::from_utf8(out).unwrap(), o)
+    }
+
+    #[test]
+    fn uidl_ids_stay_printable_and_one_line() {
+        let msgs = vec![Msg {
+            name: b"new/9001.nl\r\n.\r\n+OK fake a\x7fb\xc3\xa9:2,".to_vec(),
+            size: 1,
+            deleted: false,
+        }];
+        let mut s = Session::new(msgs, 0);
+        let mut st = Mem(HashMap::new(), 512);
+        let mut out = Vec::new();
+        s.line(b"UIDL\r", &mut st, &mut out).unwrap();
+        assert_eq!(
+            out,
+            b"+OK \r\n1 9001.nl%0D%0A.%0D%0A+OK%20fake%20a%7Fb\xc3\xa9\r\n.\r\n"
+        );
     }
 
     #[test]
