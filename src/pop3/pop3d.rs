@@ -168,8 +168,9 @@ impl Session {
             // A space or control byte in a file name (a CR LF would end the
             // line, and the listing with a `.`) goes out as %XX: RFC 1939's
             // ids are printable, and the listing stays one line per message.
+            // A `%` is encoded too, so that two names never share an id.
             for &b in m.uid() {
-                if b <= b' ' || b == 0x7f {
+                if b <= b' ' || b == 0x7f || b == b'%' {
                     l.extend_from_slice(format!("%{b:02X}").as_bytes());
                 } else {
                     l.push(b);
@@ -418,7 +419,7 @@ mod tests {
     #[test]
     fn uidl_ids_stay_printable_and_one_line() {
         let msgs = vec![Msg {
-            name: b"new/9001.nl\r\n.\r\n+OK fake a\x7fb\xc3\xa9:2,".to_vec(),
+            name: b"new/9001.nl\r\n.\r\n+OK fake a\x7fb\xc3\xa9%20:2,".to_vec(),
             size: 1,
             deleted: false,
         }];
@@ -428,7 +429,7 @@ mod tests {
         s.line(b"UIDL\r", &mut st, &mut out).unwrap();
         assert_eq!(
             out,
-            b"+OK \r\n1 9001.nl%0D%0A.%0D%0A+OK%20fake%20a%7Fb\xc3\xa9\r\n.\r\n"
+            b"+OK \r\n1 9001.nl%0D%0A.%0D%0A+OK%20fake%20a%7Fb\xc3\xa9%2520\r\n.\r\n"
         );
     }
 

@@ -92,14 +92,15 @@ fn write_lines(path: &Path, lines: &[String]) -> io::Result<()> {
 }
 
 /// Inserts `line` into `path` in sorted position (vpopmail's `update_file`),
-/// unless the file already holds exactly that line.
-pub fn insert_sorted(path: &Path, line: &str, kind: Kind) -> io::Result<()> {
+/// unless the file already holds exactly that line. Whether it was added.
+pub fn insert_sorted(path: &Path, line: &str, kind: Kind) -> io::Result<bool> {
     let _l = lock(path)?;
     let mut lines = read_lines(path)?;
     if kind == Kind::Assign {
         lines.retain(|l| l != ".");
     }
-    if !lines.iter().any(|l| l == line) {
+    let add = !lines.iter().any(|l| l == line);
+    if add {
         let key = sort_key(line, kind);
         let keys: Vec<String> = lines.iter().map(|l| sort_key(l, kind)).collect();
         let at = keys.iter().position(|k| *k > key).unwrap_or(lines.len());
@@ -116,7 +117,8 @@ pub fn insert_sorted(path: &Path, line: &str, kind: Kind) -> io::Result<()> {
     if kind == Kind::Assign {
         lines.push(".".to_string());
     }
-    write_lines(path, &lines)
+    write_lines(path, &lines)?;
+    Ok(add)
 }
 
 /// Removes every line equal to one of `remove`; returns how many went. A
@@ -202,18 +204,56 @@ fn newmrh_locked(roots: &Roots) -> io::Result<()> {
 /// once rcpthosts has 50 lines, + qmail-newmrh), virtualdomains, and removal
 /// from locals.
 /// The errors name the file (`/var/qmail/users/assign: No such file or directory`).
-/// On an error what was written is taken back, every file tried even when one
-/// cannot be written, so the domain is left in none of them.
+/// On an error the lines this run added are taken back, every file tried
+/// even when one cannot be written, so the domain is left in none of them
+/// (a line that was there before, made by hand, stays).
 pub fn add_domain(roots: &Roots, alias: &str, assign_line: &str) -> io::Result<()> {
-    let r = add_domain_entries(roots, alias, assign_line);
+    let mut added = Added::default();
+    let r = add_domain_entries(roots, alias, assign_line, &mut added);
     if r.is_err() {
-        let domains = [alias.to_string()];
-        let _ = remove_domain_entries(roots, &domains, &[assign_line.to_string()], true);
+        added.undo(roots, alias, assign_line);
     }
     r
 }
 
-fn add_domain_entries(roots: &Roots, alias: &str, assign_line: &str) -> io::Result<()> {
+/// Which lines [`add_domain_entries`] added.
+#[derive(Default)]
+struct Added {
+    assign: bool,
+    rcpthosts: bool,
+    morercpthosts: bool,
+    virtualdomains: bool,
+}
+
+impl Added {
+    /// Removes the lines that were added, each file tried.
+    fn undo(&self, roots: &Roots, alias: &str, assign_line: &str) {
+        let one = |l: &str| [l.to_string()];
+        if self.rcpthosts {
+            let _ = remove_lines(&roots.control("rcpthosts"), &one(alias));
+        }
+        if self.morercpthosts {
+            let _ = remove_lines(&roots.control("morercpthosts"), &one(alias));
+            let _ = newmrh(roots);
+        }
+        if self.virtualdomains {
+            let line = format!("{alias}:{alias}");
+            let _ = remove_lines(&roots.control("virtualdomains"), &one(&line));
+        }
+        if self.assign {
+            let assign = crate::vpop::assign::assign_path(roots);
+            let _ = remove_lines(&assign, &one(assign_line));
+            let _ = crate::vpop::assign::newu(roots);
+        }
+    }
+}
+
+fn add_domain_entries(
+    roots: &Roots,
+    alias: &str,
+    assign_line: &str,
+    added: &mut Added,
+) -> io::Result<()> {
     let named = |p: &Path| {
         let p = p.to_path_buf();
         move |e: io::Error| {
@@ -233,18 +273,19 @@ fn add_domain_entries(roots: &Roots, alias: &str, assign_line: &str) -> io::Resu
             ));
         }
     }
-    insert_sorted(&assign, assign_line, Kind::Assign).map_err(named(&assign))?;
+    added.assign = insert_sorted(&assign, assign_line, Kind::Assign).map_err(named(&assign))?;
     crate::vpop::assign::newu(roots).map_err(|e| io::Error::other(e.to_string()))?;
     if count_rcpthosts(roots) >= 50 {
         let mrh = roots.control("morercpthosts");
-        insert_sorted(&mrh, alias, Kind::Hosts).map_err(named(&mrh))?;
+        added.morercpthosts = insert_sorted(&mrh, alias, Kind::Hosts).map_err(named(&mrh))?;
         newmrh(roots)?;
     } else {
         let rh = roots.control("rcpthosts");
-        insert_sorted(&rh, alias, Kind::Hosts).map_err(named(&rh))?;
+        added.rcpthosts = insert_sorted(&rh, alias, Kind::Hosts).map_err(named(&rh))?;
     }
     let vd = roots.control("virtualdomains");
-    insert_sorted(&vd, &format!("{alias}:{alias}"), Kind::Virtual).map_err(named(&vd))?;
+    let line = format!("{alias}:{alias}");
+    added.virtualdomains = insert_sorted(&vd, &line, Kind::Virtual).map_err(named(&vd))?;
     let locals = roots.control("locals");
     remove_hosts(&locals, &[alias.to_string()]).map_err(named(&locals))?;
     Ok(())
@@ -255,64 +296,30 @@ fn add_domain_entries(roots: &Roots, alias: &str, assign_line: &str) -> io::Resu
 /// failure stops it, in vpopmail's order, so that the domain is still whole
 /// in assign and a second run finishes the job.
 pub fn del_domains(roots: &Roots, domains: &[String], assign_lines: &[String]) -> io::Result<()> {
-    remove_domain_entries(roots, domains, assign_lines, false)
-}
-
-/// [`del_domains`]; with `undo` (taking back an [`add_domain`] that failed
-/// half way) every step is tried even when one fails, so the domain does not
-/// stay in assign because rcpthosts could not be written; the first error is
-/// returned.
-fn remove_domain_entries(
-    roots: &Roots,
-    domains: &[String],
-    assign_lines: &[String],
-    undo: bool,
-) -> io::Result<()> {
-    let mut first: Option<io::Error> = None;
-    // One step: its failure stops the deletion, or with `undo` is kept for
-    // the end while the other steps go on.
-    macro_rules! step {
-        ($e:expr) => {
-            if let Err(e) = $e {
-                if !undo {
-                    return Err(e);
-                }
-                first.get_or_insert(e);
-            }
-        };
-    }
-    step!(remove_hosts(&roots.control("rcpthosts"), domains).map(drop));
+    remove_hosts(&roots.control("rcpthosts"), domains)?;
     // morercpthosts too, even when rcpthosts named every domain: a domain
     // added while rcpthosts already named it (by hand) is in both.
-    {
-        let mrh = roots.control("morercpthosts");
-        step!((|| {
-            if remove_hosts(&mrh, domains)? > 0 {
-                let _l = lock(&mrh)?;
-                if std::fs::metadata(&mrh)
-                    .map(|m| m.len() == 0)
-                    .unwrap_or(false)
-                {
-                    let _ = std::fs::remove_file(&mrh);
-                    let _ = std::fs::remove_file(roots.control("morercpthosts.cdb"));
-                } else {
-                    newmrh_locked(roots)?;
-                }
-            }
-            Ok::<(), io::Error>(())
-        })());
+    let mrh = roots.control("morercpthosts");
+    if remove_hosts(&mrh, domains)? > 0 {
+        let _l = lock(&mrh)?;
+        if std::fs::metadata(&mrh)
+            .map(|m| m.len() == 0)
+            .unwrap_or(false)
+        {
+            let _ = std::fs::remove_file(&mrh);
+            let _ = std::fs::remove_file(roots.control("morercpthosts.cdb"));
+        } else {
+            newmrh_locked(roots)?;
+        }
     }
     // The order of vpopmail's del_control and then assign: the domain is
     // refused at RCPT first.
     let virt: Vec<String> = domains.iter().map(|d| format!("{d}:{d}")).collect();
-    step!(remove_lines(&roots.control("virtualdomains"), &virt).map(drop));
+    remove_lines(&roots.control("virtualdomains"), &virt)?;
     let assign = crate::vpop::assign::assign_path(roots);
-    step!(remove_lines(&assign, assign_lines).map(drop));
-    step!(crate::vpop::assign::newu(roots).map_err(|e| io::Error::other(e.to_string())));
-    match first {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    remove_lines(&assign, assign_lines)?;
+    crate::vpop::assign::newu(roots).map_err(|e| io::Error::other(e.to_string()))?;
+    Ok(())
 }
 
 /// Sends SIGHUP to the qmail-send of this installation, if one runs: a

@@ -690,12 +690,19 @@ class Domains(RootTestCase):
         broken = b"+zzz\n" + good
         with open(assign, "wb") as f:
             f.write(broken)
+        # A line the admin put in rcpthosts by hand is not taken back either.
+        with open(r.control("rcpthosts"), "a") as f:
+            f.write("new.test\n")
+        with open(r.control("rcpthosts"), "rb") as f:
+            rcpthosts = f.read()
         for args in (("vadddomain", "new.test", "pmpass1"), ("vaddaliasdomain", "real.test", "al.test")):
             p = r.run(*args)
             self.assertEqual((p.returncode, p.stdout),
                              (255, b"Error: Could not update file: bad format in users/assign\n"), args)
             with open(assign, "rb") as f:
                 self.assertEqual(f.read(), broken, args)
+            with open(r.control("rcpthosts"), "rb") as f:
+                self.assertEqual(f.read(), rcpthosts, args)
         self.assertFalse(os.path.exists(r.domain_dir("real.test").replace("real.test", "new.test")))
         with open(assign, "wb") as f:
             f.write(good)

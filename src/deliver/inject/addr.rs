@@ -367,11 +367,26 @@ fn split_specs(parts: &[&str]) -> Vec<String> {
                     i += 1;
                 }
                 _ => {
+                    // A backslash takes the next character (white space,
+                    // `@` or `.` too) into the word; a lone one at the end
+                    // goes, as in token822.
                     let start = i;
+                    let mut end = i;
                     while i < b.len() && !b" \t\r\n@.".contains(&b[i]) {
+                        if b[i] == b'\\' {
+                            if i + 1 == b.len() {
+                                i += 1;
+                                break;
+                            }
+                            i += 1;
+                        }
                         i += 1;
+                        end = i.min(b.len());
                     }
-                    word(&mut out, &p[start..i], &mut last_word);
+                    i = i.min(b.len());
+                    if end > start {
+                        word(&mut out, &p[start..end], &mut last_word);
+                    }
                 }
             }
         }
@@ -408,6 +423,14 @@ fn bare_spec(spec: &str) -> String {
                 chars.next();
             }
             (None, _) if depth > 0 => {}
+            // An escaped character stays with its backslash (an escaped
+            // space is part of the address); a lone one at the end goes.
+            (None, '\\') => {
+                if let Some(n) = chars.next() {
+                    out.push(c);
+                    out.push(n);
+                }
+            }
             (None, '"') => {
                 out.push(c);
                 quote = Some('"');
@@ -630,7 +653,7 @@ fn rewrite(value: &str, d: &Defaults) -> (String, Vec<String>, Vec<usize>) {
                 .iter()
                 .filter_map(|t| match t {
                     Tok::Text(s, false) if s.starts_with('"') => Some(s.clone()),
-                    Tok::Text(s, false) => Some(s.split_whitespace().collect::<String>()),
+                    Tok::Text(s, false) => Some(bare_spec(s)),
                     _ => None,
                 })
                 .collect();
@@ -748,6 +771,17 @@ mod tests {
         assert_eq!(rcpts("\"a@b\""), ["a@b@mail.example.com"]);
         assert_eq!(rcpts("a\\@b"), ["a@b@mail.example.com"]);
         assert_eq!(rcpts("<\"a>b\"@x.org>, c@y.org"), ["a>b@x.org", "c@y.org"]);
+        // An escaped space or tab is part of the word, not a separator.
+        assert_eq!(rcpts("a\\ b@x.org"), ["a b@x.org"]);
+        assert_eq!(
+            rcpts("a\\\tb@x.org, c d"),
+            ["a\tb@x.org", "c@mail.example.com", "d@mail.example.com"]
+        );
+        assert_eq!(rcpts("<a\\ b@x.org>"), ["a b@x.org"]);
+        // A lone backslash at the end goes, in the header too.
+        assert_eq!(rcpts("a\\"), ["a@mail.example.com"]);
+        assert_eq!(rewrite_list(" a\\", &d).0, " a@mail.example.com");
+        assert_eq!(rcpts("b c\\"), ["b@mail.example.com", "c@mail.example.com"]);
         assert_eq!(
             rewrite_list("\"a@b\", a\\,b@x.org", &d).0,
             "\"a@b\"@mail.example.com, a\\,b@x.org"
