@@ -71,15 +71,18 @@ impl Defaults {
 }
 
 /// Where the `>` that closes a `<` is, in what follows the `<`: the first
-/// one outside a quoted string and not escaped (`<"a>b"@x.org>`).
+/// one outside a quoted string or comment and not escaped (`<"a>b"@x.org>`,
+/// `<joe@x.org (see <http://x>)>`).
 fn close_angle(b: &[u8]) -> Option<usize> {
-    let (mut quoted, mut escaped) = (false, false);
+    let (mut quoted, mut escaped, mut depth) = (false, false, 0usize);
     for (k, &c) in b.iter().enumerate() {
         match c {
             _ if escaped => escaped = false,
             b'\\' => escaped = true,
-            b'"' => quoted = !quoted,
-            b'>' if !quoted => return Some(k),
+            b'"' if depth == 0 => quoted = !quoted,
+            b'(' if !quoted => depth += 1,
+            b')' if !quoted && depth > 0 => depth -= 1,
+            b'>' if !quoted && depth == 0 => return Some(k),
             _ => {}
         }
     }
@@ -159,12 +162,19 @@ fn tokenize(v: &str) -> Vec<Tok> {
                         i = start + k + 1;
                     }
                     // Never closed: the address ends at the next comma, so
-                    // the rest of the list keeps its own addresses.
+                    // the rest of the list keeps its own addresses. A `<`
+                    // with nothing after it is no address: it stays in the
+                    // header as a comment would, and takes none away.
                     None => {
                         let k = b[start..].iter().position(|&c| c == b',');
                         let end = k.map_or(b.len(), |k| start + k);
-                        out.push(Tok::Angle(v[start..end].to_string()));
-                        i = end;
+                        if v[start..end].trim().is_empty() {
+                            out.push(Tok::Text("<".to_string(), true));
+                            i = start;
+                        } else {
+                            out.push(Tok::Angle(v[start..end].to_string()));
+                            i = end;
+                        }
                     }
                 }
             }
@@ -317,6 +327,15 @@ pub fn parses(value: &str) -> bool {
                 }
             }
             T::Right => {
+                // A `>` must close the `<` just before it: `<a@b>>` and
+                // `<<a@b>>` would leave a `>` to be taken for an address.
+                if toks[..k]
+                    .iter()
+                    .rposition(|&t| t == T::Left || t == T::Right)
+                    .is_none_or(|l| toks[l] != T::Left)
+                {
+                    return false;
+                }
                 match toks[..k].iter().rposition(|&t| t == T::Left) {
                     Some(l) => k = l,
                     None => return false,
@@ -709,10 +728,18 @@ fn rewrite(value: &str, d: &Defaults) -> (String, Vec<String>, Vec<usize>) {
                 commas.push(out.len());
             }
             Tok::Colon => {
-                // A group name: copy it, the members follow.
+                // A group name: copy it, the members follow. (An address in
+                // `<...>` written before it with no comma is copied too, as
+                // qmail keeps it: part of the name, not a recipient.)
                 for t in cur.drain(..) {
-                    if let Tok::Text(s, _) = t {
-                        out.push_str(&s);
+                    match t {
+                        Tok::Text(s, _) => out.push_str(&s),
+                        Tok::Angle(a) => {
+                            out.push('<');
+                            out.push_str(&a);
+                            out.push('>');
+                        }
+                        _ => {}
                     }
                 }
                 out.push(':');
@@ -813,6 +840,9 @@ mod tests {
             "a@[1.2.3.4",
             "(esc\\",
             "a@b>",
+            "<a@b>>",
+            "<<a@b>>",
+            "x <a@b> y>",
             "g: a",
             "a: b; c: d",
             "a;, b;",
@@ -937,6 +967,20 @@ mod tests {
         assert_eq!(v, " a@b.org, <c@d.org>, e@f.org");
         let (_, a) = rewrite_list(" x <joe", &d);
         assert_eq!(a, vec!["joe@mail.example.com"]);
+        // A `<` with nothing after it takes no address away.
+        let (v, a) = rewrite_list(" joe@ex.org, ann@ex.org <", &d);
+        assert_eq!(a, vec!["joe@ex.org", "ann@ex.org"]);
+        assert_eq!(v, " joe@ex.org, ann@ex.org <");
+        // A comment inside <...> is read whole, `>` and `"` in it included.
+        for c in ["(see <http://x>)", "(5\" long)"] {
+            let (v, a) = rewrite_list(&format!(" Joe <joe@ex.org {c}>, ann@ex.org"), &d);
+            assert_eq!(a, vec!["joe@ex.org", "ann@ex.org"], "{c}");
+            assert!(v.starts_with(" Joe <joe@ex.org"), "{v}");
+        }
+        // An address before a group name stays in the header (no recipient).
+        let (v, a) = rewrite_list(" <b@y.org> g: c@z.org;", &d);
+        assert_eq!(a, vec!["c@z.org"]);
+        assert_eq!(v, " <b@y.org> g: c@z.org;");
         // Two words with only white space between are two addresses, and
         // words after `<...>` one more, as qmail's token822_addrlist reads
         // them; `@` and `.` join words, quoted strings and literals are words.
