@@ -165,12 +165,12 @@ impl Session {
         let m = &self.msgs[i];
         let mut l = format!("{} ", i + 1).into_bytes();
         if uidl {
-            // A space or control byte in a file name (a CR LF would end the
-            // line, and the listing with a `.`) goes out as %XX: RFC 1939's
-            // ids are printable, and the listing stays one line per message.
-            // A `%` is encoded too, so that two names never share an id.
+            // A byte outside printable ASCII in a file name (a CR LF would
+            // end the line, and the listing with a `.`; clients refuse 8-bit
+            // ids) goes out as %XX: RFC 1939's ids are 0x21 to 0x7E. A `%` is
+            // encoded too, so that two names never share an id.
             for &b in m.uid() {
-                if b <= b' ' || b == 0x7f || b == b'%' {
+                if !(0x21..=0x7e).contains(&b) || b == b'%' {
                     l.extend_from_slice(format!("%{b:02X}").as_bytes());
                 } else {
                     l.push(b);
@@ -429,7 +429,7 @@ mod tests {
         s.line(b"UIDL\r", &mut st, &mut out).unwrap();
         assert_eq!(
             out,
-            b"+OK \r\n1 9001.nl%0D%0A.%0D%0A+OK%20fake%20a%7Fb\xc3\xa9%2520\r\n.\r\n"
+            b"+OK \r\n1 9001.nl%0D%0A.%0D%0A+OK%20fake%20a%7Fb%C3%A9%2520\r\n.\r\n"
         );
     }
 

@@ -222,6 +222,8 @@ struct Added {
     assign: bool,
     rcpthosts: bool,
     morercpthosts: bool,
+    /// morercpthosts and its cdb were not there before.
+    morercpthosts_new: (bool, bool),
     virtualdomains: bool,
 }
 
@@ -233,8 +235,20 @@ impl Added {
             let _ = remove_lines(&roots.control("rcpthosts"), &one(alias));
         }
         if self.morercpthosts {
-            let _ = remove_lines(&roots.control("morercpthosts"), &one(alias));
-            let _ = newmrh(roots);
+            let mrh = roots.control("morercpthosts");
+            let _ = remove_lines(&mrh, &one(alias));
+            let empty = std::fs::metadata(&mrh).is_ok_and(|m| m.len() == 0);
+            if empty && self.morercpthosts_new.0 {
+                // Made by this run: it goes again, with a cdb made with it.
+                let _ = std::fs::remove_file(&mrh);
+                if self.morercpthosts_new.1 {
+                    let _ = std::fs::remove_file(roots.control("morercpthosts.cdb"));
+                } else {
+                    let _ = newmrh(roots);
+                }
+            } else {
+                let _ = newmrh(roots);
+            }
         }
         if self.virtualdomains {
             let line = format!("{alias}:{alias}");
@@ -277,8 +291,10 @@ fn add_domain_entries(
     crate::vpop::assign::newu(roots).map_err(|e| io::Error::other(e.to_string()))?;
     if count_rcpthosts(roots) >= 50 {
         let mrh = roots.control("morercpthosts");
+        let cdb = roots.control("morercpthosts.cdb");
+        added.morercpthosts_new = (!mrh.exists(), !cdb.exists());
         added.morercpthosts = insert_sorted(&mrh, alias, Kind::Hosts).map_err(named(&mrh))?;
-        newmrh(roots)?;
+        newmrh(roots).map_err(named(&cdb))?;
     } else {
         let rh = roots.control("rcpthosts");
         added.rcpthosts = insert_sorted(&rh, alias, Kind::Hosts).map_err(named(&rh))?;

@@ -149,6 +149,21 @@ class Inject(unittest.TestCase):
         self.assertEqual(r.returncode, 100)
         self.assertIn(b"control character", r.stderr)
 
+    def test_backslashes_in_header_addresses(self):
+        # As token822 reads them: an escaped space is part of the address, an
+        # escaped comma no separator, and a backslash at a line's end (the
+        # field's end, or before a fold) no escape of the line break.
+        cases = [(b"To: a\\ b@x.org, c\\,d@x.org\n", [b"a b@x.org", b"c,d@x.org"]),
+                 (b"To: a\\\nCc: b@x.org\n", [b"a@mail.example.com", b"b@x.org"]),
+                 (b"To: x@y.org, a\\\r\n", [b"x@y.org", b"a@mail.example.com"]),
+                 (b"To: a\\\n b@x.org\n", [b"a@mail.example.com", b"b@x.org"])]
+        for head, want in cases:
+            with self.subTest(head=head):
+                r = self.run_prog("qmail-inject", msg=head + b"\nhi\n")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                env = self.queued()[1]
+                self.assertEqual(env, b"Fwww@mail.example.com\0" + b"".join(b"T" + w + b"\0" for w in want) + b"\0")
+
     def test_qmail_queue_runs_in_qmails_home(self):
         # As qmail's callers chdir to /var/qmail first: a relative QMAILQUEUE
         # works from anywhere, and the program starts there.

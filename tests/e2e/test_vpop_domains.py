@@ -469,6 +469,31 @@ class Domains(RootTestCase):
         finally:
             os.rmdir(r.control("rcpthosts"))
         self.assertEqual(self.vadd("half.com", "pw-123456").returncode, 0)
+        # With 50 lines in rcpthosts the domain goes to morercpthosts: a run
+        # that fails after that takes back the file it made (the cdb names
+        # the domain no more), and
+        # only the line it added from one that was there.
+        with open(r.control("rcpthosts"), "a") as f:
+            f.write("".join(f"filler{i}.test\n" for i in range(50)))
+        vd = r.control("virtualdomains")
+        os.rename(vd, vd + ".keep")
+        os.mkdir(vd)
+        try:
+            p = self.vadd("more.com", "pw-123456")
+            self.assertEqual(p.returncode, 255, p.stdout)
+            self.assertIn(vd.encode(), p.stdout)
+            self.assertFalse(os.path.exists(r.control("morercpthosts")))
+            self.assertNotIn(b"more.com", r.read("var/qmail/control/morercpthosts.cdb"))
+            with open(r.control("morercpthosts"), "w") as f:
+                f.write("byhand.test\n")
+            p = self.vadd("more.com", "pw-123456")
+            self.assertEqual(p.returncode, 255, p.stdout)
+            self.assertEqual(r.read("var/qmail/control/morercpthosts"), b"byhand.test\n")
+        finally:
+            os.rmdir(vd)
+            os.rename(vd + ".keep", vd)
+        self.assertEqual(self.vadd("more.com", "pw-123456").returncode, 0)
+        self.assertIn(b"more.com", r.read("var/qmail/control/morercpthosts"))
 
     def test_vdeldomain_never_takes_a_live_domain_for_a_leftover(self):
         # An assign that is empty, cut short or not in assign format, or a

@@ -388,12 +388,13 @@ fn split_specs(parts: &[&str]) -> Vec<String> {
                 _ => {
                     // A backslash takes the next character (white space,
                     // `@` or `.` too) into the word; a lone one at the end
-                    // goes, as in token822.
+                    // of the field or of a line goes (a line break is
+                    // never part of an address).
                     let start = i;
                     let mut end = i;
                     while i < b.len() && !b" \t\r\n@.".contains(&b[i]) {
                         if b[i] == b'\\' {
-                            if i + 1 == b.len() {
+                            if i + 1 == b.len() || b[i + 1] == b'\r' || b[i + 1] == b'\n' {
                                 i += 1;
                                 break;
                             }
@@ -443,9 +444,10 @@ fn bare_spec(spec: &str) -> String {
             }
             (None, _) if depth > 0 => {}
             // An escaped character stays with its backslash (an escaped
-            // space is part of the address); a lone one at the end goes.
+            // space is part of the address); a lone one at the end, or
+            // before a line break, goes.
             (None, '\\') => {
-                if let Some(n) = chars.next() {
+                if let Some(n) = chars.next().filter(|n| !matches!(n, '\r' | '\n')) {
                     out.push(c);
                     out.push(n);
                 }
@@ -809,6 +811,25 @@ mod tests {
         assert_eq!(rcpts("a\\"), ["a@mail.example.com"]);
         assert_eq!(rewrite_list(" a\\", &d).0, " a@mail.example.com");
         assert_eq!(rcpts("b c\\"), ["b@mail.example.com", "c@mail.example.com"]);
+        // Before a line break (a field's end, a fold) too: a line break is
+        // never part of an address.
+        for v in [
+            " a\\\n",
+            " a\\\r\n",
+            " x@y.org, a\\\n",
+            " <a\\\n>",
+            " a\\\n b@x.org\n",
+        ] {
+            let a = rcpts(v);
+            assert!(
+                a.contains(&"a@mail.example.com".to_string()),
+                "{v:?}: {a:?}"
+            );
+            assert!(
+                a.iter().all(|r| !r.contains(['\r', '\n', '\\'])),
+                "{v:?}: {a:?}"
+            );
+        }
         assert_eq!(
             rewrite_list("\"a@b\", a\\,b@x.org", &d).0,
             "\"a@b\"@mail.example.com, a\\,b@x.org"
