@@ -292,7 +292,8 @@ fn looks_like_apop(password: &[u8]) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
 }
 
-/// The client address: `TCPREMOTEIP`, else `REMOTE_HOST`, `::ffff:` stripped.
+/// The client address: `TCPREMOTEIP`, else `REMOTE_HOST` (vpopmail's two),
+/// `::ffff:` stripped; [`main`] falls back to the peer of descriptor 0.
 pub fn remote_ip(tcpremoteip: Option<String>, remote_host: Option<String>) -> String {
     let ip = tcpremoteip
         .filter(|s| !s.is_empty())
@@ -344,7 +345,14 @@ pub fn webmail_ips(roots: &Roots) -> Vec<String> {
 /// `fd3` is descriptor 3 (`None` when it is not open).
 pub fn main(roots: &Roots, args: &[OsString], fd3: Option<std::fs::File>) -> u8 {
     let env = |k: &str| std::env::var(k).ok();
-    let ip = remote_ip(env("TCPREMOTEIP"), env("REMOTE_HOST"));
+    let mut ip = remote_ip(env("TCPREMOTEIP"), env("REMOTE_HOST"));
+    if ip.is_empty() {
+        // Under inetd or a systemd socket unit no variable names the client:
+        // the connection on descriptor 0 does (qmail-popup's, passed on).
+        if let Some(peer) = crate::sys::stdin_peer_ip() {
+            ip = peer.to_string();
+        }
+    }
     let prog = args.first().and_then(|p| p.to_str());
     let conn = connection(
         env("TCPLOCALPORT").as_deref(),

@@ -81,15 +81,8 @@ fn remote_ip() -> String {
     if let Some(ip) = env("TCPREMOTEIP") {
         return ip;
     }
-    use std::os::fd::IntoRawFd;
-    // A duplicate of fd 0, so that fd 0 itself stays open.
-    let dup = crate::sys::inherit_fd(0).and_then(|fd| {
-        let d = fd.try_clone().ok();
-        let _ = fd.into_raw_fd();
-        d
-    });
-    dup.and_then(|d| std::net::TcpStream::from(d).peer_addr().ok())
-        .map(|a| a.ip().to_canonical().to_string())
+    crate::sys::stdin_peer_ip()
+        .map(|ip| ip.to_string())
         .unwrap_or_else(|| "unknown".to_string())
 }
 

@@ -272,6 +272,19 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
+/// The address of the peer on descriptor 0, when that is an IP socket (inetd,
+/// a systemd socket unit with `Accept=yes`, tcpserver): an IPv4-mapped IPv6
+/// address as IPv4.
+pub fn stdin_peer_ip() -> Option<std::net::IpAddr> {
+    use nix::sys::socket::{getpeername, SockaddrStorage};
+    let a: SockaddrStorage = getpeername(0).ok()?;
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(std::net::IpAddr::V4(v4.ip()));
+    }
+    a.as_sockaddr_in6()
+        .map(|v6| std::net::IpAddr::V6(v6.ip()).to_canonical())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -308,7 +308,8 @@ class Chain(RootTestCase):
             f.write(M1)
         os.utime(p, (p3.PAST, p3.PAST))
         c = self.login(self.chain().port, "joe@example.test")
-        self.assertEqual(c.uidl()[1], [b"1 " + name])
+        # The 8-bit byte goes out as %FF: ids are printable ASCII (RFC 1939).
+        self.assertEqual(c.uidl()[1], [b"1 1001.B%FF.vm"])
         self.assertEqual(c.retr(1)[1][0], b"Subject: one")
         c.quit()
         self.assertEqual(os.listdir(os.path.join(os.fsencode(self.md), b"cur")), [name + b":2,"])
@@ -356,6 +357,40 @@ class Chain(RootTestCase):
     def test_relay_opened_on_success(self):
         p = self.login(self.chain().port, "joe@example.test")
         p.quit()
+        with open(self.root.v("etc", "open-smtp")) as f:
+            self.assertRegex(f.read(), r"^127\.0\.0\.1:allow,RELAYCLIENT=\"\",RBLSMTPD=\"\"\t\d+\n")
+
+    def test_relay_opened_under_inetd_without_tcp_variables(self):
+        """Started as inetd does, the connection on descriptors 0 and 1 and no
+        TCPREMOTEIP: vchkpw takes the client's address from the connection."""
+        import socket
+        import threading
+        srv = socket.socket()
+        self.addCleanup(srv.close)
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        srv.settimeout(10)
+        env = {k: v for k, v in self.root.env().items()
+               if not k.startswith("TCP") and k not in ("REMOTE_HOST", "REMOTE_ADDR")}
+        procs = []
+
+        def serve():
+            conn, _ = srv.accept()
+            with conn:
+                procs.append(subprocess.Popen(
+                    [self.root.bin("qmail-popup"), "mail.test", self.root.bin("vchkpw"),
+                     self.root.bin("qmail-pop3d"), "Maildir"],
+                    stdin=conn, stdout=conn, stderr=subprocess.DEVNULL, env=env))
+        t = threading.Thread(target=serve)
+        t.start()
+        p = poplib.POP3("127.0.0.1", srv.getsockname()[1], timeout=10)
+        t.join(10)
+        self.assertEqual(len(procs), 1)
+        self.addCleanup(lambda: procs[0].poll() is None and procs[0].kill())
+        p.user("joe@example.test")
+        p.pass_("secret1")
+        p.quit()
+        self.assertEqual(procs[0].wait(timeout=30), 0)
         with open(self.root.v("etc", "open-smtp")) as f:
             self.assertRegex(f.read(), r"^127\.0\.0\.1:allow,RELAYCLIENT=\"\",RBLSMTPD=\"\"\t\d+\n")
 
