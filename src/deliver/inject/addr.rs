@@ -161,14 +161,15 @@ fn tokenize(v: &str) -> Vec<Tok> {
                         out.push(Tok::Angle(v[start..start + k].to_string()));
                         i = start + k + 1;
                     }
-                    // Never closed: the address ends at the next comma, so
-                    // the rest of the list keeps its own addresses. A `<`
-                    // with nothing after it is no address: it stays in the
-                    // header as a comment would, and takes none away.
+                    // Never closed: the address ends at the next comma (or
+                    // the `;` ending a group), so the rest of the list keeps
+                    // its own addresses. A `<` with nothing after it but
+                    // comments is no address: it stays in the header as a
+                    // comment would, and takes none away.
                     None => {
-                        let k = b[start..].iter().position(|&c| c == b',');
+                        let k = b[start..].iter().position(|&c| c == b',' || c == b';');
                         let end = k.map_or(b.len(), |k| start + k);
-                        if v[start..end].trim().is_empty() {
+                        if bare_spec(&v[start..end]).is_empty() {
                             out.push(Tok::Text("<".to_string(), true));
                             i = start;
                         } else {
@@ -305,6 +306,18 @@ pub fn parses(value: &str) -> bool {
     let Some(toks) = lex(value) else {
         return false;
     };
+    // A `<` right after another that was not closed (no comma between):
+    // `<<a@b.org>` would make `<a@b.org` a recipient.
+    let (mut open, mut comma) = (false, false);
+    for &t in &toks {
+        match t {
+            T::Left if open && !comma => return false,
+            T::Left => (open, comma) = (true, false),
+            T::Right => open = false,
+            T::Comma => comma = true,
+            _ => {}
+        }
+    }
     // token822_addrlist's walk from the right.
     let mut ingroup = false;
     let mut k = toks.len();
@@ -863,6 +876,7 @@ mod tests {
             "a@b>",
             "<a@b>>",
             "<<a@b>>",
+            "<<a@b>",
             "x <a@b> y>",
             "g: a",
             "a: b; c: d",
@@ -988,10 +1002,17 @@ mod tests {
         assert_eq!(v, " a@b.org, <c@d.org>, e@f.org");
         let (_, a) = rewrite_list(" x <joe", &d);
         assert_eq!(a, vec!["joe@mail.example.com"]);
-        // A `<` with nothing after it takes no address away.
+        // A `<` with nothing after it (but a comment) takes no address away.
         let (v, a) = rewrite_list(" joe@ex.org, ann@ex.org <", &d);
         assert_eq!(a, vec!["joe@ex.org", "ann@ex.org"]);
         assert_eq!(v, " joe@ex.org, ann@ex.org <");
+        let (_, a) = rewrite_list(" x@y.org, ann@ex.org <(c)", &d);
+        assert_eq!(a, vec!["x@y.org", "ann@ex.org"]);
+        // In a group, an unclosed `<` ends at the group's `;`.
+        let (v, a) = rewrite_list(" g: a@b.org <;", &d);
+        assert_eq!(a, vec!["a@b.org"]);
+        assert!(v.ends_with(';'), "{v}");
+        assert!(parses(" a@b.org, <c@d.org, <e@f.org>"));
         // A comment inside <...> is read whole, `>` and `"` in it included.
         for c in ["(see <http://x>)", "(5\" long)"] {
             let (v, a) = rewrite_list(&format!(" Joe <joe@ex.org {c}>, ann@ex.org"), &d);
