@@ -24,13 +24,17 @@ pub struct Msg {
 }
 
 impl Msg {
-    /// The UIDL: the file name without `new/`/`cur/`, up to the first `:`.
+    /// The UIDL: the file name without `new/`/`cur/`, up to the first `:`
+    /// (the whole name when that leaves nothing: an id is never empty).
     pub fn uid(&self) -> &[u8] {
         let base = match self.name.iter().position(|&b| b == b'/') {
             Some(i) => &self.name[i + 1..],
             None => &self.name[..],
         };
-        base.split(|&b| b == b':').next().unwrap_or(base)
+        match base.split(|&b| b == b':').next() {
+            Some(u) if !u.is_empty() => u,
+            _ => base,
+        }
     }
 }
 
@@ -427,6 +431,13 @@ mod tests {
         let mut st = Mem(HashMap::new(), 512);
         let mut out = Vec::new();
         s.line(b"UIDL\r", &mut st, &mut out).unwrap();
+        // A name with nothing before its `:` keeps its whole name as the id.
+        let m = Msg {
+            name: b"cur/:2,S".to_vec(),
+            size: 1,
+            deleted: false,
+        };
+        assert_eq!(m.uid(), b":2,S");
         assert_eq!(
             out,
             b"+OK \r\n1 9001.nl%0D%0A.%0D%0A+OK%20fake%20a%7Fb%C3%A9%2520\r\n.\r\n"

@@ -96,8 +96,16 @@ fn write_lines(path: &Path, lines: &[String]) -> io::Result<()> {
 pub fn insert_sorted(path: &Path, line: &str, kind: Kind) -> io::Result<bool> {
     let _l = lock(path)?;
     let mut lines = read_lines(path)?;
+    // users/assign ends at its first line starting with `.` (qmail-newu
+    // reads no further): the lines are sorted up to there, and whatever
+    // follows stays after the end as it was.
+    let mut tail = Vec::new();
     if kind == Kind::Assign {
-        lines.retain(|l| l != ".");
+        if let Some(end) = lines.iter().position(|l| l.starts_with('.')) {
+            tail = lines.split_off(end);
+        } else {
+            tail.push(".".to_string());
+        }
     }
     let add = !lines.iter().any(|l| l == line);
     if add {
@@ -114,9 +122,7 @@ pub fn insert_sorted(path: &Path, line: &str, kind: Kind) -> io::Result<bool> {
             lines.sort_by_cached_key(|l| sort_key(l, kind));
         }
     }
-    if kind == Kind::Assign {
-        lines.push(".".to_string());
-    }
+    lines.append(&mut tail);
     write_lines(path, &lines)?;
     Ok(add)
 }
@@ -216,47 +222,47 @@ pub fn add_domain(roots: &Roots, alias: &str, assign_line: &str) -> io::Result<(
     r
 }
 
-/// Which lines [`add_domain_entries`] added.
+/// Which lines [`add_domain_entries`] added, each with whether its file
+/// (and for morercpthosts its cdb) was new.
 #[derive(Default)]
 struct Added {
     assign: bool,
-    rcpthosts: bool,
-    morercpthosts: bool,
-    /// morercpthosts and its cdb were not there before.
-    morercpthosts_new: (bool, bool),
-    virtualdomains: bool,
+    rcpthosts: Option<bool>,
+    morercpthosts: Option<(bool, bool)>,
+    virtualdomains: Option<bool>,
+}
+
+/// Removes `line` from `path`, and the file too when this run made it and
+/// nothing else is in it. Whether the file went.
+fn take_back(path: &Path, line: &str, new: bool) -> bool {
+    let _ = remove_lines(path, &[line.to_string()]);
+    new && std::fs::metadata(path).is_ok_and(|m| m.len() == 0) && std::fs::remove_file(path).is_ok()
 }
 
 impl Added {
     /// Removes the lines that were added, each file tried.
     fn undo(&self, roots: &Roots, alias: &str, assign_line: &str) {
-        let one = |l: &str| [l.to_string()];
-        if self.rcpthosts {
-            let _ = remove_lines(&roots.control("rcpthosts"), &one(alias));
+        if let Some(new) = self.rcpthosts {
+            take_back(&roots.control("rcpthosts"), alias, new);
         }
-        if self.morercpthosts {
-            let mrh = roots.control("morercpthosts");
-            let _ = remove_lines(&mrh, &one(alias));
-            let empty = std::fs::metadata(&mrh).is_ok_and(|m| m.len() == 0);
-            if empty && self.morercpthosts_new.0 {
-                // Made by this run: it goes again, with a cdb made with it.
-                let _ = std::fs::remove_file(&mrh);
-                if self.morercpthosts_new.1 {
-                    let _ = std::fs::remove_file(roots.control("morercpthosts.cdb"));
-                } else {
-                    let _ = newmrh(roots);
-                }
+        if let Some((new, cdb_new)) = self.morercpthosts {
+            // A file made by this run goes again, with a cdb made with it.
+            if take_back(&roots.control("morercpthosts"), alias, new) && cdb_new {
+                let _ = std::fs::remove_file(roots.control("morercpthosts.cdb"));
             } else {
                 let _ = newmrh(roots);
             }
         }
-        if self.virtualdomains {
-            let line = format!("{alias}:{alias}");
-            let _ = remove_lines(&roots.control("virtualdomains"), &one(&line));
+        if let Some(new) = self.virtualdomains {
+            take_back(
+                &roots.control("virtualdomains"),
+                &format!("{alias}:{alias}"),
+                new,
+            );
         }
         if self.assign {
             let assign = crate::vpop::assign::assign_path(roots);
-            let _ = remove_lines(&assign, &one(assign_line));
+            let _ = remove_lines(&assign, &[assign_line.to_string()]);
             let _ = crate::vpop::assign::newu(roots);
         }
     }
@@ -292,16 +298,24 @@ fn add_domain_entries(
     if count_rcpthosts(roots) >= 50 {
         let mrh = roots.control("morercpthosts");
         let cdb = roots.control("morercpthosts.cdb");
-        added.morercpthosts_new = (!mrh.exists(), !cdb.exists());
-        added.morercpthosts = insert_sorted(&mrh, alias, Kind::Hosts).map_err(named(&mrh))?;
+        let new = (!mrh.exists(), !cdb.exists());
+        if insert_sorted(&mrh, alias, Kind::Hosts).map_err(named(&mrh))? {
+            added.morercpthosts = Some(new);
+        }
         newmrh(roots).map_err(named(&cdb))?;
     } else {
         let rh = roots.control("rcpthosts");
-        added.rcpthosts = insert_sorted(&rh, alias, Kind::Hosts).map_err(named(&rh))?;
+        let new = !rh.exists();
+        if insert_sorted(&rh, alias, Kind::Hosts).map_err(named(&rh))? {
+            added.rcpthosts = Some(new);
+        }
     }
     let vd = roots.control("virtualdomains");
     let line = format!("{alias}:{alias}");
-    added.virtualdomains = insert_sorted(&vd, &line, Kind::Virtual).map_err(named(&vd))?;
+    let new = !vd.exists();
+    if insert_sorted(&vd, &line, Kind::Virtual).map_err(named(&vd))? {
+        added.virtualdomains = Some(new);
+    }
     let locals = roots.control("locals");
     remove_hosts(&locals, &[alias.to_string()]).map_err(named(&locals))?;
     Ok(())
@@ -475,6 +489,14 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(&a).unwrap(),
             "+a.com-:a.com:1:1:/a:-::\n+b.com-:b.com:1:1:/b:-::\n.\n"
+        );
+        // What follows the end line stays after it, unsorted: qmail-newu
+        // never reads it.
+        std::fs::write(&a, "+z.com-:z.com:1:1:/z:-::\n.\ntrailing junk\n").unwrap();
+        insert_sorted(&a, "+c.com-:c.com:1:1:/c:-::", Kind::Assign).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&a).unwrap(),
+            "+c.com-:c.com:1:1:/c:-::\n+z.com-:z.com:1:1:/z:-::\n.\ntrailing junk\n"
         );
         assert_eq!(
             remove_lines(&d.path().join("missing"), &["x".into()]).unwrap(),

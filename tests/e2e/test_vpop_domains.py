@@ -494,6 +494,24 @@ class Domains(RootTestCase):
             os.rename(vd + ".keep", vd)
         self.assertEqual(self.vadd("more.com", "pw-123456").returncode, 0)
         self.assertIn(b"more.com", r.read("var/qmail/control/morercpthosts"))
+        # rcpthosts and virtualdomains made by a run that then fails go again.
+        for name in ("rcpthosts", "virtualdomains", "morercpthosts"):
+            os.rename(r.control(name), r.control(name) + ".keep")
+        locals_ = r.control("locals")
+        if os.path.exists(locals_):
+            os.rename(locals_, locals_ + ".keep")
+        os.mkdir(locals_)
+        try:
+            p = self.vadd("made.com", "pw-123456")
+            self.assertEqual(p.returncode, 255, p.stdout)
+            for name in ("rcpthosts", "virtualdomains"):
+                self.assertFalse(os.path.exists(r.control(name)), name)
+        finally:
+            os.rmdir(locals_)
+            if os.path.exists(locals_ + ".keep"):
+                os.rename(locals_ + ".keep", locals_)
+            for name in ("rcpthosts", "virtualdomains", "morercpthosts"):
+                os.rename(r.control(name) + ".keep", r.control(name))
 
     def test_vdeldomain_never_takes_a_live_domain_for_a_leftover(self):
         # An assign that is empty, cut short or not in assign format, or a
@@ -729,6 +747,17 @@ class Domains(RootTestCase):
             with open(r.control("rcpthosts"), "rb") as f:
                 self.assertEqual(f.read(), rcpthosts, args)
         self.assertFalse(os.path.exists(r.domain_dir("real.test").replace("real.test", "new.test")))
+        # Text after the end line is no format error (qmail-newu never reads
+        # it), and stays after it.
+        with open(assign, "wb") as f:
+            f.write(good + b"trailing junk\n")
+        self.assertEqual(r.run("vadddomain", "new.test", "pmpass1").returncode, 0)
+        with open(assign, "rb") as f:
+            text = f.read()
+        self.assertTrue(text.endswith(b"\n.\ntrailing junk\n"), text)
+        self.assertIn(b"+new.test-:", text)
+        self.assertEqual(r.run("qmail-newu").returncode, 0)
+        r.run("vdeldomain", "new.test", check=True)
         with open(assign, "wb") as f:
             f.write(good)
         # A domain whose directory cannot be read: `?`, why, and non-zero.
