@@ -24,8 +24,10 @@ pub struct Msg {
 }
 
 impl Msg {
-    /// The UIDL: the file name without `new/`/`cur/`, up to the first `:`
-    /// (the whole name when that leaves nothing: an id is never empty).
+    /// The UIDL: the file name without `new/`/`cur/`, up to the first `:`.
+    /// When that leaves nothing (a name starting with `:`), the name without
+    /// its Maildir info (the last `:2,` and what follows), so that the id is
+    /// never empty and stays when the message moves to `cur/`.
     pub fn uid(&self) -> &[u8] {
         let base = match self.name.iter().position(|&b| b == b'/') {
             Some(i) => &self.name[i + 1..],
@@ -33,7 +35,10 @@ impl Msg {
         };
         match base.split(|&b| b == b':').next() {
             Some(u) if !u.is_empty() => u,
-            _ => base,
+            _ => match base.windows(3).rposition(|w| w == b":2,") {
+                Some(i) if i > 0 => &base[..i],
+                _ => base,
+            },
         }
     }
 }
@@ -432,12 +437,20 @@ mod tests {
         let mut out = Vec::new();
         s.line(b"UIDL\r", &mut st, &mut out).unwrap();
         // A name with nothing before its `:` keeps its whole name as the id.
-        let m = Msg {
-            name: b"cur/:2,S".to_vec(),
-            size: 1,
-            deleted: false,
+        let id = |name: &[u8]| {
+            Msg {
+                name: name.to_vec(),
+                size: 1,
+                deleted: false,
+            }
+            .uid()
+            .to_vec()
         };
-        assert_eq!(m.uid(), b":2,S");
+        assert_eq!(id(b"cur/:2,S"), b":2,S");
+        // ... and keeps it when the message moves to cur/ and gets flags.
+        assert_eq!(id(b"new/:7"), b":7");
+        assert_eq!(id(b"cur/:7:2,"), b":7");
+        assert_eq!(id(b"cur/:7:2,RS"), b":7");
         assert_eq!(
             out,
             b"+OK \r\n1 9001.nl%0D%0A.%0D%0A+OK%20fake%20a%7Fb%C3%A9%2520\r\n.\r\n"

@@ -147,7 +147,17 @@ pub fn remove_hosts(path: &Path, hosts: &[String]) -> io::Result<usize> {
     remove_matching(path, |l| hosts.iter().any(|h| names_host(l, h)))
 }
 
-fn remove_matching(path: &Path, gone: impl Fn(&str) -> bool) -> io::Result<usize> {
+/// Removes the lines of users/assign equal to one of `remove`, up to its end
+/// line (what follows that line, which qmail-newu never reads, stays).
+pub fn remove_assign_lines(path: &Path, remove: &[String]) -> io::Result<usize> {
+    let mut ended = false;
+    remove_matching(path, |l| {
+        ended |= l.starts_with('.');
+        !ended && remove.iter().any(|r| r == l)
+    })
+}
+
+fn remove_matching(path: &Path, mut gone: impl FnMut(&str) -> bool) -> io::Result<usize> {
     if !path.exists() {
         return Ok(0);
     }
@@ -262,7 +272,7 @@ impl Added {
         }
         if self.assign {
             let assign = crate::vpop::assign::assign_path(roots);
-            let _ = remove_lines(&assign, &[assign_line.to_string()]);
+            let _ = remove_assign_lines(&assign, &[assign_line.to_string()]);
             let _ = crate::vpop::assign::newu(roots);
         }
     }
@@ -286,12 +296,22 @@ fn add_domain_entries(
     let assign = crate::vpop::assign::assign_path(roots);
     // An assign qmail-newu could not compile is refused before it is
     // touched (sorted, with the new line), not after.
-    if let Some(text) = crate::control::read_file(&assign).map_err(named(&assign))? {
-        if crate::vpop::assign::compile(&text).is_err() {
+    match crate::control::read_file(&assign).map_err(named(&assign))? {
+        Some(text) if crate::vpop::assign::compile(&text).is_err() => {
             return Err(io::Error::other(
                 crate::vpop::assign::NewuError::Format.to_string(),
             ));
         }
+        // users/cdb without the assign it was made from: a new assign
+        // holding this domain alone would lose every other route.
+        None if crate::vpop::assign::cdb_path(roots).exists() => {
+            return Err(io::Error::other(format!(
+                "{} is missing while {} exists; restore it first",
+                assign.display(),
+                crate::vpop::assign::cdb_path(roots).display()
+            )));
+        }
+        _ => {}
     }
     added.assign = insert_sorted(&assign, assign_line, Kind::Assign).map_err(named(&assign))?;
     crate::vpop::assign::newu(roots).map_err(|e| io::Error::other(e.to_string()))?;
@@ -347,7 +367,7 @@ pub fn del_domains(roots: &Roots, domains: &[String], assign_lines: &[String]) -
     let virt: Vec<String> = domains.iter().map(|d| format!("{d}:{d}")).collect();
     remove_lines(&roots.control("virtualdomains"), &virt)?;
     let assign = crate::vpop::assign::assign_path(roots);
-    remove_lines(&assign, assign_lines)?;
+    remove_assign_lines(&assign, assign_lines)?;
     crate::vpop::assign::newu(roots).map_err(|e| io::Error::other(e.to_string()))?;
     Ok(())
 }

@@ -757,7 +757,21 @@ class Domains(RootTestCase):
         self.assertTrue(text.endswith(b"\n.\ntrailing junk\n"), text)
         self.assertIn(b"+new.test-:", text)
         self.assertEqual(r.run("qmail-newu").returncode, 0)
+        # vdeldomain removes the domain's line, not a copy after the end.
+        [line] = [l for l in text.split(b"\n") if l.startswith(b"+new.test-:")]
+        with open(assign, "ab") as f:
+            f.write(line + b"\n")
         r.run("vdeldomain", "new.test", check=True)
+        with open(assign, "rb") as f:
+            self.assertEqual(f.read(), good + b"trailing junk\n" + line + b"\n")
+        # users/cdb without users/assign: a new assign holding one domain
+        # would lose every other route, so nothing is added.
+        os.unlink(assign)
+        p = r.run("vadddomain", "lone.test", "pmpass1")
+        self.assertEqual(p.returncode, 255, p.stdout)
+        self.assertIn(b"users/assign is missing while", p.stdout)
+        self.assertFalse(os.path.exists(assign))
+        self.assertEqual(r.run("vuserinfo", "-d", "postmaster@real.test").returncode, 0)
         with open(assign, "wb") as f:
             f.write(good)
         # A domain whose directory cannot be read: `?`, why, and non-zero.

@@ -72,8 +72,20 @@ impl Defaults {
 
 /// Where the `>` that closes a `<` is, in what follows the `<`: the first
 /// one outside a quoted string or comment and not escaped (`<"a>b"@x.org>`,
-/// `<joe@x.org (see <http://x>)>`).
+/// `<joe@x.org (see <http://x>)>`). A `<` before it means this one was
+/// never closed (`<c@d.org, <e@f.org>`).
 fn close_angle(b: &[u8]) -> Option<usize> {
+    first_outside(b, b"<>").filter(|&k| b[k] == b'>')
+}
+
+/// Where an unclosed `<`'s address ends, in what follows it: at the first
+/// `,` or `;` (the end of a group) outside a quoted string or comment.
+fn unclosed_end(b: &[u8]) -> Option<usize> {
+    first_outside(b, b",;")
+}
+
+/// The first of `stops` outside a quoted string or comment, not escaped.
+fn first_outside(b: &[u8], stops: &[u8]) -> Option<usize> {
     let (mut quoted, mut escaped, mut depth) = (false, false, 0usize);
     for (k, &c) in b.iter().enumerate() {
         match c {
@@ -82,7 +94,7 @@ fn close_angle(b: &[u8]) -> Option<usize> {
             b'"' if depth == 0 => quoted = !quoted,
             b'(' if !quoted => depth += 1,
             b')' if !quoted && depth > 0 => depth -= 1,
-            b'>' if !quoted && depth == 0 => return Some(k),
+            c if !quoted && depth == 0 && stops.contains(&c) => return Some(k),
             _ => {}
         }
     }
@@ -167,8 +179,7 @@ fn tokenize(v: &str) -> Vec<Tok> {
                     // comments is no address: it stays in the header as a
                     // comment would, and takes none away.
                     None => {
-                        let k = b[start..].iter().position(|&c| c == b',' || c == b';');
-                        let end = k.map_or(b.len(), |k| start + k);
+                        let end = unclosed_end(&b[start..]).map_or(b.len(), |k| start + k);
                         if bare_spec(&v[start..end]).is_empty() {
                             out.push(Tok::Text("<".to_string(), true));
                             i = start;
@@ -1013,6 +1024,16 @@ mod tests {
         assert_eq!(a, vec!["a@b.org"]);
         assert!(v.ends_with(';'), "{v}");
         assert!(parses(" a@b.org, <c@d.org, <e@f.org>"));
+        let (_, a) = rewrite_list(" a@b.org, <c@d.org, <e@f.org>", &d);
+        assert_eq!(a, vec!["a@b.org", "c@d.org", "e@f.org"]);
+        let (_, a) = rewrite_list(" <, <a@b.org>", &d);
+        assert_eq!(a, vec!["a@b.org"]);
+        // The unclosed address's end is looked for outside quotes and
+        // comments.
+        let (_, a) = rewrite_list(" <\"a;b\"@x.org", &d);
+        assert_eq!(a, vec!["a;b@x.org"]);
+        let (_, a) = rewrite_list(" g: <a@b.org (x;y);", &d);
+        assert_eq!(a, vec!["a@b.org"]);
         // A comment inside <...> is read whole, `>` and `"` in it included.
         for c in ["(see <http://x>)", "(5\" long)"] {
             let (v, a) = rewrite_list(&format!(" Joe <joe@ex.org {c}>, ann@ex.org"), &d);
