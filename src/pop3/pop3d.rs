@@ -25,8 +25,8 @@ pub struct Msg {
 
 impl Msg {
     /// The UIDL: the file name without `new/`/`cur/`, up to the first `:`.
-    /// When that leaves nothing (a name starting with `:`), the name without
-    /// its Maildir info (the last `:2,` and what follows), so that the id is
+    /// When that leaves nothing (a name starting with `:`), the name up to
+    /// its first `:2,` after the start (Maildir info), so that the id is
     /// never empty and stays when the message moves to `cur/`.
     pub fn uid(&self) -> &[u8] {
         let base = match self.name.iter().position(|&b| b == b'/') {
@@ -35,9 +35,12 @@ impl Msg {
         };
         match base.split(|&b| b == b':').next() {
             Some(u) if !u.is_empty() => u,
-            _ => match base.windows(3).rposition(|w| w == b":2,") {
-                Some(i) if i > 0 => &base[..i],
-                _ => base,
+            _ => match base
+                .get(1..)
+                .and_then(|t| t.windows(3).position(|w| w == b":2,"))
+            {
+                Some(i) => &base[..i + 1],
+                None => base,
             },
         }
     }
@@ -451,6 +454,8 @@ mod tests {
         assert_eq!(id(b"new/:7"), b":7");
         assert_eq!(id(b"cur/:7:2,"), b":7");
         assert_eq!(id(b"cur/:7:2,RS"), b":7");
+        assert_eq!(id(b"new/:a:2,x"), b":a");
+        assert_eq!(id(b"cur/:a:2,x:2,"), b":a");
         assert_eq!(
             out,
             b"+OK \r\n1 9001.nl%0D%0A.%0D%0A+OK%20fake%20a%7Fb%C3%A9%2520\r\n.\r\n"

@@ -346,6 +346,14 @@ fn add_domain_entries(
 /// failure stops it, in vpopmail's order, so that the domain is still whole
 /// in assign and a second run finishes the job.
 pub fn del_domains(roots: &Roots, domains: &[String], assign_lines: &[String]) -> io::Result<()> {
+    // Without users/assign the last step could not be done: nothing starts.
+    let assign = crate::vpop::assign::assign_path(roots);
+    if crate::control::read_file(&assign)?.is_none() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{}: file does not exist", assign.display()),
+        ));
+    }
     remove_hosts(&roots.control("rcpthosts"), domains)?;
     // morercpthosts too, even when rcpthosts named every domain: a domain
     // added while rcpthosts already named it (by hand) is in both.
@@ -366,7 +374,6 @@ pub fn del_domains(roots: &Roots, domains: &[String], assign_lines: &[String]) -
     // refused at RCPT first.
     let virt: Vec<String> = domains.iter().map(|d| format!("{d}:{d}")).collect();
     remove_lines(&roots.control("virtualdomains"), &virt)?;
-    let assign = crate::vpop::assign::assign_path(roots);
     remove_assign_lines(&assign, assign_lines)?;
     crate::vpop::assign::newu(roots).map_err(|e| io::Error::other(e.to_string()))?;
     Ok(())

@@ -772,6 +772,14 @@ class Domains(RootTestCase):
         self.assertIn(b"users/assign is missing while", p.stdout)
         self.assertFalse(os.path.exists(assign))
         self.assertEqual(r.run("vuserinfo", "-d", "postmaster@real.test").returncode, 0)
+        # vdeldomain could not finish either: it starts nothing.
+        with open(r.control("rcpthosts"), "rb") as f:
+            rcpthosts = f.read()
+        p = r.run("vdeldomain", "real.test")
+        self.assertNotEqual(p.returncode, 0, p.stdout)
+        with open(r.control("rcpthosts"), "rb") as f:
+            self.assertEqual(f.read(), rcpthosts)
+        self.assertTrue(os.path.isdir(r.domain_dir("real.test")))
         with open(assign, "wb") as f:
             f.write(good)
         # A domain whose directory cannot be read: `?`, why, and non-zero.

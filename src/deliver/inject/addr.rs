@@ -79,19 +79,24 @@ fn close_angle(b: &[u8]) -> Option<usize> {
 }
 
 /// Where an unclosed `<`'s address ends, in what follows it: at the first
-/// `,` or `;` (the end of a group) outside a quoted string or comment.
-fn unclosed_end(b: &[u8]) -> Option<usize> {
-    first_outside(b, b",;")
+/// `,`, or in a group the `;` ending it, outside a quoted string, comment or
+/// domain literal.
+fn unclosed_end(b: &[u8], in_group: bool) -> Option<usize> {
+    first_outside(b, if in_group { b",;" } else { b"," })
 }
 
-/// The first of `stops` outside a quoted string or comment, not escaped.
+/// The first of `stops` outside a quoted string, comment or domain literal,
+/// not escaped.
 fn first_outside(b: &[u8], stops: &[u8]) -> Option<usize> {
-    let (mut quoted, mut escaped, mut depth) = (false, false, 0usize);
+    let (mut quoted, mut literal, mut escaped, mut depth) = (false, false, false, 0usize);
     for (k, &c) in b.iter().enumerate() {
         match c {
             _ if escaped => escaped = false,
             b'\\' => escaped = true,
-            b'"' if depth == 0 => quoted = !quoted,
+            b'"' if depth == 0 && !literal => quoted = !quoted,
+            b'[' if depth == 0 && !quoted => literal = true,
+            b']' if literal => literal = false,
+            _ if literal => {}
             b'(' if !quoted => depth += 1,
             b')' if !quoted && depth > 0 => depth -= 1,
             c if !quoted && depth == 0 && stops.contains(&c) => return Some(k),
@@ -132,6 +137,8 @@ fn tokenize(v: &str) -> Vec<Tok> {
     let b = v.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
+    // Inside a group (`name:` seen, its `;` not yet).
+    let mut in_group = false;
     while i < b.len() {
         match b[i] {
             b'(' => {
@@ -179,7 +186,8 @@ fn tokenize(v: &str) -> Vec<Tok> {
                     // comments is no address: it stays in the header as a
                     // comment would, and takes none away.
                     None => {
-                        let end = unclosed_end(&b[start..]).map_or(b.len(), |k| start + k);
+                        let end =
+                            unclosed_end(&b[start..], in_group).map_or(b.len(), |k| start + k);
                         if bare_spec(&v[start..end]).is_empty() {
                             out.push(Tok::Text("<".to_string(), true));
                             i = start;
@@ -209,10 +217,12 @@ fn tokenize(v: &str) -> Vec<Tok> {
             }
             b':' => {
                 out.push(Tok::Colon);
+                in_group = true;
                 i += 1;
             }
             b';' => {
                 out.push(Tok::Semi);
+                in_group = false;
                 i += 1;
             }
             _ => {
@@ -1034,6 +1044,14 @@ mod tests {
         assert_eq!(a, vec!["a;b@x.org"]);
         let (_, a) = rewrite_list(" g: <a@b.org (x;y);", &d);
         assert_eq!(a, vec!["a@b.org"]);
+        // Outside a group a `;` does not end it; a domain literal's `<` is
+        // no new address.
+        // (What comes before an unclosed `<` is its display name.)
+        let (_, a) = rewrite_list(" a@b.org <c;d@x.org", &d);
+        assert_eq!(a, vec!["c;d@x.org"]);
+        let (v, a) = rewrite_list(" <a@[1<2]>, c@d.org", &d);
+        assert_eq!(a, vec!["a@[1<2]", "c@d.org"]);
+        assert_eq!(v, " <a@[1<2]>, c@d.org");
         // A comment inside <...> is read whole, `>` and `"` in it included.
         for c in ["(see <http://x>)", "(5\" long)"] {
             let (v, a) = rewrite_list(&format!(" Joe <joe@ex.org {c}>, ann@ex.org"), &d);
