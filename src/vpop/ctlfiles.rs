@@ -346,13 +346,23 @@ fn add_domain_entries(
 /// failure stops it, in vpopmail's order, so that the domain is still whole
 /// in assign and a second run finishes the job.
 pub fn del_domains(roots: &Roots, domains: &[String], assign_lines: &[String]) -> io::Result<()> {
-    // Without users/assign the last step could not be done: nothing starts.
+    // Without users/assign, or with a control file that is not a file, a
+    // later step could not be done: nothing starts.
     let assign = crate::vpop::assign::assign_path(roots);
     if crate::control::read_file(&assign)?.is_none() {
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
             format!("{}: file does not exist", assign.display()),
         ));
+    }
+    for name in ["rcpthosts", "morercpthosts", "virtualdomains"] {
+        let path = roots.control(name);
+        if std::fs::metadata(&path).is_ok_and(|m| !m.is_file()) {
+            return Err(io::Error::other(format!(
+                "{} is not a regular file",
+                path.display()
+            )));
+        }
     }
     remove_hosts(&roots.control("rcpthosts"), domains)?;
     // morercpthosts too, even when rcpthosts named every domain: a domain

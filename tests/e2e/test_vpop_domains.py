@@ -782,6 +782,21 @@ class Domains(RootTestCase):
         self.assertTrue(os.path.isdir(r.domain_dir("real.test")))
         with open(assign, "wb") as f:
             f.write(good)
+        # Nor with a control file it would change that is not a file.
+        vd = r.control("virtualdomains")
+        os.rename(vd, vd + ".keep")
+        os.mkdir(vd)
+        try:
+            p = r.run("vdeldomain", "real.test")
+            self.assertEqual(p.returncode, 255, p.stdout)
+            self.assertIn(b"virtualdomains is not a regular file", p.stdout)
+            with open(r.control("rcpthosts"), "rb") as f:
+                self.assertEqual(f.read(), rcpthosts)
+            with open(assign, "rb") as f:
+                self.assertEqual(f.read(), good)
+        finally:
+            os.rmdir(vd)
+            os.rename(vd + ".keep", vd)
         # A domain whose directory cannot be read: `?`, why, and non-zero.
         line = good.decode().splitlines()[0].split(":")
         line[4] = "/etc/passwd"
