@@ -288,7 +288,6 @@ impl Policy for HostPolicy {
             return Verdict::No;
         }
         let lookup = crate::dns::Resolver::from_roots(&self.roots)
-            .map_err(|e| e.to_string())
             .and_then(|r| r.has_mail_route(d).map_err(|e| e.to_string()));
         match lookup {
             Ok(true) => Verdict::Yes,

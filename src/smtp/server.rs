@@ -64,19 +64,6 @@ fn flag(c: &Control, name: &str) -> io::Result<bool> {
 }
 
 /// The remote IP: `TCPREMOTEIP`, else the peer of fd 0 (inetd, systemd).
-/// Whether the client is on a socket (tcpserver, inetd), not a pipe.
-fn stdin_is_socket() -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    let fd = std::io::stdin();
-    let Ok(f) = std::os::fd::AsFd::as_fd(&fd).try_clone_to_owned() else {
-        return false;
-    };
-    File::from(f)
-        .metadata()
-        .map(|m| m.file_type().is_socket())
-        .unwrap_or(false)
-}
-
 fn remote_ip() -> String {
     if let Some(ip) = env("TCPREMOTEIP") {
         return ip;
@@ -109,7 +96,7 @@ fn configure(roots: &Roots, args: &Args) -> io::Result<(Config, u64)> {
             .unwrap_or("localhost")
             .to_string()
     });
-    let on_socket = stdin_is_socket();
+    let on_socket = crate::sys::stdin_is_socket();
     let cfg = Config {
         greeting,
         hostname,

@@ -272,6 +272,14 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
+/// Whether descriptor 0 is a socket of any kind (tcpserver, inetd, a
+/// socketpair), not a pipe or file.
+pub fn stdin_is_socket() -> bool {
+    use nix::sys::stat::{fstat, SFlag};
+    fstat(std::io::stdin())
+        .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFSOCK)
+}
+
 /// The address of the peer on descriptor 0, when that is an IP socket (inetd,
 /// a systemd socket unit with `Accept=yes`, tcpserver): an IPv4-mapped IPv6
 /// address as IPv4.

@@ -1,5 +1,6 @@
 """vadddomain, vdeldomain, qmail-newu, qmail-newmrh: the files they write are
 the ones vpopmail and qmail write (golden texts and byte-identical cdbs)."""
+import contextlib
 import os
 import time
 import signal
@@ -15,6 +16,28 @@ from harness import RootTestCase, wait_until
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import crypt
+
+
+@contextlib.contextmanager
+def set_aside(*paths, dir_at=None):
+    """Moves `paths` (those that exist) out of the way, with a directory
+    made in place of `dir_at`; everything put back on the way out, whatever
+    the tool left at those paths removed."""
+    moved = [p for p in (*paths, dir_at) if p and os.path.exists(p)]
+    for p in moved:
+        os.rename(p, p + ".keep")
+    if dir_at:
+        os.mkdir(dir_at)
+    try:
+        yield
+    finally:
+        if dir_at:
+            os.rmdir(dir_at)
+        for p in paths:
+            if os.path.exists(p):
+                os.unlink(p)
+        for p in moved:
+            os.rename(p + ".keep", p)
 
 
 def verify(password, hashed):
@@ -345,11 +368,7 @@ class Domains(RootTestCase):
                    what="vdeldomain to wait for the domain counter's lock")
         self.assertTrue(os.path.isdir(dom))
         fcntl.lockf(held, fcntl.LOCK_UN)
-        self.assertEqual(adding.wait(timeout=20), 0, adding.stdout.read())
-        self.assertEqual(deleting.wait(timeout=20), 0, deleting.stdout.read())
-        self.assertFalse(os.path.exists(dom))
-        for f in ("users/assign", "control/rcpthosts", "control/virtualdomains"):
-            self.assertNotIn(b"race.test", r.read("var/qmail/" + f), f)
+        self.assert_added_then_deleted(adding, deleting, "race.test")
         # Held up later, at control/rcpthosts, with users/assign written: the
         # vdeldomain that finds the domain there waits for the domain's own
         # lock, and removes it from every file, not only from those written.
@@ -362,11 +381,16 @@ class Domains(RootTestCase):
         deleting = self.start_tool("vdeldomain", "race2.test")
         wait_until(lambda: self.waiting_for(lock) == 1, 10, what="vdeldomain to wait for the domain's lock")
         fcntl.lockf(held2, fcntl.LOCK_UN)
+        self.assert_added_then_deleted(adding, deleting, "race2.test")
+
+    def assert_added_then_deleted(self, adding, deleting, domain):
+        """Both tools of a race ended well, in that order: the domain is in
+        no file and has no directory."""
         self.assertEqual(adding.wait(timeout=20), 0, adding.stdout.read())
         self.assertEqual(deleting.wait(timeout=20), 0, deleting.stdout.read())
-        self.assertFalse(os.path.exists(dom2))
+        self.assertFalse(os.path.exists(self.root.v("domains", domain)))
         for f in ("users/assign", "control/rcpthosts", "control/virtualdomains"):
-            self.assertNotIn(b"race2.test", r.read("var/qmail/" + f), f)
+            self.assertNotIn(domain.encode(), self.root.read("var/qmail/" + f), f)
 
     def test_vdeldomain_removes_what_a_killed_run_left(self):
         r = self.root
@@ -476,9 +500,7 @@ class Domains(RootTestCase):
         with open(r.control("rcpthosts"), "a") as f:
             f.write("".join(f"filler{i}.test\n" for i in range(50)))
         vd = r.control("virtualdomains")
-        os.rename(vd, vd + ".keep")
-        os.mkdir(vd)
-        try:
+        with set_aside(dir_at=vd):
             p = self.vadd("more.com", "pw-123456")
             self.assertEqual(p.returncode, 255, p.stdout)
             self.assertIn(vd.encode(), p.stdout)
@@ -489,29 +511,15 @@ class Domains(RootTestCase):
             p = self.vadd("more.com", "pw-123456")
             self.assertEqual(p.returncode, 255, p.stdout)
             self.assertEqual(r.read("var/qmail/control/morercpthosts"), b"byhand.test\n")
-        finally:
-            os.rmdir(vd)
-            os.rename(vd + ".keep", vd)
         self.assertEqual(self.vadd("more.com", "pw-123456").returncode, 0)
         self.assertIn(b"more.com", r.read("var/qmail/control/morercpthosts"))
         # rcpthosts and virtualdomains made by a run that then fails go again.
-        for name in ("rcpthosts", "virtualdomains", "morercpthosts"):
-            os.rename(r.control(name), r.control(name) + ".keep")
-        locals_ = r.control("locals")
-        if os.path.exists(locals_):
-            os.rename(locals_, locals_ + ".keep")
-        os.mkdir(locals_)
-        try:
+        made = [r.control(name) for name in ("rcpthosts", "virtualdomains", "morercpthosts")]
+        with set_aside(*made, dir_at=r.control("locals")):
             p = self.vadd("made.com", "pw-123456")
             self.assertEqual(p.returncode, 255, p.stdout)
             for name in ("rcpthosts", "virtualdomains"):
                 self.assertFalse(os.path.exists(r.control(name)), name)
-        finally:
-            os.rmdir(locals_)
-            if os.path.exists(locals_ + ".keep"):
-                os.rename(locals_ + ".keep", locals_)
-            for name in ("rcpthosts", "virtualdomains", "morercpthosts"):
-                os.rename(r.control(name) + ".keep", r.control(name))
 
     def test_vdeldomain_never_takes_a_live_domain_for_a_leftover(self):
         # An assign that is empty, cut short or not in assign format, or a
@@ -783,10 +791,7 @@ class Domains(RootTestCase):
         with open(assign, "wb") as f:
             f.write(good)
         # Nor with a control file it would change that is not a file.
-        vd = r.control("virtualdomains")
-        os.rename(vd, vd + ".keep")
-        os.mkdir(vd)
-        try:
+        with set_aside(dir_at=r.control("virtualdomains")):
             p = r.run("vdeldomain", "real.test")
             self.assertEqual(p.returncode, 255, p.stdout)
             self.assertIn(b"virtualdomains is not a regular file", p.stdout)
@@ -794,9 +799,6 @@ class Domains(RootTestCase):
                 self.assertEqual(f.read(), rcpthosts)
             with open(assign, "rb") as f:
                 self.assertEqual(f.read(), good)
-        finally:
-            os.rmdir(vd)
-            os.rename(vd + ".keep", vd)
         # A domain whose directory cannot be read: `?`, why, and non-zero.
         line = good.decode().splitlines()[0].split(":")
         line[4] = "/etc/passwd"

@@ -75,21 +75,31 @@ impl Defaults {
 /// `<joe@x.org (see <http://x>)>`). A `<` before it means this one was
 /// never closed (`<c@d.org, <e@f.org>`).
 fn close_angle(b: &[u8]) -> Option<usize> {
-    first_outside(b, b"<>").filter(|&k| b[k] == b'>')
+    outside(b)
+        .find(|&k| matches!(b[k], b'<' | b'>'))
+        .filter(|&k| b[k] == b'>')
 }
 
 /// Where an unclosed `<`'s address ends, in what follows it: at the first
 /// `,`, or in a group the `;` ending it, outside a quoted string, comment or
 /// domain literal.
 fn unclosed_end(b: &[u8], in_group: bool) -> Option<usize> {
-    first_outside(b, if in_group { b",;" } else { b"," })
+    let stops: &[u8] = if in_group { b",;" } else { b"," };
+    outside(b).find(|&k| stops.contains(&b[k]))
 }
 
-/// The first of `stops` outside a quoted string, comment or domain literal,
-/// not escaped.
-fn first_outside(b: &[u8], stops: &[u8]) -> Option<usize> {
+/// The last `@` of a header address outside a quoted string or domain
+/// literal and not escaped: in `"a@b"` there is none, as token822 reads it.
+fn last_at_unquoted(addr: &str) -> Option<usize> {
+    let b = addr.as_bytes();
+    outside(b).filter(|&k| b[k] == b'@').last()
+}
+
+/// The positions of the bytes of `b` that are outside quoted strings,
+/// comments and domain literals, and not escaped (their delimiters left out).
+fn outside(b: &[u8]) -> impl Iterator<Item = usize> + '_ {
     let (mut quoted, mut literal, mut escaped, mut depth) = (false, false, false, 0usize);
-    for (k, &c) in b.iter().enumerate() {
+    b.iter().enumerate().filter_map(move |(k, &c)| {
         match c {
             _ if escaped => escaped = false,
             b'\\' => escaped = true,
@@ -99,27 +109,11 @@ fn first_outside(b: &[u8], stops: &[u8]) -> Option<usize> {
             _ if literal => {}
             b'(' if !quoted => depth += 1,
             b')' if !quoted && depth > 0 => depth -= 1,
-            c if !quoted && depth == 0 && stops.contains(&c) => return Some(k),
+            _ if !quoted && depth == 0 => return Some(k),
             _ => {}
         }
-    }
-    None
-}
-
-/// The last `@` of a header address that is not inside a quoted string or
-/// escaped: in `"a@b"` there is none, as token822 reads it.
-fn last_at_unquoted(addr: &str) -> Option<usize> {
-    let (mut quoted, mut escaped, mut at) = (false, false, None);
-    for (i, c) in addr.bytes().enumerate() {
-        match c {
-            _ if escaped => escaped = false,
-            b'\\' => escaped = true,
-            b'"' => quoted = !quoted,
-            b'@' if !quoted => at = Some(i),
-            _ => {}
-        }
-    }
-    at
+        None
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
